@@ -1,0 +1,186 @@
+//! berthd: the berth daemon. Serves the Docker Engine API on a unix socket
+//! (and, for local tools, plain HTTP on a loopback TCP port) over one
+//! engine rooted at `--root`.
+
+use anyhow::{Context, Result, bail};
+use berth_runtime::{Engine, EngineConfig};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::{TcpListener, UnixListener};
+
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about = "The berth daemon: Linux and Wasm containers behind the Docker Engine API")]
+struct Args {
+    /// Where berthd keeps images, containers and its database.
+    #[arg(long, default_value = "/var/lib/berth", env = "BERTHD_ROOT")]
+    root: PathBuf,
+
+    /// Address to serve the API on: unix:///path/to.sock, or
+    /// tcp://127.0.0.1:PORT (loopback only: TLS is not supported yet).
+    /// Repeat to listen on several.
+    #[arg(short = 'H', long = "host", default_value = "unix:///run/berth/berth.sock")]
+    hosts: Vec<String>,
+
+    /// How many Wasm containers may run at once (wasmtime instance pool).
+    #[arg(long, default_value_t = 1000)]
+    wasm_pool_slots: u32,
+}
+
+enum Listener {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+fn main() -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("berthd")
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(serve(args));
+    // Guests and streams still running must not hold the process.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    if let Err(e) = &result {
+        eprintln!("berthd: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn serve(args: Args) -> Result<()> {
+    let mut listeners = Vec::new();
+    for h in &args.hosts {
+        listeners.push(bind(h).await?);
+    }
+    let mut config = EngineConfig::new(&args.root);
+    config.wasm_pool_slots = args.wasm_pool_slots;
+    let engine = match Engine::open(config).await {
+        Ok(e) => e,
+        Err(e) => {
+            for l in &listeners {
+                if let Listener::Unix(_, p) = l {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            bail!("{e}");
+        }
+    };
+    let app = berth_api::router(engine.clone())
+        .layer(axum::middleware::from_fn(berth_api::server::log_request));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    let mut sockets = Vec::new();
+    for l in listeners {
+        let app = app.clone();
+        let mut stop = stop_rx.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        match l {
+            Listener::Unix(l, path) => {
+                tracing::info!(socket = %path.display(), "serving the API");
+                sockets.push(path);
+                servers.push(tokio::spawn(async move {
+                    axum::serve(l, app).with_graceful_shutdown(shutdown).await
+                }));
+            }
+            Listener::Tcp(l) => {
+                tracing::info!(address = %l.local_addr()?, "serving the API over plain HTTP on loopback");
+                servers.push(tokio::spawn(async move {
+                    axum::serve(l, app).with_graceful_shutdown(shutdown).await
+                }));
+            }
+        }
+    }
+    tracing::info!(root = %args.root.display(), version = berth_runtime::engine::VERSION, "berthd ready");
+    {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.restart_on_boot().await });
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: stopping containers");
+    let _ = stop_tx.send(true);
+    // A second signal while shutting down exits at once.
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("berthd: second signal, exiting now");
+        std::process::exit(130);
+    });
+    engine.shutdown().await;
+    for s in servers {
+        // Streams that outlive their containers do not hold the daemon.
+        let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
+    }
+    for p in sockets {
+        let _ = std::fs::remove_file(p);
+    }
+    drop(engine);
+    tracing::info!("berthd stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+async fn bind(host: &str) -> Result<Listener> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        remove_stale_socket(&path).await?;
+        let l = UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
+            .with_context(|| format!("setting permissions of {}", path.display()))?;
+        return Ok(Listener::Unix(l, path));
+    }
+    if let Some(addr) = host.strip_prefix("tcp://") {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let local = l.local_addr()?;
+        if !local.ip().is_loopback() {
+            bail!(
+                "refusing to serve the API without TLS on {local}: TCP is allowed on loopback only \
+                 (tcp://127.0.0.1:PORT) until mutual TLS is supported; use a unix socket otherwise"
+            );
+        }
+        return Ok(Listener::Tcp(l));
+    }
+    bail!("unsupported address {host:?}: use unix:///path/to.sock or tcp://127.0.0.1:PORT")
+}
+
+/// A socket file left by a daemon that died is removed; one that a live
+/// daemon answers on is not.
+async fn remove_stale_socket(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        bail!(
+            "another daemon is already serving on {}: stop it, or give this one another --host",
+            path.display()
+        );
+    }
+    std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))
+}

@@ -1,0 +1,366 @@
+//! `/containers/...`: create, start, stop, kill, restart, wait, remove,
+//! inspect, list, logs, attach.
+
+use super::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Q, docker_bool, opt_i64};
+use crate::stream::{body_from_channel, encode_entry, pump_attach};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use berth_api_types::container as wire;
+use berth_runtime::container::{AttachOptions, ListFilters, LogOptions, WaitCondition, logs};
+use bytes::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/containers/json", get(list))
+        .route("/containers/create", post(create))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/restart", post(restart))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/attach", post(attach))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListQuery {
+    #[serde(deserialize_with = "docker_bool")]
+    all: bool,
+    #[serde(deserialize_with = "opt_i64")]
+    limit: Option<i64>,
+    #[serde(deserialize_with = "docker_bool")]
+    size: bool,
+    filters: String,
+}
+
+async fn list(State(engine): State<AppState>, Q(q): Q<ListQuery>) -> ApiResult<Response> {
+    let filters = ListFilters::parse(&q.filters)?;
+    let mut out = engine.containers().list(q.all, &filters)?;
+    if let Some(n) = q.limit.filter(|n| *n > 0) {
+        out.truncate(n as usize);
+    }
+    let _ = q.size;
+    Ok(axum::Json(out).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CreateQuery {
+    name: String,
+    platform: String,
+}
+
+async fn create(
+    State(engine): State<AppState>,
+    Q(q): Q<CreateQuery>,
+    JsonBody(mut body): JsonBody<wire::CreateRequest>,
+) -> ApiResult<Response> {
+    if !q.platform.is_empty() && body.platform.is_none() {
+        body.platform = Some(q.platform.clone());
+    }
+    let name = (!q.name.is_empty()).then_some(q.name.as_str());
+    let created = engine.containers().create(name, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+async fn inspect(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(axum::Json(engine.containers().inspect(&id)?).into_response())
+}
+
+async fn start(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    engine.containers().start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StopQuery {
+    #[serde(deserialize_with = "opt_i64")]
+    t: Option<i64>,
+    signal: String,
+}
+
+async fn stop(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<StopQuery>,
+) -> ApiResult<StatusCode> {
+    engine
+        .containers()
+        .stop(&id, q.t, Some(q.signal.as_str()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn restart(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<StopQuery>,
+) -> ApiResult<StatusCode> {
+    engine
+        .containers()
+        .restart(&id, q.t, Some(q.signal.as_str()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct KillQuery {
+    signal: String,
+}
+
+async fn kill(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<KillQuery>,
+) -> ApiResult<StatusCode> {
+    engine.containers().kill(&id, Some(q.signal.as_str())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WaitQuery {
+    condition: String,
+}
+
+/// Answers with headers at once and the result when the condition is met:
+/// the docker CLI starts a container only after its wait is registered.
+async fn wait(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<WaitQuery>,
+) -> ApiResult<Response> {
+    let condition = WaitCondition::parse(&q.condition)?;
+    let done = engine.containers().wait(&id, condition)?;
+    let body = Body::from_stream(futures_util::stream::once(async move {
+        let mut json = serde_json::to_vec(&done.await).expect("wait response serializes");
+        json.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(json))
+    }));
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RemoveQuery {
+    #[serde(deserialize_with = "docker_bool")]
+    force: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    v: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    link: bool,
+}
+
+async fn remove(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<RemoveQuery>,
+) -> ApiResult<StatusCode> {
+    if q.link {
+        return Err(ApiError(berth_runtime::Error::not_implemented(
+            "container links are not supported",
+        )));
+    }
+    // `v` removes anonymous volumes; berth has none yet, so there is
+    // nothing more to remove.
+    let _ = q.v;
+    engine.containers().remove(&id, q.force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LogsQuery {
+    #[serde(deserialize_with = "docker_bool")]
+    follow: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    stdout: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    stderr: bool,
+    since: String,
+    until: String,
+    #[serde(deserialize_with = "docker_bool")]
+    timestamps: bool,
+    tail: String,
+}
+
+/// Docker's `since`/`until`: Unix seconds with an optional fraction.
+fn parse_unix_time(s: &str) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    if s.is_empty() || s == "0" {
+        return Ok(None);
+    }
+    let bad = || ApiError::bad_request(format!("invalid time {s:?}: expected Unix seconds such as 1700000000.5"));
+    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    let nanos: u32 = format!("{:0<9}", &frac[..frac.len().min(9)])
+        .parse()
+        .map_err(|_| bad())?;
+    Ok(chrono::DateTime::from_timestamp(secs, nanos))
+}
+
+async fn logs(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<LogsQuery>,
+) -> ApiResult<Response> {
+    if !q.stdout && !q.stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let tail = match q.tail.as_str() {
+        "" | "all" => None,
+        n => Some(n.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid tail {n:?}: give a number of lines or 'all'"))
+        })?),
+    }
+    .filter(|n| *n >= 0)
+    .map(|n| n as usize);
+    let opts = LogOptions {
+        filter: logs::Filter {
+            stdout: q.stdout,
+            stderr: q.stderr,
+            since: parse_unix_time(&q.since)?,
+            until: parse_unix_time(&q.until)?,
+            tail,
+        },
+        follow: q.follow,
+    };
+    let (tty, mut entries) = engine.containers().logs(&id, opts)?;
+    let timestamps = q.timestamps;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        while let Some(e) = entries.recv().await {
+            let mut out = Vec::new();
+            encode_entry(&e, tty, timestamps, &mut out);
+            // Batch what is already waiting into one write.
+            while out.len() < 64 * 1024 {
+                match entries.try_recv() {
+                    Ok(e) => encode_entry(&e, tty, timestamps, &mut out),
+                    Err(_) => break,
+                }
+            }
+            if tx.send(Bytes::from(out)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, stream_content_type(tty))],
+        body_from_channel(rx),
+    )
+        .into_response())
+}
+
+fn stream_content_type(tty: bool) -> HeaderValue {
+    HeaderValue::from_static(if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AttachQuery {
+    #[serde(deserialize_with = "docker_bool")]
+    stream: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    logs: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    stdin: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    stdout: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    stderr: bool,
+    #[serde(rename = "detachKeys")]
+    detach_keys: String,
+}
+
+/// Hijacks the connection (`Upgrade: tcp`, answered with 101) and runs the
+/// container's streams over it. A client that does not ask to upgrade gets
+/// the output as a plain streamed body.
+async fn attach(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<AttachQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    let _ = q.detach_keys;
+    let opts = AttachOptions {
+        stdin: q.stdin,
+        stdout: q.stdout,
+        stderr: q.stderr,
+        logs: q.logs,
+        stream: q.stream,
+    };
+    let attached = engine.containers().attach(&id, opts)?;
+    let tty = attached.tty;
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !wants_upgrade {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(pump_attach(server, attached, q.stdout, q.stderr));
+        let body = Body::from_stream(tokio_util_stream(client));
+        return Ok(([(header::CONTENT_TYPE, stream_content_type(tty))], body).into_response());
+    }
+    let on_upgrade = hyper::upgrade::on(req);
+    let (stdout, stderr) = (q.stdout, q.stderr);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => pump_attach(TokioIo::new(upgraded), attached, stdout, stderr).await,
+            Err(e) => tracing::warn!(error = %e, "attach upgrade failed"),
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, stream_content_type(tty))
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .expect("valid response"))
+}
+
+/// Reads a duplex stream as a body stream.
+fn tokio_util_stream(
+    mut rd: tokio::io::DuplexStream,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    use std::task::Poll;
+    futures_util::stream::poll_fn(move |cx| {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut rb = tokio::io::ReadBuf::new(&mut buf);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut rd), cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    Poll::Ready(None)
+                } else {
+                    buf.truncate(n);
+                    Poll::Ready(Some(Ok(Bytes::from(buf))))
+                }
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+}

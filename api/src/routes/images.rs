@@ -1,0 +1,368 @@
+//! `/images/...`: list, inspect, tag, remove, load, save; and berth's
+//! `/berth/wasm/import`.
+//!
+//! Image names contain slashes (`localhost:5000/team/app:v1`), so the
+//! per-image routes are one catch-all that dispatches on the last segment,
+//! as Docker's `{name:.*}/json` routes do.
+
+use super::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Q, QueryPairs, docker_bool};
+use crate::stream::body_from_channel;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use berth_api_types::image::JsonMessage;
+use berth_runtime::Error;
+use berth_runtime::image::{Reference, archive};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use std::io::{Read, Write};
+use tokio::sync::mpsc;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/images/json", get(list))
+        .route("/images/load", post(load))
+        .route("/images/get", get(save_many))
+        .route("/images/{*rest}", get(get_image).post(post_image).delete(remove))
+        .route("/berth/wasm/import", post(wasm_import))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListQuery {
+    #[serde(deserialize_with = "docker_bool")]
+    all: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    digests: bool,
+    filters: String,
+}
+
+/// `filters` of `GET /images/json`: `reference`, `dangling`, `label`.
+fn image_filter(json: &str) -> ApiResult<impl Fn(&[String], &berth_api_types::image::Summary) -> bool> {
+    let mut reference: Vec<String> = Vec::new();
+    let mut dangling: Option<bool> = None;
+    let mut label: Vec<String> = Vec::new();
+    if !json.is_empty() {
+        let v: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request("invalid filters: expected a JSON object"))?;
+        for (k, vals) in obj {
+            let vals: Vec<String> = match vals {
+                serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                serde_json::Value::Object(o) => o.keys().cloned().collect(),
+                _ => return Err(ApiError::bad_request(format!("invalid filter values for '{k}'"))),
+            };
+            match k.as_str() {
+                "reference" => reference = vals,
+                "label" => label = vals,
+                "dangling" => {
+                    dangling = Some(match vals.first().map(String::as_str) {
+                        Some("true") | Some("1") => true,
+                        Some("false") | Some("0") => false,
+                        other => {
+                            return Err(ApiError::bad_request(format!(
+                                "invalid filter 'dangling={}'",
+                                other.unwrap_or("")
+                            )));
+                        }
+                    })
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid filter '{other}': berth filters images by reference, dangling and label"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(move |tags: &[String], s: &berth_api_types::image::Summary| {
+        if let Some(d) = dangling
+            && d != tags.is_empty()
+        {
+            return false;
+        }
+        if !reference.is_empty()
+            && !tags.iter().any(|t| reference.iter().any(|pat| glob_ref(pat, t)))
+        {
+            return false;
+        }
+        label.iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => s.labels.get(k).map(String::as_str) == Some(v),
+            None => s.labels.contains_key(l),
+        })
+    })
+}
+
+/// Docker's reference filter: a pattern with `*` wildcards matched against
+/// `name:tag`, or against the name alone when the pattern has no tag.
+fn glob_ref(pattern: &str, tag: &str) -> bool {
+    let target = if pattern.contains(':') {
+        tag
+    } else {
+        tag.rsplit_once(':').map(|x| x.0).unwrap_or(tag)
+    };
+    glob(pattern.as_bytes(), target.as_bytes())
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+async fn list(State(engine): State<AppState>, Q(q): Q<ListQuery>) -> ApiResult<Response> {
+    let keep = image_filter(&q.filters)?;
+    let _ = (q.all, q.digests);
+    let images = engine.images();
+    let mut out = Vec::new();
+    for (record, tags) in images.list() {
+        let users = engine.containers().users_of(&record.id).len() as i64;
+        let summary = images.summary(&record, tags.clone(), users);
+        if keep(&tags, &summary) {
+            out.push(summary);
+        }
+    }
+    Ok(axum::Json(out).into_response())
+}
+
+/// `GET /images/{name}/json` and `GET /images/{name}/get`.
+async fn get_image(
+    State(engine): State<AppState>,
+    Path(rest): Path<String>,
+) -> ApiResult<Response> {
+    if let Some(name) = rest.strip_suffix("/json") {
+        return Ok(axum::Json(engine.images().inspect(name)?).into_response());
+    }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return save(engine, vec![name.to_string()]).await;
+    }
+    if rest.ends_with("/history") {
+        return Err(ApiError(Error::not_implemented(
+            "berthd does not implement GET /images/{name}/history yet",
+        )));
+    }
+    Err(ApiError(Error::not_found("page not found")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TagQuery {
+    repo: String,
+    tag: String,
+}
+
+/// `POST /images/{name}/tag` (and `/push`, which comes with registries).
+async fn post_image(
+    State(engine): State<AppState>,
+    Path(rest): Path<String>,
+    Q(q): Q<TagQuery>,
+) -> ApiResult<Response> {
+    if let Some(name) = rest.strip_suffix("/tag") {
+        if q.repo.is_empty() {
+            return Err(ApiError::bad_request("repo is required: give the new name as repo=NAME[&tag=TAG]"));
+        }
+        let mut target = Reference::parse(&q.repo)?;
+        if !q.tag.is_empty() {
+            target = target.with_tag(&q.tag)?;
+        }
+        engine.images().tag(name, &target)?;
+        return Ok(StatusCode::CREATED.into_response());
+    }
+    if rest.ends_with("/push") {
+        return Err(ApiError(Error::not_implemented(
+            "berthd does not implement POST /images/{name}/push yet: pushing to registries is not supported in this version",
+        )));
+    }
+    Err(ApiError(Error::not_found("page not found")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RemoveQuery {
+    #[serde(deserialize_with = "docker_bool")]
+    force: bool,
+    #[serde(deserialize_with = "docker_bool")]
+    noprune: bool,
+}
+
+async fn remove(
+    State(engine): State<AppState>,
+    Path(name): Path<String>,
+    Q(q): Q<RemoveQuery>,
+) -> ApiResult<Response> {
+    let _ = q.noprune;
+    let containers = engine.containers().clone();
+    let items = engine
+        .images()
+        .remove(&name, q.force, |id| containers.users_of(id))?;
+    Ok(axum::Json(items).into_response())
+}
+
+/// A request body read synchronously, for archive code that runs on a
+/// blocking thread.
+struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
+}
+
+fn body_reader(body: Body) -> ChannelReader {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(|e| format!("reading request body: {e}"));
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    ChannelReader {
+        rx,
+        cur: Bytes::new(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LoadQuery {
+    #[serde(deserialize_with = "docker_bool")]
+    quiet: bool,
+}
+
+/// `POST /images/load`: a `docker save` or OCI layout tarball. The whole
+/// load is done before answering, so a failure is a plain error response
+/// and nothing was stored.
+async fn load(State(engine): State<AppState>, Q(q): Q<LoadQuery>, req: Request) -> ApiResult<Response> {
+    let _ = q.quiet;
+    let reader = body_reader(req.into_body());
+    let images = engine.images().clone();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        archive::load(&images, reader, &mut |l| lines.push(l)).map(|_| lines)
+    })
+    .await
+    .map_err(|e| ApiError(Error::internal(format!("loading images: {e}"))))??;
+    let mut body = Vec::new();
+    for l in lines {
+        serde_json::to_writer(&mut body, &JsonMessage::stream(format!("{l}\n"))).expect("serializes");
+        body.push(b'\n');
+    }
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response())
+}
+
+async fn save_many(State(engine): State<AppState>, q: QueryPairs) -> ApiResult<Response> {
+    let names = q.all("names");
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no images named: give names=IMAGE (repeatable)"));
+    }
+    save(engine, names).await
+}
+
+/// Writes into a channel that a response body reads.
+struct ChannelWriter(mpsc::Sender<Bytes>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `docker save`: the tarball is streamed; names are checked first so that
+/// an unknown image is a 404, not a broken stream.
+async fn save(engine: AppState, names: Vec<String>) -> ApiResult<Response> {
+    for n in &names {
+        engine.images().resolve(n)?;
+    }
+    let (tx, rx) = mpsc::channel(16);
+    let images = engine.images().clone();
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx));
+        if let Err(e) = archive::save(&images, &names, out) {
+            tracing::warn!(error = %e, "saving images");
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"))],
+        body_from_channel(rx),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WasmImportQuery {
+    tag: String,
+    title: String,
+}
+
+/// Largest module accepted by `/berth/wasm/import`.
+const MAX_MODULE: usize = berth_runtime::image::wasm::MAX_MODULE_SIZE as usize;
+
+/// `POST /berth/wasm/import?tag=NAME[:TAG]&title=FILE`: the body is a
+/// `.wasm` module or component (or WAT text).
+async fn wasm_import(
+    State(engine): State<AppState>,
+    Q(q): Q<WasmImportQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    if q.tag.is_empty() {
+        return Err(ApiError::bad_request("tag is required: give the image name as tag=NAME[:TAG]"));
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_MODULE)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the module: {e}")))?;
+    let title = (!q.title.is_empty()).then_some(q.title.as_str());
+    let out = engine.import_wasm(bytes.to_vec(), &q.tag, title).await?;
+    Ok((StatusCode::CREATED, axum::Json(out)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_globs() {
+        assert!(glob_ref("hello", "hello:latest"));
+        assert!(glob_ref("hel*", "hello:latest"));
+        assert!(glob_ref("hello:lat*", "hello:latest"));
+        assert!(!glob_ref("hello:v1", "hello:latest"));
+        assert!(!glob_ref("*", "team/app:1"), "* does not cross a slash");
+    }
+}

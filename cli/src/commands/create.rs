@@ -1,0 +1,252 @@
+//! `berth create`, and the container options it shares with `berth run`.
+
+use anyhow::Result;
+use berth_api_types::container::{Config, CreateRequest, HostConfig, RestartPolicy};
+use clap::Args;
+
+use crate::client::{Client, ClientError};
+use crate::format::units::parse_ram;
+use crate::opts::{parse_env, parse_labels, parse_restart, with_default_tag};
+
+/// Options that describe a container, shared by `create` and `run`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ContainerOptions {
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Automatically remove the container and its resources when it exits
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Assign a name to the container
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Set environment variables: NAME=VALUE, or NAME to pass this shell's value
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Set metadata on the container: KEY=VALUE (repeatable)
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+
+    /// Working directory inside the container
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// Overwrite the image's default ENTRYPOINT ('' clears it)
+    #[arg(long, value_name = "COMMAND", allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+
+    /// Memory limit: bytes, or a number with a unit (512k, 64m, 1g; binary units)
+    #[arg(short = 'm', long, value_name = "BYTES", value_parser = parse_ram)]
+    pub memory: Option<i64>,
+
+    /// Restart policy: no, always, unless-stopped, on-failure[:MAX-RETRIES]
+    #[arg(long, value_name = "POLICY", value_parser = parse_restart)]
+    pub restart: Option<RestartPolicy>,
+
+    /// Set platform if the image is multi-platform (e.g. linux/amd64, wasi/wasm)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+
+    /// Runtime to use for this container (e.g. an OCI runtime such as crun)
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
+}
+
+/// Which streams the created container is set up to attach.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachConfig {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub stdin_once: bool,
+}
+
+impl ContainerOptions {
+    /// Checks option combinations that Docker rejects on the client side.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rm
+            && self
+                .restart
+                .as_ref()
+                .is_some_and(|r| !r.name.is_empty() && r.name != "no")
+        {
+            return Err("Conflicting options: --restart and --rm".to_string());
+        }
+        Ok(())
+    }
+
+    /// The `POST /containers/create` body, built as the docker CLI builds it.
+    pub fn create_request(
+        &self,
+        image: &str,
+        cmd: &[String],
+        attach: AttachConfig,
+        console_size: Option<(u16, u16)>,
+    ) -> Result<CreateRequest, String> {
+        let env = self
+            .env
+            .iter()
+            .map(|e| parse_env(e, |k| std::env::var(k).ok()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let labels = parse_labels(&self.label)?;
+        let entrypoint = self.entrypoint.as_ref().map(|e| vec![e.clone()]);
+        let config = Config {
+            image: image.to_string(),
+            cmd: (!cmd.is_empty()).then(|| cmd.to_vec()),
+            entrypoint,
+            env,
+            labels,
+            working_dir: self.workdir.clone().unwrap_or_default(),
+            tty: self.tty,
+            open_stdin: self.interactive,
+            stdin_once: attach.stdin_once,
+            attach_stdin: attach.stdin,
+            attach_stdout: attach.stdout,
+            attach_stderr: attach.stderr,
+            ..Config::default()
+        };
+        let host_config = HostConfig {
+            memory: self.memory.unwrap_or(0),
+            auto_remove: self.rm,
+            restart_policy: self.restart.clone().unwrap_or_else(|| RestartPolicy {
+                name: "no".to_string(),
+                maximum_retry_count: 0,
+            }),
+            runtime: self.runtime.clone().unwrap_or_default(),
+            console_size: console_size.map(|(h, w)| [u64::from(h), u64::from(w)]),
+            ..HostConfig::default()
+        };
+        Ok(CreateRequest {
+            config,
+            host_config,
+            ..CreateRequest::default()
+        })
+    }
+
+    /// Creates the container, printing Docker's "Unable to find image" line
+    /// when the image is missing and the daemon's warnings.
+    pub async fn create(
+        &self,
+        client: &Client,
+        image: &str,
+        req: &CreateRequest,
+    ) -> Result<String, ClientError> {
+        match client
+            .container_create(self.name.as_deref(), self.platform.as_deref(), req)
+            .await
+        {
+            Ok(created) => {
+                for w in &created.warnings {
+                    eprintln!("WARNING: {w}");
+                }
+                Ok(created.id)
+            }
+            Err(e) => {
+                if e.is_not_found() {
+                    eprintln!("Unable to find image '{}' locally", with_default_tag(image));
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Create a new container
+#[derive(Args, Debug)]
+#[command(override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+pub struct CreateCommand {
+    #[command(flatten)]
+    pub opts: ContainerOptions,
+
+    /// The image, then the command and its arguments (everything after IMAGE goes to the container)
+    #[arg(value_name = "IMAGE", trailing_var_arg = true, required = true, num_args = 1..)]
+    pub image_and_command: Vec<String>,
+}
+
+impl CreateCommand {
+    pub async fn execute(self, client: &Client) -> Result<i32> {
+        self.opts.validate().map_err(anyhow::Error::msg)?;
+        let (image, cmd) = self
+            .image_and_command
+            .split_first()
+            .expect("clap requires IMAGE");
+        let attach = AttachConfig {
+            stdin: self.opts.interactive,
+            stdout: true,
+            stderr: true,
+            stdin_once: false,
+        };
+        let req = self
+            .opts
+            .create_request(image, cmd, attach, None)
+            .map_err(anyhow::Error::msg)?;
+        let id = self.opts.create(client, image, &req).await?;
+        crate::output::println(&id)?;
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_body_matches_docker_shapes() {
+        let opts = ContainerOptions {
+            env: vec!["A=1".into()],
+            entrypoint: Some(String::new()),
+            memory: Some(64 << 20),
+            rm: true,
+            ..Default::default()
+        };
+        let req = opts
+            .create_request(
+                "hello",
+                &["--exit".into(), "3".into()],
+                AttachConfig {
+                    stdout: true,
+                    stderr: true,
+                    ..Default::default()
+                },
+                None,
+            )
+            .unwrap();
+        let v = serde_json::to_value(&req).unwrap();
+        assert_eq!(v["Image"], "hello");
+        assert_eq!(v["Cmd"], serde_json::json!(["--exit", "3"]));
+        assert_eq!(v["Entrypoint"], serde_json::json!([""]));
+        assert_eq!(v["Env"], serde_json::json!(["A=1"]));
+        assert_eq!(v["HostConfig"]["Memory"], 64 << 20);
+        assert_eq!(v["HostConfig"]["AutoRemove"], true);
+        assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "no");
+        assert_eq!(v["AttachStdout"], true);
+        assert_eq!(v["AttachStdin"], false);
+        let none = ContainerOptions::default()
+            .create_request("hello", &[], AttachConfig::default(), None)
+            .unwrap();
+        let v = serde_json::to_value(&none).unwrap();
+        assert!(v["Cmd"].is_null());
+        assert!(v["Entrypoint"].is_null());
+    }
+
+    #[test]
+    fn rm_conflicts_with_restart() {
+        let opts = ContainerOptions {
+            rm: true,
+            restart: Some(parse_restart("always").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            opts.validate().unwrap_err(),
+            "Conflicting options: --restart and --rm"
+        );
+    }
+}

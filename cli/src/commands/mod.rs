@@ -1,0 +1,25 @@
+//! One module per command, each a clap `XxxCommand` with
+//! `async fn execute(self, &Client) -> anyhow::Result<i32>` returning the
+//! process exit code. Commands print; the client does not.
+
+pub mod container;
+pub mod create;
+pub mod image;
+pub mod images;
+pub mod info;
+pub mod inspect;
+pub mod kill;
+pub mod load;
+pub mod logs;
+pub mod ps;
+pub mod restart;
+pub mod rm;
+pub mod rmi;
+pub mod run;
+pub mod save;
+pub mod start;
+pub mod stop;
+pub mod tag;
+pub mod version;
+pub mod wait;
+pub mod wasm;

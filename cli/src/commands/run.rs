@@ -1,0 +1,348 @@
+//! `berth run`: create, attach, wait, start, stream, exit with the
+//! container's status, in the order the docker CLI uses.
+
+use std::future::pending;
+use std::pin::pin;
+use std::time::Duration;
+
+use anyhow::Result;
+use berth_api_types::container::WaitResponse;
+use clap::Args;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::oneshot;
+
+use super::create::{AttachConfig, ContainerOptions};
+use crate::client::{AttachOptions, AttachStream, Client, ClientError};
+use crate::output::OutputWriter;
+use crate::term;
+
+/// How long to wait for the daemon to acknowledge `wait` (by sending the
+/// response headers, as moby does once the waiter is registered) before
+/// starting anyway. A daemon that acknowledges never hits this.
+const WAIT_ACK_GRACE: Duration = Duration::from_millis(250);
+
+/// Create and run a new container from an image
+#[derive(Args, Debug)]
+#[command(override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+pub struct RunCommand {
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
+    #[command(flatten)]
+    pub opts: ContainerOptions,
+
+    /// The image, then the command and its arguments (everything after IMAGE goes to the container)
+    #[arg(value_name = "IMAGE", trailing_var_arg = true, required = true, num_args = 1..)]
+    pub image_and_command: Vec<String>,
+}
+
+/// A failure that `run` reports itself: `berth: <error>` and an exit code
+/// (125 for daemon errors, as docker does).
+struct Fail(i32, anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for Fail {
+    fn from(e: E) -> Fail {
+        Fail(125, e.into())
+    }
+}
+
+/// Docker's exit code for a failed start: 127 when the command was not
+/// found, 126 when it could not be executed, else 125.
+fn start_failure(e: ClientError) -> Fail {
+    let text = e.to_string();
+    let code = if text.contains("executable file not found")
+        || text.contains("no such file or directory")
+        || text.contains("system cannot find the file specified")
+    {
+        127
+    } else if text.contains("permission denied") {
+        126
+    } else {
+        125
+    };
+    Fail(code, e.into())
+}
+
+impl RunCommand {
+    pub async fn execute(self, client: &Client) -> Result<i32> {
+        match self.run(client).await {
+            Ok(Ok(code)) => Ok(code),
+            // Errors of the attached session (local I/O, the stream) go to
+            // main, which treats a closed stdout as a quiet success.
+            Ok(Err(e)) => Err(e),
+            Err(Fail(code, e)) => {
+                eprintln!("berth: {e:#}");
+                Ok(code)
+            }
+        }
+    }
+
+    async fn run(self, client: &Client) -> Result<Result<i32>, Fail> {
+        self.opts.validate().map_err(anyhow::Error::msg)?;
+        let (image, cmd) = self
+            .image_and_command
+            .split_first()
+            .expect("clap requires IMAGE");
+        let tty = self.opts.tty;
+        let interactive = self.opts.interactive;
+        let attach = AttachConfig {
+            stdin: !self.detach && interactive,
+            stdout: !self.detach,
+            stderr: !self.detach,
+            stdin_once: !self.detach && interactive,
+        };
+        if attach.stdin && tty && !term::stdin_is_tty() {
+            return Err(Fail(1, anyhow::anyhow!("the input device is not a TTY")));
+        }
+        let console = if tty && !self.detach {
+            term::size()
+        } else {
+            None
+        };
+        let req = self
+            .opts
+            .create_request(image, cmd, attach, console)
+            .map_err(anyhow::Error::msg)?;
+        let id = self.opts.create(client, image, &req).await?;
+
+        if self.detach {
+            client.container_start(&id).await.map_err(start_failure)?;
+            crate::output::println(&id)?;
+            return Ok(Ok(0));
+        }
+        self.attached(client, &id).await
+    }
+
+    async fn attached(&self, client: &Client, id: &str) -> Result<Result<i32>, Fail> {
+        let tty = self.opts.tty;
+        let interactive = self.opts.interactive;
+        let condition = if self.opts.rm { "removed" } else { "next-exit" };
+
+        // The wait request runs beside everything else; it tells us (via
+        // `ack`) when its headers arrive, i.e. when the daemon has
+        // registered the waiter and it is safe to start.
+        let (ack_tx, ack_rx) = oneshot::channel::<()>();
+        let wait = async {
+            let pending = client.container_wait(id, Some(condition)).await?;
+            let _ = ack_tx.send(());
+            pending.status().await
+        };
+        let mut wait = pin!(wait);
+        let mut wait_result: Option<Result<WaitResponse, ClientError>> = None;
+
+        let session = async {
+            let stream = client
+                .container_attach(
+                    id,
+                    AttachOptions {
+                        stdin: interactive,
+                        stdout: true,
+                        stderr: true,
+                    },
+                )
+                .await?;
+            let _ = tokio::time::timeout(WAIT_ACK_GRACE, ack_rx).await;
+            let raw = if tty && interactive && term::stdin_is_tty() {
+                Some(term::RawMode::enable().map_err(|e| Fail(125, e.into()))?)
+            } else {
+                None
+            };
+            client.container_start(id).await.map_err(start_failure)?;
+            let streamed = stream_session(client, id, stream, tty, interactive).await;
+            drop(raw);
+            Ok::<_, Fail>(streamed)
+        };
+        let mut session = pin!(session);
+
+        let streamed = loop {
+            tokio::select! {
+                r = &mut session => break r?,
+                w = &mut wait, if wait_result.is_none() => wait_result = Some(w),
+            }
+        };
+        if let Err(e) = streamed {
+            return Ok(Err(e));
+        }
+        let status = match wait_result {
+            Some(w) => w,
+            None => wait.await,
+        };
+        Ok(Ok(match status {
+            Ok(WaitResponse {
+                error: Some(err), ..
+            }) if !err.message.is_empty() => {
+                eprintln!("berth: error waiting for container: {}", err.message);
+                125
+            }
+            Ok(w) => w.status_code as i32,
+            Err(e) => {
+                eprintln!("berth: error waiting for container: {e}");
+                125
+            }
+        }))
+    }
+}
+
+/// Copies the attach stream to stdout/stderr and, with `-i`, stdin to the
+/// stream (half-closing it at EOF), until the daemon closes the stream.
+/// Meanwhile forwards signals (without a TTY) and window size changes (with
+/// one).
+async fn stream_session(
+    client: &Client,
+    id: &str,
+    stream: AttachStream,
+    tty: bool,
+    interactive: bool,
+) -> Result<()> {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let output = async {
+        let mut out = OutputWriter::new(tty);
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = rd.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            out.write(&buf[..n])?;
+        }
+        out.finish()
+    };
+    let input = async {
+        if interactive {
+            let mut stdin = tokio::io::stdin();
+            // A write error means the daemon closed its side; stop sending.
+            let _ = tokio::io::copy(&mut stdin, &mut wr).await;
+            let _ = wr.shutdown().await;
+        }
+        pending::<()>().await
+    };
+    let io = async {
+        tokio::select! {
+            r = output => r,
+            _ = input => unreachable!("input never finishes"),
+        }
+    };
+    let mut io = pin!(io);
+
+    // Docker's --sig-proxy: on by default, off with a TTY (^C is then a
+    // byte on stdin).
+    let mut signals = if tty { None } else { SignalProxy::new().ok() };
+    let mut winch = if tty && term::stdout_is_tty() {
+        signal(SignalKind::window_change()).ok()
+    } else {
+        None
+    };
+    loop {
+        tokio::select! {
+            r = &mut io => return r,
+            name = next_signal(&mut signals) => {
+                if let Err(e) = client.container_kill(id, Some(name)).await {
+                    eprintln!("berth: forwarding {name}: {e}");
+                }
+            }
+            () = next_winch(&mut winch) => {
+                if let Some((h, w)) = term::size() {
+                    let _ = client.container_resize(id, h, w).await;
+                }
+            }
+        }
+    }
+}
+
+/// The signals forwarded to the container while attached.
+struct SignalProxy {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+    quit: Signal,
+}
+
+impl SignalProxy {
+    fn new() -> std::io::Result<SignalProxy> {
+        Ok(SignalProxy {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+}
+
+async fn next_signal(p: &mut Option<SignalProxy>) -> &'static str {
+    let Some(p) = p else {
+        return pending().await;
+    };
+    tokio::select! {
+        Some(()) = p.int.recv() => "SIGINT",
+        Some(()) = p.term.recv() => "SIGTERM",
+        Some(()) = p.hup.recv() => "SIGHUP",
+        Some(()) = p.quit.recv() => "SIGQUIT",
+        else => pending().await,
+    }
+}
+
+async fn next_winch(s: &mut Option<Signal>) {
+    if let Some(s) = s
+        && s.recv().await.is_some()
+    {
+        return;
+    }
+    pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        run: RunCommand,
+    }
+
+    #[test]
+    fn arguments_after_the_image_go_to_the_container() {
+        let t =
+            T::try_parse_from(["run", "--rm", "-e", "A=1", "hello", "--exit", "3", "-d"]).unwrap();
+        assert!(t.run.opts.rm);
+        assert!(!t.run.detach);
+        assert_eq!(t.run.image_and_command, ["hello", "--exit", "3", "-d"]);
+        let t = T::try_parse_from(["run", "-d", "--entrypoint", "", "img"]).unwrap();
+        assert!(t.run.detach);
+        assert_eq!(t.run.opts.entrypoint.as_deref(), Some(""));
+        assert_eq!(t.run.image_and_command, ["img"]);
+        let t = T::try_parse_from([
+            "run",
+            "-it",
+            "-m",
+            "64m",
+            "--restart",
+            "on-failure:2",
+            "img",
+            "sh",
+        ])
+        .unwrap();
+        assert!(t.run.opts.interactive && t.run.opts.tty);
+        assert_eq!(t.run.opts.memory, Some(64 << 20));
+        assert_eq!(t.run.opts.restart.unwrap().maximum_retry_count, 2);
+        assert!(T::try_parse_from(["run", "-m", "lots", "img"]).is_err());
+        assert!(T::try_parse_from(["run"]).is_err());
+    }
+
+    #[test]
+    fn start_failures_map_to_dockers_exit_codes() {
+        let daemon = |m: &str| ClientError::Daemon {
+            status: hyper::StatusCode::BAD_REQUEST,
+            message: m.to_string(),
+        };
+        assert_eq!(
+            start_failure(daemon("exec: \"nope\": executable file not found in $PATH")).0,
+            127
+        );
+        assert_eq!(start_failure(daemon("open /x: permission denied")).0, 126);
+        assert_eq!(start_failure(daemon("boom")).0, 125);
+    }
+}

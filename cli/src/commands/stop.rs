@@ -1,0 +1,47 @@
+//! `berth stop`: stop one or more running containers.
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::client::Client;
+
+/// Stop one or more running containers
+#[derive(Args, Debug)]
+pub struct StopCommand {
+    /// Seconds to wait before killing the container
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    pub timeout: Option<i64>,
+
+    /// Signal to send to the container
+    #[arg(short = 's', long, value_name = "SIGNAL")]
+    pub signal: Option<String>,
+
+    /// The containers
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+impl StopCommand {
+    pub async fn execute(self, client: &Client) -> Result<i32> {
+        let mut failed = false;
+        for c in &self.containers {
+            match client
+                .container_stop(c, self.timeout, self.signal.as_deref())
+                .await
+            {
+                Ok(()) => crate::output::println(c)?,
+                Err(e) => {
+                    eprintln!("{e}");
+                    failed = true;
+                }
+            }
+        }
+        Ok(i32::from(failed))
+    }
+}

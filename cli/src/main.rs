@@ -1,0 +1,228 @@
+//! `berth`: the command-line client for berthd (and any Docker Engine API
+//! daemon).
+//!
+//! This file owns argument parsing, the async runtime, and turning results
+//! into exit codes. Each command lives in `commands/NAME.rs`; all HTTP goes
+//! through `client`. Start-up cost matters (`berth run --rm` of a Wasm hello
+//! should take a few milliseconds in total): one current-thread runtime, no
+//! version negotiation round trip, nothing connects before it must.
+
+mod client;
+mod commands;
+mod format;
+mod opts;
+mod output;
+mod term;
+
+use std::io::{self, Write};
+
+use clap::{ArgAction, Parser, Subcommand};
+
+use client::transport::DEFAULT_HOST;
+use client::{Client, Host};
+use commands::container::ContainerCommand;
+use commands::create::CreateCommand;
+use commands::image::ImageCommand;
+use commands::images::ImagesCommand;
+use commands::info::InfoCommand;
+use commands::inspect::InspectCommand;
+use commands::kill::KillCommand;
+use commands::load::LoadCommand;
+use commands::logs::LogsCommand;
+use commands::ps::PsCommand;
+use commands::restart::RestartCommand;
+use commands::rm::RmCommand;
+use commands::rmi::RmiCommand;
+use commands::run::RunCommand;
+use commands::save::SaveCommand;
+use commands::start::StartCommand;
+use commands::stop::StopCommand;
+use commands::tag::TagCommand;
+use commands::version::VersionCommand;
+use commands::wait::WaitCommand;
+use commands::wasm::WasmCommand;
+
+/// A container engine for Linux containers and WebAssembly
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    disable_version_flag = true,
+    propagate_version = true,
+    max_term_width = 100,
+    after_help = "Run 'berth COMMAND --help' for more information on a command."
+)]
+struct Cli {
+    /// Daemon socket to connect to: unix:///path or tcp://host:port
+    #[arg(short = 'H', long, env = "BERTH_HOST", value_name = "HOST", default_value = DEFAULT_HOST)]
+    host: Host,
+
+    /// Print each API request with its status and latency to stderr
+    #[arg(short = 'D', long)]
+    debug: bool,
+
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    version: (),
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Run(RunCommand),
+    Ps(PsCommand),
+    Logs(LogsCommand),
+    Images(ImagesCommand),
+    Load(LoadCommand),
+    Save(SaveCommand),
+    Inspect(InspectCommand),
+    Create(CreateCommand),
+    Start(StartCommand),
+    Stop(StopCommand),
+    Restart(RestartCommand),
+    Kill(KillCommand),
+    Rm(RmCommand),
+    Wait(WaitCommand),
+    Rmi(RmiCommand),
+    Tag(TagCommand),
+    Version(VersionCommand),
+    Info(InfoCommand),
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    #[command(subcommand)]
+    Image(ImageCommand),
+    #[command(subcommand)]
+    Wasm(WasmCommand),
+}
+
+impl Command {
+    async fn execute(self, client: &Client) -> anyhow::Result<i32> {
+        match self {
+            Command::Run(c) => c.execute(client).await,
+            Command::Ps(c) => c.execute(client).await,
+            Command::Logs(c) => c.execute(client).await,
+            Command::Images(c) => c.execute(client).await,
+            Command::Load(c) => c.execute(client).await,
+            Command::Save(c) => c.execute(client).await,
+            Command::Inspect(c) => c.execute(client).await,
+            Command::Create(c) => c.execute(client).await,
+            Command::Start(c) => c.execute(client).await,
+            Command::Stop(c) => c.execute(client).await,
+            Command::Restart(c) => c.execute(client).await,
+            Command::Kill(c) => c.execute(client).await,
+            Command::Rm(c) => c.execute(client).await,
+            Command::Wait(c) => c.execute(client).await,
+            Command::Rmi(c) => c.execute(client).await,
+            Command::Tag(c) => c.execute(client).await,
+            Command::Version(c) => c.execute(client).await,
+            Command::Info(c) => c.execute(client).await,
+            Command::Container(c) => c.execute(client).await,
+            Command::Image(c) => c.execute(client).await,
+            Command::Wasm(c) => c.execute(client).await,
+        }
+    }
+}
+
+/// Whether the error is a write to a closed stdout (`berth ps | head -1`),
+/// which ends the program quietly with status 0, as ripgrep does.
+/// `ClientError` has no `source()`, so a socket EPIPE never matches here.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                // Docker's status for bad flags and arguments.
+                _ => 125,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let client = Client::new(cli.host, cli.debug);
+    let code = match runtime.block_on(cli.command.execute(&client)) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            eprintln!("{e:#}");
+            1
+        }
+    };
+    let _ = io::stdout().flush();
+    // Exit without tearing the runtime down: a blocking read of stdin
+    // (`run -i`) may still be parked on a worker thread.
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn host_comes_from_flag_or_default() {
+        let cli = Cli::try_parse_from(["berth", "-H", "tcp://h:1", "ps"]).unwrap();
+        assert_eq!(cli.host.to_string(), "tcp://h:1");
+        let cli = Cli::try_parse_from(["berth", "ps", "-a"]).unwrap();
+        if std::env::var_os("BERTH_HOST").is_none() {
+            assert_eq!(cli.host.to_string(), DEFAULT_HOST);
+        }
+        assert!(Cli::try_parse_from(["berth", "-H", "ssh://x", "ps"]).is_err());
+    }
+
+    #[test]
+    fn aliases_parse() {
+        for args in [
+            &["berth", "image", "ls"][..],
+            &["berth", "image", "list", "-q"],
+            &["berth", "container", "ps", "-a"],
+            &["berth", "container", "rm", "-f", "x"],
+            &["berth", "image", "rm", "x"],
+            &["berth", "image", "inspect", "-f", "{{.Id}}", "x"],
+            &["berth", "inspect", "--type", "image", "x"],
+            &["berth", "wasm", "import", "hello.wasm", "hello:latest"],
+            &["berth", "stop", "-t", "3", "a", "b"],
+            &["berth", "stop", "--time", "3", "a"],
+            &["berth", "logs", "-f", "--tail", "10", "x"],
+            &["berth", "save", "-o", "x.tar", "a", "b"],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn broken_pipe_is_recognised_through_context() {
+        let e = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+    }
+}

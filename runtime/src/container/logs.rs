@@ -1,0 +1,341 @@
+//! Container output: the log file, live subscribers, and log reading.
+//!
+//! The log is Docker's json-file format, one JSON object per line:
+//! `{"log":"hello\n","stream":"stdout","time":"2026-11-27T17:00:00.123456789Z"}`.
+//! Output is split at newlines (a partial line is held until its newline, the
+//! end of the run, or 16 KiB), as Docker's log copier does. Attached clients
+//! get the raw bytes as they are written, over a broadcast channel that ends
+//! with [`Live::End`] when the process exits.
+
+use crate::error::{Result, ResultExt};
+use crate::executor::OutputSink;
+use crate::util;
+use berth_api_types::stream::StreamKind;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::sync::{broadcast, watch};
+
+/// Longest partial line held back before it is logged anyway.
+const MAX_PARTIAL: usize = 16 * 1024;
+
+/// What attached clients receive.
+#[derive(Debug, Clone)]
+pub enum Live {
+    Data(StreamKind, Bytes),
+    /// The process exited and all its output was sent.
+    End,
+}
+
+/// How far the log file has been written, and whether more may come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub len: u64,
+    pub open: bool,
+}
+
+/// One line of the log file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub log: String,
+    pub stream: String,
+    pub time: String,
+}
+
+pub struct LogSink {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<Live>,
+    progress: watch::Sender<Progress>,
+}
+
+struct Inner {
+    file: Option<File>,
+    /// Held partial lines for stdout and stderr.
+    partial: [Vec<u8>; 2],
+    len: u64,
+}
+
+impl LogSink {
+    /// Opens (creating) the log at `path` for appending.
+    pub fn open(path: PathBuf) -> Result<LogSink> {
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let (live, _) = broadcast::channel(1024);
+        let (progress, _) = watch::channel(Progress { len, open: false });
+        Ok(LogSink {
+            path,
+            inner: Mutex::new(Inner {
+                file: None,
+                partial: [Vec::new(), Vec::new()],
+                len,
+            }),
+            live,
+            progress,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A process is starting: output may come.
+    pub fn begin(&self) -> Result<()> {
+        let mut inner = self.inner.lock().unwrap();
+        if inner.file.is_none() {
+            inner.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .ctx(format!("opening log {}", self.path.display()))?,
+            );
+        }
+        let len = inner.len;
+        self.progress.send_replace(Progress { len, open: true });
+        Ok(())
+    }
+
+    /// The process exited: log held partial lines, tell followers and
+    /// attached clients that this run's output is complete.
+    pub fn end(&self) {
+        let mut inner = self.inner.lock().unwrap();
+        for (i, kind) in [StreamKind::Stdout, StreamKind::Stderr]
+            .into_iter()
+            .enumerate()
+        {
+            let rest = std::mem::take(&mut inner.partial[i]);
+            if !rest.is_empty() {
+                Self::append(&mut inner, kind, &rest);
+            }
+        }
+        inner.file = None;
+        let len = inner.len;
+        let _ = self.live.send(Live::End);
+        self.progress.send_replace(Progress { len, open: false });
+    }
+
+    /// Subscribes to live output from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
+        self.live.subscribe()
+    }
+
+    /// Subscribes to live output and returns how much of the log was written
+    /// before, so that a reader can replay exactly that part without gaps or
+    /// duplicates.
+    pub fn subscribe_after_log(&self) -> (u64, broadcast::Receiver<Live>) {
+        let inner = self.inner.lock().unwrap();
+        (inner.len, self.live.subscribe())
+    }
+
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    fn append(inner: &mut Inner, kind: StreamKind, line: &[u8]) {
+        let entry = Entry {
+            log: String::from_utf8_lossy(line).into_owned(),
+            stream: kind.as_str().to_string(),
+            time: util::now_rfc3339(),
+        };
+        let mut buf = serde_json::to_vec(&entry).expect("log entries serialize");
+        buf.push(b'\n');
+        if let Some(f) = inner.file.as_mut() {
+            match f.write_all(&buf) {
+                Ok(()) => inner.len += buf.len() as u64,
+                Err(e) => tracing::warn!(error = %e, "writing container log"),
+            }
+        }
+    }
+}
+
+impl OutputSink for LogSink {
+    fn write(&self, stream: StreamKind, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let slot = match stream {
+            StreamKind::Stderr => 1,
+            _ => 0,
+        };
+        let mut inner = self.inner.lock().unwrap();
+        if self.live.receiver_count() > 0 {
+            let _ = self
+                .live
+                .send(Live::Data(stream, Bytes::copy_from_slice(data)));
+        }
+        let mut rest = data;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(nl + 1);
+            if inner.partial[slot].is_empty() {
+                Self::append(&mut inner, stream, line);
+            } else {
+                let mut whole = std::mem::take(&mut inner.partial[slot]);
+                whole.extend_from_slice(line);
+                Self::append(&mut inner, stream, &whole);
+            }
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            inner.partial[slot].extend_from_slice(rest);
+            if inner.partial[slot].len() >= MAX_PARTIAL {
+                let whole = std::mem::take(&mut inner.partial[slot]);
+                Self::append(&mut inner, stream, &whole);
+            }
+        }
+        let len = inner.len;
+        drop(inner);
+        self.progress.send_if_modified(|p| {
+            let changed = p.len != len;
+            p.len = len;
+            changed
+        });
+    }
+}
+
+/// Which log entries to read.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub stdout: bool,
+    pub stderr: bool,
+    /// Only entries at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only entries before this time.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only the last N entries (of those that pass the other filters).
+    pub tail: Option<usize>,
+}
+
+impl Filter {
+    fn wants(&self, e: &Entry) -> bool {
+        let stream_ok = match e.stream.as_str() {
+            "stdout" => self.stdout,
+            "stderr" => self.stderr,
+            _ => false,
+        };
+        if !stream_ok {
+            return false;
+        }
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Some(t) = util::parse_rfc3339(&e.time) else {
+            return false;
+        };
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+}
+
+/// Reads entries from byte `offset` up to `end`, returning them and the
+/// offset after the last complete line read.
+pub fn read_range(
+    path: &Path,
+    offset: u64,
+    end: u64,
+    filter: &Filter,
+) -> Result<(Vec<Entry>, u64)> {
+    let mut out = Vec::new();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((out, offset)),
+        Err(e) => return Err(e).ctx(format!("opening log {}", path.display())),
+    };
+    let mut reader = BufReader::new(file);
+    reader.seek(SeekFrom::Start(offset)).ctx("seeking in log")?;
+    let mut pos = offset;
+    let mut line = Vec::new();
+    while pos < end {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).ctx("reading log")?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        pos += n as u64;
+        match serde_json::from_slice::<Entry>(&line) {
+            Ok(e) if filter.wants(&e) => out.push(e),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "skipping a malformed log line")
+            }
+        }
+    }
+    if let Some(n) = filter.tail
+        && out.len() > n
+    {
+        out.drain(..out.len() - n);
+    }
+    Ok((out, pos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Filter {
+        Filter {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn lines_partials_and_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LogSink::open(dir.path().join("log.json")).unwrap();
+        sink.begin().unwrap();
+        sink.write(StreamKind::Stdout, b"one\ntw");
+        sink.write(StreamKind::Stderr, b"err\n");
+        sink.write(StreamKind::Stdout, b"o\nthree");
+        sink.end();
+        let (entries, end) = read_range(sink.path(), 0, u64::MAX, &all()).unwrap();
+        let logs: Vec<_> = entries
+            .iter()
+            .map(|e| (e.stream.as_str(), e.log.as_str()))
+            .collect();
+        assert_eq!(
+            logs,
+            vec![
+                ("stdout", "one\n"),
+                ("stderr", "err\n"),
+                ("stdout", "two\n"),
+                ("stdout", "three")
+            ]
+        );
+        assert_eq!(end, std::fs::metadata(sink.path()).unwrap().len());
+        let only_err = Filter {
+            stderr: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            read_range(sink.path(), 0, u64::MAX, &only_err)
+                .unwrap()
+                .0
+                .len(),
+            1
+        );
+        let tail = Filter {
+            tail: Some(2),
+            ..all()
+        };
+        let (t, _) = read_range(sink.path(), 0, u64::MAX, &tail).unwrap();
+        assert_eq!(t[0].log, "two\n");
+    }
+
+    #[test]
+    fn live_subscribers_get_raw_bytes_then_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LogSink::open(dir.path().join("log.json")).unwrap();
+        sink.begin().unwrap();
+        let mut rx = sink.subscribe();
+        sink.write(StreamKind::Stdout, b"partial");
+        sink.end();
+        assert!(
+            matches!(rx.try_recv().unwrap(), Live::Data(StreamKind::Stdout, b) if &b[..] == b"partial")
+        );
+        assert!(matches!(rx.try_recv().unwrap(), Live::End));
+        assert!(!*&sink.progress().borrow().open);
+    }
+}

@@ -1,0 +1,1486 @@
+//! Containers: their records, their state machine, and the lifecycle
+//! operations of the Docker API (create, start, stop, kill, restart, wait,
+//! remove, attach, logs).
+//!
+//! A container's record is persisted in the metadata database; its log and
+//! files live in `ROOT/containers/<id>/`. Creating, renaming and removing are
+//! durable before they return; state transitions are committed at once but
+//! made durable in batches, since the daemon reconciles state on start.
+//! Lifecycle operations on one container are serialized by its `ops` lock;
+//! exits arrive from the executor on a monitor task.
+//!
+//! This module turns Docker options into an OCI runtime spec (see [`spec`])
+//! and hands it to an executor; it never runs anything itself.
+
+pub mod logs;
+pub mod names;
+pub mod spec;
+
+use crate::error::{Error, ErrorKind, Result, ResultExt};
+use crate::executor::{
+    Control, Executor, ExecutorKind, ExitStatus, Launch, OutputSink, StdinWriter, Stdio,
+    WasiTarget, WasmModule, parse_signal,
+};
+use crate::image::{self, ImageKind, Images};
+use crate::store::db::CONTAINERS;
+use crate::store::{Db, Durability};
+use crate::util::{self, Digest};
+use berth_api_types::container as wire;
+use logs::{Live, LogSink};
+use serde::{Deserialize, Serialize};
+use spec::Restart;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// Docker's container states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StateRecord {
+    pub status: Status,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub oom_killed: bool,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// How a Wasm container finds its module: `module.wasm` in its directory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WasmRecord {
+    pub digest: Digest,
+    pub target: WasiTarget,
+}
+
+/// Everything berth keeps about a container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    pub image_id: Digest,
+    /// The merged configuration (request over image defaults).
+    pub config: wire::Config,
+    pub host_config: wire::HostConfig,
+    pub path: String,
+    pub args: Vec<String>,
+    pub executor: ExecutorKind,
+    pub platform: String,
+    pub wasm: Option<WasmRecord>,
+    pub state: StateRecord,
+    pub restart_count: i64,
+    /// Stopped by the user (stop, kill): restart policies leave it alone.
+    pub manually_stopped: bool,
+    /// It was running when the daemon went away (shut down or died).
+    #[serde(default)]
+    pub stopped_by_daemon: bool,
+}
+
+/// What waiters watch.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub running: bool,
+    /// Exits so far (in this daemon's life).
+    pub exits: u64,
+    pub exit_code: i64,
+    pub removed: bool,
+}
+
+/// Conditions of `POST /containers/{id}/wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: &str) -> Result<WaitCondition> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::invalid(format!(
+                "invalid condition: \"{other}\": use not-running, next-exit or removed"
+            ))),
+        }
+    }
+}
+
+pub struct Container {
+    id: String,
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    /// Serializes start, stop, restart and remove.
+    ops: tokio::sync::Mutex<()>,
+    watch: watch::Sender<Snapshot>,
+    logs: Arc<LogSink>,
+}
+
+struct Inner {
+    record: ContainerRecord,
+    control: Option<Arc<dyn Control>>,
+    /// The container's end of its stdin channel, for attached clients.
+    stdin: Option<StdinWriter>,
+    /// The reading end, until a start hands it to the process.
+    stdin_pending: Option<mpsc::Receiver<bytes::Bytes>>,
+    removed: bool,
+}
+
+impl Inner {
+    /// The stdin writer of a container created with `OpenStdin`, making the
+    /// channel if this run has none yet.
+    fn stdin_writer(&mut self) -> Option<StdinWriter> {
+        if !self.record.config.open_stdin {
+            return None;
+        }
+        if self.stdin.is_none() {
+            let (tx, rx) = mpsc::channel(64);
+            self.stdin = Some(tx);
+            self.stdin_pending = Some(rx);
+        }
+        self.stdin.clone()
+    }
+}
+
+impl Container {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn record(&self) -> ContainerRecord {
+        self.inner.lock().unwrap().record.clone()
+    }
+
+    pub fn logs(&self) -> &Arc<LogSink> {
+        &self.logs
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.watch.borrow().clone()
+    }
+
+    fn is_running(&self) -> bool {
+        self.inner.lock().unwrap().record.state.status == Status::Running
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<String, Arc<Container>>,
+    by_name: HashMap<String, String>,
+}
+
+/// Options of `POST /containers/{id}/attach`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachOptions {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub logs: bool,
+    pub stream: bool,
+}
+
+/// An attached client's view of a container.
+pub struct Attached {
+    pub tty: bool,
+    /// Logged output to send first (`logs=1`).
+    pub replay: Vec<logs::Entry>,
+    /// Live output until the process exits (`stream=1`).
+    pub live: Option<broadcast::Receiver<Live>>,
+    pub stdin: Option<StdinWriter>,
+    stdin_once: bool,
+    container: Arc<Container>,
+}
+
+impl Attached {
+    /// Takes the stdin side of the attachment, to be fed from the client.
+    pub fn take_stdin(&mut self) -> Option<AttachedStdin> {
+        let tx = self.stdin.take()?;
+        Some(AttachedStdin {
+            tx: Some(tx),
+            close_container_stdin: self.stdin_once.then(|| self.container.clone()),
+        })
+    }
+}
+
+/// An attached client's stdin. When the client is done sending (end of
+/// file), dropping this closes the container's stdin too if it was created
+/// with `StdinOnce` (`docker run -i`), so the process reads end of file.
+pub struct AttachedStdin {
+    tx: Option<StdinWriter>,
+    close_container_stdin: Option<Arc<Container>>,
+}
+
+impl AttachedStdin {
+    /// Sends bytes to the process; false once it no longer reads stdin.
+    pub async fn send(&self, data: bytes::Bytes) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(data).await.is_ok(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for AttachedStdin {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(c) = self.close_container_stdin.take() {
+            c.inner.lock().unwrap().stdin = None;
+        }
+    }
+}
+
+/// Options of `GET /containers/{id}/logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub filter: logs::Filter,
+    pub follow: bool,
+}
+
+pub struct Containers {
+    dir: PathBuf,
+    db: Arc<Db>,
+    images: Arc<Images>,
+    executors: HashMap<ExecutorKind, Arc<dyn Executor>>,
+    registry: RwLock<Registry>,
+    shutting_down: AtomicBool,
+    /// Non-durable commits are waiting for a flush.
+    dirty: AtomicBool,
+    /// Wakes the flusher when something is dirty.
+    flush_wanted: Arc<tokio::sync::Notify>,
+}
+
+impl Containers {
+    /// Loads container records and reconciles them with reality: a
+    /// container recorded as running is not (its process died with the
+    /// daemon that ran it), so it is marked exited with the reason.
+    pub fn open(
+        dir: PathBuf,
+        db: Arc<Db>,
+        images: Arc<Images>,
+        executors: Vec<Arc<dyn Executor>>,
+    ) -> Result<Containers> {
+        std::fs::create_dir_all(&dir).ctx(format!("creating {}", dir.display()))?;
+        let (records, bad) = db.load_all::<ContainerRecord>(CONTAINERS)?;
+        for (id, e) in bad {
+            tracing::error!(container = %id, error = %e, "skipping unreadable container record");
+        }
+        let mut registry = Registry::default();
+        let mut changed = Vec::new();
+        for (_, mut rec) in records {
+            match rec.state.status {
+                Status::Running | Status::Paused | Status::Restarting => {
+                    let was_running = rec.state.status != Status::Restarting;
+                    rec.state.status = Status::Exited;
+                    rec.state.pid = 0;
+                    if was_running && !rec.stopped_by_daemon {
+                        rec.state.exit_code = 255;
+                        rec.state.error = "berthd stopped while the container was running".into();
+                        rec.state.finished_at = util::now_rfc3339();
+                    }
+                    rec.stopped_by_daemon = true;
+                    changed.push(rec.clone());
+                }
+                Status::Removing => {
+                    // A removal was interrupted: finish it.
+                    let _ = util::fsutil::remove_dir_all_if_exists(&dir.join(&rec.id));
+                    db.write(Durability::Immediate, |tx| tx.delete(CONTAINERS, &rec.id))?;
+                    continue;
+                }
+                _ => {}
+            }
+            let c = Self::container(&dir, rec)?;
+            registry
+                .by_name
+                .insert(c.record().name.clone(), c.id.clone());
+            registry.by_id.insert(c.id.clone(), c);
+        }
+        if !changed.is_empty() {
+            db.write(Durability::Immediate, |tx| {
+                for r in &changed {
+                    tx.put(CONTAINERS, &r.id, r)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(Containers {
+            dir,
+            db,
+            images,
+            executors: executors.into_iter().map(|e| (e.kind(), e)).collect(),
+            registry: RwLock::new(registry),
+            shutting_down: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            flush_wanted: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    fn container(dir: &Path, rec: ContainerRecord) -> Result<Arc<Container>> {
+        let cdir = dir.join(&rec.id);
+        let logs = Arc::new(LogSink::open(cdir.join("log.json"))?);
+        let (watch, _) = watch::channel(Snapshot {
+            running: rec.state.status == Status::Running,
+            exits: 0,
+            exit_code: rec.state.exit_code,
+            removed: false,
+        });
+        Ok(Arc::new(Container {
+            id: rec.id.clone(),
+            dir: cdir,
+            inner: Mutex::new(Inner {
+                record: rec,
+                control: None,
+                stdin: None,
+                stdin_pending: None,
+                removed: false,
+            }),
+            ops: tokio::sync::Mutex::new(()),
+            watch,
+            logs,
+        }))
+    }
+
+    /// Starts the containers whose restart policy says so after a daemon
+    /// start. Call once the API is up.
+    pub async fn restart_on_boot(self: &Arc<Self>) {
+        let all: Vec<_> = self
+            .registry
+            .read()
+            .unwrap()
+            .by_id
+            .values()
+            .cloned()
+            .collect();
+        for c in all {
+            let rec = c.record();
+            let policy = Restart::parse(&rec.host_config).unwrap_or(Restart::No);
+            let go = match policy {
+                Restart::No => false,
+                Restart::Always => rec.state.status == Status::Exited,
+                Restart::UnlessStopped => {
+                    rec.state.status == Status::Exited && !rec.manually_stopped
+                }
+                Restart::OnFailure { max_retries } => {
+                    rec.stopped_by_daemon
+                        && rec.state.exit_code != 0
+                        && (max_retries == 0 || rec.restart_count < max_retries)
+                }
+            };
+            if rec.host_config.auto_remove && rec.stopped_by_daemon {
+                let _ = self.remove(&rec.id, true).await;
+                continue;
+            }
+            if go {
+                tracing::info!(container = %rec.id, policy = ?policy, "restarting after daemon start");
+                let _op = c.ops.lock().await;
+                if let Err(e) = self.start_locked(&c).await {
+                    tracing::warn!(container = %rec.id, error = %e, "restart after daemon start failed");
+                }
+            }
+        }
+    }
+
+    /// Finds a container by full ID, name, or unique ID prefix.
+    pub fn get(&self, name: &str) -> Result<Arc<Container>> {
+        let reg = self.registry.read().unwrap();
+        let n = name.strip_prefix('/').unwrap_or(name);
+        if let Some(c) = reg.by_id.get(n) {
+            return Ok(c.clone());
+        }
+        if let Some(id) = reg.by_name.get(n) {
+            return Ok(reg.by_id[id].clone());
+        }
+        if !n.is_empty() && n.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut hits = reg.by_id.values().filter(|c| c.id.starts_with(n));
+            if let Some(first) = hits.next() {
+                if hits.next().is_some() {
+                    return Err(Error::invalid(format!(
+                        "multiple containers found with provided prefix: {n}"
+                    )));
+                }
+                return Ok(first.clone());
+            }
+        }
+        Err(Error::not_found(format!("No such container: {name}")))
+    }
+
+    pub fn count(&self) -> (i64, i64, i64) {
+        let reg = self.registry.read().unwrap();
+        let mut running = 0;
+        let mut paused = 0;
+        for c in reg.by_id.values() {
+            match c.inner.lock().unwrap().record.state.status {
+                Status::Running => running += 1,
+                Status::Paused => paused += 1,
+                _ => {}
+            }
+        }
+        (reg.by_id.len() as i64, running, paused)
+    }
+
+    /// Containers using an image: `(short id, running)`.
+    pub fn users_of(&self, image: &Digest) -> Vec<(String, bool)> {
+        let reg = self.registry.read().unwrap();
+        reg.by_id
+            .values()
+            .filter_map(|c| {
+                let inner = c.inner.lock().unwrap();
+                (inner.record.image_id == *image).then(|| {
+                    (
+                        c.id[..12].to_string(),
+                        inner.record.state.status == Status::Running,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn persist(&self, rec: &ContainerRecord, durability: Durability) -> Result<()> {
+        self.db
+            .write(durability, |tx| tx.put(CONTAINERS, &rec.id, rec))?;
+        if matches!(durability, Durability::None) {
+            self.dirty.store(true, Ordering::Relaxed);
+            self.flush_wanted.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Makes state changes committed without fsync durable.
+    pub fn flush(&self) -> Result<()> {
+        if self.dirty.swap(false, Ordering::Relaxed) {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes state changes as soon as they are made, off the request
+    /// path: a start answers before its record is fsynced, and the record
+    /// is durable a moment later. Changes made during one flush are
+    /// covered by the next. Ends when the manager is dropped.
+    pub async fn run_flusher(this: std::sync::Weak<Containers>) {
+        loop {
+            let Some(me) = this.upgrade() else { return };
+            if !me.dirty.load(Ordering::Relaxed) {
+                let wanted = me.flush_wanted.clone();
+                drop(me);
+                wanted.notified().await;
+                continue;
+            }
+            let result = tokio::task::spawn_blocking(move || me.flush()).await;
+            match result {
+                Ok(Err(e)) => tracing::warn!(error = %e, "flushing container state"),
+                Err(e) => tracing::warn!(error = %e, "flushing container state"),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    fn executor(&self, kind: ExecutorKind) -> Result<&Arc<dyn Executor>> {
+        self.executors.get(&kind).ok_or_else(|| {
+            Error::not_implemented(format!(
+                "this berthd cannot run {} containers yet",
+                match kind {
+                    ExecutorKind::Native => "native Linux",
+                    ExecutorKind::Wasm => "Wasm",
+                }
+            ))
+        })
+    }
+
+    fn launch(&self, c: &Container, rec: &ContainerRecord) -> Result<Launch> {
+        let mut argv = vec![rec.path.clone()];
+        argv.extend(rec.args.iter().cloned());
+        let rootfs = c.dir.join("rootfs");
+        let spec = spec::oci_spec(&argv, &rec.config, &rec.host_config, &rootfs)?;
+        Ok(Launch {
+            id: rec.id.clone(),
+            spec,
+            bundle: c.dir.clone(),
+            rootfs,
+            wasm: rec.wasm.as_ref().map(|w| WasmModule {
+                digest: w.digest.clone(),
+                path: c.dir.join("module.wasm"),
+                target: w.target,
+            }),
+        })
+    }
+
+    /// `POST /containers/create`.
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        request: wire::CreateRequest,
+    ) -> Result<wire::CreateResponse> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return Err(Error::conflict("berthd is shutting down"));
+        }
+        if request.config.image.is_empty() {
+            return Err(Error::invalid(
+                "Config.Image is required: give the image to create the container from",
+            ));
+        }
+        let image = self.images.resolve(&request.config.image)?;
+        let handle = self.images.handle(&image)?;
+        let kind = spec::choose_executor(image.kind.executor(), &request.host_config.runtime)?;
+        let executor = self.executor(kind)?.clone();
+        let config = spec::merge(&request, &handle.config.container_config());
+        let warnings = spec::check_supported(kind, &config, &request.host_config)?;
+
+        let module = match (&image.kind, kind) {
+            (ImageKind::Wasm { form, .. }, ExecutorKind::Wasm) => {
+                let entry = config
+                    .entrypoint
+                    .as_ref()
+                    .and_then(|e| e.first())
+                    .or_else(|| config.cmd.as_ref().and_then(|c| c.first()))
+                    .cloned();
+                Some(image::wasm::find_module(
+                    &self.images,
+                    &handle,
+                    form,
+                    entry.as_deref(),
+                )?)
+            }
+            _ => None,
+        };
+        let argv = spec::argv(&config, module.as_ref().and_then(|m| m.argv0.as_deref()))?;
+
+        let id = util::random_id();
+        let name = self.reserve_name(name, &id)?;
+        let result = self
+            .create_reserved(
+                &id, &name, &request, config, argv, &image, kind, module, &executor,
+            )
+            .await;
+        match result {
+            Ok(()) => Ok(wire::CreateResponse { id, warnings }),
+            Err(e) => {
+                self.registry.write().unwrap().by_name.remove(&name);
+                let _ = util::fsutil::remove_dir_all_if_exists(&self.dir.join(&id));
+                Err(e)
+            }
+        }
+    }
+
+    fn reserve_name(&self, requested: Option<&str>, id: &str) -> Result<String> {
+        let mut reg = self.registry.write().unwrap();
+        if let Some(n) = requested.filter(|n| !n.is_empty()) {
+            let n = names::validate(n)?;
+            if let Some(other) = reg.by_name.get(&n) {
+                return Err(Error::conflict(format!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". \
+                     You have to remove (or rename) that container to be able to reuse that name."
+                )));
+            }
+            reg.by_name.insert(n.clone(), id.to_string());
+            return Ok(n);
+        }
+        for attempt in 0..100 {
+            let n = names::random(attempt / 10);
+            if !reg.by_name.contains_key(&n) {
+                reg.by_name.insert(n.clone(), id.to_string());
+                return Ok(n);
+            }
+        }
+        Err(Error::internal("could not find a free container name"))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create_reserved(
+        &self,
+        id: &str,
+        name: &str,
+        request: &wire::CreateRequest,
+        config: wire::Config,
+        argv: Vec<String>,
+        image: &image::ImageRecord,
+        kind: ExecutorKind,
+        module: Option<image::wasm::ModuleRef>,
+        executor: &Arc<dyn Executor>,
+    ) -> Result<()> {
+        let dir = self.dir.join(id);
+        std::fs::create_dir_all(dir.join("rootfs")).ctx(format!("creating {}", dir.display()))?;
+        let wasm = match module {
+            None => None,
+            Some(m) => {
+                let path = dir.join("module.wasm");
+                let target = match m.data {
+                    image::wasm::ModuleData::Blob(blob) => {
+                        if std::fs::hard_link(&blob, &path).is_err() {
+                            std::fs::copy(&blob, &path).ctx("copying the module")?;
+                        }
+                        let mut head = [0u8; 8];
+                        use std::io::Read;
+                        let n = std::fs::File::open(&path)
+                            .and_then(|mut f| f.read(&mut head))
+                            .ctx("reading the module")?;
+                        image::wasm::detect(&head[..n])?
+                    }
+                    image::wasm::ModuleData::Bytes(bytes) => {
+                        std::fs::write(&path, &bytes).ctx("writing the module")?;
+                        image::wasm::detect(&bytes)?
+                    }
+                };
+                Some(WasmRecord {
+                    digest: m.digest,
+                    target,
+                })
+            }
+        };
+        let platform = match (&wasm, kind) {
+            (Some(w), _) => w.target.as_str().to_string(),
+            (None, _) => image.os.clone(),
+        };
+        let mut config = config;
+        config.image = request.config.image.clone();
+        let record = ContainerRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            created: util::now_rfc3339(),
+            image: request.config.image.clone(),
+            image_id: image.id.clone(),
+            config,
+            host_config: request.host_config.clone(),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            executor: kind,
+            platform,
+            wasm,
+            state: StateRecord {
+                status: Status::Created,
+                pid: 0,
+                exit_code: 0,
+                error: String::new(),
+                oom_killed: false,
+                started_at: util::ZERO_TIME.into(),
+                finished_at: util::ZERO_TIME.into(),
+            },
+            restart_count: 0,
+            manually_stopped: false,
+            stopped_by_daemon: false,
+        };
+        let c = Self::container(&self.dir, record.clone())?;
+        let launch = self.launch(&c, &record)?;
+        executor.prepare(&launch).await?;
+        self.persist(&record, Durability::Immediate)?;
+        self.registry
+            .write()
+            .unwrap()
+            .by_id
+            .insert(id.to_string(), c);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
+        let c = self.get(name)?;
+        let _op = c.ops.lock().await;
+        {
+            let mut inner = c.inner.lock().unwrap();
+            inner.record.manually_stopped = false;
+            inner.record.restart_count = 0;
+        }
+        self.start_locked(&c).await
+    }
+
+    /// Starts a container whose `ops` lock the caller holds. Boxed because
+    /// restart policies make start and exit handling mutually recursive.
+    fn start_locked<'a>(
+        self: &'a Arc<Self>,
+        c: &'a Arc<Container>,
+    ) -> futures_util::future::BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if self.shutting_down.load(Ordering::Relaxed) {
+                return Err(Error::conflict("berthd is shutting down"));
+            }
+            let rec = {
+                let inner = c.inner.lock().unwrap();
+                if inner.removed {
+                    return Err(Error::not_found(format!("No such container: {}", c.id)));
+                }
+                match inner.record.state.status {
+                    Status::Running => {
+                        return Err(Error::not_modified("container already started"));
+                    }
+                    Status::Paused => {
+                        return Err(Error::conflict(
+                            "cannot start a paused container, try unpause instead",
+                        ));
+                    }
+                    Status::Removing | Status::Dead => {
+                        return Err(Error::conflict(format!(
+                            "cannot start container {}: it is being removed",
+                            c.id
+                        )));
+                    }
+                    _ => {}
+                }
+                inner.record.clone()
+            };
+            let executor = self.executor(rec.executor)?.clone();
+            let launch = self.launch(c, &rec)?;
+            executor.prepare(&launch).await?;
+            c.logs.begin()?;
+            let stdin_rx = {
+                let mut inner = c.inner.lock().unwrap();
+                inner.stdin_writer();
+                inner.stdin_pending.take()
+            };
+            let stdio = Stdio {
+                output: c.logs.clone() as Arc<dyn OutputSink>,
+                stdin: stdin_rx,
+            };
+            let running = match executor.start(&launch, stdio) {
+                Ok(r) => r,
+                Err(e) => {
+                    c.logs.end();
+                    let rec = {
+                        let mut inner = c.inner.lock().unwrap();
+                        inner.record.state.error = e.to_string();
+                        inner.record.state.exit_code = 128;
+                        inner.record.clone()
+                    };
+                    let _ = self.persist(&rec, Durability::None);
+                    return Err(e);
+                }
+            };
+            let rec = {
+                let mut inner = c.inner.lock().unwrap();
+                let st = &mut inner.record.state;
+                st.status = Status::Running;
+                st.pid = running.pid;
+                st.exit_code = 0;
+                st.error.clear();
+                st.oom_killed = false;
+                st.started_at = util::now_rfc3339();
+                inner.record.stopped_by_daemon = false;
+                inner.control = Some(Arc::from(running.control));
+                inner.record.clone()
+            };
+            c.watch.send_modify(|s| s.running = true);
+            if let Err(e) = self.persist(&rec, Durability::None) {
+                tracing::warn!(container = %c.id, error = %e, "recording start");
+            }
+            let this = self.clone();
+            let c2 = c.clone();
+            let exit = running.exit;
+            tokio::spawn(async move {
+                let status = exit.await;
+                this.on_exit(c2, status).await;
+            });
+            Ok(())
+        })
+    }
+
+    async fn on_exit(self: Arc<Self>, c: Arc<Container>, status: ExitStatus) {
+        c.logs.end();
+        let shutting_down = self.shutting_down.load(Ordering::Relaxed);
+        let (rec, restart) = {
+            let mut inner = c.inner.lock().unwrap();
+            inner.control = None;
+            inner.stdin = None;
+            inner.stdin_pending = None;
+            let rec = &mut inner.record;
+            rec.state.status = Status::Exited;
+            rec.state.pid = 0;
+            rec.state.exit_code = status.code;
+            rec.state.error = status.error.clone().unwrap_or_default();
+            rec.state.oom_killed = status.oom_killed;
+            rec.state.finished_at = util::now_rfc3339();
+            if shutting_down {
+                rec.stopped_by_daemon = true;
+            }
+            let policy = Restart::parse(&rec.host_config).unwrap_or(Restart::No);
+            let restart = !shutting_down
+                && !rec.manually_stopped
+                && match policy {
+                    Restart::No => false,
+                    Restart::Always | Restart::UnlessStopped => true,
+                    Restart::OnFailure { max_retries } => {
+                        status.code != 0 && (max_retries == 0 || rec.restart_count < max_retries)
+                    }
+                };
+            if restart {
+                rec.state.status = Status::Restarting;
+            }
+            (rec.clone(), restart)
+        };
+        if let Err(e) = self.persist(&rec, Durability::None) {
+            tracing::warn!(container = %c.id, error = %e, "recording exit");
+        }
+        tracing::debug!(container = %c.id, code = status.code, "container exited");
+        c.watch.send_modify(|s| {
+            s.running = false;
+            s.exits += 1;
+            s.exit_code = status.code;
+        });
+        if rec.host_config.auto_remove && !shutting_down {
+            let _op = c.ops.lock().await;
+            if !c.inner.lock().unwrap().removed
+                && let Err(e) = self.remove_locked(&c).await
+            {
+                tracing::warn!(container = %c.id, error = %e, "auto-removing container");
+            }
+            return;
+        }
+        if restart {
+            self.restart_after_exit(c, &rec).await;
+        }
+    }
+
+    /// Restarts a container its policy says to restart, after Docker's
+    /// backoff: 100 ms doubling per consecutive restart, reset when it ran
+    /// for at least 10 seconds.
+    async fn restart_after_exit(self: Arc<Self>, c: Arc<Container>, rec: &ContainerRecord) {
+        let ran = match (
+            util::parse_rfc3339(&rec.state.started_at),
+            util::parse_rfc3339(&rec.state.finished_at),
+        ) {
+            (Some(s), Some(f)) => (f - s).to_std().unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        let n = if ran >= Duration::from_secs(10) {
+            0
+        } else {
+            rec.restart_count.min(10) as u32
+        };
+        let delay = Duration::from_millis(100) * 2u32.pow(n);
+        let delay = delay.min(Duration::from_secs(60));
+        tokio::time::sleep(delay).await;
+        let _op = c.ops.lock().await;
+        {
+            let mut inner = c.inner.lock().unwrap();
+            if inner.removed
+                || inner.record.manually_stopped
+                || inner.record.state.status != Status::Restarting
+            {
+                return;
+            }
+            inner.record.state.status = Status::Exited;
+            inner.record.restart_count += 1;
+        }
+        if let Err(e) = self.start_locked(&c).await {
+            tracing::warn!(container = %c.id, error = %e, "restart failed");
+        }
+    }
+
+    /// Waits until the exit count passes `exits`, for at most `timeout`.
+    async fn wait_exit(c: &Container, exits: u64, timeout: Option<Duration>) -> bool {
+        let mut rx = c.watch.subscribe();
+        let fut = rx.wait_for(|s| s.exits > exits || s.removed);
+        match timeout {
+            None => fut.await.is_ok(),
+            Some(t) => matches!(tokio::time::timeout(t, fut).await, Ok(Ok(_))),
+        }
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after
+    /// the timeout (-1 waits forever).
+    pub async fn stop(&self, name: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let c = self.get(name)?;
+        let _op = c.ops.lock().await;
+        self.stop_locked(&c, timeout, signal).await
+    }
+
+    async fn stop_locked(
+        &self,
+        c: &Container,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let (control, rec) = {
+            let mut inner = c.inner.lock().unwrap();
+            match inner.record.state.status {
+                Status::Running | Status::Paused => {}
+                Status::Restarting => {
+                    inner.record.manually_stopped = true;
+                    inner.record.state.status = Status::Exited;
+                    let rec = inner.record.clone();
+                    drop(inner);
+                    self.persist(&rec, Durability::None)?;
+                    return Ok(());
+                }
+                _ => return Err(Error::not_modified("container already stopped")),
+            }
+            inner.record.manually_stopped = true;
+            (inner.control.clone(), inner.record.clone())
+        };
+        self.persist(&rec, Durability::None)?;
+        let Some(control) = control else {
+            return Ok(());
+        };
+        let sig_name = signal
+            .filter(|s| !s.is_empty())
+            .or(Some(rec.config.stop_signal.as_str()).filter(|s| !s.is_empty()))
+            .unwrap_or("SIGTERM");
+        let sig = parse_signal(sig_name)?;
+        let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let exits = c.snapshot().exits;
+        control.signal(sig)?;
+        let grace = (timeout >= 0).then(|| Duration::from_secs(timeout as u64));
+        if !Self::wait_exit(c, exits, grace).await {
+            tracing::info!(container = %c.id, "did not stop in time; killing it");
+            control.signal(9)?;
+            Self::wait_exit(c, exits, None).await;
+        }
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.get(name)?;
+        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
+        let control = {
+            let mut inner = c.inner.lock().unwrap();
+            if inner.record.state.status != Status::Running {
+                return Err(Error::conflict(format!(
+                    "Cannot kill container: {}: Container {} is not running",
+                    name, c.id
+                )));
+            }
+            if crate::executor::default_action(sig) == crate::executor::DefaultAction::Terminate {
+                inner.record.manually_stopped = true;
+            }
+            inner.control.clone()
+        };
+        match control {
+            Some(ctl) => ctl.signal(sig),
+            None => Err(Error::conflict(format!(
+                "Container {} is not running",
+                c.id
+            ))),
+        }
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart(
+        self: &Arc<Self>,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let c = self.get(name)?;
+        let _op = c.ops.lock().await;
+        match self.stop_locked(&c, timeout, signal).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotModified => {}
+            Err(e) => return Err(e),
+        }
+        {
+            let mut inner = c.inner.lock().unwrap();
+            inner.record.manually_stopped = false;
+            inner.record.restart_count = 0;
+        }
+        self.start_locked(&c).await
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
+        let c = self.get(name)?;
+        let _op = c.ops.lock().await;
+        let running = c.is_running();
+        if running && !force {
+            return Err(Error::conflict(format!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                c.id
+            )));
+        }
+        if running {
+            let (control, exits) = {
+                let mut inner = c.inner.lock().unwrap();
+                inner.record.manually_stopped = true;
+                (inner.control.clone(), c.snapshot().exits)
+            };
+            if let Some(ctl) = control {
+                ctl.signal(9)?;
+                Self::wait_exit(&c, exits, None).await;
+            }
+        }
+        {
+            let mut inner = c.inner.lock().unwrap();
+            inner.record.manually_stopped = true;
+        }
+        self.remove_locked(&c).await
+    }
+
+    async fn remove_locked(&self, c: &Container) -> Result<()> {
+        let rec = {
+            let mut inner = c.inner.lock().unwrap();
+            if inner.removed {
+                return Ok(());
+            }
+            inner.record.state.status = Status::Removing;
+            inner.record.clone()
+        };
+        // Mark it first, so that a crash in the middle finishes the removal
+        // on the next start rather than leaving half a container.
+        self.persist(&rec, Durability::Immediate)?;
+        let dir = c.dir.clone();
+        tokio::task::spawn_blocking(move || util::fsutil::remove_dir_all_if_exists(&dir))
+            .await
+            .ctx("removing container files")?
+            .ctx("removing container files")?;
+        self.db
+            .write(Durability::Immediate, |tx| tx.delete(CONTAINERS, &rec.id))?;
+        {
+            let mut reg = self.registry.write().unwrap();
+            reg.by_id.remove(&rec.id);
+            if reg.by_name.get(&rec.name) == Some(&rec.id) {
+                reg.by_name.remove(&rec.name);
+            }
+        }
+        c.inner.lock().unwrap().removed = true;
+        c.watch.send_modify(|s| s.removed = true);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/wait`. Registers the wait at once and returns
+    /// a future of the result, so that the API can answer with headers
+    /// before the container exits (the docker CLI starts the container only
+    /// after it sees them).
+    pub fn wait(
+        &self,
+        name: &str,
+        condition: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = wire::WaitResponse> + Send + 'static> {
+        let c = self.get(name)?;
+        let mut rx = c.watch.subscribe();
+        let start = rx.borrow().clone();
+        let c2 = c.clone();
+        Ok(async move {
+            let done = |s: &Snapshot| match condition {
+                WaitCondition::NotRunning => !s.running,
+                WaitCondition::NextExit => s.exits > start.exits || s.removed,
+                WaitCondition::Removed => s.removed,
+            };
+            let code = match rx.wait_for(done).await {
+                Ok(s) => s.exit_code,
+                // The container is gone.
+                Err(_) => c2.snapshot().exit_code,
+            };
+            wire::WaitResponse {
+                status_code: code,
+                error: None,
+            }
+        })
+    }
+
+    /// `POST /containers/{id}/attach`.
+    pub fn attach(&self, name: &str, opts: AttachOptions) -> Result<Attached> {
+        let c = self.get(name)?;
+        let rec = c.record();
+        let filter = logs::Filter {
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+            ..Default::default()
+        };
+        let (len, rx) = c.logs.subscribe_after_log();
+        let replay = if opts.logs {
+            logs::read_range(c.logs.path(), 0, len, &filter)?.0
+        } else {
+            Vec::new()
+        };
+        let live_ok = matches!(
+            rec.state.status,
+            Status::Created | Status::Running | Status::Restarting | Status::Paused
+        );
+        let stdin = if opts.stdin && live_ok {
+            c.inner.lock().unwrap().stdin_writer()
+        } else {
+            None
+        };
+        Ok(Attached {
+            tty: rec.config.tty,
+            replay,
+            live: (opts.stream && live_ok).then_some(rx),
+            stdin,
+            stdin_once: rec.config.stdin_once,
+            container: c,
+        })
+    }
+
+    /// `GET /containers/{id}/logs`: entries already logged and, with
+    /// `follow`, those to come until the container stops.
+    pub fn logs(
+        &self,
+        name: &str,
+        opts: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<logs::Entry>)> {
+        let c = self.get(name)?;
+        let tty = c.record().config.tty;
+        let (tx, rx) = mpsc::channel(256);
+        let sink = c.logs.clone();
+        let mut progress = sink.progress();
+        let path = sink.path().to_path_buf();
+        let filter = opts.filter.clone();
+        let follow = opts.follow;
+        // Read the history now (tail applies to it only), then follow.
+        let p = *progress.borrow_and_update();
+        let (history, mut offset) = logs::read_range(&path, 0, p.len, &filter)?;
+        let live_filter = logs::Filter {
+            tail: None,
+            ..filter
+        };
+        tokio::spawn(async move {
+            for e in history {
+                if tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+            if !follow {
+                return;
+            }
+            loop {
+                let p = *progress.borrow_and_update();
+                if p.len > offset {
+                    let (entries, next) = match logs::read_range(&path, offset, p.len, &live_filter)
+                    {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "following log");
+                            return;
+                        }
+                    };
+                    offset = next;
+                    for e in entries {
+                        if tx.send(e).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                if !p.open {
+                    return;
+                }
+                tokio::select! {
+                    r = progress.changed() => if r.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok((tty, rx))
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub fn inspect(&self, name: &str) -> Result<wire::Inspect> {
+        let c = self.get(name)?;
+        let rec = c.record();
+        Ok(wire::Inspect {
+            id: rec.id.clone(),
+            created: rec.created.clone(),
+            path: rec.path.clone(),
+            args: rec.args.clone(),
+            state: wire::State {
+                status: rec.state.status.as_str().into(),
+                running: rec.state.status == Status::Running,
+                paused: rec.state.status == Status::Paused,
+                restarting: rec.state.status == Status::Restarting,
+                oom_killed: rec.state.oom_killed,
+                dead: rec.state.status == Status::Dead,
+                pid: rec.state.pid,
+                exit_code: rec.state.exit_code,
+                error: rec.state.error.clone(),
+                started_at: rec.state.started_at.clone(),
+                finished_at: rec.state.finished_at.clone(),
+            },
+            image: rec.image_id.to_string(),
+            resolv_conf_path: String::new(),
+            hostname_path: String::new(),
+            hosts_path: String::new(),
+            log_path: c.logs.path().display().to_string(),
+            name: format!("/{}", rec.name),
+            restart_count: rec.restart_count,
+            driver: "berth".into(),
+            platform: rec.platform.clone(),
+            mount_label: String::new(),
+            process_label: String::new(),
+            app_armor_profile: String::new(),
+            exec_ids: None,
+            host_config: rec.host_config.clone(),
+            graph_driver: wire::GraphDriver {
+                name: "berth".into(),
+                data: [(
+                    "RootDir".to_string(),
+                    c.dir.join("rootfs").display().to_string(),
+                )]
+                .into(),
+            },
+            mounts: Vec::new(),
+            config: rec.config.clone(),
+            network_settings: serde_json::json!({"Networks": {}}),
+            executor: rec.executor.as_str().into(),
+        })
+    }
+
+    /// `GET /containers/json`.
+    pub fn list(&self, all: bool, filters: &ListFilters) -> Result<Vec<wire::Summary>> {
+        let cs: Vec<Arc<Container>> = self
+            .registry
+            .read()
+            .unwrap()
+            .by_id
+            .values()
+            .cloned()
+            .collect();
+        let mut recs: Vec<ContainerRecord> = cs.iter().map(|c| c.record()).collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let now = chrono::Utc::now();
+        let mut out = Vec::new();
+        for rec in recs {
+            let running = rec.state.status == Status::Running;
+            if !all && !running && filters.status.is_empty() {
+                continue;
+            }
+            if !filters.matches(&rec, &self.images) {
+                continue;
+            }
+            let mut command = vec![rec.path.clone()];
+            command.extend(rec.args.iter().cloned());
+            out.push(wire::Summary {
+                id: rec.id.clone(),
+                names: vec![format!("/{}", rec.name)],
+                image: rec.image.clone(),
+                image_id: rec.image_id.to_string(),
+                command: command.join(" "),
+                created: util::parse_rfc3339(&rec.created)
+                    .map(|t| t.timestamp())
+                    .unwrap_or(0),
+                ports: Vec::new(),
+                labels: rec.config.labels.clone(),
+                state: rec.state.status.as_str().into(),
+                status: status_text(&rec.state, now),
+                host_config: wire::SummaryHostConfig {
+                    network_mode: if rec.host_config.network_mode.is_empty() {
+                        "default".into()
+                    } else {
+                        rec.host_config.network_mode.clone()
+                    },
+                },
+                network_settings: serde_json::json!({"Networks": {}}),
+                mounts: Vec::new(),
+                executor: rec.executor.as_str().into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stops every running container for a daemon shutdown and waits for
+    /// them (Wasm containers cannot outlive the daemon).
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        let cs: Vec<Arc<Container>> = self
+            .registry
+            .read()
+            .unwrap()
+            .by_id
+            .values()
+            .cloned()
+            .collect();
+        let mut waits = Vec::new();
+        for c in cs {
+            let (control, exits) = {
+                let inner = c.inner.lock().unwrap();
+                if inner.record.state.status != Status::Running {
+                    continue;
+                }
+                (inner.control.clone(), c.snapshot().exits)
+            };
+            if let Some(ctl) = control {
+                let _ = ctl.signal(15);
+                waits.push(async move {
+                    if !Self::wait_exit(&c, exits, Some(Duration::from_secs(10))).await {
+                        let _ = ctl.signal(9);
+                        Self::wait_exit(&c, exits, Some(Duration::from_secs(5))).await;
+                    }
+                });
+            }
+        }
+        futures_util::future::join_all(waits).await;
+        // Give the monitors a moment to record the exits.
+        tokio::task::yield_now().await;
+        if let Err(e) = self.flush() {
+            tracing::error!(error = %e, "flushing container state at shutdown");
+        }
+    }
+}
+
+/// Docker's `Status` column: "Up 5 seconds", "Exited (0) 2 minutes ago".
+pub fn status_text(st: &StateRecord, now: chrono::DateTime<chrono::Utc>) -> String {
+    use berth_api_types::units::human_duration;
+    let since = |t: &str| {
+        util::parse_rfc3339(t)
+            .and_then(|t| (now - t).to_std().ok())
+            .map(human_duration)
+    };
+    match st.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", since(&st.started_at).unwrap_or_default()),
+        Status::Paused => format!("Up {} (Paused)", since(&st.started_at).unwrap_or_default()),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            since(&st.finished_at).unwrap_or_default()
+        ),
+        Status::Exited => match since(&st.finished_at) {
+            Some(d) if st.finished_at != util::ZERO_TIME => {
+                format!("Exited ({}) {} ago", st.exit_code, d)
+            }
+            _ => format!("Exited ({})", st.exit_code),
+        },
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+/// `filters` of `GET /containers/json`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilters {
+    pub id: Vec<String>,
+    pub name: Vec<String>,
+    pub label: Vec<String>,
+    pub status: Vec<String>,
+    pub exited: Vec<i64>,
+    pub ancestor: Vec<String>,
+}
+
+impl ListFilters {
+    /// Parses Docker's filter JSON: `{"status":["exited"]}` (or the old
+    /// `{"status":{"exited":true}}`).
+    pub fn parse(json: &str) -> Result<ListFilters> {
+        let mut f = ListFilters::default();
+        if json.is_empty() {
+            return Ok(f);
+        }
+        let v: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::invalid(format!("invalid filters: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::invalid("invalid filters: expected a JSON object"))?;
+        for (key, values) in obj {
+            let values: Vec<String> = match values {
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().unwrap_or_default().to_string())
+                    .collect(),
+                serde_json::Value::Object(o) => o.keys().cloned().collect(),
+                _ => return Err(Error::invalid(format!("invalid filter values for '{key}'"))),
+            };
+            match key.as_str() {
+                "id" => f.id = values,
+                "name" => f.name = values,
+                "label" => f.label = values,
+                "status" => {
+                    for s in &values {
+                        if ![
+                            "created",
+                            "restarting",
+                            "running",
+                            "removing",
+                            "paused",
+                            "exited",
+                            "dead",
+                        ]
+                        .contains(&s.as_str())
+                        {
+                            return Err(Error::invalid(format!(
+                                "invalid filter 'status={s}': use created, restarting, running, removing, paused, exited or dead"
+                            )));
+                        }
+                    }
+                    f.status = values
+                }
+                "exited" => {
+                    f.exited = values
+                        .iter()
+                        .map(|s| {
+                            s.parse()
+                                .map_err(|_| Error::invalid(format!("invalid filter 'exited={s}'")))
+                        })
+                        .collect::<Result<_>>()?
+                }
+                "ancestor" => f.ancestor = values,
+                other => {
+                    return Err(Error::invalid(format!(
+                        "invalid filter '{other}': berth filters containers by id, name, label, status, exited and ancestor"
+                    )));
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, rec: &ContainerRecord, images: &Images) -> bool {
+        if !self.id.is_empty() && !self.id.iter().any(|p| rec.id.starts_with(p.as_str())) {
+            return false;
+        }
+        if !self.name.is_empty()
+            && !self
+                .name
+                .iter()
+                .any(|n| rec.name.contains(n.trim_start_matches('/')))
+        {
+            return false;
+        }
+        for l in &self.label {
+            let ok = match l.split_once('=') {
+                Some((k, v)) => rec.config.labels.get(k).map(String::as_str) == Some(v),
+                None => rec.config.labels.contains_key(l),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if !self.status.is_empty() && !self.status.iter().any(|s| s == rec.state.status.as_str()) {
+            return false;
+        }
+        if !self.exited.is_empty()
+            && !(rec.state.status == Status::Exited && self.exited.contains(&rec.state.exit_code))
+        {
+            return false;
+        }
+        if !self.ancestor.is_empty()
+            && !self.ancestor.iter().any(|a| {
+                *a == rec.image
+                    || images
+                        .resolve(a)
+                        .map(|i| i.id == rec.image_id)
+                        .unwrap_or(false)
+            })
+        {
+            return false;
+        }
+        true
+    }
+}

@@ -1,0 +1,382 @@
+//! The facade berthd drives: one [`Engine`] per daemon root, owning the
+//! stores, the container manager and the executors.
+//!
+//! Opening an engine takes an exclusive lock on the root (two daemons must
+//! never share one), opens the blob store and metadata database, reconciles
+//! container records with reality and sweeps blobs left by interrupted
+//! writes.
+
+use crate::container::Containers;
+use crate::error::{Error, Result, ResultExt};
+use crate::executor::wasm::{WasmConfig, WasmExecutor};
+use crate::executor::{Executor, WasiTarget, WasmModule};
+use crate::image::{self, Images, Reference};
+use crate::store::{BlobStore, Db};
+use crate::util::{self, Digest};
+use berth_api_types::image::WasmImportResponse;
+use berth_api_types::system as wire;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The berth version, as `berth version` shows it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The wasmtime version berth was built with.
+pub const WASMTIME_VERSION: &str = env!("BERTH_WASMTIME_VERSION");
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub root: PathBuf,
+    /// How many Wasm containers may run at once.
+    pub wasm_pool_slots: u32,
+}
+
+impl EngineConfig {
+    pub fn new(root: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            root: root.into(),
+            wasm_pool_slots: 1000,
+        }
+    }
+}
+
+pub struct Engine {
+    root: PathBuf,
+    id: String,
+    _lock: nix::fcntl::Flock<File>,
+    images: Arc<Images>,
+    containers: Arc<Containers>,
+    wasm: Arc<WasmExecutor>,
+}
+
+impl Engine {
+    pub async fn open(config: EngineConfig) -> Result<Arc<Engine>> {
+        let root = config.root.clone();
+        std::fs::create_dir_all(&root).ctx(format!("creating {}", root.display()))?;
+        let lock = lock_root(&root)?;
+        let db = Arc::new(Db::open(&root.join("berth.redb"))?);
+        let id = match db.get::<String>(crate::store::db::META, "daemon-id")? {
+            Some(id) => id,
+            None => {
+                let id = util::random_id();
+                db.write(crate::store::Durability::Immediate, |tx| {
+                    tx.put(crate::store::db::META, "daemon-id", &id)
+                })?;
+                id
+            }
+        };
+        let blobs = Arc::new(BlobStore::open(&root)?);
+        let images = Arc::new(Images::open(blobs, db.clone())?);
+        match images.collect_garbage() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(blobs = n, "removed blobs no image refers to"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep unused blobs"),
+        }
+        let mut wasm_config = WasmConfig::new(root.join("wasm-cache"));
+        wasm_config.pool_slots = config.wasm_pool_slots;
+        let wasm = Arc::new(WasmExecutor::new(wasm_config)?);
+        let executors: Vec<Arc<dyn Executor>> = vec![wasm.clone()];
+        let containers = Arc::new(Containers::open(
+            root.join("containers"),
+            db,
+            images.clone(),
+            executors,
+        )?);
+        let engine = Arc::new(Engine {
+            root,
+            id,
+            _lock: lock,
+            images,
+            containers,
+            wasm,
+        });
+        engine.spawn_flusher();
+        Ok(engine)
+    }
+
+    /// Starts containers whose restart policy asks for it. Call once the
+    /// daemon serves its API.
+    pub async fn restart_on_boot(&self) {
+        self.containers.restart_on_boot().await;
+    }
+
+    fn spawn_flusher(self: &Arc<Self>) {
+        tokio::spawn(Containers::run_flusher(Arc::downgrade(&self.containers)));
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn images(&self) -> &Arc<Images> {
+        &self.images
+    }
+
+    pub fn containers(&self) -> &Arc<Containers> {
+        &self.containers
+    }
+
+    pub fn wasm(&self) -> &Arc<WasmExecutor> {
+        &self.wasm
+    }
+
+    /// Stops running containers and makes all state durable.
+    pub async fn shutdown(&self) {
+        self.containers.shutdown().await;
+    }
+
+    /// Makes an image from a `.wasm` module or component (or WAT text),
+    /// refusing one that could never run here.
+    pub async fn import_wasm(
+        &self,
+        bytes: Vec<u8>,
+        tag: &str,
+        title: Option<&str>,
+    ) -> Result<WasmImportResponse> {
+        let reference = Reference::parse(tag)?.with_default_tag();
+        if reference.digest().is_some() {
+            return Err(Error::invalid(format!(
+                "cannot name an image with a digest reference: {tag}"
+            )));
+        }
+        let bytes = to_binary(bytes)?;
+        let target = image::wasm::detect(&bytes)?;
+        let digest = Digest::of(&bytes);
+        let existed = self.images.blobs().contains(&digest);
+        self.images.blobs().put(&bytes, Some(&digest))?;
+        let module = WasmModule {
+            digest: digest.clone(),
+            path: self.images.blobs().path(&digest),
+            target,
+        };
+        let component = match self.wasm.check(&module).await {
+            Ok(c) => c,
+            Err(e) => {
+                if !existed {
+                    let _ = self.images.blobs().delete(&digest);
+                }
+                return Err(e);
+            }
+        };
+        let title = title
+            .filter(|t| !t.is_empty())
+            .map(|t| Path::new(t).file_name().and_then(|n| n.to_str()).unwrap_or(t).to_string())
+            .unwrap_or_else(|| format!("{}.wasm", reference.path().rsplit('/').next().unwrap_or("module")));
+        let images = self.images.clone();
+        let r2 = reference.clone();
+        let record = tokio::task::spawn_blocking(move || {
+            image::wasm::import(&images, &bytes, target, &title, &r2, component)
+        })
+        .await
+        .ctx("importing module")??;
+        Ok(WasmImportResponse {
+            id: record.id.to_string(),
+            reference: reference.to_string(),
+            os: target.as_str().to_string(),
+            manifest_digest: record.manifest.digest.to_string(),
+        })
+    }
+
+    /// `GET /version`.
+    pub fn version(&self) -> wire::Version {
+        let uname = nix::sys::utsname::uname().ok();
+        let kernel = uname
+            .as_ref()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        wire::Version {
+            platform: wire::PlatformName {
+                name: format!("berth {VERSION}"),
+            },
+            components: vec![
+                wire::Component {
+                    name: "Engine".into(),
+                    version: VERSION.into(),
+                    details: [
+                        ("ApiVersion".to_string(), berth_api_types::API_VERSION.to_string()),
+                        ("MinAPIVersion".to_string(), berth_api_types::MIN_API_VERSION.to_string()),
+                        ("Os".to_string(), "linux".to_string()),
+                        ("Arch".to_string(), oci_arch().to_string()),
+                        ("KernelVersion".to_string(), kernel.clone()),
+                    ]
+                    .into(),
+                },
+                wire::Component {
+                    name: "wasmtime".into(),
+                    version: WASMTIME_VERSION.into(),
+                    details: Default::default(),
+                },
+            ],
+            version: VERSION.into(),
+            api_version: berth_api_types::API_VERSION.into(),
+            min_api_version: berth_api_types::MIN_API_VERSION.into(),
+            git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or("").into(),
+            go_version: String::new(),
+            os: "linux".into(),
+            arch: oci_arch().into(),
+            kernel_version: kernel,
+            experimental: false,
+            build_time: String::new(),
+        }
+    }
+
+    /// `GET /info`.
+    pub fn info(&self) -> wire::Info {
+        let (containers, running, paused) = self.containers.count();
+        let uname = nix::sys::utsname::uname().ok();
+        let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let mut runtimes = serde_json::Map::new();
+        runtimes.insert(
+            "berth".into(),
+            serde_json::json!({"path": "built-in", "runtimeType": "berth"}),
+        );
+        for r in crate::container::spec::WASM_RUNTIMES {
+            runtimes.insert(
+                (*r).into(),
+                serde_json::json!({"path": "built-in (wasmtime)", "runtimeType": "wasm"}),
+            );
+        }
+        wire::Info {
+            id: self.id.clone(),
+            containers,
+            containers_running: running,
+            containers_paused: paused,
+            containers_stopped: containers - running - paused,
+            images: self.images.count() as i64,
+            driver: "berth".into(),
+            driver_status: vec![["Backing Filesystem".into(), "content store".into()]],
+            docker_root_dir: self.root.display().to_string(),
+            memory_limit: true,
+            swap_limit: false,
+            cpu_cfs_period: false,
+            cpu_cfs_quota: false,
+            cpu_shares: false,
+            pids_limit: false,
+            kernel_version: uname
+                .as_ref()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            operating_system: os_pretty_name(),
+            os_type: "linux".into(),
+            architecture: std::env::consts::ARCH.into(),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get() as i64)
+                .unwrap_or(1),
+            mem_total: mem_total(),
+            name: uname
+                .as_ref()
+                .map(|u| u.nodename().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            server_version: VERSION.into(),
+            runtimes,
+            default_runtime: "berth".into(),
+            swarm: wire::Swarm {
+                local_node_state: "inactive".into(),
+            },
+            security_options: vec![],
+            cgroup_driver: "cgroupfs".into(),
+            cgroup_version: if cgroup_v2 { "2" } else { "1" }.into(),
+            logging_driver: "json-file".into(),
+            labels: vec![],
+            experimental_build: false,
+            warnings: vec![],
+            wasm: wire::WasmInfo {
+                engine: "wasmtime".into(),
+                version: WASMTIME_VERSION.into(),
+                targets: vec![
+                    WasiTarget::Wasip1.as_str().into(),
+                    WasiTarget::Wasip2.as_str().into(),
+                ],
+                pool_slots: self.wasm.config().pool_slots as u64,
+                running: self.wasm.running(),
+                compiled_cache_dir: self.wasm.cache_dir().display().to_string(),
+            },
+        }
+    }
+}
+
+/// The architecture as OCI names it.
+pub fn oci_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+fn os_pretty_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+fn mem_total() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// WAT text becomes a binary module; binaries pass through.
+fn to_binary(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes);
+    }
+    let looks_like_wat = std::str::from_utf8(&bytes)
+        .map(|s| {
+            let t = s.trim_start();
+            t.starts_with('(') || t.starts_with(";;")
+        })
+        .unwrap_or(false);
+    if !looks_like_wat {
+        // Let detect() say what it is.
+        image::wasm::detect(&bytes)?;
+        return Ok(bytes);
+    }
+    wat::parse_bytes(&bytes)
+        .map(|b| b.into_owned())
+        .map_err(|e| Error::invalid(format!("not a WebAssembly binary, and not valid WAT text: {e}")))
+}
+
+/// Takes the exclusive lock on the root, or says who holds it.
+fn lock_root(root: &Path) -> Result<nix::fcntl::Flock<File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = root.join("berthd.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .ctx(format!("opening {}", path.display()))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            lock.set_len(0).ctx("writing the lock file")?;
+            write!(&mut *lock, "{}", std::process::id()).ctx("writing the lock file")?;
+            Ok(lock)
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Err(Error::conflict(format!(
+                "another berthd (pid {}) is using {}: stop it, or give this one its own --root",
+                pid.trim(),
+                root.display()
+            )))
+        }
+        Err((_, e)) => Err(Error::internal(format!("locking {}: {e}", path.display()))),
+    }
+}

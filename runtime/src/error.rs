@@ -1,0 +1,125 @@
+//! The runtime's error type. Every failure the API can report carries a kind;
+//! the API crate maps kinds to HTTP status codes in one place.
+
+use std::fmt;
+
+/// What went wrong, in terms a client can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request itself is wrong: bad JSON, a bad value, a module that
+    /// cannot run. Changes nothing. (HTTP 400)
+    InvalidArgument,
+    /// No such container, image, or other object. (HTTP 404)
+    NotFound,
+    /// The object exists but is in a state that forbids this, or a name is
+    /// taken. (HTTP 409)
+    Conflict,
+    /// Asked for an operation that is already in effect (stop of a stopped
+    /// container). (HTTP 304)
+    NotModified,
+    /// A feature berth does not implement (yet). (HTTP 501)
+    NotImplemented,
+    /// Something broke inside berthd. (HTTP 500)
+    Internal,
+}
+
+/// A runtime error: a kind and a message written for the person who runs the
+/// command, saying what to do where that is known.
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NotFound, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Conflict, message)
+    }
+    pub fn not_modified(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NotModified, message)
+    }
+    pub fn not_implemented(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NotImplemented, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Internal, message)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Prefixes the message with what was being done.
+    pub fn context(self, what: impl fmt::Display) -> Error {
+        Error {
+            kind: self.kind,
+            message: format!("{what}: {}", self.message),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::internal(e.to_string())
+    }
+}
+
+impl From<redb::Error> for Error {
+    fn from(e: redb::Error) -> Error {
+        Error::internal(format!("metadata store: {e}"))
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::from(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Adds context to I/O and other errors on their way into [`Error`].
+pub trait ResultExt<T> {
+    /// Wraps the error as `Internal` with `what` in front.
+    fn ctx(self, what: impl fmt::Display) -> Result<T>;
+}
+
+impl<T, E: fmt::Display> ResultExt<T> for std::result::Result<T, E> {
+    fn ctx(self, what: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| Error::internal(format!("{what}: {e}")))
+    }
+}

@@ -1,0 +1,203 @@
+//! Executors run a container's process: [`wasm`] in the daemon's wasmtime
+//! engine, native Linux processes in the native executor.
+//!
+//! An executor gets a [`Launch`] (the OCI runtime spec and what it runs) and
+//! the container's stdio, and hands back a [`Running`] process: its pid, a
+//! way to signal it, and a future of its [`ExitStatus`]. Executors never
+//! touch the stores; the container module owns records and logs.
+
+pub mod wasm;
+
+use crate::error::{Error, Result};
+use berth_api_types::stream::StreamKind;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use crate::image::ExecutorKind;
+pub use crate::image::wasm::WasiTarget;
+
+/// Where a container's output goes: the log and any attached clients.
+pub trait OutputSink: Send + Sync + 'static {
+    fn write(&self, stream: StreamKind, data: &[u8]);
+}
+
+/// The module a Wasm container runs.
+#[derive(Debug, Clone)]
+pub struct WasmModule {
+    /// The module's digest: the key of the compiled-code cache.
+    pub digest: crate::util::Digest,
+    /// Where the module's bytes are (the container's own copy).
+    pub path: PathBuf,
+    pub target: WasiTarget,
+}
+
+/// Everything an executor needs to start a container's process.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub id: String,
+    /// The OCI runtime spec: process args, env, cwd, terminal, resources.
+    pub spec: oci_spec::runtime::Spec,
+    /// The container's state directory.
+    pub bundle: PathBuf,
+    /// The directory a Wasm container sees as `/`.
+    pub rootfs: PathBuf,
+    pub wasm: Option<WasmModule>,
+}
+
+impl Launch {
+    pub fn args(&self) -> &[String] {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_deref())
+            .unwrap_or(&[])
+    }
+
+    pub fn env(&self) -> &[String] {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().as_deref())
+            .unwrap_or(&[])
+    }
+
+    pub fn cwd(&self) -> &str {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.cwd().to_str())
+            .unwrap_or("/")
+    }
+
+    /// The memory limit in bytes, if any.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.spec
+            .linux()
+            .as_ref()?
+            .resources()
+            .as_ref()?
+            .memory()
+            .as_ref()?
+            .limit()
+            .filter(|l| *l > 0)
+            .map(|l| l as u64)
+    }
+}
+
+/// Bytes written to a container's stdin; `None`-terminated by dropping the
+/// writer.
+pub type StdinWriter = tokio::sync::mpsc::Sender<Bytes>;
+pub type StdinReader = tokio::sync::mpsc::Receiver<Bytes>;
+
+/// A container's standard streams.
+pub struct Stdio {
+    pub output: Arc<dyn OutputSink>,
+    /// `Some` when the container was created with `OpenStdin`.
+    pub stdin: Option<StdinReader>,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExitStatus {
+    /// The exit code; 128 + signal number when a signal ended it.
+    pub code: i64,
+    /// Why it ended abnormally (a trap, a limit), for `State.Error`.
+    pub error: Option<String>,
+    pub oom_killed: bool,
+}
+
+/// Signals a running process.
+pub trait Control: Send + Sync {
+    fn signal(&self, signal: i32) -> Result<()>;
+}
+
+/// A started process.
+pub struct Running {
+    /// The host pid, or 0 for a Wasm container (it has none).
+    pub pid: i64,
+    pub control: Box<dyn Control>,
+    pub exit: BoxFuture<'static, ExitStatus>,
+}
+
+/// Runs containers of one kind.
+pub trait Executor: Send + Sync + 'static {
+    fn kind(&self) -> ExecutorKind;
+
+    /// Checks that the container can run and does the slow work once
+    /// (compiling a module), so that start is fast. Called at create and
+    /// again at start when the daemon has restarted since.
+    fn prepare<'a>(&'a self, launch: &'a Launch) -> BoxFuture<'a, Result<()>>;
+
+    /// Starts the process. Must not block.
+    fn start(&self, launch: &Launch, stdio: Stdio) -> Result<Running>;
+}
+
+/// Parses a signal as Docker accepts it: `SIGKILL`, `KILL`, `kill` or `9`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error::invalid(format!("invalid signal: {s}")));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let full = format!("SIG{name}");
+    full.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| Error::invalid(format!("invalid signal: {s}")))
+}
+
+/// The signal's name (`SIGTERM`), or its number.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| sig.to_string())
+}
+
+/// What a signal does to a process that has not set up a handler, which is
+/// every Wasm module: WASI has no signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultAction {
+    Terminate,
+    Ignore,
+    Stop,
+    Continue,
+}
+
+pub fn default_action(sig: i32) -> DefaultAction {
+    use nix::sys::signal::Signal::*;
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(SIGCHLD | SIGURG | SIGWINCH) => DefaultAction::Ignore,
+        Ok(SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU) => DefaultAction::Stop,
+        Ok(SIGCONT) => DefaultAction::Continue,
+        // Real-time signals and the rest terminate.
+        _ => DefaultAction::Terminate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_signals_like_docker() {
+        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("TERM").unwrap(), 15);
+        assert_eq!(parse_signal("15").unwrap(), 15);
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("0").is_err());
+        assert_eq!(signal_name(15), "SIGTERM");
+    }
+
+    #[test]
+    fn default_actions() {
+        assert_eq!(default_action(15), DefaultAction::Terminate);
+        assert_eq!(default_action(28), DefaultAction::Ignore);
+        assert_eq!(default_action(19), DefaultAction::Stop);
+    }
+}

@@ -1,0 +1,619 @@
+//! The Wasm executor: every Wasm container runs in-process on one long-lived
+//! `wasmtime::Engine`.
+//!
+//! - The pooling instance allocator with copy-on-write memory images keeps
+//!   instantiation in the microseconds and bounds how many containers run.
+//! - Guests run as async tasks on a runtime of their own, so a busy module
+//!   cannot starve the API. Epoch interruption makes every guest yield at
+//!   each tick, so `stop` and `kill` take effect within a tick even in a
+//!   busy loop, and a guest blocked in a host call is simply dropped.
+//! - Memory is capped per container by a resource limiter (`--memory`).
+//! - Compiled code is cached on disk keyed by the module digest and the
+//!   engine's compatibility fingerprint, and the linked `InstancePre` is kept
+//!   in memory, so only the first create of a module compiles. Precompiled
+//!   code is never accepted from outside: the cache is written only here.
+//!
+//! Core modules get WASI preview 1; components get WASI 0.2 and must be
+//! `wasi:cli/command`s.
+
+mod stdio;
+
+use super::{
+    Control, DefaultAction, ExecutorKind, ExitStatus, Launch, Running, Stdio, WasiTarget,
+    WasmModule, default_action,
+};
+use crate::error::{Error, Result, ResultExt};
+use crate::util::Digest;
+use berth_api_types::stream::StreamKind;
+use futures_util::future::BoxFuture;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OnceCell, oneshot};
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, ResourceLimiter, Store, UpdateDeadline,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Exit code of a container whose module trapped, as the wasmtime CLI
+/// reports a trap (128 + SIGABRT).
+pub const TRAP_EXIT_CODE: i64 = 134;
+/// Exit code when the memory limit stopped the module (as an OOM kill).
+pub const OOM_EXIT_CODE: i64 = 137;
+
+/// Settings for the Wasm engine.
+#[derive(Debug, Clone)]
+pub struct WasmConfig {
+    /// Where compiled code is cached (a fingerprint subdirectory is used).
+    pub cache_dir: PathBuf,
+    /// How many Wasm containers can run at once (instance pool slots).
+    pub pool_slots: u32,
+    /// Largest linear memory a module may have, in bytes.
+    pub max_memory: u64,
+    /// The epoch tick: the longest a guest runs without yielding.
+    pub tick: Duration,
+    /// Threads that run guests.
+    pub threads: usize,
+}
+
+impl WasmConfig {
+    pub fn new(cache_dir: PathBuf) -> WasmConfig {
+        WasmConfig {
+            cache_dir,
+            pool_slots: 1000,
+            max_memory: 4 << 30,
+            tick: Duration::from_millis(10),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+}
+
+/// A module compiled and linked, ready to instantiate.
+#[derive(Clone)]
+enum Prepared {
+    Module(InstancePre<P1State>),
+    Component(CommandPre<P2State>),
+}
+
+pub struct WasmExecutor {
+    engine: Engine,
+    p1: Linker<P1State>,
+    p2: wasmtime::component::Linker<P2State>,
+    cache_dir: PathBuf,
+    prepared: Mutex<HashMap<Digest, Arc<OnceCell<Prepared>>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    running: Arc<AtomicI64>,
+    stop_ticker: Arc<AtomicBool>,
+    config: WasmConfig,
+}
+
+struct P1State {
+    wasi: WasiP1Ctx,
+    limits: MemoryLimit,
+}
+
+struct P2State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limits: MemoryLimit,
+}
+
+impl WasiView for P2State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps the total linear memory of one container and remembers whether the
+/// cap was hit.
+struct MemoryLimit {
+    max: Option<u64>,
+    total: u64,
+    exceeded: Option<u64>,
+}
+
+impl ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let after = self.total + (desired - current) as u64;
+        if let Some(max) = self.max
+            && after > max
+        {
+            self.exceeded = Some(after);
+            wasmtime::bail!(
+                "memory limit exceeded: the module asked for {after} bytes of linear memory; the container's limit is {max} bytes"
+            );
+        }
+        self.total = after;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+impl WasmExecutor {
+    pub fn new(config: WasmConfig) -> Result<WasmExecutor> {
+        let mut pool = PoolingAllocationConfig::default();
+        let slots = config.pool_slots.max(1);
+        pool.total_core_instances(slots)
+            .total_component_instances(slots)
+            .total_memories(slots)
+            .total_tables(slots)
+            .total_stacks(slots)
+            .max_memory_size(config.max_memory as usize)
+            // Components built by wasm-component-ld hold a few core instances.
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8);
+        let mut cfg = Config::new();
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .epoch_interruption(true)
+            .memory_init_cow(true)
+            .wasm_component_model(true);
+        let engine = Engine::new(&cfg)
+            .map_err(|e| Error::internal(format!("starting the Wasm engine: {e:#}")))?;
+
+        let mut p1 = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)
+            .map_err(|e| Error::internal(format!("linking WASI preview 1: {e:#}")))?;
+        let mut p2 = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2)
+            .map_err(|e| Error::internal(format!("linking WASI 0.2: {e:#}")))?;
+
+        let cache_dir = config.cache_dir.join(engine_fingerprint(&engine));
+        std::fs::create_dir_all(&cache_dir).ctx(format!("creating {}", cache_dir.display()))?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.max(1))
+            .thread_name("berth-wasm")
+            .enable_all()
+            .build()
+            .ctx("starting the Wasm runtime")?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop_ticker.clone();
+            let tick = config.tick;
+            std::thread::Builder::new()
+                .name("berth-wasm-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .ctx("starting the epoch ticker")?;
+        }
+
+        Ok(WasmExecutor {
+            engine,
+            p1,
+            p2,
+            cache_dir,
+            prepared: Mutex::new(HashMap::new()),
+            runtime: Some(runtime),
+            running: Arc::new(AtomicI64::new(0)),
+            stop_ticker,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &WasmConfig {
+        &self.config
+    }
+
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// Wasm containers running now.
+    pub fn running(&self) -> i64 {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// Compiles and links a module without running it: what an import does
+    /// to refuse a module that could never run. Returns the component's
+    /// world description for components.
+    pub async fn check(&self, module: &WasmModule) -> Result<Option<serde_json::Value>> {
+        let prepared = self.load(module).await?;
+        Ok(match prepared {
+            Prepared::Module(_) => None,
+            Prepared::Component(pre) => Some(describe_component(
+                &self.engine,
+                pre.instance_pre().component(),
+            )),
+        })
+    }
+
+    async fn load(&self, module: &WasmModule) -> Result<Prepared> {
+        let cell = self
+            .prepared
+            .lock()
+            .unwrap()
+            .entry(module.digest.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            let this = WasmLoader {
+                engine: self.engine.clone(),
+                p1: self.p1.clone(),
+                p2: self.p2.clone(),
+                cache_dir: self.cache_dir.clone(),
+            };
+            let module = module.clone();
+            tokio::task::spawn_blocking(move || this.load(&module))
+                .await
+                .map_err(|e| Error::internal(format!("compiling module: {e}")))?
+        })
+        .await
+        .cloned()
+    }
+}
+
+impl Drop for WasmExecutor {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The compile-and-link work, done on a blocking thread.
+struct WasmLoader {
+    engine: Engine,
+    p1: Linker<P1State>,
+    p2: wasmtime::component::Linker<P2State>,
+    cache_dir: PathBuf,
+}
+
+impl WasmLoader {
+    fn load(&self, module: &WasmModule) -> Result<Prepared> {
+        let cached = self
+            .cache_dir
+            .join(format!("{}.cwasm", module.digest.hex()));
+        match module.target {
+            WasiTarget::Wasip1 => {
+                let m = match self.from_cache(&cached, |e, p| unsafe {
+                    // SAFETY: the cache directory is written only by
+                    // `compile` below, from modules berth compiled itself
+                    // with this engine configuration.
+                    Module::deserialize_file(e, p)
+                }) {
+                    Some(m) => m,
+                    None => {
+                        let bytes = self.read_source(module)?;
+                        let m =
+                            Module::from_binary(&self.engine, &bytes).map_err(invalid_module)?;
+                        self.store_cache(&cached, m.serialize());
+                        m
+                    }
+                };
+                match m.get_export("_start") {
+                    Some(wasmtime::ExternType::Func(_)) => {}
+                    _ => {
+                        return Err(Error::invalid(
+                            "the module exports no _start function: berth runs WASI command modules \
+                             (a reactor or library module cannot run as a container)",
+                        ));
+                    }
+                }
+                let pre = self.p1.instantiate_pre(&m).map_err(link_error)?;
+                Ok(Prepared::Module(pre))
+            }
+            WasiTarget::Wasip2 => {
+                let c = match self.from_cache(&cached, |e, p| unsafe {
+                    // SAFETY: as above; only berth writes this cache.
+                    Component::deserialize_file(e, p)
+                }) {
+                    Some(c) => c,
+                    None => {
+                        let bytes = self.read_source(module)?;
+                        let c =
+                            Component::from_binary(&self.engine, &bytes).map_err(invalid_module)?;
+                        self.store_cache(&cached, c.serialize());
+                        c
+                    }
+                };
+                let pre = self.p2.instantiate_pre(&c).map_err(link_error)?;
+                let pre = CommandPre::new(pre).map_err(|e| {
+                    Error::invalid(format!(
+                        "the component is not a wasi:cli/command (it must export wasi:cli/run): {e:#}"
+                    ))
+                })?;
+                Ok(Prepared::Component(pre))
+            }
+        }
+    }
+
+    fn read_source(&self, module: &WasmModule) -> Result<Vec<u8>> {
+        std::fs::read(&module.path).ctx(format!("reading module {}", module.digest))
+    }
+
+    fn from_cache<T>(
+        &self,
+        path: &Path,
+        load: impl FnOnce(&Engine, &Path) -> wasmtime::Result<T>,
+    ) -> Option<T> {
+        if !path.exists() {
+            return None;
+        }
+        match load(&self.engine, path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "discarding unusable compiled module");
+                let _ = std::fs::remove_file(path);
+                None
+            }
+        }
+    }
+
+    fn store_cache(&self, path: &Path, bytes: wasmtime::Result<Vec<u8>>) {
+        let result = bytes
+            .map_err(|e| e.to_string())
+            .and_then(|b| crate::util::fsutil::write_atomic(path, &b).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled module");
+        }
+    }
+}
+
+fn invalid_module(e: wasmtime::Error) -> Error {
+    Error::invalid(format!("not a valid WebAssembly module: {e:#}"))
+}
+
+fn link_error(e: wasmtime::Error) -> Error {
+    Error::invalid(format!(
+        "cannot run this module: {e:#}. berth provides WASI preview 1 (wasi_snapshot_preview1) \
+         to core modules and WASI 0.2 (wasi:cli/command) to components, and nothing else"
+    ))
+}
+
+/// A stable name for this engine's compiled-code format.
+fn engine_fingerprint(engine: &Engine) -> String {
+    let mut h = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The component section of a CNCF Wasm config: the world's imports and
+/// exports by name.
+fn describe_component(engine: &Engine, component: &Component) -> serde_json::Value {
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let target = if exports.iter().any(|e| e.starts_with("wasi:cli/run")) {
+        "wasi:cli/command@0.2.0"
+    } else {
+        ""
+    };
+    serde_json::json!({ "imports": imports, "exports": exports, "target": target })
+}
+
+impl super::Executor for WasmExecutor {
+    fn kind(&self) -> ExecutorKind {
+        ExecutorKind::Wasm
+    }
+
+    fn prepare<'a>(&'a self, launch: &'a Launch) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let module = launch
+                .wasm
+                .as_ref()
+                .ok_or_else(|| Error::internal("a Wasm container without a module"))?;
+            self.load(module).await.map(|_| ())
+        })
+    }
+
+    fn start(&self, launch: &Launch, stdio: Stdio) -> Result<Running> {
+        let module = launch
+            .wasm
+            .as_ref()
+            .ok_or_else(|| Error::internal("a Wasm container without a module"))?;
+        let prepared = self
+            .prepared
+            .lock()
+            .unwrap()
+            .get(&module.digest)
+            .and_then(|c| c.get().cloned())
+            .ok_or_else(|| Error::internal("module was not prepared before start"))?;
+
+        let mut b = WasiCtxBuilder::new();
+        b.args(launch.args());
+        for kv in launch.env() {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            b.env(k, v);
+        }
+        b.stdout(stdio::SinkStream::new(
+            stdio.output.clone(),
+            StreamKind::Stdout,
+        ));
+        b.stderr(stdio::SinkStream::new(
+            stdio.output.clone(),
+            StreamKind::Stderr,
+        ));
+        if let Some(rx) = stdio.stdin {
+            b.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(
+                stdio::ChannelReader::new(rx),
+            ));
+        }
+        b.preopened_dir(&launch.rootfs, "/", wasmtime_wasi::FsPerms::ReadWrite)
+            .map_err(|e| Error::internal(format!("opening the container's filesystem: {e:#}")))?;
+        b.initial_cwd(launch.cwd());
+        let limits = MemoryLimit {
+            max: launch.memory_limit(),
+            total: 0,
+            exceeded: None,
+        };
+
+        let (kill_tx, kill_rx) = oneshot::channel::<i32>();
+        let engine = self.engine.clone();
+        let output = stdio.output;
+        let running = self.running.clone();
+        running.fetch_add(1, Ordering::Relaxed);
+        let task = async move {
+            let run = async {
+                match prepared {
+                    Prepared::Module(pre) => {
+                        let state = P1State {
+                            wasi: b.build_p1(),
+                            limits,
+                        };
+                        run_module(&engine, pre, state).await
+                    }
+                    Prepared::Component(pre) => {
+                        let state = P2State {
+                            ctx: b.build(),
+                            table: ResourceTable::new(),
+                            limits,
+                        };
+                        run_component(&engine, pre, state).await
+                    }
+                }
+            };
+            let status = tokio::select! {
+                status = run => status,
+                Ok(sig) = kill_rx => ExitStatus { code: 128 + sig as i64, error: None, oom_killed: false },
+            };
+            if let Some(msg) = &status.error {
+                output.write(StreamKind::Stderr, format!("{msg}\n").as_bytes());
+            }
+            status
+        };
+        let handle = self
+            .runtime
+            .as_ref()
+            .expect("runtime lives as long as the executor")
+            .spawn(task);
+        let exit = Box::pin(async move {
+            let status = handle.await.unwrap_or_else(|e| ExitStatus {
+                code: 255,
+                error: Some(format!("the Wasm task failed: {e}")),
+                oom_killed: false,
+            });
+            running.fetch_sub(1, Ordering::Relaxed);
+            status
+        });
+        Ok(Running {
+            pid: 0,
+            control: Box::new(WasmControl {
+                kill: Mutex::new(Some(kill_tx)),
+            }),
+            exit,
+        })
+    }
+}
+
+fn new_store<T: Send>(
+    engine: &Engine,
+    state: T,
+    limits: fn(&mut T) -> &mut MemoryLimit,
+) -> Store<T> {
+    let mut store = Store::new(engine, state);
+    store.limiter(move |s| limits(s) as &mut dyn ResourceLimiter);
+    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    store.set_epoch_deadline(1);
+    store
+}
+
+async fn run_module(engine: &Engine, pre: InstancePre<P1State>, state: P1State) -> ExitStatus {
+    let mut store = new_store(engine, state, |s| &mut s.limits);
+    let result = async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        start.call_async(&mut store, ()).await
+    }
+    .await;
+    classify(result.map(|()| 0), &store.data().limits)
+}
+
+async fn run_component(engine: &Engine, pre: CommandPre<P2State>, state: P2State) -> ExitStatus {
+    let mut store = new_store(engine, state, |s| &mut s.limits);
+    let result = async {
+        let command = pre.instantiate_async(&mut store).await?;
+        command.wasi_cli_run().call_run(&mut store).await
+    }
+    .await;
+    classify(
+        result.map(|r| if r.is_ok() { 0 } else { 1 }),
+        &store.data().limits,
+    )
+}
+
+/// Turns a guest's result into an exit status: `proc_exit`/`exit` give their
+/// code, a hit memory limit reads as an OOM kill, any other error is a trap.
+fn classify(result: wasmtime::Result<i64>, limits: &MemoryLimit) -> ExitStatus {
+    match result {
+        Ok(code) => ExitStatus {
+            code,
+            ..Default::default()
+        },
+        Err(e) => {
+            if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                return ExitStatus {
+                    code: exit.0 as i64,
+                    ..Default::default()
+                };
+            }
+            if limits.exceeded.is_some() {
+                return ExitStatus {
+                    code: OOM_EXIT_CODE,
+                    error: Some(format!("{e:#}")),
+                    oom_killed: true,
+                };
+            }
+            ExitStatus {
+                code: TRAP_EXIT_CODE,
+                error: Some(format!("wasm trap: {e:#}")),
+                oom_killed: false,
+            }
+        }
+    }
+}
+
+struct WasmControl {
+    kill: Mutex<Option<oneshot::Sender<i32>>>,
+}
+
+impl Control for WasmControl {
+    fn signal(&self, sig: i32) -> Result<()> {
+        match default_action(sig) {
+            DefaultAction::Ignore => Ok(()),
+            DefaultAction::Terminate => {
+                if let Some(tx) = self.kill.lock().unwrap().take() {
+                    let _ = tx.send(sig);
+                }
+                Ok(())
+            }
+            DefaultAction::Stop | DefaultAction::Continue => Err(Error::invalid(format!(
+                "signal {} cannot be delivered to a Wasm container: a module has no job control",
+                super::signal_name(sig)
+            ))),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Wasm images: making a CNCF Wasm OCI artifact from a module, and finding
+//! the module of any Wasm image form in the content store.
+//!
+//! The artifact (https://tag-runtime.cncf.io/wgs/wasm/deliverables/wasm-oci-artifact/)
+//! is an OCI manifest with config media type
+//! `application/vnd.wasm.config.v0+json` and one `application/wasm` layer.
+//! Compiling and linking a module is the Wasm executor's business, not this
+//! module's.
+
+use super::manifest::{Compression, Descriptor, Manifest, media};
+use super::{ImageHandle, ImageRecord, Images, Reference, WasmForm};
+use crate::error::{Error, Result, ResultExt};
+use crate::util::{self, Digest};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// Modules larger than this are refused.
+pub const MAX_MODULE_SIZE: u64 = 512 << 20;
+
+/// Which WASI a binary targets, judged from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WasiTarget {
+    /// A core module (WASI preview 1).
+    Wasip1,
+    /// A component (WASI 0.2).
+    Wasip2,
+}
+
+impl WasiTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WasiTarget::Wasip1 => "wasip1",
+            WasiTarget::Wasip2 => "wasip2",
+        }
+    }
+}
+
+/// Tells a core module from a component by the preamble; anything else is
+/// refused with a message that says what was found.
+pub fn detect(bytes: &[u8]) -> Result<WasiTarget> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        let what = if bytes.starts_with(b"\x7fELF") {
+            "an ELF executable"
+        } else if bytes.is_empty() {
+            "an empty file"
+        } else if std::str::from_utf8(&bytes[..bytes.len().min(512)]).is_ok() {
+            "text"
+        } else {
+            "binary data of an unknown format"
+        };
+        return Err(Error::invalid(format!(
+            "not a WebAssembly binary (it looks like {what}); berth runs .wasm modules and components"
+        )));
+    }
+    match [bytes[4], bytes[5], bytes[6], bytes[7]] {
+        [1, 0, 0, 0] => Ok(WasiTarget::Wasip1),
+        [_, _, 1, 0] => Ok(WasiTarget::Wasip2),
+        [v0, v1, v2, v3] => Err(Error::invalid(format!(
+            "unsupported WebAssembly binary version {:#x}",
+            u32::from_le_bytes([v0, v1, v2, v3])
+        ))),
+    }
+}
+
+/// Stores `module` as a CNCF Wasm artifact tagged `tag`. `title` becomes the
+/// layer's `org.opencontainers.image.title`; `component` is the config's
+/// `component` section for a component.
+pub fn import(
+    images: &Images,
+    module: &[u8],
+    target: WasiTarget,
+    title: &str,
+    tag: &Reference,
+    component: Option<serde_json::Value>,
+) -> Result<ImageRecord> {
+    let blobs = images.blobs();
+    let layer_digest = blobs.put(module, None)?;
+    let created = util::now_rfc3339();
+    let mut config = serde_json::json!({
+        "created": created,
+        "architecture": "wasm",
+        "os": target.as_str(),
+        "layerDigests": [layer_digest.to_string()],
+    });
+    if let Some(c) = component {
+        config["component"] = c;
+    }
+    let config_bytes = serde_json::to_vec(&config).ctx("encoding config")?;
+    let config_digest = blobs.put(&config_bytes, None)?;
+    let mut layer = Descriptor::new(media::WASM_LAYER, layer_digest, module.len() as u64);
+    layer
+        .annotations
+        .insert("org.opencontainers.image.title".into(), title.to_string());
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        artifact_type: Some(media::WASM_CONFIG.into()),
+        config: Descriptor::new(media::WASM_CONFIG, config_digest, config_bytes.len() as u64),
+        layers: vec![layer],
+        annotations: BTreeMap::from([("org.opencontainers.image.created".to_string(), created)]),
+        subject: None,
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).ctx("encoding manifest")?;
+    let manifest_digest = blobs.put(&manifest_bytes, None)?;
+    images.commit(&manifest_digest, std::slice::from_ref(tag), None)
+}
+
+/// A module found in an image: its digest, where its bytes are, and the
+/// name to give it as argv[0] when the entrypoint gives none.
+#[derive(Debug, Clone)]
+pub struct ModuleRef {
+    pub digest: Digest,
+    pub data: ModuleData,
+    pub argv0: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ModuleData {
+    /// A blob of the image (the Wasm layer itself).
+    Blob(std::path::PathBuf),
+    /// Read out of the image's filesystem layers.
+    Bytes(Vec<u8>),
+}
+
+/// Finds the module a container of this image runs. `entry` is the first
+/// word of the container's Entrypoint/Cmd, which names the module file in
+/// rootfs-form images.
+pub fn find_module(
+    images: &Images,
+    image: &ImageHandle,
+    form: &WasmForm,
+    entry: Option<&str>,
+) -> Result<ModuleRef> {
+    match form {
+        WasmForm::Layer { digest, title, .. } => Ok(ModuleRef {
+            digest: digest.clone(),
+            data: ModuleData::Blob(images.blobs().path(digest)),
+            argv0: Some(title.clone().unwrap_or_else(|| "module.wasm".into())),
+        }),
+        WasmForm::ManyLayers { count } => Err(Error::invalid(format!(
+            "image has {count} Wasm layers; berth runs images with exactly one module layer"
+        ))),
+        WasmForm::Rootfs => {
+            let path = entry.filter(|e| !e.is_empty()).ok_or_else(|| {
+                Error::invalid(
+                    "this Wasm image keeps its module in its filesystem, but neither the image nor \
+                     the container names it: give the module's path as the entrypoint \
+                     (--entrypoint /app.wasm)",
+                )
+            })?;
+            let bytes = read_from_layers(images, &image.manifest, path)?;
+            detect(&bytes).map_err(|e| e.context(format!("{path} in the image")))?;
+            Ok(ModuleRef {
+                digest: Digest::of(&bytes),
+                data: ModuleData::Bytes(bytes),
+                argv0: None,
+            })
+        }
+    }
+}
+
+/// Reads one regular file from an image's tar layers, topmost layer first,
+/// honouring whiteouts.
+pub fn read_from_layers(images: &Images, manifest: &Manifest, path: &str) -> Result<Vec<u8>> {
+    let want = normalize(path);
+    if want.is_empty() {
+        return Err(Error::invalid(format!("{path:?} is not a file path")));
+    }
+    'layers: for layer in manifest.layers.iter().rev() {
+        let compression = media::layer_compression(&layer.media_type).ok_or_else(|| {
+            Error::invalid(format!(
+                "layer {} has media type {}, which is not a tar layer",
+                layer.digest, layer.media_type
+            ))
+        })?;
+        let file = images.blobs().open_read(&layer.digest)?;
+        let reader: Box<dyn Read> = match compression {
+            Compression::None => Box::new(file),
+            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+            Compression::Zstd => Box::new(zstd::Decoder::new(file).ctx("opening zstd layer")?),
+        };
+        let mut archive = tar::Archive::new(reader);
+        let entries = archive
+            .entries()
+            .ctx(format!("reading layer {}", layer.digest))?;
+        for entry in entries {
+            let mut entry = entry.ctx(format!("reading layer {}", layer.digest))?;
+            let name = normalize(&entry.path().ctx("reading layer entry")?.to_string_lossy());
+            if name == want {
+                if !entry.header().entry_type().is_file() {
+                    return Err(Error::invalid(format!(
+                        "{path} in the image is not a regular file; berth needs the module itself there"
+                    )));
+                }
+                if entry.size() > MAX_MODULE_SIZE {
+                    return Err(Error::invalid(format!(
+                        "{path} is larger than the {MAX_MODULE_SIZE}-byte module limit"
+                    )));
+                }
+                let mut out = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut out).ctx(format!("reading {path}"))?;
+                return Ok(out);
+            }
+            if is_whiteout_for(&name, &want) {
+                break 'layers;
+            }
+        }
+    }
+    Err(Error::invalid(format!(
+        "the entrypoint {path} is not a file in the image; give the module's path with --entrypoint"
+    )))
+}
+
+fn normalize(p: &str) -> String {
+    p.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Does layer entry `name` hide `want` in lower layers?
+fn is_whiteout_for(name: &str, want: &str) -> bool {
+    let (dir, base) = match name.rsplit_once('/') {
+        Some((d, b)) => (d, b),
+        None => ("", name),
+    };
+    let under = |d: &str| d.is_empty() || want.starts_with(&format!("{d}/"));
+    if base == ".wh..wh..opq" {
+        return under(dir);
+    }
+    if let Some(hidden) = base.strip_prefix(".wh.") {
+        let hidden_path = if dir.is_empty() {
+            hidden.to_string()
+        } else {
+            format!("{dir}/{hidden}")
+        };
+        return want == hidden_path || want.starts_with(&format!("{hidden_path}/"));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_modules_components_and_junk() {
+        assert_eq!(detect(b"\0asm\x01\0\0\0").unwrap(), WasiTarget::Wasip1);
+        assert_eq!(detect(b"\0asm\x0d\0\x01\0").unwrap(), WasiTarget::Wasip2);
+        let e = detect(b"hello world").unwrap_err();
+        assert!(e.to_string().contains("looks like text"), "{e}");
+        assert!(
+            detect(b"\x7fELF\x02\x01\x01\0")
+                .unwrap_err()
+                .to_string()
+                .contains("ELF")
+        );
+    }
+
+    #[test]
+    fn whiteouts() {
+        assert!(is_whiteout_for("app/.wh.x.wasm", "app/x.wasm"));
+        assert!(is_whiteout_for(".wh.app", "app/x.wasm"));
+        assert!(is_whiteout_for("app/.wh..wh..opq", "app/x.wasm"));
+        assert!(!is_whiteout_for("other/.wh..wh..opq", "app/x.wasm"));
+        assert!(!is_whiteout_for("app/.wh.y.wasm", "app/x.wasm"));
+    }
+
+    #[test]
+    fn reads_entrypoint_from_top_layer() {
+        let (_d, images) = crate::image::tests::fixture();
+        let layer = |files: &[(&str, &[u8])]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, data) in files {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, name, *data).unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let l1 = layer(&[("app.wasm", b"old"), ("gone.wasm", b"x")]);
+        let l2 = layer(&[("./app.wasm", b"new"), (".wh.gone.wasm", b"")]);
+        let d1 = images.blobs().put(&l1, None).unwrap();
+        let d2 = images.blobs().put(&l2, None).unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: None,
+            artifact_type: None,
+            config: Descriptor::new(media::OCI_CONFIG, Digest::of(b"c"), 1),
+            layers: vec![
+                Descriptor::new(media::OCI_LAYER, d1, l1.len() as u64),
+                Descriptor::new(media::OCI_LAYER, d2, l2.len() as u64),
+            ],
+            annotations: Default::default(),
+            subject: None,
+        };
+        assert_eq!(read_from_layers(&images, &m, "/app.wasm").unwrap(), b"new");
+        assert!(read_from_layers(&images, &m, "/gone.wasm").is_err());
+        assert!(read_from_layers(&images, &m, "/none.wasm").is_err());
+    }
+}
