@@ -21,6 +21,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(routes::images::routes())
         .merge(routes::unimplemented::routes())
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state::<()>(engine as AppState);
     // Strip the version prefix before routing.
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
@@ -37,6 +38,16 @@ pub fn router(engine: Arc<Engine>) -> Router {
 
 async fn fallback(uri: Uri) -> ApiError {
     ApiError(Error::not_found(format!("page not found: {}", uri.path())))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Response {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(berth_api_types::ErrorResponse {
+            message: format!("method {method} is not allowed on {}", uri.path()),
+        }),
+    )
+        .into_response()
 }
 
 fn parse_version(v: &str) -> Option<(u32, u32)> {
@@ -91,4 +102,85 @@ pub async fn log_request(req: Request, next: axum::middleware::Next) -> Response
     let resp = next.run(req).await;
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = start.elapsed().as_micros() as u64, "request");
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use berth_runtime::EngineConfig;
+    use http_body_util::BodyExt;
+
+    async fn app() -> (tempfile::TempDir, Router) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::new(dir.path());
+        config.wasm_pool_slots = 4;
+        let engine = Engine::open(config).await.unwrap();
+        (dir, router(engine))
+    }
+
+    async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Content-Type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, json)
+    }
+
+    #[tokio::test]
+    async fn version_prefixes_are_stripped_or_refused() {
+        let (_d, app) = app().await;
+        for uri in ["/version", "/v1.24/version", "/v1.47/version"] {
+            let (status, body) = call(&app, "GET", uri, "").await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert_eq!(body["ApiVersion"], API_VERSION);
+        }
+        let (status, body) = call(&app, "GET", "/v1.48/version", "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["message"].as_str().unwrap().contains("too new"));
+        let (status, _) = call(&app, "GET", "/v1.23/info", "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn error_kinds_map_to_dockers_status_codes() {
+        let (_d, app) = app().await;
+        let (s, b) = call(&app, "GET", "/containers/nope/json", "").await;
+        assert_eq!((s, b["message"].as_str().unwrap()), (StatusCode::NOT_FOUND, "No such container: nope"));
+        let (s, b) = call(&app, "POST", "/containers/create", "{\"Image\": 1}").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(b["message"].as_str().unwrap().starts_with("invalid JSON in request body"));
+        let (s, b) = call(&app, "POST", "/containers/create", "{\"Image\": \"nope\"}").await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+        let (s, b) = call(&app, "GET", "/v1.47/networks", "").await;
+        assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
+        assert!(b["message"].as_str().unwrap().contains("GET /networks"));
+        let (s, _) = call(&app, "GET", "/nothing/here", "").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, b) = call(&app, "GET", "/containers/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D", "").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        let (s, _) = call(&app, "GET", "/containers/json?all=maybe&limit=x", "").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn ping_carries_the_negotiation_headers() {
+        let (_d, app) = app().await;
+        let resp = app
+            .clone()
+            .oneshot(Request::builder().method("HEAD").uri("/_ping").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["Api-Version"], API_VERSION);
+        assert_eq!(resp.headers()["Ostype"], "linux");
+    }
 }

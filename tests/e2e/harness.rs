@@ -233,7 +233,13 @@ impl Daemon {
 
     pub fn inspect(&self, name: &str) -> serde_json::Value {
         let r = self.http("GET", &format!("/v1.47/containers/{name}/json"), None);
-        assert_eq!(r.status, 200, "inspect {name}: {}", r.text());
+        assert_eq!(
+            r.status,
+            200,
+            "inspect {name}: {}\ndaemon log:\n{}",
+            r.text(),
+            tail(&self.log_text(), 60)
+        );
         r.json()
     }
 

@@ -87,13 +87,11 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/plugins/privileges"),
     ("POST", "/plugins/pull"),
     ("POST", "/plugins/create"),
-    ("GET", "/plugins/{name}/json"),
-    ("DELETE", "/plugins/{name}"),
-    ("POST", "/plugins/{name}/enable"),
-    ("POST", "/plugins/{name}/disable"),
-    ("POST", "/plugins/{name}/upgrade"),
-    ("POST", "/plugins/{name}/push"),
-    ("POST", "/plugins/{name}/set"),
+    // Plugin names hold slashes (`vieux/sshfs:latest`): one catch-all each
+    // for .../json, .../enable, .../disable, .../upgrade, .../push, .../set.
+    ("GET", "/plugins/{*name}"),
+    ("DELETE", "/plugins/{*name}"),
+    ("POST", "/plugins/{*name}"),
     ("POST", "/session"),
     ("POST", "/grpc"),
 ];

@@ -204,6 +204,25 @@ pub struct Inspect {
     pub network_settings: serde_json::Value,
     /// berth: which executor runs this container, `wasm` or `native`.
     pub executor: String,
+    /// berth: how long berthd took to create and start this container, in
+    /// this daemon's life.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
+}
+
+/// berth's own measurements of a container's lifecycle, in microseconds of
+/// daemon time (client round trips excluded).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Timings {
+    /// Handling the create request.
+    pub create_micros: u64,
+    /// From the start request to the process running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_micros: Option<u64>,
+    /// From the start request to the exit being recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_to_exit_micros: Option<u64>,
 }
 
 /// `GraphDriver` in inspect output.

@@ -156,6 +156,9 @@ struct Inner {
     /// The reading end, until a start hands it to the process.
     stdin_pending: Option<mpsc::Receiver<bytes::Bytes>>,
     removed: bool,
+    timings: wire::Timings,
+    /// When the current run's start request arrived.
+    start_began: Option<std::time::Instant>,
 }
 
 impl Inner {
@@ -299,7 +302,13 @@ impl Containers {
         }
         let mut registry = Registry::default();
         let mut changed = Vec::new();
+        let mut gone = Vec::new();
         for (_, mut rec) in records {
+            if !dir.join(&rec.id).is_dir() {
+                // Its removal was interrupted after the files went.
+                gone.push(rec.id.clone());
+                continue;
+            }
             match rec.state.status {
                 Status::Running | Status::Paused | Status::Restarting => {
                     let was_running = rec.state.status != Status::Restarting;
@@ -327,13 +336,26 @@ impl Containers {
                 .insert(c.record().name.clone(), c.id.clone());
             registry.by_id.insert(c.id.clone(), c);
         }
-        if !changed.is_empty() {
+        if !changed.is_empty() || !gone.is_empty() {
             db.write(Durability::Immediate, |tx| {
                 for r in &changed {
                     tx.put(CONTAINERS, &r.id, r)?;
                 }
+                for id in &gone {
+                    tx.delete(CONTAINERS, id)?;
+                }
                 Ok(())
             })?;
+        }
+        // Directories without a record: a removal interrupted before its
+        // files went, or a create that never committed.
+        for entry in std::fs::read_dir(&dir).ctx(format!("listing {}", dir.display()))? {
+            let entry = entry.ctx("listing containers")?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !registry.by_id.contains_key(&name) {
+                tracing::info!(container = %name, "removing files of a container that has no record");
+                let _ = util::fsutil::remove_dir_all_if_exists(&entry.path());
+            }
         }
         Ok(Containers {
             dir,
@@ -365,6 +387,8 @@ impl Containers {
                 stdin: None,
                 stdin_pending: None,
                 removed: false,
+                timings: wire::Timings::default(),
+                start_began: None,
             }),
             ops: tokio::sync::Mutex::new(()),
             watch,
@@ -543,6 +567,7 @@ impl Containers {
         name: Option<&str>,
         request: wire::CreateRequest,
     ) -> Result<wire::CreateResponse> {
+        let began = std::time::Instant::now();
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(Error::conflict("berthd is shutting down"));
         }
@@ -585,7 +610,13 @@ impl Containers {
             )
             .await;
         match result {
-            Ok(()) => Ok(wire::CreateResponse { id, warnings }),
+            Ok(()) => {
+                if let Ok(c) = self.get(&id) {
+                    c.inner.lock().unwrap().timings.create_micros =
+                        began.elapsed().as_micros() as u64;
+                }
+                Ok(wire::CreateResponse { id, warnings })
+            }
             Err(e) => {
                 self.registry.write().unwrap().by_name.remove(&name);
                 let _ = util::fsutil::remove_dir_all_if_exists(&self.dir.join(&id));
@@ -694,7 +725,10 @@ impl Containers {
         let c = Self::container(&self.dir, record.clone())?;
         let launch = self.launch(&c, &record)?;
         executor.prepare(&launch).await?;
-        self.persist(&record, Durability::Immediate)?;
+        // Committed at once, fsynced by the flusher a moment later (group
+        // commit): an fsync here would be most of a Wasm container's
+        // create-to-exit time.
+        self.persist(&record, Durability::None)?;
         self.registry
             .write()
             .unwrap()
@@ -722,6 +756,7 @@ impl Containers {
         c: &'a Arc<Container>,
     ) -> futures_util::future::BoxFuture<'a, Result<()>> {
         Box::pin(async move {
+            let began = std::time::Instant::now();
             if self.shutting_down.load(Ordering::Relaxed) {
                 return Err(Error::conflict("berthd is shutting down"));
             }
@@ -762,7 +797,21 @@ impl Containers {
                 output: c.logs.clone() as Arc<dyn OutputSink>,
                 stdin: stdin_rx,
             };
-            let running = match executor.start(&launch, stdio) {
+            tracing::trace!(container = %c.id, "start: prepared");
+            // The exit may come before this start is recorded (a Wasm hello
+            // runs in microseconds): its handling waits for `started`.
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+            let on_exit: crate::executor::ExitCallback = {
+                let this = self.clone();
+                let c = c.clone();
+                Box::new(move |status| {
+                    Box::pin(async move {
+                        let _ = started_rx.await;
+                        this.on_exit(c, status).await;
+                    })
+                })
+            };
+            let running = match executor.start(&launch, stdio, on_exit) {
                 Ok(r) => r,
                 Err(e) => {
                     c.logs.end();
@@ -787,24 +836,22 @@ impl Containers {
                 st.started_at = util::now_rfc3339();
                 inner.record.stopped_by_daemon = false;
                 inner.control = Some(Arc::from(running.control));
+                inner.start_began = Some(began);
+                inner.timings.start_micros = Some(began.elapsed().as_micros() as u64);
+                inner.timings.start_to_exit_micros = None;
                 inner.record.clone()
             };
             c.watch.send_modify(|s| s.running = true);
             if let Err(e) = self.persist(&rec, Durability::None) {
                 tracing::warn!(container = %c.id, error = %e, "recording start");
             }
-            let this = self.clone();
-            let c2 = c.clone();
-            let exit = running.exit;
-            tokio::spawn(async move {
-                let status = exit.await;
-                this.on_exit(c2, status).await;
-            });
+            let _ = started_tx.send(());
             Ok(())
         })
     }
 
     async fn on_exit(self: Arc<Self>, c: Arc<Container>, status: ExitStatus) {
+        tracing::trace!(container = %c.id, "exit: monitor woke");
         c.logs.end();
         let shutting_down = self.shutting_down.load(Ordering::Relaxed);
         let (rec, restart) = {
@@ -812,6 +859,9 @@ impl Containers {
             inner.control = None;
             inner.stdin = None;
             inner.stdin_pending = None;
+            if let Some(b) = inner.start_began.take() {
+                inner.timings.start_to_exit_micros = Some(b.elapsed().as_micros() as u64);
+            }
             let rec = &mut inner.record;
             rec.state.status = Status::Exited;
             rec.state.pid = 0;
@@ -1044,16 +1094,18 @@ impl Containers {
             inner.record.state.status = Status::Removing;
             inner.record.clone()
         };
-        // Mark it first, so that a crash in the middle finishes the removal
-        // on the next start rather than leaving half a container.
-        self.persist(&rec, Durability::Immediate)?;
+        // The record goes first, then the files. A crash in between leaves
+        // either a record without its directory or a directory without its
+        // record; the next start removes both kinds (see `open`).
+        self.db
+            .write(Durability::None, |tx| tx.delete(CONTAINERS, &rec.id))?;
+        self.dirty.store(true, Ordering::Relaxed);
+        self.flush_wanted.notify_one();
         let dir = c.dir.clone();
         tokio::task::spawn_blocking(move || util::fsutil::remove_dir_all_if_exists(&dir))
             .await
             .ctx("removing container files")?
             .ctx("removing container files")?;
-        self.db
-            .write(Durability::Immediate, |tx| tx.delete(CONTAINERS, &rec.id))?;
         {
             let mut reg = self.registry.write().unwrap();
             reg.by_id.remove(&rec.id);
@@ -1196,7 +1248,12 @@ impl Containers {
     /// `GET /containers/{id}/json`.
     pub fn inspect(&self, name: &str) -> Result<wire::Inspect> {
         let c = self.get(name)?;
-        let rec = c.record();
+        let (rec, timings) = {
+            let inner = c.inner.lock().unwrap();
+            let t = &inner.timings;
+            let known = t.create_micros > 0 || t.start_micros.is_some();
+            (inner.record.clone(), known.then(|| t.clone()))
+        };
         Ok(wire::Inspect {
             id: rec.id.clone(),
             created: rec.created.clone(),
@@ -1241,6 +1298,7 @@ impl Containers {
             config: rec.config.clone(),
             network_settings: serde_json::json!({"Networks": {}}),
             executor: rec.executor.as_str().into(),
+            timings,
         })
     }
 
@@ -1342,7 +1400,7 @@ pub fn status_text(st: &StateRecord, now: chrono::DateTime<chrono::Utc>) -> Stri
     let since = |t: &str| {
         util::parse_rfc3339(t)
             .and_then(|t| (now - t).to_std().ok())
-            .map(human_duration)
+            .map(|d| human_duration(d.as_secs_f64()))
     };
     match st.status {
         Status::Created => "Created".into(),

@@ -6,6 +6,7 @@
 //! way to signal it, and a future of its [`ExitStatus`]. Executors never
 //! touch the stores; the container module owns records and logs.
 
+pub mod native;
 pub mod wasm;
 
 use crate::error::{Error, Result};
@@ -106,6 +107,8 @@ pub struct ExitStatus {
     /// Why it ended abnormally (a trap, a limit), for `State.Error`.
     pub error: Option<String>,
     pub oom_killed: bool,
+    /// A longer account for the log (a trap's backtrace), if any.
+    pub detail: Option<String>,
 }
 
 /// Signals a running process.
@@ -118,8 +121,12 @@ pub struct Running {
     /// The host pid, or 0 for a Wasm container (it has none).
     pub pid: i64,
     pub control: Box<dyn Control>,
-    pub exit: BoxFuture<'static, ExitStatus>,
 }
+
+/// Called once with the exit status when the process ends. Executors call
+/// it where they learn of the exit, so that recording it costs no extra
+/// hop between threads.
+pub type ExitCallback = Box<dyn FnOnce(ExitStatus) -> BoxFuture<'static, ()> + Send>;
 
 /// Runs containers of one kind.
 pub trait Executor: Send + Sync + 'static {
@@ -130,8 +137,9 @@ pub trait Executor: Send + Sync + 'static {
     /// again at start when the daemon has restarted since.
     fn prepare<'a>(&'a self, launch: &'a Launch) -> BoxFuture<'a, Result<()>>;
 
-    /// Starts the process. Must not block.
-    fn start(&self, launch: &Launch, stdio: Stdio) -> Result<Running>;
+    /// Starts the process. Must not block. `on_exit` is called exactly once
+    /// if this returns `Ok`, never if it returns an error.
+    fn start(&self, launch: &Launch, stdio: Stdio, on_exit: ExitCallback) -> Result<Running>;
 }
 
 /// Parses a signal as Docker accepts it: `SIGKILL`, `KILL`, `kill` or `9`.

@@ -1588,6 +1588,53 @@ mod tests {
     }
 
     #[test]
+    fn blob_paths_without_index_get_a_synthesized_manifest() {
+        let (_d, images) = fixture();
+        let plain = layer_tar(&[("a", b"1")]);
+        let zst = zstd::encode_all(layer_tar(&[("b", b"2")]).as_slice(), 1).unwrap();
+        let config = linux_config("amd64", &[&plain]);
+        let archive = |tag: &str, config: &[u8]| {
+            TarBuf::new()
+                .blob(&plain)
+                .blob(&zst)
+                .blob(config)
+                .json(
+                    MANIFEST_FILE,
+                    &serde_json::json!([{
+                        "Config": blob_path(&Digest::of(config)),
+                        "RepoTags": [tag],
+                        "Layers": [blob_path(&Digest::of(&plain)), blob_path(&Digest::of(&zst))],
+                    }]),
+                )
+                .finish()
+        };
+        let (recs, _) = load_bytes(&images, &archive("x:1", &config)).unwrap();
+        let h = images.handle(&recs[0]).unwrap();
+        assert_eq!(
+            h.manifest.media_type.as_deref(),
+            Some(media::DOCKER_MANIFEST)
+        );
+        assert_eq!(h.manifest.layers[0].media_type, media::DOCKER_LAYER);
+        assert_eq!(h.manifest.layers[1].media_type, media::OCI_LAYER_ZSTD);
+
+        // The same tag on another image moves, as Docker says.
+        let other = linux_config("arm64", &[&plain]);
+        let (recs2, lines) = load_bytes(&images, &archive("x:1", &other)).unwrap();
+        assert_eq!(
+            lines,
+            vec![
+                format!(
+                    "The image x:1 already exists, renaming the old one with ID {} to empty string",
+                    recs[0].id
+                ),
+                "Loaded image: x:1".to_string(),
+            ]
+        );
+        assert_eq!(images.resolve("x:1").unwrap().id, recs2[0].id);
+        assert!(images.tags_of(&recs[0].id).is_empty());
+    }
+
+    #[test]
     fn link_paths_resolve_inside_the_archive() {
         assert_eq!(
             resolve_link("b", "../a/layer.tar").as_deref(),

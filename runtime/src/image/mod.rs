@@ -9,9 +9,12 @@
 
 pub mod archive;
 pub mod config;
+pub mod import;
 pub mod kind;
+pub mod layers;
 pub mod manifest;
 pub mod reference;
+pub mod unpack;
 pub mod wasm;
 
 use crate::error::{Error, Result};

@@ -144,6 +144,33 @@ mod tests {
         assert!(bad.is_empty());
     }
 
+    /// The daemon relies on this: a non-durable commit followed by `flush`
+    /// survives the process dying without closing the database.
+    #[test]
+    fn flushed_commits_survive_a_crash() {
+        const CHILD: &str = "BERTH_DB_CRASH_CHILD";
+        let dir = match std::env::var(CHILD) {
+            Ok(d) => {
+                let db = Db::open(&Path::new(&d).join("m.redb")).unwrap();
+                db.write(Durability::None, |tx| tx.put(META, "first", &1u32))
+                    .unwrap();
+                db.flush().unwrap();
+                db.write(Durability::None, |tx| tx.put(META, "unflushed", &2u32))
+                    .unwrap();
+                std::process::abort();
+            }
+            Err(_) => tempfile::tempdir().unwrap(),
+        };
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "store::db::tests::flushed_commits_survive_a_crash", "--nocapture"])
+            .env(CHILD, dir.path())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the child aborts");
+        let db = Db::open(&dir.path().join("m.redb")).unwrap();
+        assert_eq!(db.get::<u32>(META, "first").unwrap(), Some(1));
+    }
+
     #[test]
     fn non_durable_commits_survive_reopen_after_flush() {
         let dir = tempfile::tempdir().unwrap();

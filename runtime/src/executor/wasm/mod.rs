@@ -19,12 +19,13 @@
 mod stdio;
 
 use super::{
-    Control, DefaultAction, ExecutorKind, ExitStatus, Launch, Running, Stdio, WasiTarget,
+    Control, DefaultAction, ExecutorKind, ExitCallback, ExitStatus, Launch, Running, Stdio, WasiTarget,
     WasmModule, default_action,
 };
 use crate::error::{Error, Result, ResultExt};
 use crate::util::Digest;
 use berth_api_types::stream::StreamKind;
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -430,7 +431,7 @@ impl super::Executor for WasmExecutor {
         })
     }
 
-    fn start(&self, launch: &Launch, stdio: Stdio) -> Result<Running> {
+    fn start(&self, launch: &Launch, stdio: Stdio, on_exit: ExitCallback) -> Result<Running> {
         let module = launch
             .wasm
             .as_ref()
@@ -443,6 +444,7 @@ impl super::Executor for WasmExecutor {
             .and_then(|c| c.get().cloned())
             .ok_or_else(|| Error::internal("module was not prepared before start"))?;
 
+        tracing::trace!("wasm: start");
         let mut b = WasiCtxBuilder::new();
         b.args(launch.args());
         for kv in launch.env() {
@@ -477,6 +479,7 @@ impl super::Executor for WasmExecutor {
         let running = self.running.clone();
         running.fetch_add(1, Ordering::Relaxed);
         let task = async move {
+            tracing::trace!("wasm: task running");
             let run = async {
                 match prepared {
                     Prepared::Module(pre) => {
@@ -496,35 +499,32 @@ impl super::Executor for WasmExecutor {
                     }
                 }
             };
+            // A panic in wasmtime or WASI must still end the container.
+            let run = std::panic::AssertUnwindSafe(run).catch_unwind();
             let status = tokio::select! {
-                status = run => status,
-                Ok(sig) = kill_rx => ExitStatus { code: 128 + sig as i64, error: None, oom_killed: false },
+                status = run => status.unwrap_or_else(|_| ExitStatus {
+                    code: 255,
+                    error: Some("the Wasm engine failed while running this container (see berthd's log)".into()),
+                    ..Default::default()
+                }),
+                Ok(sig) = kill_rx => ExitStatus { code: 128 + sig as i64, ..Default::default() },
             };
-            if let Some(msg) = &status.error {
-                output.write(StreamKind::Stderr, format!("{msg}\n").as_bytes());
+            if let Some(msg) = status.detail.as_ref().or(status.error.as_ref()) {
+                output.write(StreamKind::Stderr, format!("{}\n", msg.trim_end()).as_bytes());
             }
-            status
+            running.fetch_sub(1, Ordering::Relaxed);
+            on_exit(status).await;
         };
-        let handle = self
-            .runtime
+        tracing::trace!("wasm: spawning");
+        self.runtime
             .as_ref()
             .expect("runtime lives as long as the executor")
             .spawn(task);
-        let exit = Box::pin(async move {
-            let status = handle.await.unwrap_or_else(|e| ExitStatus {
-                code: 255,
-                error: Some(format!("the Wasm task failed: {e}")),
-                oom_killed: false,
-            });
-            running.fetch_sub(1, Ordering::Relaxed);
-            status
-        });
         Ok(Running {
             pid: 0,
             control: Box::new(WasmControl {
                 kill: Mutex::new(Some(kill_tx)),
             }),
-            exit,
         })
     }
 }
@@ -545,10 +545,12 @@ async fn run_module(engine: &Engine, pre: InstancePre<P1State>, state: P1State) 
     let mut store = new_store(engine, state, |s| &mut s.limits);
     let result = async {
         let instance = pre.instantiate_async(&mut store).await?;
+        tracing::trace!("wasm: instantiated");
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
         start.call_async(&mut store, ()).await
     }
     .await;
+    tracing::trace!("wasm: returned");
     classify(result.map(|()| 0), &store.data().limits)
 }
 
@@ -583,14 +585,25 @@ fn classify(result: wasmtime::Result<i64>, limits: &MemoryLimit) -> ExitStatus {
             if limits.exceeded.is_some() {
                 return ExitStatus {
                     code: OOM_EXIT_CODE,
-                    error: Some(format!("{e:#}")),
+                    error: Some(format!("{}", e.root_cause())),
                     oom_killed: true,
+                    detail: None,
                 };
             }
+            // "wasm trap: wasm `unreachable` instruction executed", with the
+            // backtrace kept for the log.
+            let error = match e.downcast_ref::<wasmtime::Trap>() {
+                Some(trap) => format!("wasm trap: {trap}"),
+                None => format!("wasm trap: {}", e.root_cause()),
+            };
+            let detail = e
+                .downcast_ref::<wasmtime::WasmBacktrace>()
+                .map(|bt| format!("{error}\n{bt}"));
             ExitStatus {
                 code: TRAP_EXIT_CODE,
-                error: Some(format!("wasm trap: {e:#}")),
+                error: Some(error),
                 oom_killed: false,
+                detail,
             }
         }
     }

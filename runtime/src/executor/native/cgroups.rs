@@ -1,0 +1,1460 @@
+//! cgroups for native containers, on cgroup v1, v2 and the hybrid layout.
+//!
+//! This module finds how the host mounts cgroups (from `/proc/self/mountinfo`:
+//! for each controller, which hierarchy holds it), makes one cgroup per
+//! container at `<hierarchy root>/<parent>/<id>` in every hierarchy (the
+//! "cgroupfs" driver: no systemd; the parent is `berth` unless configured),
+//! applies Docker's resource options with Docker's and runc's conversions,
+//! reads the counters behind `docker stats`, and freezes, signals and removes
+//! a container's processes.
+//!
+//! It touches nothing but the cgroup filesystems, and there only the
+//! `<parent>` subtree, plus `cgroup.subtree_control` of the ancestors on v2
+//! (controllers must be enabled top-down). It knows a container only by its
+//! id: spawning, namespaces and mounting `/sys/fs/cgroup` inside the
+//! container belong to the executor, and Docker-level defaults such as "a
+//! pids limit on by default" belong to whoever builds the [`Resources`].
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Name of the cgroup under each hierarchy root that holds berth's
+/// containers, like Docker's `/docker`.
+pub const DEFAULT_PARENT: &str = "berth";
+
+/// What `docker info` calls the cgroup driver.
+pub const DRIVER: &str = "cgroupfs";
+
+/// Controllers that can be bound to a v1 hierarchy (as mount options).
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "blkio",
+    "perf_event",
+    "net_prio",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+    "debug",
+];
+
+/// Controllers berth enables in `cgroup.subtree_control` on the way down to
+/// its cgroups on v2 (those it sets limits with or reads counters from).
+const V2_WANTED: &[&str] = &["cpuset", "cpu", "io", "memory", "pids"];
+
+/// CFS period Docker uses for `--cpus` (100 ms, in µs).
+pub const NANO_CPUS_PERIOD: u64 = 100_000;
+
+/// `cpuacct.stat` counts in USER_HZ ticks, which Linux fixes at 100 per
+/// second for user space on every architecture.
+const NS_PER_TICK: u64 = 10_000_000;
+
+/// v1 reports "no limit" as the largest page-aligned i64; anything this big
+/// is no limit.
+const V1_UNLIMITED: u64 = 1 << 62;
+
+/// How long freeze and thaw wait for the kernel to reach the state.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long destroy retries `rmdir` while the last processes leave.
+const DESTROY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Resource options, with Docker's `HostConfig` meaning and units.
+///
+/// `None` leaves a setting alone (on create: the kernel's default, which is
+/// no limit). As in Docker's API, `Some(0)` means the same as `None` for
+/// every field except `pids_limit`, and an empty `cpuset_cpus` too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Memory limit in bytes (`--memory`); -1 for no limit.
+    pub memory: Option<i64>,
+    /// Memory plus swap in bytes (`--memory-swap`); -1 for unlimited swap.
+    /// Left unset with a memory limit, [`CgroupManager::create`] makes it
+    /// twice the memory, as Docker does, where swap is accounted.
+    pub memory_swap: Option<i64>,
+    /// Relative CPU weight (`--cpu-shares`), 2 to 262144, default 1024.
+    pub cpu_shares: Option<u64>,
+    /// CPUs in billionths (`--cpus 1.5` is 1_500_000_000). Becomes a CFS
+    /// quota over a 100 ms period; excludes `cpu_quota` and `cpu_period`.
+    pub nano_cpus: Option<i64>,
+    /// CFS quota in µs per period (`--cpu-quota`); -1 for no limit.
+    pub cpu_quota: Option<i64>,
+    /// CFS period in µs (`--cpu-period`), 1000 to 1000000.
+    pub cpu_period: Option<u64>,
+    /// Most tasks the container may have (`--pids-limit`); 0 or -1: no limit.
+    pub pids_limit: Option<i64>,
+    /// CPUs the container may run on (`--cpuset-cpus`), e.g. `0-2,4`.
+    pub cpuset_cpus: Option<String>,
+}
+
+impl Resources {
+    /// Checks the values as Docker does at `create`, with Docker's messages.
+    /// [`CgroupManager::create`] calls it; the container layer may call it
+    /// earlier to refuse a bad `create` before anything runs.
+    pub fn validate(&self) -> Result<()> {
+        self.check(true)
+    }
+
+    fn check(&self, creating: bool) -> Result<()> {
+        let memory = self.memory.unwrap_or(0);
+        let swap = self.memory_swap.unwrap_or(0);
+        if memory < -1 {
+            return Err(Error::invalid(format!("invalid memory limit {memory}")));
+        }
+        if memory > 0 && memory < 6 * 1024 * 1024 {
+            return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
+        }
+        if swap < -1 {
+            return Err(Error::invalid(format!("invalid memory swap limit {swap}")));
+        }
+        if memory > 0 && swap > 0 && swap < memory {
+            return Err(Error::invalid(
+                "Minimum memoryswap limit should be larger than memory limit, see usage",
+            ));
+        }
+        if creating && memory <= 0 && swap > 0 {
+            return Err(Error::invalid(
+                "You should always set the Memory limit when using Memoryswap limit, see usage",
+            ));
+        }
+        let nano = self.nano_cpus.unwrap_or(0);
+        let quota = self.cpu_quota.unwrap_or(0);
+        let period = self.cpu_period.unwrap_or(0);
+        if nano > 0 && period > 0 {
+            return Err(Error::invalid(
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+            ));
+        }
+        if nano > 0 && quota > 0 {
+            return Err(Error::invalid(
+                "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+            ));
+        }
+        let ncpu = online_cpus() as i64;
+        if nano < 0 || (nano > 0 && (nano < 10_000_000 || nano > ncpu * 1_000_000_000)) {
+            return Err(Error::invalid(format!(
+                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            )));
+        }
+        if period != 0 && !(1000..=1_000_000).contains(&period) {
+            return Err(Error::invalid(
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)",
+            ));
+        }
+        if quota < -1 || (quota > 0 && quota < 1000) {
+            return Err(Error::invalid(
+                "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+            ));
+        }
+        if let Some(cpus) = self.cpuset_cpus.as_deref().filter(|s| !s.trim().is_empty())
+            && parse_cpu_list(cpus).is_none()
+        {
+            return Err(Error::invalid(format!(
+                "Invalid value {cpus} for cpuset cpus"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The values to write: zero values dropped, `--cpus` turned into a
+    /// quota, negative values folded to -1 ("no limit").
+    fn limits(&self) -> Limits {
+        let nonzero = |v: Option<i64>| v.filter(|&v| v != 0).map(|v| v.max(-1));
+        let mut l = Limits {
+            memory: nonzero(self.memory),
+            swap: nonzero(self.memory_swap),
+            shares: self.cpu_shares.filter(|&s| s != 0),
+            quota: nonzero(self.cpu_quota),
+            period: self.cpu_period.filter(|&p| p != 0),
+            pids: self.pids_limit.map(|p| if p <= 0 { -1 } else { p }),
+            cpus: self
+                .cpuset_cpus
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        };
+        if let Some(n) = self.nano_cpus.filter(|&n| n > 0) {
+            let (quota, period) = nano_cpus_to_quota(n);
+            l.quota = Some(quota);
+            l.period = Some(period);
+        }
+        l
+    }
+}
+
+/// Values to write; `-1` is "no limit" and `None` "leave alone".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Limits {
+    memory: Option<i64>,
+    /// Memory plus swap, Docker's meaning.
+    swap: Option<i64>,
+    shares: Option<u64>,
+    quota: Option<i64>,
+    period: Option<u64>,
+    pids: Option<i64>,
+    cpus: Option<String>,
+}
+
+/// One mounted cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hierarchy {
+    /// Where the host mounts it, e.g. `/sys/fs/cgroup/memory`.
+    pub mount_point: PathBuf,
+    /// v1: the controllers bound to it, sorted (`cpu`, `cpuacct`, or
+    /// `name=systemd` for a named hierarchy). v2: the controllers its root
+    /// offers (`cgroup.controllers`).
+    pub controllers: Vec<String>,
+    /// The cgroup2 ("unified") hierarchy.
+    pub unified: bool,
+}
+
+/// The host's cgroup layout, and where berth keeps its cgroups in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupManager {
+    /// v1 hierarchies first, then the unified one if mounted.
+    hierarchies: Vec<Hierarchy>,
+    parent: String,
+}
+
+/// What the host's cgroups can limit, for `docker info` and for warnings
+/// when an option will be discarded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Features {
+    pub memory: bool,
+    /// Memory plus swap can be limited (v1 `memory.memsw.*`, v2 `memory.swap.max`).
+    pub swap: bool,
+    pub cpu_shares: bool,
+    pub cpu_cfs: bool,
+    pub cpuset: bool,
+    pub pids: bool,
+    /// pause/unpause: v1 freezer controller or v2 `cgroup.freeze`.
+    pub freezer: bool,
+}
+
+impl CgroupManager {
+    /// Reads `/proc/self/mountinfo` and finds every cgroup hierarchy:
+    /// pure v1, pure v2, or hybrid (v1 controllers plus a cgroup2 mount).
+    pub fn detect() -> Result<CgroupManager> {
+        let text = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| Error::internal(format!("cannot read /proc/self/mountinfo: {e}")))?;
+        CgroupManager::from_mountinfo(&text)
+    }
+
+    /// Like [`detect`](Self::detect) from a given mountinfo text; the v2
+    /// controllers are read from `<mount point>/cgroup.controllers`, so a
+    /// fake tree in a temporary directory works.
+    pub fn from_mountinfo(mountinfo: &str) -> Result<CgroupManager> {
+        let hierarchies = hierarchies_from_mounts(&parse_mountinfo(mountinfo));
+        if hierarchies.is_empty() {
+            return Err(Error::internal(
+                "no cgroup filesystem is mounted (none in /proc/self/mountinfo); \
+                 native containers need cgroup v2 at /sys/fs/cgroup or cgroup v1 controllers",
+            ));
+        }
+        Ok(CgroupManager {
+            hierarchies,
+            parent: DEFAULT_PARENT.to_string(),
+        })
+    }
+
+    /// Keeps containers under `parent` (one or more `/`-separated names,
+    /// relative to each hierarchy root) instead of `berth`.
+    pub fn with_parent(mut self, parent: &str) -> Result<CgroupManager> {
+        let parent = parent.trim_matches('/');
+        for part in parent.split('/') {
+            check_name(part, "cgroup parent")?;
+        }
+        self.parent = parent.to_string();
+        Ok(self)
+    }
+
+    /// `1` when any real controller is on a v1 hierarchy (this includes the
+    /// hybrid layout), `2` when all are on cgroup2: what `docker info` shows
+    /// as CgroupVersion.
+    pub fn version(&self) -> u8 {
+        let v1 = self
+            .hierarchies
+            .iter()
+            .any(|h| !h.unified && h.controllers.iter().any(|c| !c.starts_with("name=")));
+        if v1 { 1 } else { 2 }
+    }
+
+    /// Every hierarchy berth puts its cgroups in.
+    pub fn hierarchies(&self) -> &[Hierarchy] {
+        &self.hierarchies
+    }
+
+    /// The parent cgroup's path relative to each hierarchy root.
+    pub fn parent(&self) -> &str {
+        &self.parent
+    }
+
+    /// What the host can limit.
+    pub fn features(&self) -> Features {
+        let probe = self.cgroup_at(PathBuf::new());
+        let mut f = Features::default();
+        match probe.place("memory") {
+            Some(Place::V1(d)) => {
+                f.memory = true;
+                f.swap = d.join("memory.memsw.limit_in_bytes").exists();
+            }
+            Some(Place::V2(d)) => {
+                f.memory = true;
+                // The root has no memory.* files; any child shows them.
+                f.swap = any_child_has(&d, "memory.swap.max");
+            }
+            None => {}
+        }
+        match probe.place("cpu") {
+            Some(Place::V1(d)) => {
+                f.cpu_shares = d.join("cpu.shares").exists();
+                f.cpu_cfs = d.join("cpu.cfs_quota_us").exists();
+            }
+            Some(Place::V2(_)) => {
+                f.cpu_shares = true;
+                f.cpu_cfs = true;
+            }
+            None => {}
+        }
+        f.cpuset = probe.place("cpuset").is_some();
+        f.pids = probe.place("pids").is_some();
+        f.freezer = probe.place("freezer").is_some() || probe.unified_dir().is_some();
+        f
+    }
+
+    fn cgroup_at(&self, rel: PathBuf) -> Cgroup {
+        Cgroup {
+            rel,
+            hierarchies: self.hierarchies.clone(),
+        }
+    }
+
+    fn cgroup(&self, id: &str) -> Cgroup {
+        self.cgroup_at(Path::new(&self.parent).join(id))
+    }
+
+    /// Makes the container's cgroup in every hierarchy and applies `r`.
+    /// Idempotent: an existing cgroup is reused and its limits set again.
+    /// If it fails, a cgroup it made is removed again.
+    pub fn create(&self, id: &str, r: &Resources) -> Result<Cgroup> {
+        check_name(id, "container id")?;
+        r.check(true)?;
+        let cg = self.cgroup(id);
+        let existed = cg.exists();
+        let result = self.make_dirs(&cg).and_then(|()| {
+            let mut limits = r.limits();
+            if let Some(m) = limits.memory.filter(|&m| m > 0)
+                && limits.swap.is_none()
+                && cg.swap_accounted()
+            {
+                // Docker's default: as much swap as memory.
+                limits.swap = Some(m.saturating_mul(2));
+            }
+            cg.apply(&limits)
+        });
+        match result {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                if !existed && let Err(e2) = cg.destroy() {
+                    tracing::warn!(cgroup = %cg.rel_path(), error = %e2, "could not remove a half-made cgroup");
+                }
+                Err(e.context(format!("cgroup {}", cg.rel_path())))
+            }
+        }
+    }
+
+    /// The container's cgroup if it exists (after a daemon restart).
+    pub fn open(&self, id: &str) -> Option<Cgroup> {
+        check_name(id, "container id").ok()?;
+        let cg = self.cgroup(id);
+        cg.exists().then_some(cg)
+    }
+
+    fn make_dirs(&self, cg: &Cgroup) -> Result<()> {
+        for h in &self.hierarchies {
+            let cpuset_v1 = !h.unified && h.controllers.iter().any(|c| c == "cpuset");
+            let mut dir = h.mount_point.clone();
+            for part in cg.rel.components() {
+                if h.unified {
+                    enable_controllers(&dir)?;
+                }
+                let child = dir.join(part);
+                match fs::create_dir(&child) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(Error::internal(format!(
+                            "cannot create cgroup {}: {e}",
+                            child.display()
+                        )));
+                    }
+                }
+                if cpuset_v1 {
+                    // A new v1 cpuset starts with no CPUs and no memory
+                    // nodes, and refuses tasks (ENOSPC) until given some.
+                    for file in ["cpuset.cpus", "cpuset.mems"] {
+                        if read_trim(&child, file).unwrap_or_default().is_empty() {
+                            let v = read_trim(&dir, file).unwrap_or_default();
+                            write(&child, file, &v)?;
+                        }
+                    }
+                }
+                dir = child;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Enables [`V2_WANTED`] controllers (those available) for the children of
+/// `dir` on cgroup v2.
+fn enable_controllers(dir: &Path) -> Result<()> {
+    let available = read_words(dir, "cgroup.controllers");
+    let enabled = read_words(dir, "cgroup.subtree_control");
+    let want: Vec<&str> = V2_WANTED
+        .iter()
+        .copied()
+        .filter(|c| available.iter().any(|a| a == c) && !enabled.iter().any(|e| e == c))
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    let file = dir.join("cgroup.subtree_control");
+    let all: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
+    if write_file(&file, &all.join(" ")).is_ok() {
+        return Ok(());
+    }
+    // One by one, so one refusal (cpu with realtime tasks about) does not
+    // keep the others off.
+    for c in want {
+        if let Err(e) = write_file(&file, &format!("+{c}")) {
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                return Err(Error::internal(format!(
+                    "cannot enable the {c} controller in {}: that cgroup holds processes, and \
+                     cgroup v2 allows controllers only over cgroups without processes; run \
+                     berthd in a leaf cgroup (as a docker-in-docker entrypoint does)",
+                    dir.display()
+                )));
+            }
+            tracing::warn!(cgroup = %dir.display(), controller = c, error = %e, "cannot enable cgroup controller");
+        }
+    }
+    Ok(())
+}
+
+/// Where one controller's files are for a cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Place {
+    V1(PathBuf),
+    V2(PathBuf),
+}
+
+/// One container's cgroup: the same relative path in every hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    /// `<parent>/<id>`, relative to each hierarchy root.
+    rel: PathBuf,
+    hierarchies: Vec<Hierarchy>,
+}
+
+/// Where a cgroup is in one hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CgroupPath {
+    /// Where the hierarchy is mounted on the host.
+    pub mount_point: PathBuf,
+    /// Its controllers (v1: what to pass as `-o` when mounting it inside
+    /// the container's cgroup namespace).
+    pub controllers: Vec<String>,
+    /// cgroup2 (mount with type `cgroup2`, no options).
+    pub unified: bool,
+    /// The cgroup's directory on the host.
+    pub path: PathBuf,
+}
+
+/// Counters for `docker stats`. Missing files (a controller not mounted, an
+/// older kernel) leave zeros or `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub cpu: CpuStats,
+    pub memory: MemoryStats,
+    pub pids: PidsStats,
+    /// Bytes read and written per block device.
+    pub io: Vec<IoEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CpuStats {
+    /// CPU time used, all CPUs together.
+    pub total_ns: u64,
+    /// Per CPU; v1 only (v2 does not count per CPU).
+    pub per_cpu_ns: Vec<u64>,
+    pub user_ns: u64,
+    pub system_ns: u64,
+    /// CFS periods that had runnable tasks.
+    pub periods: u64,
+    /// Periods in which the quota ran out.
+    pub throttled_periods: u64,
+    pub throttled_ns: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryStats {
+    /// v1 `memory.usage_in_bytes`, v2 `memory.current` (page cache included;
+    /// `docker stats` subtracts `total_inactive_file` (v1) or
+    /// `inactive_file` (v2) from `stats`).
+    pub usage: u64,
+    /// Peak usage: v1 `memory.max_usage_in_bytes`, v2 `memory.peak`
+    /// (Linux 5.19+).
+    pub max_usage: Option<u64>,
+    /// `None` when unlimited; Docker then shows the host's memory.
+    pub limit: Option<u64>,
+    /// Times the limit was hit: v1 `memory.failcnt`, v2 `max` in
+    /// `memory.events`.
+    pub failcnt: Option<u64>,
+    /// `memory.stat` as the kernel gives it (v1 and v2 differ in keys).
+    pub stats: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PidsStats {
+    pub current: u64,
+    /// `None` when unlimited.
+    pub limit: Option<u64>,
+}
+
+/// One block I/O counter, as Docker's `BlkioStatEntry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IoEntry {
+    pub major: u64,
+    pub minor: u64,
+    /// `read` or `write`.
+    pub op: String,
+    pub value: u64,
+}
+
+impl Cgroup {
+    /// The path as the container's processes show it in `/proc/PID/cgroup`
+    /// on the host: `/<parent>/<id>`.
+    pub fn rel_path(&self) -> String {
+        format!("/{}", self.rel.display())
+    }
+
+    /// The cgroup's directory in every hierarchy.
+    pub fn paths(&self) -> Vec<CgroupPath> {
+        self.hierarchies
+            .iter()
+            .map(|h| CgroupPath {
+                mount_point: h.mount_point.clone(),
+                controllers: h.controllers.clone(),
+                unified: h.unified,
+                path: self.dir(h),
+            })
+            .collect()
+    }
+
+    fn dir(&self, h: &Hierarchy) -> PathBuf {
+        h.mount_point.join(&self.rel)
+    }
+
+    fn exists(&self) -> bool {
+        self.hierarchies.iter().any(|h| self.dir(h).is_dir())
+    }
+
+    /// The cgroup's directory in the v1 hierarchy with `controller`, else in
+    /// the v2 hierarchy if that offers it. `freezer` is never a v2
+    /// controller (v2 freezes with the core file `cgroup.freeze`).
+    fn place(&self, controller: &str) -> Option<Place> {
+        if let Some(h) = self
+            .hierarchies
+            .iter()
+            .find(|h| !h.unified && h.controllers.iter().any(|c| c == controller))
+        {
+            return Some(Place::V1(self.dir(h)));
+        }
+        self.hierarchies
+            .iter()
+            .find(|h| h.unified && h.controllers.iter().any(|c| c == controller))
+            .map(|h| Place::V2(self.dir(h)))
+    }
+
+    fn unified_dir(&self) -> Option<PathBuf> {
+        self.hierarchies
+            .iter()
+            .find(|h| h.unified)
+            .map(|h| self.dir(h))
+    }
+
+    /// The directory whose `cgroup.procs` lists every process: the unified
+    /// one when there is one (all processes are in it, also on hybrid),
+    /// else the first v1 hierarchy with a real controller.
+    fn procs_dir(&self) -> Option<PathBuf> {
+        self.unified_dir().filter(|d| d.is_dir()).or_else(|| {
+            self.hierarchies
+                .iter()
+                .find(|h| !h.unified && h.controllers.iter().any(|c| !c.starts_with("name=")))
+                .or(self.hierarchies.first())
+                .map(|h| self.dir(h))
+        })
+    }
+
+    fn swap_accounted(&self) -> bool {
+        match self.place("memory") {
+            Some(Place::V1(d)) => d.join("memory.memsw.limit_in_bytes").exists(),
+            Some(Place::V2(d)) => d.join("memory.swap.max").exists(),
+            None => false,
+        }
+    }
+
+    /// Moves process `pid` (all its threads) into this cgroup in every
+    /// hierarchy. Its future children follow it.
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        for h in &self.hierarchies {
+            write(&self.dir(h), "cgroup.procs", pid)?;
+        }
+        Ok(())
+    }
+
+    /// Changes limits of a running container (`docker update`). Unset
+    /// fields stay as they are.
+    pub fn set(&self, r: &Resources) -> Result<()> {
+        r.check(false)?;
+        self.apply(&r.limits())
+            .map_err(|e| e.context(format!("cgroup {}", self.rel_path())))
+    }
+
+    fn apply(&self, l: &Limits) -> Result<()> {
+        if l.memory.is_some() || l.swap.is_some() {
+            match self.place("memory") {
+                Some(Place::V1(d)) => set_memory_v1(&d, l.memory, l.swap)?,
+                Some(Place::V2(d)) => set_memory_v2(&d, l.memory, l.swap)?,
+                None => discarded("memory limit", "memory"),
+            }
+        }
+        if l.shares.is_some() || l.quota.is_some() || l.period.is_some() {
+            match self.place("cpu") {
+                Some(Place::V1(d)) => set_cpu_v1(&d, l)?,
+                Some(Place::V2(d)) => set_cpu_v2(&d, l)?,
+                None => discarded("CPU limit", "cpu"),
+            }
+        }
+        if let Some(cpus) = &l.cpus {
+            match self.place("cpuset") {
+                Some(p) => set_cpuset(&p, cpus)?,
+                None => discarded("cpuset", "cpuset"),
+            }
+        }
+        if let Some(pids) = l.pids {
+            match self.place("pids") {
+                Some(Place::V1(d) | Place::V2(d)) => write(&d, "pids.max", max_or(pids))?,
+                None => discarded("pids limit", "pids"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the counters.
+    pub fn stats(&self) -> Result<Stats> {
+        if !self.exists() {
+            return Err(Error::not_found(format!(
+                "cgroup {} does not exist",
+                self.rel_path()
+            )));
+        }
+        let mut s = Stats::default();
+
+        match self.place("cpuacct") {
+            Some(Place::V1(d)) => {
+                s.cpu.total_ns = read_u64(&d, "cpuacct.usage").unwrap_or(0);
+                s.cpu.per_cpu_ns = read_trim(&d, "cpuacct.usage_percpu")
+                    .map(|t| parse_u64_list(&t))
+                    .unwrap_or_default();
+                if let (Some(user), Some(sys)) = (
+                    read_u64(&d, "cpuacct.usage_user"),
+                    read_u64(&d, "cpuacct.usage_sys"),
+                ) {
+                    s.cpu.user_ns = user;
+                    s.cpu.system_ns = sys;
+                } else if let Some(t) = read_trim(&d, "cpuacct.stat") {
+                    let m = parse_keyed(&t);
+                    s.cpu.user_ns = m.get("user").copied().unwrap_or(0) * NS_PER_TICK;
+                    s.cpu.system_ns = m.get("system").copied().unwrap_or(0) * NS_PER_TICK;
+                }
+            }
+            _ => {
+                // v2: cpu.stat is a core file, present without the cpu
+                // controller.
+                if let Some(t) = self.unified_dir().and_then(|d| read_trim(&d, "cpu.stat")) {
+                    let m = parse_keyed(&t);
+                    let us = |k: &str| m.get(k).copied().unwrap_or(0) * 1000;
+                    s.cpu.total_ns = us("usage_usec");
+                    s.cpu.user_ns = us("user_usec");
+                    s.cpu.system_ns = us("system_usec");
+                }
+            }
+        }
+        match self.place("cpu") {
+            Some(Place::V1(d)) => {
+                let m = parse_keyed(&read_trim(&d, "cpu.stat").unwrap_or_default());
+                s.cpu.periods = m.get("nr_periods").copied().unwrap_or(0);
+                s.cpu.throttled_periods = m.get("nr_throttled").copied().unwrap_or(0);
+                s.cpu.throttled_ns = m.get("throttled_time").copied().unwrap_or(0);
+            }
+            Some(Place::V2(d)) => {
+                let m = parse_keyed(&read_trim(&d, "cpu.stat").unwrap_or_default());
+                s.cpu.periods = m.get("nr_periods").copied().unwrap_or(0);
+                s.cpu.throttled_periods = m.get("nr_throttled").copied().unwrap_or(0);
+                s.cpu.throttled_ns = m.get("throttled_usec").copied().unwrap_or(0) * 1000;
+            }
+            None => {}
+        }
+
+        match self.place("memory") {
+            Some(Place::V1(d)) => {
+                s.memory.usage = read_u64(&d, "memory.usage_in_bytes").unwrap_or(0);
+                s.memory.max_usage = read_u64(&d, "memory.max_usage_in_bytes");
+                s.memory.limit = read_limit(&d, "memory.limit_in_bytes");
+                s.memory.failcnt = read_u64(&d, "memory.failcnt");
+                s.memory.stats = parse_keyed(&read_trim(&d, "memory.stat").unwrap_or_default());
+            }
+            Some(Place::V2(d)) => {
+                s.memory.usage = read_u64(&d, "memory.current").unwrap_or(0);
+                s.memory.max_usage = read_u64(&d, "memory.peak");
+                s.memory.limit = read_limit(&d, "memory.max");
+                s.memory.failcnt = read_trim(&d, "memory.events")
+                    .and_then(|t| parse_keyed(&t).get("max").copied());
+                s.memory.stats = parse_keyed(&read_trim(&d, "memory.stat").unwrap_or_default());
+            }
+            None => {}
+        }
+
+        if let Some(Place::V1(d) | Place::V2(d)) = self.place("pids") {
+            s.pids.current = read_u64(&d, "pids.current").unwrap_or(0);
+            s.pids.limit = read_limit(&d, "pids.max");
+        }
+
+        if let Some(Place::V1(d)) = self.place("blkio") {
+            // CFQ's counters where that scheduler runs, else BFQ's, else the
+            // throttling layer's (which counts for every device).
+            s.io = [
+                "blkio.io_service_bytes_recursive",
+                "blkio.bfq.io_service_bytes_recursive",
+                "blkio.throttle.io_service_bytes_recursive",
+            ]
+            .iter()
+            .filter_map(|f| read_trim(&d, f))
+            .map(|t| parse_blkio_v1(&t))
+            .find(|v| !v.is_empty())
+            .unwrap_or_default();
+        } else if let Some(Place::V2(d)) = self.place("io") {
+            s.io = parse_io_stat(&read_trim(&d, "io.stat").unwrap_or_default());
+        }
+        Ok(s)
+    }
+
+    /// Whether the kernel OOM-killed a process in this cgroup (v2: `oom_kill`
+    /// in `memory.events`; v1: in `memory.oom_control`, Linux 4.13+). Ask
+    /// before [`destroy`](Self::destroy): the counter goes with the cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let text = match self.place("memory") {
+            Some(Place::V1(d)) => read_trim(&d, "memory.oom_control"),
+            Some(Place::V2(d)) => read_trim(&d, "memory.events"),
+            None => None,
+        };
+        text.and_then(|t| parse_keyed(&t).get("oom_kill").copied())
+            .is_some_and(|n| n > 0)
+    }
+
+    /// Freezes every process (pause) and waits until the kernel says they
+    /// are frozen. If that does not happen in time, thaws them and fails.
+    pub fn freeze(&self) -> Result<()> {
+        self.set_frozen(true)
+    }
+
+    /// Thaws the processes again (unpause).
+    pub fn thaw(&self) -> Result<()> {
+        self.set_frozen(false)
+    }
+
+    /// Whether the cgroup is frozen (paused), e.g. found so after a restart.
+    pub fn frozen(&self) -> bool {
+        match self.freezer() {
+            Some(Place::V1(d)) => read_trim(&d, "freezer.state").as_deref() == Some("FROZEN"),
+            Some(Place::V2(d)) => v2_frozen(&d) == Some(true),
+            None => false,
+        }
+    }
+
+    /// The v1 freezer if mounted, else v2's core `cgroup.freeze`.
+    fn freezer(&self) -> Option<Place> {
+        match self.place("freezer") {
+            Some(p) => Some(p),
+            None => self
+                .unified_dir()
+                .filter(|d| d.join("cgroup.freeze").exists())
+                .map(Place::V2),
+        }
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
+        match self.freezer() {
+            Some(Place::V1(d)) => {
+                let want = if frozen { "FROZEN" } else { "THAWED" };
+                // Writing FROZEN again while the state is FREEZING retries
+                // the tasks that were busy.
+                let r = wait_state(frozen, || {
+                    write(&d, "freezer.state", want)?;
+                    Ok(read_trim(&d, "freezer.state").as_deref() == Some(want))
+                });
+                if r.is_err() && frozen {
+                    let _ = write(&d, "freezer.state", "THAWED");
+                }
+                r
+            }
+            Some(Place::V2(d)) => {
+                write(&d, "cgroup.freeze", u8::from(frozen))?;
+                let r = wait_state(frozen, || Ok(v2_frozen(&d) == Some(frozen)));
+                if r.is_err() && frozen {
+                    let _ = write(&d, "cgroup.freeze", 0);
+                }
+                r
+            }
+            None => Err(Error::not_implemented(
+                "pausing needs the freezer cgroup (v1) or cgroup v2",
+            )),
+        }
+    }
+
+    /// The processes in the cgroup and any cgroups below it.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let Some(dir) = self.procs_dir() else {
+            return Ok(Vec::new());
+        };
+        let mut pids = Vec::new();
+        collect_pids(&dir, &mut pids).map_err(|e| {
+            Error::internal(format!("cannot list processes of {}: {e}", dir.display()))
+        })?;
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// Sends `sig` to every process. SIGKILL on v2 (also the hybrid
+    /// layout's unified mount) uses `cgroup.kill` (Linux 5.14+), which
+    /// races no fork. Otherwise the cgroup is frozen while each process is
+    /// signalled, and thawed after, unless it was paused already (a paused
+    /// container gets its signal when unpaused; SIGKILL always thaws, since
+    /// v1 frozen tasks cannot die).
+    pub fn kill_all(&self, sig: i32) -> Result<()> {
+        if sig == libc::SIGKILL
+            && let Some(d) = self.unified_dir()
+            && d.join("cgroup.kill").exists()
+            && write(&d, "cgroup.kill", 1).is_ok()
+        {
+            return Ok(());
+        }
+        let was_frozen = self.frozen();
+        let froze = !was_frozen && self.freeze().is_ok();
+        let mut result = Ok(());
+        for pid in self.pids()? {
+            // SAFETY: kill(2) takes plain integers and touches no memory.
+            if unsafe { libc::kill(pid, sig) } != 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::ESRCH) && result.is_ok() {
+                    result = Err(Error::internal(format!(
+                        "cannot send signal {sig} to process {pid}: {e}"
+                    )));
+                }
+            }
+        }
+        if froze || (was_frozen && sig == libc::SIGKILL) {
+            self.thaw()?;
+        }
+        result
+    }
+
+    /// Removes the cgroup from every hierarchy (sub-cgroups first),
+    /// retrying a few seconds while the last processes leave. Removing one
+    /// that is gone is no error. Does not kill: see [`kill_all`](Self::kill_all).
+    pub fn destroy(&self) -> Result<()> {
+        let deadline = Instant::now() + DESTROY_TIMEOUT;
+        let mut first_error = None;
+        for h in &self.hierarchies {
+            let dir = self.dir(h);
+            if let Err(e) = remove_tree(&dir, deadline) {
+                let busy = e.raw_os_error() == Some(libc::EBUSY);
+                let msg = if busy {
+                    format!(
+                        "cannot remove cgroup {}: it still has processes",
+                        dir.display()
+                    )
+                } else {
+                    format!("cannot remove cgroup {}: {e}", dir.display())
+                };
+                first_error.get_or_insert(Error::internal(msg));
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+fn discarded(what: &str, controller: &str) {
+    tracing::warn!(
+        "{what} discarded: the {controller} cgroup controller is not available on this host"
+    );
+}
+
+/// v1 memory and memory+swap. The kernel keeps memory <= memsw at every
+/// moment, so the order depends on the direction (as runc does it).
+fn set_memory_v1(dir: &Path, memory: Option<i64>, swap: Option<i64>) -> Result<()> {
+    const MEM: &str = "memory.limit_in_bytes";
+    const MEMSW: &str = "memory.memsw.limit_in_bytes";
+    let has_swap = dir.join(MEMSW).exists();
+    let mut swap = swap;
+    if swap.is_some() && !has_swap {
+        tracing::warn!("memory swap limit discarded: swap accounting is off on this host");
+        swap = None;
+    }
+    if memory == Some(-1) && swap.is_none() && has_swap {
+        // "No memory limit" lifts the swap limit too.
+        swap = Some(-1);
+    }
+    match (memory, swap) {
+        (Some(m), Some(s)) => {
+            let current = read_u64(dir, MEM).unwrap_or(u64::MAX);
+            if s == -1 || current < s as u64 {
+                write(dir, MEMSW, s)?;
+                write(dir, MEM, m)?;
+            } else {
+                write(dir, MEM, m)?;
+                write(dir, MEMSW, s)?;
+            }
+        }
+        (Some(m), None) => {
+            if has_swap
+                && m > 0
+                && let Some(sw) = read_u64(dir, MEMSW).filter(|&sw| sw < V1_UNLIMITED)
+                && (m as u64) > sw
+            {
+                return Err(Error::invalid(
+                    "Memory limit should be smaller than already set memoryswap limit, \
+                     update the memoryswap at the same time",
+                ));
+            }
+            write(dir, MEM, m)?;
+        }
+        (None, Some(s)) => write(dir, MEMSW, s)?,
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// v2 `memory.max` and `memory.swap.max` (swap alone, so memory+swap minus
+/// memory).
+fn set_memory_v2(dir: &Path, memory: Option<i64>, swap: Option<i64>) -> Result<()> {
+    let has_swap = dir.join("memory.swap.max").exists();
+    let swap = match (memory, swap) {
+        (Some(-1), None) => Some(-1),
+        (_, s) => s,
+    };
+    if let Some(s) = swap {
+        if has_swap {
+            let mem = match memory {
+                Some(m) => m,
+                None => read_limit(dir, "memory.max").map_or(-1, |m| m as i64),
+            };
+            write(dir, "memory.swap.max", max_or(swap_to_v2(s, mem)?))?;
+        } else if s != -1 {
+            tracing::warn!("memory swap limit discarded: swap accounting is off on this host");
+        }
+    }
+    if let Some(m) = memory {
+        write(dir, "memory.max", max_or(m))?;
+    }
+    Ok(())
+}
+
+/// v1 `cpu.shares` and CFS. Lowering the period can be refused (EINVAL)
+/// until the quota is lowered, so then the period is written again after.
+fn set_cpu_v1(dir: &Path, l: &Limits) -> Result<()> {
+    if let Some(shares) = l.shares {
+        write(dir, "cpu.shares", shares)?;
+    }
+    let mut period_later = None;
+    if let Some(p) = l.period {
+        let file = dir.join("cpu.cfs_period_us");
+        if let Err(e) = write_file(&file, &p.to_string()) {
+            if e.raw_os_error() == Some(libc::EINVAL) && l.quota.is_some() {
+                period_later = Some(p);
+            } else {
+                return Err(write_error(&file, &p.to_string(), &e));
+            }
+        }
+    }
+    if let Some(q) = l.quota {
+        write(dir, "cpu.cfs_quota_us", q)?;
+        if let Some(p) = period_later {
+            write(dir, "cpu.cfs_period_us", p)?;
+        }
+    }
+    Ok(())
+}
+
+/// v2 `cpu.weight` and `cpu.max` ("QUOTA PERIOD"); a part not given keeps
+/// its current value.
+fn set_cpu_v2(dir: &Path, l: &Limits) -> Result<()> {
+    if let Some(shares) = l.shares {
+        write(dir, "cpu.weight", shares_to_weight(shares))?;
+    }
+    if l.quota.is_some() || l.period.is_some() {
+        let current = read_trim(dir, "cpu.max").unwrap_or_default();
+        let mut cur = current.split_whitespace();
+        let cur_quota = cur.next().unwrap_or("max").to_string();
+        let cur_period = cur.next().unwrap_or("100000").to_string();
+        let quota = l.quota.map_or(cur_quota, max_or);
+        let period = l.period.map_or(cur_period, |p| p.to_string());
+        write(dir, "cpu.max", format!("{quota} {period}"))?;
+    }
+    Ok(())
+}
+
+fn set_cpuset(place: &Place, cpus: &str) -> Result<()> {
+    let (dir, effective) = match place {
+        Place::V1(d) => (d, "cpuset.effective_cpus"),
+        Place::V2(d) => (d, "cpuset.cpus.effective"),
+    };
+    let file = dir.join("cpuset.cpus");
+    if let Err(e) = write_file(&file, cpus) {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            let available = dir
+                .parent()
+                .and_then(|p| read_trim(p, effective).or_else(|| read_trim(p, "cpuset.cpus")))
+                .unwrap_or_default();
+            return Err(Error::invalid(format!(
+                "Requested CPUs are not available - requested {cpus}, available: {available}"
+            )));
+        }
+        return Err(write_error(&file, cpus, &e));
+    }
+    Ok(())
+}
+
+/// Polls `reached` (which may also re-request the state) until it says yes
+/// or [`FREEZE_TIMEOUT`] passes.
+fn wait_state(frozen: bool, mut reached: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + FREEZE_TIMEOUT;
+    let mut n = 0u32;
+    loop {
+        if reached()? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let what = if frozen { "freeze" } else { "thaw" };
+            return Err(Error::internal(format!(
+                "cannot {what} the container's processes: the kernel did not finish in {}s",
+                FREEZE_TIMEOUT.as_secs()
+            )));
+        }
+        sleep(Duration::from_millis(1 << n.min(4)));
+        n += 1;
+    }
+}
+
+/// `frozen` from v2 `cgroup.events`.
+fn v2_frozen(dir: &Path) -> Option<bool> {
+    let t = read_trim(dir, "cgroup.events")?;
+    parse_keyed(&t).get("frozen").map(|&v| v == 1)
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> io::Result<()> {
+    let text = match fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    out.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            collect_pids(&entry.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_tree(dir: &Path, deadline: Instant) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_tree(&entry.path(), deadline)?;
+        }
+    }
+    let mut n = 0u32;
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                sleep(Duration::from_millis(1 << n.min(5)));
+                n += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn any_child_has(dir: &Path, file: &str) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().is_dir() && e.path().join(file).exists())
+    })
+}
+
+/// A cgroup name: one path component.
+fn check_name(name: &str, what: &str) -> Result<()> {
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.len() > 255
+        || name.contains(['/', '\0', '\n'])
+    {
+        return Err(Error::invalid(format!("invalid {what} {name:?}")));
+    }
+    Ok(())
+}
+
+// ---- pure conversions ----
+
+/// Docker's `--cpus`: a 100 ms period and the share of it. Returns
+/// (quota µs, period µs).
+pub fn nano_cpus_to_quota(nano_cpus: i64) -> (i64, u64) {
+    let quota = nano_cpus.saturating_mul(NANO_CPUS_PERIOD as i64) / 1_000_000_000;
+    (quota, NANO_CPUS_PERIOD)
+}
+
+/// v1 `cpu.shares` (2..=262144) to v2 `cpu.weight` (1..=10000), with the
+/// formula runc (1.3.2+) and crun (1.23+) use: a quadratic in log2 space
+/// that maps the defaults onto each other (1024 to 100) and the ends onto
+/// the ends. (The older linear formula, `1 + (shares-2)*9999/262142`, gave
+/// 1024 shares a weight of 39, under the default.) 0 stays 0 ("unset").
+pub fn shares_to_weight(shares: u64) -> u64 {
+    match shares {
+        0 => 0,
+        1..=2 => 1,
+        262_144.. => 10_000,
+        _ => {
+            let l = (shares as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
+        }
+    }
+}
+
+/// Docker's memory+swap (`-1` unlimited) to v2 `memory.swap.max` (swap
+/// alone; `-1` for "max"), given the memory limit (`-1` unlimited), as runc
+/// converts it.
+pub fn swap_to_v2(memory_swap: i64, memory: i64) -> Result<i64> {
+    if memory_swap == -1 {
+        return Ok(-1);
+    }
+    if memory <= 0 {
+        return Err(Error::invalid(
+            "unable to set swap limit without memory limit",
+        ));
+    }
+    if memory_swap < memory {
+        return Err(Error::invalid(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
+    }
+    Ok(memory_swap - memory)
+}
+
+/// `-1` as the cgroup word for "no limit".
+fn max_or(v: i64) -> String {
+    if v < 0 {
+        "max".to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// A CPU list like `0-2,4`, as the sorted CPU numbers; `None` if malformed.
+pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in s.trim().split(',') {
+        let part = part.trim();
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b || b - a > 65_536 {
+                    return None;
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Some(cpus)
+}
+
+/// "key value" lines (`memory.stat`, `cpu.stat`, `memory.events`,
+/// `memory.oom_control`, `cgroup.events`); other lines are skipped.
+pub fn parse_keyed(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|line| {
+            let mut it = line.split_whitespace();
+            let (k, v) = (it.next()?, it.next()?);
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Whitespace-separated numbers (`cpuacct.usage_percpu`).
+fn parse_u64_list(text: &str) -> Vec<u64> {
+    text.split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+/// A limit file: `max` (v2) or a huge number (v1) is `None`.
+fn parse_limit(text: &str) -> Option<u64> {
+    let v: u64 = text.trim().parse().ok()?;
+    (v < V1_UNLIMITED).then_some(v)
+}
+
+/// v2 `io.stat`: `MAJ:MIN rbytes=N wbytes=N rios=N ...` per device.
+pub fn parse_io_stat(text: &str) -> Vec<IoEntry> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let Some((major, minor)) = it.next().and_then(parse_dev) else {
+            continue;
+        };
+        for kv in it {
+            let (op, v) = match kv.split_once('=') {
+                Some(("rbytes", v)) => ("read", v),
+                Some(("wbytes", v)) => ("write", v),
+                _ => continue,
+            };
+            if let Ok(value) = v.parse() {
+                out.push(IoEntry {
+                    major,
+                    minor,
+                    op: op.to_string(),
+                    value,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// v1 `blkio.*io_service_bytes*`: `MAJ:MIN Read N` lines, `Total N` last.
+pub fn parse_blkio_v1(text: &str) -> Vec<IoEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let mut it = line.split_whitespace();
+            let (major, minor) = parse_dev(it.next()?)?;
+            let op = it.next()?.to_ascii_lowercase();
+            let value = it.next()?.parse().ok()?;
+            matches!(op.as_str(), "read" | "write").then_some(IoEntry {
+                major,
+                minor,
+                op,
+                value,
+            })
+        })
+        .collect()
+}
+
+fn parse_dev(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+// ---- mountinfo ----
+
+#[derive(Debug)]
+struct MountEntry {
+    root: String,
+    mount_point: PathBuf,
+    fstype: String,
+    super_options: String,
+}
+
+/// `/proc/self/mountinfo` lines: `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS
+/// [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS`.
+fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let left: Vec<&str> = left.split(' ').collect();
+            if left.len() < 6 {
+                return None;
+            }
+            let mut right = right.split(' ');
+            let fstype = right.next()?.to_string();
+            let _source = right.next();
+            let super_options = right.next().unwrap_or("").to_string();
+            Some(MountEntry {
+                root: unescape_mount(left[3]),
+                mount_point: PathBuf::from(unescape_mount(left[4])),
+                fstype,
+                super_options,
+            })
+        })
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\NNN` octal.
+fn unescape_mount(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One hierarchy per distinct v1 controller set, plus the first cgroup2
+/// mount. A mount of a hierarchy's root (`/`) wins over a bind mount of
+/// one of its cgroups.
+fn hierarchies_from_mounts(mounts: &[MountEntry]) -> Vec<Hierarchy> {
+    let mut v1: Vec<Hierarchy> = Vec::new();
+    let mut unified: Option<Hierarchy> = None;
+    let ordered = mounts
+        .iter()
+        .filter(|m| m.root == "/")
+        .chain(mounts.iter().filter(|m| m.root != "/"));
+    for m in ordered {
+        match m.fstype.as_str() {
+            "cgroup" => {
+                let mut controllers: Vec<String> = m
+                    .super_options
+                    .split(',')
+                    .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
+                    .map(String::from)
+                    .collect();
+                controllers.sort();
+                if controllers.is_empty() || v1.iter().any(|h| h.controllers == controllers) {
+                    continue;
+                }
+                v1.push(Hierarchy {
+                    mount_point: m.mount_point.clone(),
+                    controllers,
+                    unified: false,
+                });
+            }
+            "cgroup2" if unified.is_none() => {
+                unified = Some(Hierarchy {
+                    controllers: read_words(&m.mount_point, "cgroup.controllers"),
+                    mount_point: m.mount_point.clone(),
+                    unified: true,
+                });
+            }
+            _ => {}
+        }
+    }
+    v1.extend(unified);
+    v1
+}
+
+// ---- files ----
+
+fn write_file(path: &Path, value: &str) -> io::Result<()> {
+    // No O_CREAT: cgroup files exist or the feature is missing.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(value.as_bytes())
+}
+
+fn write_error(path: &Path, value: &str, e: &io::Error) -> Error {
+    Error::internal(format!(
+        "cannot write {value:?} to {}: {e}",
+        path.display()
+    ))
+}
+
+fn write(dir: &Path, file: &str, value: impl Display) -> Result<()> {
+    let path = dir.join(file);
+    let value = value.to_string();
+    write_file(&path, &value).map_err(|e| write_error(&path, &value, &e))
+}
+
+fn read_trim(dir: &Path, file: &str) -> Option<String> {
+    fs::read_to_string(dir.join(file))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn read_u64(dir: &Path, file: &str) -> Option<u64> {
+    read_trim(dir, file)?.parse().ok()
+}
+
+fn read_limit(dir: &Path, file: &str) -> Option<u64> {
+    parse_limit(&read_trim(dir, file)?)
+}
+
+/// Words of a file such as `cgroup.controllers` (a leading `+` dropped).
+fn read_words(dir: &Path, file: &str) -> Vec<String> {
+    read_trim(dir, file)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|w| w.trim_start_matches('+').to_string())
+        .collect()
+}
+
+/// CPUs this process may run on, as Docker counts them.
+fn online_cpus() -> usize {
+    use nix::sched::{CpuSet, sched_getaffinity};
+    use nix::unistd::Pid;
+    sched_getaffinity(Pid::from_raw(0))
+        .map(|set| {
+            (0..CpuSet::count())
+                .filter(|&i| set.is_set(i).unwrap_or(false))
+                .count()
+        })
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}

@@ -1,0 +1,825 @@
+//! Extracting one image layer (an uncompressed tar stream) into a directory,
+//! in the format overlayfs expects of a lower layer.
+//!
+//! Owns the safety of extraction: no entry of a layer may create, change or
+//! even look at anything outside the destination directory. Every path is
+//! cleaned lexically first (absolute paths and `..` that climbs out are
+//! refused); then each entry's parent directory is resolved from a
+//! descriptor of the destination one component at a time with `openat(2)`
+//! and `O_NOFOLLOW | O_DIRECTORY` (or in one `openat2(2)` call with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` where the kernel has it), so a
+//! symlink in the layer is never followed, whatever the order of entries.
+//! Everything after that works relative to the parent's descriptor with
+//! `*at` calls that do not follow symlinks either (`O_CREAT | O_EXCL`,
+//! `fchownat(AT_SYMLINK_NOFOLLOW)`, `utimensat(AT_SYMLINK_NOFOLLOW)`,
+//! `linkat` without `AT_SYMLINK_FOLLOW`), or on the descriptor of the file
+//! itself. Symlinks may point anywhere: only writing through them is
+//! forbidden. A refused entry fails the whole layer with
+//! [`Error::invalid`] naming the entry; the caller throws the partial
+//! directory away.
+//!
+//! Docker/OCI whiteouts become overlayfs ones: `.wh.NAME` a 0/0 character
+//! device at `NAME`, `.wh..wh..opq` the xattr `trusted.overlay.opaque=y` on
+//! its directory; other `.wh..wh.*` names (AUFS metadata such as
+//! `.wh..wh.plnk`) are skipped, as Docker does. `trusted.overlay.*` xattrs
+//! carried by the tar itself are dropped: only berth decides what overlayfs
+//! sees as a whiteout, redirect or metacopy.
+//!
+//! This module knows nothing about the layer store, compression or digests
+//! (see `layers.rs`).
+
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::sys::stat::{
+    FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, fstatat, futimens,
+    mkdirat, mknodat, utimensat,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What one layer held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// Tar entries applied (whiteouts included, skipped AUFS metadata and
+    /// global PAX headers not).
+    pub entries: u64,
+    /// Bytes of regular file content written.
+    pub bytes: u64,
+}
+
+/// The overlayfs xattr that makes a directory opaque.
+pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
+const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
+
+/// Whether `openat2` may be tried (cleared once the kernel or a seccomp
+/// filter says it is not there).
+static OPENAT2: AtomicBool = AtomicBool::new(true);
+
+/// Extracts one uncompressed tar stream into `dest`, an existing (normally
+/// empty) directory, as an overlayfs lower layer. See the module docs for
+/// what is refused. On error `dest` holds a partial layer that the caller
+/// must remove; nothing outside it has been touched.
+pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
+    let root = nix::fcntl::open(
+        dest,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::internal(format!("opening {}: {e}", dest.display())))?;
+    let mut u = Unpacker {
+        root,
+        nodes: HashSet::new(),
+        dir_times: Vec::new(),
+        cache: None,
+        stats: UnpackStats::default(),
+        buf: vec![0u8; 256 << 10],
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut last = String::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| Error::invalid(format!("not a tar archive: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| {
+            if last.is_empty() {
+                Error::invalid(format!("the layer is not a tar archive: {e}"))
+            } else {
+                Error::invalid(format!(
+                    "the layer is truncated or corrupt after entry {last:?}: {e}"
+                ))
+            }
+        })?;
+        let raw = entry.path_bytes().into_owned();
+        last = String::from_utf8_lossy(&raw).into_owned();
+        u.entry(&mut entry, &raw).map_err(|e| match e {
+            Fail::Refuse(why) => Error::invalid(format!(
+                "refusing the layer: entry {last:?} {why}; \
+                 a layer may not touch anything outside its own directory"
+            )),
+            Fail::Bad(why) => Error::invalid(format!("layer entry {last:?}: {why}")),
+            Fail::Io(what, e) => Error::internal(format!("layer entry {last:?}: {what}: {e}")),
+        })?;
+    }
+    u.finish_dir_times()
+        .map_err(|e| Error::internal(format!("setting directory times: {e}")))?;
+    Ok(u.stats)
+}
+
+/// Why an entry failed.
+enum Fail {
+    /// The entry tries to reach outside the layer: a refusal.
+    Refuse(String),
+    /// The entry is malformed or unsupported.
+    Bad(String),
+    /// The host failed us.
+    Io(&'static str, io::Error),
+}
+
+impl Fail {
+    fn io(what: &'static str) -> impl FnOnce(Errno) -> Fail {
+        move |e| Fail::Io(what, io::Error::from(e))
+    }
+}
+
+type Res<T> = std::result::Result<T, Fail>;
+
+/// Metadata of an entry, PAX records applied.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: TimeSpec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+struct Unpacker {
+    root: OwnedFd,
+    /// Non-directory nodes this layer created (cleaned paths joined by `/`):
+    /// the only allowed hardlink targets.
+    nodes: HashSet<Vec<u8>>,
+    /// Directory mtimes, set once everything is in place.
+    dir_times: Vec<(Vec<Vec<u8>>, TimeSpec)>,
+    /// The last parent directory resolved.
+    cache: Option<(Vec<Vec<u8>>, OwnedFd)>,
+    stats: UnpackStats,
+    buf: Vec<u8>,
+}
+
+/// Splits a tar path into clean components: no empty or `.` components,
+/// `..` applied lexically. Absolute paths and `..` that climbs above the
+/// layer root are refused.
+fn clean(raw: &[u8]) -> Res<Vec<Vec<u8>>> {
+    if raw.first() == Some(&b'/') {
+        return Err(Fail::Refuse("has an absolute path".into()));
+    }
+    if raw.contains(&0) {
+        return Err(Fail::Bad("has a NUL byte in its path".into()));
+    }
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for c in raw.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Err(Fail::Refuse(
+                        "climbs out of the layer with `..`".to_string(),
+                    ));
+                }
+            }
+            _ => out.push(c.to_vec()),
+        }
+    }
+    Ok(out)
+}
+
+fn show(comps: &[Vec<u8>]) -> String {
+    String::from_utf8_lossy(&comps.join(&b'/')).into_owned()
+}
+
+fn dir_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+}
+
+fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> Res<Option<FileStat>> {
+    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(Fail::Io("stat", e.into())),
+    }
+}
+
+fn file_type(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+impl Unpacker {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Res<()> {
+        use tar::EntryType as T;
+        let kind = entry.header().entry_type();
+        if matches!(kind, T::XGlobalHeader) {
+            return Ok(());
+        }
+        let comps = clean(raw)?;
+        let Some((name, parent)) = comps.split_last() else {
+            // The layer root itself (`./`).
+            if kind.is_dir() {
+                let meta = self.meta(entry)?;
+                let fd = self.root.try_clone().map_err(|e| Fail::Io("dup", e))?;
+                self.apply_fd(&fd, &meta, false)?;
+                self.dir_times.push((Vec::new(), meta.mtime));
+                self.stats.entries += 1;
+                return Ok(());
+            }
+            return Err(Fail::Bad(
+                "names the layer root but is not a directory".into(),
+            ));
+        };
+
+        // AUFS metadata (`.wh..wh.plnk`, `.wh..wh.aufs`, ...) anywhere in
+        // the path is skipped, except the opaque marker.
+        if parent.iter().any(|c| c.starts_with(WHITEOUT_META_PREFIX))
+            || (name.starts_with(WHITEOUT_META_PREFIX) && name.as_slice() != WHITEOUT_OPAQUE)
+        {
+            return Ok(());
+        }
+        if name.as_slice() == WHITEOUT_OPAQUE {
+            let dir = self.parent(parent, true)?;
+            set_xattr_fd(dir.as_fd(), OPAQUE_XATTR, b"y")
+                .map_err(|e| Fail::Io("setting the opaque xattr", e))?;
+            self.stats.entries += 1;
+            return Ok(());
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(Fail::Bad("is a whiteout of no name".into()));
+            }
+            let meta = self.meta(entry)?;
+            let dir = self.parent(parent, true)?;
+            let mut target = parent.to_vec();
+            target.push(hidden.to_vec());
+            self.clear(dir.as_fd(), hidden, &target)?;
+            mknodat(
+                dir.as_fd(),
+                hidden,
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o600),
+                0,
+            )
+            .map_err(Fail::io("creating a whiteout"))?;
+            fchownat(
+                dir.as_fd(),
+                hidden,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(Fail::io("chown"))?;
+            self.stats.entries += 1;
+            return Ok(());
+        }
+
+        let path = comps.join(&b'/');
+        match kind {
+            T::Directory => {
+                let meta = self.meta(entry)?;
+                let dir = self.parent(parent, true)?;
+                let merge = matches!(lstat_at(dir.as_fd(), name)?, Some(st) if file_type(&st) == SFlag::S_IFDIR);
+                if !merge {
+                    self.clear(dir.as_fd(), name, &comps)?;
+                    mkdirat(
+                        dir.as_fd(),
+                        name.as_slice(),
+                        Mode::from_bits_truncate(0o700),
+                    )
+                    .map_err(Fail::io("mkdir"))?;
+                }
+                let fd = openat(dir.as_fd(), name.as_slice(), dir_flags(), Mode::empty())
+                    .map_err(Fail::io("opening the new directory"))?;
+                self.apply_fd(&fd, &meta, false)?;
+                self.dir_times.push((comps.clone(), meta.mtime));
+            }
+            T::Regular | T::Continuous | T::GNUSparse => {
+                let meta = self.meta(entry)?;
+                let dir = self.parent(parent, true)?;
+                self.clear(dir.as_fd(), name, &comps)?;
+                let fd = openat(
+                    dir.as_fd(),
+                    name.as_slice(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(Fail::io("creating the file"))?;
+                let mut file = File::from(fd);
+                loop {
+                    let n = match entry.read(&mut self.buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            return Err(Fail::Bad(format!(
+                                "the layer is truncated or corrupt: {e}"
+                            )));
+                        }
+                    };
+                    file.write_all(&self.buf[..n])
+                        .map_err(|e| Fail::Io("writing the file", e))?;
+                    self.stats.bytes += n as u64;
+                }
+                self.apply_fd(&OwnedFd::from(file), &meta, true)?;
+                self.nodes.insert(path);
+            }
+            T::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                if target.is_empty() || target.contains(&0) {
+                    return Err(Fail::Bad(
+                        "is a symlink with an empty or invalid target".into(),
+                    ));
+                }
+                let meta = self.meta(entry)?;
+                let dir = self.parent(parent, true)?;
+                self.clear(dir.as_fd(), name, &comps)?;
+                symlinkat(target.as_slice(), dir.as_fd(), name.as_slice())
+                    .map_err(Fail::io("creating the symlink"))?;
+                self.apply_at(dir.as_fd(), name, &meta, true)?;
+                self.nodes.insert(path);
+            }
+            T::Link => {
+                let raw_target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                let tcomps = match clean(&raw_target) {
+                    Ok(t) => t,
+                    Err(Fail::Refuse(why)) => {
+                        return Err(Fail::Refuse(format!(
+                            "is a hardlink to {:?}, which {why}",
+                            String::from_utf8_lossy(&raw_target)
+                        )));
+                    }
+                    Err(e) => return Err(e),
+                };
+                let tpath = tcomps.join(&b'/');
+                if tpath == path {
+                    // A link to itself changes nothing.
+                    self.stats.entries += 1;
+                    return Ok(());
+                }
+                let Some((tname, tparent)) = tcomps.split_last() else {
+                    return Err(Fail::Refuse("is a hardlink to the layer root".into()));
+                };
+                if !self.nodes.contains(&tpath) {
+                    return Err(Fail::Refuse(format!(
+                        "is a hardlink to {:?}, which is not a file this layer extracted before it",
+                        String::from_utf8_lossy(&raw_target)
+                    )));
+                }
+                let tdir = self.parent(tparent, false)?;
+                match lstat_at(tdir.as_fd(), tname)? {
+                    Some(st) if file_type(&st) != SFlag::S_IFDIR => {}
+                    _ => {
+                        return Err(Fail::Refuse(format!(
+                            "is a hardlink to {:?}, which is not a file of this layer",
+                            show(&tcomps)
+                        )));
+                    }
+                }
+                let dir = self.parent(parent, true)?;
+                self.clear(dir.as_fd(), name, &comps)?;
+                // Hold a descriptor of the target's directory over the
+                // clear (which may drop the cache).
+                linkat(
+                    tdir.as_fd(),
+                    tname.as_slice(),
+                    dir.as_fd(),
+                    name.as_slice(),
+                    AtFlags::empty(),
+                )
+                .map_err(Fail::io("creating the hardlink"))?;
+                self.nodes.insert(path);
+            }
+            T::Char | T::Block | T::Fifo => {
+                let meta = self.meta(entry)?;
+                let (sflag, dev) = match kind {
+                    T::Fifo => (SFlag::S_IFIFO, 0),
+                    _ => {
+                        let h = entry.header();
+                        let major = h.device_major().ok().flatten().unwrap_or(0);
+                        let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                        let s = if kind == T::Char {
+                            SFlag::S_IFCHR
+                        } else {
+                            SFlag::S_IFBLK
+                        };
+                        (s, libc::makedev(major, minor))
+                    }
+                };
+                let dir = self.parent(parent, true)?;
+                self.clear(dir.as_fd(), name, &comps)?;
+                mknodat(
+                    dir.as_fd(),
+                    name.as_slice(),
+                    sflag,
+                    Mode::from_bits_truncate(0o600),
+                    dev,
+                )
+                .map_err(Fail::io("creating the device node"))?;
+                self.apply_at(dir.as_fd(), name, &meta, false)?;
+                self.nodes.insert(path);
+            }
+            other => {
+                return Err(Fail::Bad(format!(
+                    "has the tar entry type {other:?}, which a layer may not contain"
+                )));
+            }
+        }
+        self.stats.entries += 1;
+        Ok(())
+    }
+
+    /// Mode, owner, times and xattrs, PAX records taking precedence over
+    /// the ustar fields.
+    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Res<Meta> {
+        let h = entry.header();
+        let bad = |what: &str, e: io::Error| Fail::Bad(format!("has an unreadable {what}: {e}"));
+        let mode = h.mode().map_err(|e| bad("mode", e))? & 0o7777;
+        let mut uid = h.uid().map_err(|e| bad("uid", e))?;
+        let mut gid = h.gid().map_err(|e| bad("gid", e))?;
+        let mut mtime = TimeSpec::new(h.mtime().map_err(|e| bad("mtime", e))? as i64, 0);
+        let mut xattrs = Vec::new();
+        if let Some(pax) = entry
+            .pax_extensions()
+            .map_err(|e| Fail::Bad(format!("has unreadable PAX records: {e}")))?
+        {
+            for ext in pax {
+                let ext = ext.map_err(|e| Fail::Bad(format!("has a malformed PAX record: {e}")))?;
+                let Ok(key) = ext.key() else { continue };
+                let value = ext.value_bytes();
+                match key {
+                    "uid" => {
+                        uid = pax_int(value).ok_or_else(|| Fail::Bad("has a bad PAX uid".into()))?
+                    }
+                    "gid" => {
+                        gid = pax_int(value).ok_or_else(|| Fail::Bad("has a bad PAX gid".into()))?
+                    }
+                    "mtime" => {
+                        mtime = pax_time(value)
+                            .ok_or_else(|| Fail::Bad("has a bad PAX mtime".into()))?
+                    }
+                    _ => {
+                        if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                            if name.starts_with("trusted.overlay.") {
+                                tracing::warn!(
+                                    xattr = name,
+                                    "dropping an overlayfs xattr carried by a layer"
+                                );
+                                continue;
+                            }
+                            xattrs.push((name.to_string(), value.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        let id = |v: u64, what: &str| {
+            u32::try_from(v).map_err(|_| Fail::Bad(format!("has an out-of-range {what} {v}")))
+        };
+        Ok(Meta {
+            mode,
+            uid: id(uid, "uid")?,
+            gid: id(gid, "gid")?,
+            mtime,
+            xattrs,
+        })
+    }
+
+    /// Owner, then mode (chown clears set-id bits), xattrs and, for files,
+    /// times, on an open descriptor.
+    fn apply_fd(&self, fd: &OwnedFd, meta: &Meta, times: bool) -> Res<()> {
+        fchown(
+            fd.as_fd(),
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+        )
+        .map_err(Fail::io("chown"))?;
+        fchmod(fd.as_fd(), Mode::from_bits_truncate(meta.mode)).map_err(Fail::io("chmod"))?;
+        for (k, v) in &meta.xattrs {
+            set_xattr_fd(fd.as_fd(), k, v).map_err(|e| xattr_fail(k, e))?;
+        }
+        if times {
+            futimens(fd.as_fd(), &meta.mtime, &meta.mtime).map_err(Fail::io("setting times"))?;
+        }
+        Ok(())
+    }
+
+    /// The same for a node that cannot be opened (symlinks, devices,
+    /// fifos), by name in its directory, never following a symlink.
+    fn apply_at(&self, dir: BorrowedFd<'_>, name: &[u8], meta: &Meta, symlink: bool) -> Res<()> {
+        fchownat(
+            dir,
+            name,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(Fail::io("chown"))?;
+        if !symlink {
+            // The name was just created by mknodat and is no symlink; the
+            // flag makes sure of it.
+            fchmodat(
+                dir,
+                name,
+                Mode::from_bits_truncate(meta.mode),
+                FchmodatFlags::NoFollowSymlink,
+            )
+            .map_err(Fail::io("chmod"))?;
+        }
+        for (k, v) in &meta.xattrs {
+            set_xattr_nofollow_at(dir, name, k, v).map_err(|e| xattr_fail(k, e))?;
+        }
+        utimensat(
+            dir,
+            name,
+            &meta.mtime,
+            &meta.mtime,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(Fail::io("setting times"))?;
+        Ok(())
+    }
+
+    /// Removes whatever is at `name` in `dir` (a whole tree for a
+    /// directory), so that a later entry replaces an earlier one.
+    fn clear(&mut self, dir: BorrowedFd<'_>, name: &[u8], comps: &[Vec<u8>]) -> Res<()> {
+        let Some(st) = lstat_at(dir, name)? else {
+            return Ok(());
+        };
+        let path = comps.join(&b'/');
+        if file_type(&st) == SFlag::S_IFDIR {
+            // The cached parent might be this directory or below it.
+            self.cache = None;
+            remove_tree(dir, name).map_err(|e| Fail::Io("removing a replaced directory", e))?;
+            let mut prefix = path.clone();
+            prefix.push(b'/');
+            self.nodes.retain(|p| !p.starts_with(&prefix));
+        } else {
+            unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+                .map_err(Fail::io("removing a replaced file"))?;
+        }
+        self.nodes.remove(&path);
+        Ok(())
+    }
+
+    /// A descriptor of the directory `comps` below the root, never
+    /// following a symlink; missing directories are created (0755,
+    /// root-owned, as Docker does) when `create`.
+    fn parent(&mut self, comps: &[Vec<u8>], create: bool) -> Res<OwnedFd> {
+        if comps.is_empty() {
+            return self.root.try_clone().map_err(|e| Fail::Io("dup", e));
+        }
+        if let Some((p, fd)) = &self.cache
+            && p.as_slice() == comps
+        {
+            return fd.try_clone().map_err(|e| Fail::Io("dup", e));
+        }
+        let fd = match self.resolve_beneath(comps) {
+            Some(fd) => fd,
+            None => self.walk(comps, create)?,
+        };
+        self.cache = Some((
+            comps.to_vec(),
+            fd.try_clone().map_err(|e| Fail::Io("dup", e))?,
+        ));
+        Ok(fd)
+    }
+
+    /// One `openat2` call that refuses symlinks and anything not beneath
+    /// the root. `None` means "walk instead" (missing kernel support, a
+    /// missing directory, or a symlink on the way, which the walk names).
+    fn resolve_beneath(&self, comps: &[Vec<u8>]) -> Option<OwnedFd> {
+        if !OPENAT2.load(Ordering::Relaxed) {
+            return None;
+        }
+        let path = comps.join(&b'/');
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(
+                ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                    | ResolveFlag::RESOLVE_NO_XDEV,
+            );
+        match openat2(self.root.as_fd(), path.as_slice(), how) {
+            Ok(fd) => Some(fd),
+            Err(Errno::ENOSYS | Errno::EPERM | Errno::E2BIG | Errno::EINVAL) => {
+                OPENAT2.store(false, Ordering::Relaxed);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Component by component: each step opens one name relative to the
+    /// previous directory with `O_NOFOLLOW | O_DIRECTORY`.
+    fn walk(&self, comps: &[Vec<u8>], create: bool) -> Res<OwnedFd> {
+        let mut cur = self.root.try_clone().map_err(|e| Fail::Io("dup", e))?;
+        for (i, c) in comps.iter().enumerate() {
+            let mut tries = 0;
+            cur = loop {
+                tries += 1;
+                match openat(cur.as_fd(), c.as_slice(), dir_flags(), Mode::empty()) {
+                    Ok(fd) => break fd,
+                    Err(Errno::ENOENT) if create && tries < 3 => {
+                        match mkdirat(cur.as_fd(), c.as_slice(), Mode::from_bits_truncate(0o755)) {
+                            Ok(()) | Err(Errno::EEXIST) => continue,
+                            Err(e) => {
+                                return Err(Fail::Io("creating a parent directory", e.into()));
+                            }
+                        }
+                    }
+                    Err(Errno::ENOENT) => {
+                        return Err(Fail::Bad(format!(
+                            "needs the directory {:?}, which is missing",
+                            show(&comps[..=i])
+                        )));
+                    }
+                    Err(e @ (Errno::ENOTDIR | Errno::ELOOP)) => {
+                        let is_link = matches!(
+                            lstat_at(cur.as_fd(), c)?,
+                            Some(st) if file_type(&st) == SFlag::S_IFLNK
+                        );
+                        return Err(if is_link {
+                            Fail::Refuse(format!(
+                                "goes through the symlink {:?}",
+                                show(&comps[..=i])
+                            ))
+                        } else if e == Errno::ENOTDIR {
+                            Fail::Bad(format!(
+                                "goes through {:?}, which is not a directory",
+                                show(&comps[..=i])
+                            ))
+                        } else {
+                            Fail::Io("opening a parent directory", e.into())
+                        });
+                    }
+                    Err(e) => return Err(Fail::Io("opening a parent directory", e.into())),
+                }
+            };
+        }
+        Ok(cur)
+    }
+
+    /// Directory mtimes last, since creating their contents changed them.
+    fn finish_dir_times(&mut self) -> io::Result<()> {
+        self.cache = None;
+        let times = std::mem::take(&mut self.dir_times);
+        for (comps, t) in times {
+            let fd = if comps.is_empty() {
+                self.root.try_clone()?
+            } else {
+                // Replaced or removed since: nothing to set.
+                match self.resolve_beneath(&comps) {
+                    Some(fd) => fd,
+                    None => match self.walk(&comps, false) {
+                        Ok(fd) => fd,
+                        Err(_) => continue,
+                    },
+                }
+            };
+            futimens(fd.as_fd(), &t, &t)?;
+        }
+        Ok(())
+    }
+}
+
+fn xattr_fail(key: &str, e: io::Error) -> Fail {
+    Fail::Bad(format!("could not set the xattr {key}: {e}"))
+}
+
+fn pax_int(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// A PAX time: decimal seconds with an optional fraction (may be negative).
+fn pax_time(v: &[u8]) -> Option<TimeSpec> {
+    let s = std::str::from_utf8(v).ok()?.trim();
+    let (secs, frac) = match s.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (s, ""),
+    };
+    let secs: i64 = secs.parse().ok()?;
+    let mut nanos: i64 = 0;
+    if !frac.is_empty() {
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let digits = &frac[..frac.len().min(9)];
+        nanos = digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32);
+    }
+    if secs < 0 && nanos > 0 {
+        // -1.25 is 1.25 s before the epoch.
+        Some(TimeSpec::new(secs - 1, 1_000_000_000 - nanos))
+    } else {
+        Some(TimeSpec::new(secs, nanos))
+    }
+}
+
+fn cstring(b: &[u8]) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(b).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn set_xattr_fd(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<()> {
+    let k = cstring(key.as_bytes())?;
+    // SAFETY: valid descriptor, NUL-terminated name, value pointer and
+    // length from one slice.
+    let r = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `lsetxattr` on `name` in `dir`, through `/proc/self/fd/N/name`: the
+/// magic link names the directory we hold, and the last component is not
+/// followed.
+fn set_xattr_nofollow_at(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    key: &str,
+    value: &[u8],
+) -> io::Result<()> {
+    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    p.extend_from_slice(name);
+    let p = cstring(&p)?;
+    let k = cstring(key.as_bytes())?;
+    // SAFETY: NUL-terminated path and name, value from one slice.
+    let r = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The names in a directory, from its descriptor.
+fn read_dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+    let fd = openat(dir, ".", dir_flags(), Mode::empty())?;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` is an open directory descriptor we own; fdopendir takes
+    // it over and closedir closes it.
+    let d = unsafe { libc::fdopendir(raw) };
+    if d.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so the descriptor is still ours.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        return Err(e);
+    }
+    let mut out = Vec::new();
+    let result = loop {
+        Errno::clear();
+        // SAFETY: `d` is a valid DIR* until closedir below.
+        let ent = unsafe { libc::readdir(d) };
+        if ent.is_null() {
+            break match Errno::last_raw() {
+                0 => Ok(()),
+                e => Err(io::Error::from_raw_os_error(e)),
+            };
+        }
+        // SAFETY: readdir returned a valid dirent whose d_name is
+        // NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            out.push(name.to_vec());
+        }
+    };
+    // SAFETY: `d` came from fdopendir and is closed once.
+    unsafe { libc::closedir(d) };
+    result.map(|()| out)
+}
+
+/// Removes the tree at `name` in `dir` without following symlinks.
+fn remove_tree(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    let fd = openat(dir, name, dir_flags(), Mode::empty())?;
+    for child in read_dir_names(fd.as_fd())? {
+        let st = fstatat(fd.as_fd(), child.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        if file_type(&st) == SFlag::S_IFDIR {
+            remove_tree(fd.as_fd(), &child)?;
+        } else {
+            unlinkat(fd.as_fd(), child.as_slice(), UnlinkatFlags::NoRemoveDir)?;
+        }
+    }
+    unlinkat(dir, name, UnlinkatFlags::RemoveDir)?;
+    Ok(())
+}

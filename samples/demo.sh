@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# berth's demo: builds berth and the samples, starts a berthd on a scratch
+# root, and runs Wasm containers through the berth CLI.
+#
+#   samples/demo.sh           build and run the demo, then stop the daemon
+#   samples/demo.sh --keep    leave the daemon running afterwards
+set -euo pipefail
+cd "$(dirname "$0")/.."
+keep=0
+[ "${1:-}" = "--keep" ] && keep=1
+
+demo=/tmp/berth-demo
+sock="$demo/berth.sock"
+export BERTH_HOST="unix://$sock"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+
+step "building berth (cargo build) and the samples"
+cargo build --quiet -p berth-api -p berth-cli
+samples/build.sh
+berth=target/debug/berth
+berthd=target/debug/berthd
+
+step "starting berthd on $demo"
+if [ -S "$sock" ] && $berth version >/dev/null 2>&1; then
+    echo "stopping the berthd left by an earlier demo"
+    pkill -f "berthd --root $demo/root" || true
+    sleep 0.5
+fi
+mkdir -p "$demo"
+$berthd --root "$demo/root" --host "$BERTH_HOST" >"$demo/berthd.log" 2>&1 &
+daemon=$!
+if [ $keep = 0 ]; then
+    trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
+fi
+for _ in $(seq 100); do $berth version >/dev/null 2>&1 && break; sleep 0.05; done
+show $berth version
+
+step "making images from the samples"
+for s in hello hello-p2 spin sleep; do
+    show $berth wasm import "samples/out/$s.wasm" "$s:latest"
+done
+show $berth images
+
+step "a WASI preview 1 module and a preview 2 component"
+show $berth run --rm -e GREETING=hello hello a b
+show $berth run --rm hello-p2 x
+
+step "side by side: detached containers, logs, stop"
+show $berth run -d --name sleeper sleep 600
+show $berth run -d --name spinner --memory 16m spin
+show $berth ps
+show $berth logs sleeper
+show $berth stop sleeper spinner
+show $berth ps -a
+
+step "exit codes come through"
+set +e
+$berth run --rm hello --exit 3 >/dev/null
+echo "berth run hello --exit 3 -> exit code $?"
+set -e
+
+if [ $keep = 1 ]; then
+    echo
+    echo "berthd keeps running (pid $daemon). Try: BERTH_HOST=$BERTH_HOST $berth ps -a"
+fi
