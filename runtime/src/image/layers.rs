@@ -54,6 +54,9 @@ pub struct LayerStore {
     empty: PathBuf,
     /// One lock per digest being unpacked or removed.
     locks: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
+    /// Unpacks done, for tests of the per-digest lock.
+    #[cfg(test)]
+    unpacks: std::sync::atomic::AtomicUsize,
 }
 
 impl LayerStore {
@@ -79,6 +82,8 @@ impl LayerStore {
             tmp,
             empty,
             locks: Mutex::new(HashMap::new()),
+            #[cfg(test)]
+            unpacks: Default::default(),
         })
     }
 
@@ -151,6 +156,9 @@ impl LayerStore {
         digest: &Digest,
         compression: Compression,
     ) -> Result<(PathBuf, UnpackStats)> {
+        #[cfg(test)]
+        self.unpacks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let work = self
             .tmp
             .join(format!("{}-{}", digest.short(), crate::util::random_id()));

@@ -823,3 +823,667 @@ fn remove_tree(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     unlinkat(dir, name, UnlinkatFlags::RemoveDir)?;
     Ok(())
 }
+
+/// Tar building for tests, hostile entries included (names and link
+/// targets are written raw, bypassing the `tar` crate's own checks).
+#[cfg(test)]
+pub(crate) mod testtar {
+    use tar::{EntryType, Header};
+
+    #[derive(Default)]
+    pub struct Tar {
+        b: Option<tar::Builder<Vec<u8>>>,
+    }
+
+    pub const MTIME: u64 = 1_600_000_000;
+
+    impl Tar {
+        pub fn new() -> Tar {
+            Tar {
+                b: Some(tar::Builder::new(Vec::new())),
+            }
+        }
+
+        fn b(&mut self) -> &mut tar::Builder<Vec<u8>> {
+            self.b.as_mut().unwrap()
+        }
+
+        pub fn header(kind: EntryType, path: &str, mode: u32, size: u64) -> Header {
+            let mut h = Header::new_gnu();
+            let name = &mut h.as_old_mut().name;
+            assert!(path.len() < name.len(), "test path too long");
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_size(size);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(MTIME);
+            h
+        }
+
+        fn link_name(h: &mut Header, target: &str) {
+            let l = &mut h.as_old_mut().linkname;
+            assert!(target.len() < l.len(), "test link too long");
+            l[..target.len()].copy_from_slice(target.as_bytes());
+        }
+
+        pub fn append(&mut self, mut h: Header, data: &[u8]) -> &mut Tar {
+            h.set_cksum();
+            self.b().append(&h, data).unwrap();
+            self
+        }
+
+        pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Tar {
+            self.b()
+                .append_pax_extensions(records.iter().map(|(k, v)| (*k, *v)))
+                .unwrap();
+            self
+        }
+
+        pub fn dir(&mut self, path: &str, mode: u32) -> &mut Tar {
+            self.append(Self::header(EntryType::Directory, path, mode, 0), &[])
+        }
+
+        pub fn file(&mut self, path: &str, data: &[u8], mode: u32) -> &mut Tar {
+            self.append(
+                Self::header(EntryType::Regular, path, mode, data.len() as u64),
+                data,
+            )
+        }
+
+        pub fn file_owned(
+            &mut self,
+            path: &str,
+            data: &[u8],
+            mode: u32,
+            uid: u64,
+            gid: u64,
+            mtime: u64,
+        ) -> &mut Tar {
+            let mut h = Self::header(EntryType::Regular, path, mode, data.len() as u64);
+            h.set_uid(uid);
+            h.set_gid(gid);
+            h.set_mtime(mtime);
+            self.append(h, data)
+        }
+
+        pub fn symlink(&mut self, path: &str, target: &str) -> &mut Tar {
+            let mut h = Self::header(EntryType::Symlink, path, 0o777, 0);
+            Self::link_name(&mut h, target);
+            self.append(h, &[])
+        }
+
+        pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Tar {
+            let mut h = Self::header(EntryType::Link, path, 0o644, 0);
+            Self::link_name(&mut h, target);
+            self.append(h, &[])
+        }
+
+        pub fn device(&mut self, path: &str, kind: EntryType, major: u32, minor: u32) -> &mut Tar {
+            let mut h = Self::header(kind, path, 0o666, 0);
+            h.set_device_major(major).unwrap();
+            h.set_device_minor(minor).unwrap();
+            self.append(h, &[])
+        }
+
+        pub fn bytes(&mut self) -> Vec<u8> {
+            self.b.take().unwrap().into_inner().unwrap()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testtar::{MTIME, Tar};
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    use tar::EntryType;
+
+    fn getxattr(path: &Path, key: &str) -> Option<Vec<u8>> {
+        let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let k = std::ffi::CString::new(key).unwrap();
+        let mut buf = vec![0u8; 256];
+        // SAFETY: valid C strings and buffer.
+        let n =
+            unsafe { libc::lgetxattr(p.as_ptr(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return None;
+        }
+        buf.truncate(n as usize);
+        Some(buf)
+    }
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    /// Tests here create devices and chown: they need root. Fails loudly in
+    /// CI, skips elsewhere.
+    macro_rules! require_root {
+        () => {
+            if !is_root() {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "this test needs root"
+                );
+                eprintln!("skipping: needs root");
+                return;
+            }
+        };
+    }
+
+    /// A v2 file capability blob granting cap_net_raw (bit 13), effective.
+    fn cap_net_raw() -> Vec<u8> {
+        let mut v = Vec::new();
+        for w in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+            v.extend_from_slice(&w.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn unpacks_every_kind_of_entry() {
+        require_root!();
+        let cap = cap_net_raw();
+        let mut t = Tar::new();
+        t.dir("./", 0o755)
+            .dir("etc/", 0o755)
+            .file_owned(
+                "etc/passwd",
+                b"root:x:0:0::/root:/bin/sh\n",
+                0o644,
+                1000,
+                1001,
+                2000,
+            )
+            .file("etc/old", b"gone", 0o644)
+            .file("bin/busybox", b"\x7fELF...", 0o4755)
+            .symlink("bin/sh", "busybox")
+            .symlink("lib", "/usr/lib")
+            .hardlink("bin/busybox2", "bin/busybox")
+            .hardlink("./bin/busybox3", "./bin/busybox")
+            .dir("tmp/", 0o1777)
+            .dir("var/", 0o755)
+            .file("var/.wh..wh..opq", b"", 0o644)
+            .file("etc/.wh.shadow", b"", 0o644)
+            .device("dev/null", EntryType::Char, 1, 3)
+            .device("dev/loop0", EntryType::Block, 7, 0)
+            .device("run/fifo", EntryType::Fifo, 0, 0)
+            .pax(&[
+                ("SCHILY.xattr.security.capability", &cap),
+                ("SCHILY.xattr.user.berth", b"yes"),
+            ])
+            .file("bin/ping", b"ping", 0o755)
+            // An overlayfs xattr in the tar itself is dropped.
+            .pax(&[("SCHILY.xattr.trusted.overlay.opaque", b"y")])
+            .dir("usr/", 0o755)
+            // AUFS metadata is skipped.
+            .file(".wh..wh.plnk/123", b"x", 0o644)
+            .dir(".wh..wh.aufs/", 0o755)
+            // A later entry replaces an earlier one.
+            .file("etc/motd", b"first", 0o644)
+            .symlink("etc/motd", "issue")
+            .symlink("etc/link-then-file", "/etc/passwd")
+            .file("etc/link-then-file", b"file", 0o600)
+            .dir("merge/", 0o700)
+            .file("merge/a", b"a", 0o644)
+            .dir("merge/", 0o750)
+            .file("replaced-dir/inner", b"x", 0o644)
+            .file("replaced-dir", b"now a file", 0o644)
+            // PAX owner and times beat the ustar fields.
+            .pax(&[
+                ("uid", b"70000"),
+                ("gid", b"70001"),
+                ("mtime", b"1234567890.5"),
+            ])
+            .file("pax-owned", b"p", 0o640);
+        // The directory's own mtime, written after its contents.
+        let mut h = Tar::header(EntryType::Directory, "etc/", 0o755, 0);
+        h.set_mtime(1000);
+        t.append(h, &[]);
+        let tar = t.bytes();
+
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let stats = unpack_layer(&tar[..], d).unwrap();
+        assert!(stats.entries >= 25, "{stats:?}");
+        assert_eq!(stats.bytes, 26 + 4 + 7 + 4 + 5 + 4 + 1 + 1 + 10 + 1);
+
+        let md = |p: &str| std::fs::symlink_metadata(d.join(p)).unwrap();
+        let passwd = md("etc/passwd");
+        assert_eq!((passwd.uid(), passwd.gid()), (1000, 1001));
+        assert_eq!(passwd.mode() & 0o7777, 0o644);
+        assert_eq!(passwd.mtime(), 2000);
+        assert_eq!(md("bin/busybox").mode() & 0o7777, 0o4755, "setuid kept");
+        assert_eq!(md("tmp").mode() & 0o7777, 0o1777, "sticky kept");
+        assert_eq!(
+            std::fs::read_link(d.join("bin/sh")).unwrap(),
+            Path::new("busybox")
+        );
+        assert_eq!(
+            std::fs::read_link(d.join("lib")).unwrap(),
+            Path::new("/usr/lib")
+        );
+        assert_eq!(md("bin/busybox2").ino(), md("bin/busybox").ino());
+        assert_eq!(md("bin/busybox3").ino(), md("bin/busybox").ino());
+        assert_eq!(md("bin/busybox").nlink(), 3);
+
+        // Whiteouts.
+        assert_eq!(
+            getxattr(&d.join("var"), OPAQUE_XATTR).as_deref(),
+            Some(&b"y"[..])
+        );
+        assert!(!d.join("var/.wh..wh..opq").exists());
+        let wh = md("etc/shadow");
+        assert!(wh.file_type().is_char_device());
+        assert_eq!(wh.rdev(), 0);
+        assert!(!d.join("etc/.wh.shadow").exists());
+        assert!(d.join("etc/old").exists());
+
+        // Devices.
+        let null = md("dev/null");
+        assert!(null.file_type().is_char_device());
+        assert_eq!(null.rdev(), libc::makedev(1, 3));
+        assert_eq!(null.mode() & 0o777, 0o666);
+        assert!(md("dev/loop0").file_type().is_block_device());
+        assert!(md("run/fifo").file_type().is_fifo());
+
+        // Xattrs.
+        assert_eq!(
+            getxattr(&d.join("bin/ping"), "security.capability"),
+            Some(cap)
+        );
+        assert_eq!(
+            getxattr(&d.join("bin/ping"), "user.berth").as_deref(),
+            Some(&b"yes"[..])
+        );
+        assert_eq!(getxattr(&d.join("usr"), OPAQUE_XATTR), None);
+
+        // Skipped AUFS metadata.
+        assert!(!d.join(".wh..wh.plnk").exists());
+        assert!(!d.join(".wh..wh.aufs").exists());
+
+        // Replacements and merges.
+        assert_eq!(
+            std::fs::read_link(d.join("etc/motd")).unwrap(),
+            Path::new("issue")
+        );
+        let f = md("etc/link-then-file");
+        assert!(f.file_type().is_file());
+        assert_eq!(
+            std::fs::read(d.join("etc/link-then-file")).unwrap(),
+            b"file"
+        );
+        assert_eq!(md("merge").mode() & 0o777, 0o750);
+        assert!(d.join("merge/a").exists());
+        assert_eq!(
+            std::fs::read(d.join("replaced-dir")).unwrap(),
+            b"now a file"
+        );
+
+        let p = md("pax-owned");
+        assert_eq!((p.uid(), p.gid()), (70000, 70001));
+        assert_eq!((p.mtime(), p.mtime_nsec()), (1234567890, 500_000_000));
+
+        // Directory times survive the creation of their contents.
+        assert_eq!(md("etc").mtime(), 1000);
+        eprintln!("openat2 in use: {}", OPENAT2.load(Ordering::Relaxed));
+        assert_eq!(md("var").mtime() as u64, MTIME);
+        assert_eq!(std::fs::metadata(d).unwrap().mtime() as u64, MTIME);
+        assert_eq!(
+            std::fs::metadata(d).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+    }
+
+    /// Everything under `root` except `skip`: path to (type, mode, uid,
+    /// size, mtime, content).
+    fn snapshot(root: &Path, skip: &Path) -> BTreeMap<PathBuf, String> {
+        fn walk(p: &Path, skip: &Path, out: &mut BTreeMap<PathBuf, String>) {
+            if p == skip {
+                return;
+            }
+            let m = std::fs::symlink_metadata(p).unwrap();
+            let content = if m.is_file() {
+                format!("{:?}", std::fs::read(p).unwrap())
+            } else if m.file_type().is_symlink() {
+                format!("{:?}", std::fs::read_link(p).unwrap())
+            } else {
+                String::new()
+            };
+            out.insert(
+                p.to_path_buf(),
+                format!(
+                    "{:o} {} {} {} {}.{} {} {content}",
+                    m.mode(),
+                    m.uid(),
+                    m.size(),
+                    m.nlink(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    m.ino()
+                ),
+            );
+            if m.is_dir() {
+                for e in std::fs::read_dir(p).unwrap() {
+                    walk(&e.unwrap().path(), skip, out);
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(root, skip, &mut out);
+        out
+    }
+
+    use std::path::PathBuf;
+
+    /// Unpacks `tar` into `sentinel/a/b/layer`, expecting a refusal that
+    /// names `entry`, and checks that nothing around the layer changed.
+    fn refused(build: impl FnOnce(&mut Tar, &Path), entry: &str) {
+        let sentinel = tempfile::tempdir().unwrap();
+        let s = sentinel.path();
+        std::fs::create_dir_all(s.join("a/b/layer")).unwrap();
+        std::fs::write(s.join("outside"), b"host file").unwrap();
+        std::fs::write(s.join("a/outside"), b"host file").unwrap();
+        std::fs::create_dir(s.join("a/hostdir")).unwrap();
+        let dest = s.join("a/b/layer");
+        let mut t = Tar::new();
+        build(&mut t, s);
+        let tar = t.bytes();
+        let before = snapshot(s, &dest);
+        let passwd_before = std::fs::symlink_metadata("/etc/passwd").unwrap();
+        let root_before = snapshot_top("/");
+
+        let err = unpack_layer(&tar[..], &dest).unwrap_err();
+        eprintln!("{entry:?}: {err}");
+        assert_eq!(
+            err.kind(),
+            crate::error::ErrorKind::InvalidArgument,
+            "{err}"
+        );
+        assert!(
+            err.message().contains(&format!("{entry:?}")),
+            "the message names {entry:?}: {err}"
+        );
+        assert!(err.message().contains("refusing"), "{err}");
+        assert_eq!(
+            snapshot(s, &dest),
+            before,
+            "something outside the layer changed"
+        );
+        let passwd_after = std::fs::symlink_metadata("/etc/passwd").unwrap();
+        assert_eq!(passwd_before.nlink(), passwd_after.nlink());
+        assert_eq!(passwd_before.mtime(), passwd_after.mtime());
+        assert_eq!(root_before, snapshot_top("/"));
+        assert!(!Path::new("/etc/berth-hostile-x").exists());
+    }
+
+    /// Names directly under `dir`.
+    fn snapshot_top(dir: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn refuses_dot_dot_out_of_the_layer() {
+        require_root!();
+        refused(
+            |t, _| {
+                t.file("../../x", b"pwned", 0o644);
+            },
+            "../../x",
+        );
+        refused(
+            |t, _| {
+                t.file("ok/../../../outside", b"pwned", 0o644);
+            },
+            "ok/../../../outside",
+        );
+        refused(
+            |t, _| {
+                t.dir("../../hostdir/", 0o777);
+            },
+            "../../hostdir/",
+        );
+        refused(
+            |t, _| {
+                t.symlink("../escape", "/");
+            },
+            "../escape",
+        );
+    }
+
+    #[test]
+    fn refuses_absolute_paths() {
+        require_root!();
+        refused(
+            |t, _| {
+                t.file("/etc/berth-hostile-x", b"pwned", 0o644);
+            },
+            "/etc/berth-hostile-x",
+        );
+        refused(
+            |t, _| {
+                t.dir("/", 0o777);
+            },
+            "/",
+        );
+    }
+
+    #[test]
+    fn refuses_writing_through_symlinks() {
+        require_root!();
+        // A symlink to / then a file through it.
+        refused(
+            |t, _| {
+                t.symlink("evil", "/")
+                    .file("evil/etc/berth-hostile-x", b"pwned", 0o644);
+            },
+            "evil/etc/berth-hostile-x",
+        );
+        // To an absolute host path (the sentinel) then a file, a directory,
+        // a device, a whiteout, an opaque marker, a hardlink through it.
+        for (name, add) in [
+            (
+                "evil/x",
+                &(|t: &mut Tar| {
+                    t.file("evil/x", b"pwned", 0o644);
+                }) as &dyn Fn(&mut Tar),
+            ),
+            ("evil/newdir/", &|t: &mut Tar| {
+                t.dir("evil/newdir/", 0o755);
+            }),
+            ("evil/outside", &|t: &mut Tar| {
+                t.file("evil/outside", b"pwned", 0o644);
+            }),
+            ("evil/fifo", &|t: &mut Tar| {
+                t.device("evil/fifo", EntryType::Fifo, 0, 0);
+            }),
+            ("evil/.wh.outside", &|t: &mut Tar| {
+                t.file("evil/.wh.outside", b"", 0o644);
+            }),
+            ("evil/.wh..wh..opq", &|t: &mut Tar| {
+                t.file("evil/.wh..wh..opq", b"", 0o644);
+            }),
+            ("evil/sub/deeper", &|t: &mut Tar| {
+                t.file("evil/sub/deeper", b"", 0o644);
+            }),
+        ] {
+            refused(
+                |t, s| {
+                    t.symlink("evil", s.to_str().unwrap());
+                    add(t);
+                },
+                name,
+            );
+        }
+        // A relative chain that climbs out.
+        refused(
+            |t, _| {
+                t.symlink("a", "b")
+                    .symlink("b", "../../..")
+                    .file("a/outside", b"pwned", 0o644);
+            },
+            "a/outside",
+        );
+        // A directory, then a symlink replacing it, then a file below.
+        refused(
+            |t, _| {
+                t.dir("d/", 0o755)
+                    .symlink("d", "../..")
+                    .file("d/outside", b"pwned", 0o644);
+            },
+            "d/outside",
+        );
+        // Even a symlink that stays inside is not written through.
+        refused(
+            |t, _| {
+                t.dir("real/", 0o755)
+                    .symlink("alias", "real")
+                    .file("alias/x", b"x", 0o644);
+            },
+            "alias/x",
+        );
+    }
+
+    #[test]
+    fn refuses_hardlinks_to_outside() {
+        require_root!();
+        refused(
+            |t, _| {
+                t.hardlink("h", "/etc/passwd");
+            },
+            "h",
+        );
+        refused(
+            |t, _| {
+                t.hardlink("h", "../../outside");
+            },
+            "h",
+        );
+        refused(
+            |t, _| {
+                t.hardlink("h", "../outside");
+            },
+            "h",
+        );
+        // In the layer's namespace but never extracted (it exists on the
+        // host side of a symlink, or not at all).
+        refused(
+            |t, s| {
+                t.symlink("evil", s.to_str().unwrap())
+                    .hardlink("h", "evil/outside");
+            },
+            "h",
+        );
+        refused(
+            |t, _| {
+                t.hardlink("h", "later").file("later", b"x", 0o644);
+            },
+            "h",
+        );
+        // A directory is no hardlink target.
+        refused(
+            |t, _| {
+                t.dir("d/", 0o755).hardlink("h", "d");
+            },
+            "h",
+        );
+    }
+
+    #[test]
+    fn replacing_symlinks_never_writes_through_them() {
+        require_root!();
+        let sentinel = tempfile::tempdir().unwrap();
+        let s = sentinel.path();
+        std::fs::create_dir_all(s.join("layer")).unwrap();
+        std::fs::write(s.join("target"), b"host").unwrap();
+        std::fs::create_dir(s.join("hostdir")).unwrap();
+        let dest = s.join("layer");
+        let host = |p: &str| s.join(p).to_str().unwrap().to_string();
+        let mut t = Tar::new();
+        t.symlink("f", &host("target"))
+            .file("f", b"layer", 0o600)
+            .symlink("d", &host("hostdir"))
+            .dir("d/", 0o700)
+            .symlink("l", &host("target"))
+            // A hardlink to a symlink of the layer links the symlink itself.
+            .hardlink("l2", "l")
+            .symlink("dev", &host("target"))
+            .device("dev", EntryType::Fifo, 0, 0)
+            .symlink("w", &host("target"))
+            .file(".wh.w", b"", 0o644);
+        let before = snapshot(s, &dest);
+        unpack_layer(&t.bytes()[..], &dest).unwrap();
+        assert_eq!(snapshot(s, &dest), before);
+        assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"layer");
+        assert!(std::fs::symlink_metadata(dest.join("d")).unwrap().is_dir());
+        assert!(
+            std::fs::symlink_metadata(dest.join("l2"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::symlink_metadata(dest.join("dev"))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+        assert!(
+            std::fs::symlink_metadata(dest.join("w"))
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+    }
+
+    #[test]
+    fn refuses_garbage_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack_layer(
+            &b"this is not a tar archive at all, clearly"[..],
+            dir.path(),
+        );
+        // Short garbage reads as an empty archive or a bad header; either
+        // way nothing is created.
+        if let Err(e) = err {
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{e}");
+        }
+        let mut junk = vec![b'x'; 2048];
+        junk[..4].copy_from_slice(b"abcd");
+        let e = unpack_layer(&junk[..], dir.path()).unwrap_err();
+        assert!(e.message().contains("not a tar"), "{e}");
+        let mut t = Tar::new();
+        t.file("a", &[7u8; 5000], 0o644);
+        let tar = t.bytes();
+        let e = unpack_layer(&tar[..1500], dir.path()).unwrap_err();
+        assert!(e.message().contains("\"a\""), "{e}");
+    }
+
+    #[test]
+    fn cleans_paths() {
+        let c = |s: &str| clean(s.as_bytes()).ok().map(|v| show(&v));
+        assert_eq!(c("./a//b/./c/"), Some("a/b/c".into()));
+        assert_eq!(c("a/../b"), Some("b".into()));
+        assert_eq!(c("./"), Some("".into()));
+        assert_eq!(c("a/../.."), None);
+        assert_eq!(c("/a"), None);
+        assert_eq!(c(".."), None);
+    }
+
+    #[test]
+    fn pax_times() {
+        let t = pax_time(b"12.000000001").unwrap();
+        assert_eq!((t.tv_sec(), t.tv_nsec()), (12, 1));
+        let t = pax_time(b"-1.25").unwrap();
+        assert_eq!((t.tv_sec(), t.tv_nsec()), (-2, 750_000_000));
+        assert!(pax_time(b"x").is_none());
+    }
+}

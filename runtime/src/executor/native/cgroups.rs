@@ -1458,3 +1458,951 @@ fn online_cpus() -> usize {
         .filter(|&n| n > 0)
         .unwrap_or(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Child, Command, Stdio};
+
+    // ---- pure functions ----
+
+    #[test]
+    fn nano_cpus_become_a_quota_over_100ms() {
+        assert_eq!(nano_cpus_to_quota(1_500_000_000), (150_000, 100_000));
+        assert_eq!(nano_cpus_to_quota(10_000_000), (1_000, 100_000));
+        assert_eq!(nano_cpus_to_quota(2_000_000_000), (200_000, 100_000));
+    }
+
+    #[test]
+    fn shares_map_to_weight_like_runc() {
+        assert_eq!(shares_to_weight(0), 0);
+        assert_eq!(shares_to_weight(1), 1);
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(3), 2);
+        assert_eq!(shares_to_weight(512), 59);
+        assert_eq!(shares_to_weight(1024), 100);
+        assert_eq!(shares_to_weight(2048), 174);
+        assert_eq!(shares_to_weight(262_143), 10_000);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(1 << 30), 10_000);
+    }
+
+    #[test]
+    fn swap_converts_to_v2_swap_alone() {
+        let mib = 1 << 20;
+        assert_eq!(swap_to_v2(-1, 32 * mib).unwrap(), -1);
+        assert_eq!(swap_to_v2(-1, -1).unwrap(), -1);
+        assert_eq!(swap_to_v2(64 * mib, 32 * mib).unwrap(), 32 * mib);
+        assert_eq!(swap_to_v2(32 * mib, 32 * mib).unwrap(), 0);
+        assert!(swap_to_v2(16 * mib, 32 * mib).is_err());
+        assert!(swap_to_v2(64 * mib, -1).is_err());
+    }
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
+        assert_eq!(parse_cpu_list("0-2,4"), Some(vec![0, 1, 2, 4]));
+        assert_eq!(parse_cpu_list(" 3,1-2,1 "), Some(vec![1, 2, 3]));
+        assert_eq!(parse_cpu_list("2-1"), None);
+        assert_eq!(parse_cpu_list("a"), None);
+        assert_eq!(parse_cpu_list(""), None);
+    }
+
+    #[test]
+    fn validate_uses_dockers_rules_and_messages() {
+        let mib = 1 << 20;
+        let ok = Resources {
+            memory: Some(64 * mib),
+            memory_swap: Some(-1),
+            nano_cpus: Some(500_000_000),
+            pids_limit: Some(-1),
+            ..Default::default()
+        };
+        ok.validate().unwrap();
+        let bad = |r: Resources, msg: &str| {
+            let e = r.validate().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+            assert!(e.message().contains(msg), "{e}");
+        };
+        bad(
+            Resources {
+                memory: Some(mib),
+                ..Default::default()
+            },
+            "Minimum memory limit allowed is 6MB",
+        );
+        bad(
+            Resources {
+                memory: Some(64 * mib),
+                memory_swap: Some(32 * mib),
+                ..Default::default()
+            },
+            "Minimum memoryswap limit",
+        );
+        bad(
+            Resources {
+                memory_swap: Some(32 * mib),
+                ..Default::default()
+            },
+            "always set the Memory limit",
+        );
+        bad(
+            Resources {
+                nano_cpus: Some(1_000_000_000),
+                cpu_quota: Some(50_000),
+                ..Default::default()
+            },
+            "Nano CPUs and CPU Quota",
+        );
+        bad(
+            Resources {
+                nano_cpus: Some(1_000_000_000),
+                cpu_period: Some(50_000),
+                ..Default::default()
+            },
+            "Nano CPUs and CPU Period",
+        );
+        bad(
+            Resources {
+                nano_cpus: Some(1_000_000_000_000),
+                ..Default::default()
+            },
+            "Range of CPUs is from 0.01",
+        );
+        bad(
+            Resources {
+                cpu_period: Some(10),
+                ..Default::default()
+            },
+            "CPU cfs period",
+        );
+        bad(
+            Resources {
+                cpu_quota: Some(10),
+                ..Default::default()
+            },
+            "CPU cfs quota",
+        );
+        bad(
+            Resources {
+                cpuset_cpus: Some("1-x".into()),
+                ..Default::default()
+            },
+            "Invalid value 1-x for cpuset cpus",
+        );
+        // An update may set swap alone.
+        Resources {
+            memory_swap: Some(32 * mib),
+            ..Default::default()
+        }
+        .check(false)
+        .unwrap();
+    }
+
+    #[test]
+    fn limits_follow_dockers_zero_values() {
+        let r = Resources {
+            memory: Some(0),
+            memory_swap: Some(-5),
+            cpu_shares: Some(0),
+            nano_cpus: Some(250_000_000),
+            cpu_quota: Some(0),
+            pids_limit: Some(0),
+            cpuset_cpus: Some(" ".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            r.limits(),
+            Limits {
+                swap: Some(-1),
+                quota: Some(25_000),
+                period: Some(100_000),
+                pids: Some(-1),
+                ..Default::default()
+            }
+        );
+        assert_eq!(Resources::default().limits(), Limits::default());
+    }
+
+    #[test]
+    fn keyed_files_parse() {
+        let m = parse_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
+        assert_eq!(m["oom_kill"], 3);
+        let m = parse_keyed("populated 1\nfrozen 0\nbogus\nx y\n");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["populated"], 1);
+        assert_eq!(parse_limit("max"), None);
+        assert_eq!(parse_limit("9223372036854771712"), None);
+        assert_eq!(parse_limit("33554432\n"), Some(33_554_432));
+        assert_eq!(parse_u64_list("10 20 0 \n"), vec![10, 20, 0]);
+    }
+
+    #[test]
+    fn io_counters_parse_on_both_versions() {
+        let v2 = parse_io_stat(
+            "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n\
+             253:1 rbytes=0 wbytes=512 rios=0 wios=1 dbytes=0 dios=0\n",
+        );
+        assert_eq!(v2.len(), 4);
+        assert_eq!(
+            v2[1],
+            IoEntry {
+                major: 8,
+                minor: 0,
+                op: "write".into(),
+                value: 8192
+            }
+        );
+        let v1 = parse_blkio_v1(
+            "8:0 Read 4096\n8:0 Write 512\n8:0 Sync 0\n8:0 Async 4608\n8:0 Total 4608\nTotal 4608\n",
+        );
+        assert_eq!(v1.len(), 2);
+        assert_eq!(v1[0].op, "read");
+        assert_eq!(v1[1].value, 512);
+    }
+
+    const HYBRID_MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /nonexistent/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn mountinfo_hybrid_layout() {
+        let m = CgroupManager::from_mountinfo(HYBRID_MOUNTINFO).unwrap();
+        assert_eq!(m.version(), 1);
+        assert_eq!(m.hierarchies().len(), 10);
+        let last = m.hierarchies().last().unwrap();
+        assert!(last.unified);
+        assert_eq!(last.mount_point, Path::new("/nonexistent/unified"));
+        let cg = m.cgroup("c");
+        assert_eq!(
+            cg.place("memory"),
+            Some(Place::V1("/sys/fs/cgroup/memory/berth/c".into()))
+        );
+        assert_eq!(
+            cg.place("name=systemd"),
+            Some(Place::V1("/sys/fs/cgroup/systemd/berth/c".into()))
+        );
+        assert_eq!(cg.place("io"), None);
+        assert_eq!(
+            cg.unified_dir(),
+            Some(PathBuf::from("/nonexistent/unified/berth/c"))
+        );
+        assert_eq!(cg.rel_path(), "/berth/c");
+    }
+
+    #[test]
+    fn mountinfo_pure_v2_and_comounted_v1() {
+        let v2 = "29 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        let m = CgroupManager::from_mountinfo(v2).unwrap();
+        assert_eq!(m.version(), 2);
+        assert_eq!(m.hierarchies().len(), 1);
+
+        // A bind mount of a sub-cgroup listed first, a co-mounted cpu,cpuacct,
+        // a second mount of the same hierarchy, and an escaped mount point.
+        let v1 = "\
+50 40 0:29 /docker/abc /mnt/cpu rw - cgroup cgroup rw,cpuacct,cpu
+51 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+52 31 0:29 / /other/cpu rw - cgroup cgroup rw,cpu,cpuacct
+53 31 0:32 / /sys/fs/cgroup/my\\040memory rw - cgroup cgroup rw,memory,clone_children
+54 31 0:33 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+";
+        let m = CgroupManager::from_mountinfo(v1).unwrap();
+        assert_eq!(m.version(), 1);
+        let h = m.hierarchies();
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[0].mount_point, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(h[0].controllers, vec!["cpu", "cpuacct"]);
+        assert_eq!(h[1].mount_point, Path::new("/sys/fs/cgroup/my memory"));
+        assert_eq!(h[1].controllers, vec!["memory"]);
+        assert_eq!(h[2].controllers, vec!["name=systemd"]);
+        assert!(m.hierarchies().iter().all(|h| !h.unified));
+
+        // Only a named v1 hierarchy next to cgroup2 is still v2.
+        let m = CgroupManager::from_mountinfo(&format!(
+            "{v2}54 31 0:33 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
+        ))
+        .unwrap();
+        assert_eq!(m.version(), 2);
+
+        assert!(CgroupManager::from_mountinfo("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n").is_err());
+    }
+
+    #[test]
+    fn names_are_single_components() {
+        let m = CgroupManager::from_mountinfo(HYBRID_MOUNTINFO).unwrap();
+        assert!(m.clone().with_parent("..").is_err());
+        assert!(m.clone().with_parent("a/../b").is_err());
+        assert_eq!(m.clone().with_parent("/ci/berth/").unwrap().parent(), "ci/berth");
+        let r = Resources::default();
+        for id in ["", ".", "..", "a/b", "a\0"] {
+            assert!(m.create(id, &r).is_err(), "{id:?}");
+            assert!(m.open(id).is_none());
+        }
+    }
+
+    // ---- a fake v2 tree in a temporary directory ----
+
+    fn put(dir: &Path, name: &str, content: &str) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join(name), content).unwrap();
+    }
+
+    fn get(dir: &Path, name: &str) -> String {
+        fs::read_to_string(dir.join(name)).unwrap()
+    }
+
+    /// A cgroup2 root as the kernel shows it on a systemd-less host.
+    fn fake_v2() -> (tempfile::TempDir, CgroupManager) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        put(root, "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n");
+        put(root, "cgroup.subtree_control", "");
+        put(root, "cpuset.cpus.effective", "0-3\n");
+        let mountinfo = format!(
+            "24 1 0:22 / /sys rw - sysfs sysfs rw\n\
+             29 24 0:26 / {} rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n",
+            root.display()
+        );
+        let m = CgroupManager::from_mountinfo(&mountinfo).unwrap();
+        (tmp, m)
+    }
+
+    /// The files the kernel gives a new v2 cgroup (those berth uses).
+    fn fake_v2_cgroup(dir: &Path) {
+        for (name, content) in [
+            ("cgroup.controllers", "cpuset cpu io memory pids\n"),
+            ("cgroup.subtree_control", ""),
+            ("cgroup.procs", ""),
+            ("cgroup.freeze", "0\n"),
+            ("cgroup.events", "populated 0\nfrozen 0\n"),
+            ("cgroup.kill", ""),
+            ("cpu.max", "max 100000\n"),
+            ("cpu.weight", "100\n"),
+            ("cpu.stat", "usage_usec 0\nuser_usec 0\nsystem_usec 0\n"),
+            ("cpuset.cpus", "\n"),
+            ("memory.max", "max\n"),
+            ("memory.swap.max", "max\n"),
+            ("memory.current", "0\n"),
+            ("memory.stat", ""),
+            ("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"),
+            ("pids.max", "max\n"),
+            ("pids.current", "0\n"),
+            ("io.stat", ""),
+        ] {
+            put(dir, name, content);
+        }
+    }
+
+    fn fake_v2_container() -> (tempfile::TempDir, CgroupManager, Cgroup, PathBuf) {
+        let (tmp, m) = fake_v2();
+        let parent = tmp.path().join("berth");
+        fake_v2_cgroup(&parent);
+        let dir = parent.join("c1");
+        fake_v2_cgroup(&dir);
+        let r = Resources {
+            memory: Some(32 << 20),
+            cpu_shares: Some(1024),
+            nano_cpus: Some(1_500_000_000),
+            pids_limit: Some(100),
+            cpuset_cpus: Some("1-2".into()),
+            ..Default::default()
+        };
+        let cg = m.create("c1", &r).unwrap();
+        (tmp, m, cg, dir)
+    }
+
+    #[test]
+    fn v2_create_enables_controllers_and_writes_v2_files() {
+        let (tmp, m, cg, dir) = fake_v2_container();
+        assert_eq!(m.version(), 2);
+        let want = "+cpuset +cpu +io +memory +pids";
+        assert_eq!(get(tmp.path(), "cgroup.subtree_control"), want);
+        assert_eq!(get(&tmp.path().join("berth"), "cgroup.subtree_control"), want);
+        assert_eq!(get(&dir, "cgroup.subtree_control"), "", "the leaf's own stays off");
+        assert_eq!(get(&dir, "memory.max"), "33554432");
+        // Docker's default swap (twice the memory) is the memory again as
+        // swap alone.
+        assert_eq!(get(&dir, "memory.swap.max"), "33554432");
+        assert_eq!(get(&dir, "cpu.max"), "150000 100000");
+        assert_eq!(get(&dir, "cpu.weight"), "100");
+        assert_eq!(get(&dir, "pids.max"), "100");
+        assert_eq!(get(&dir, "cpuset.cpus"), "1-2");
+        assert_eq!(cg.rel_path(), "/berth/c1");
+        let paths = cg.paths();
+        assert_eq!(paths.len(), 1);
+        assert!(paths[0].unified);
+        assert_eq!(paths[0].path, dir);
+        assert_eq!(m.open("c1"), Some(cg.clone()));
+        assert_eq!(m.open("c2"), None);
+
+        cg.add_pid(4242).unwrap();
+        assert_eq!(get(&dir, "cgroup.procs"), "4242");
+
+        let f = m.features();
+        assert!(f.memory && f.cpu_cfs && f.cpu_shares && f.cpuset && f.pids && f.freezer);
+        assert!(f.swap, "berth/memory.swap.max shows swap accounting");
+    }
+
+    #[test]
+    fn v2_create_failure_removes_the_new_cgroup() {
+        let (tmp, m) = fake_v2();
+        fake_v2_cgroup(&tmp.path().join("berth"));
+        // No kernel here to fill the new directory, so memory.max is missing.
+        let r = Resources {
+            memory: Some(32 << 20),
+            ..Default::default()
+        };
+        let e = m.create("c2", &r).unwrap_err();
+        assert!(e.message().contains("memory.max"), "{e}");
+        assert!(!tmp.path().join("berth/c2").exists());
+        assert!(m.open("c2").is_none());
+    }
+
+    #[test]
+    fn v2_update_keeps_what_is_not_given() {
+        let (_tmp, _m, cg, dir) = fake_v2_container();
+        let mib = 1 << 20;
+        cg.set(&Resources {
+            memory_swap: Some(96 * mib),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(get(&dir, "memory.swap.max"), (64 * mib).to_string());
+        assert_eq!(get(&dir, "memory.max"), (32 * mib).to_string());
+
+        cg.set(&Resources {
+            cpu_period: Some(50_000),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(get(&dir, "cpu.max"), "150000 50000");
+        cg.set(&Resources {
+            cpu_quota: Some(-1),
+            cpu_shares: Some(2),
+            pids_limit: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(get(&dir, "cpu.max"), "max 50000");
+        assert_eq!(get(&dir, "cpu.weight"), "1");
+        assert_eq!(get(&dir, "pids.max"), "max");
+
+        // No memory limit lifts the swap limit too.
+        cg.set(&Resources {
+            memory: Some(-1),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(get(&dir, "memory.max"), "max");
+        assert_eq!(get(&dir, "memory.swap.max"), "max");
+        // Swap without a memory limit makes no sense on v2.
+        let e = cg
+            .set(&Resources {
+                memory_swap: Some(64 * mib),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(e.message().contains("without memory limit"), "{e}");
+    }
+
+    #[test]
+    fn v2_stats_and_oom_from_counter_files() {
+        let (_tmp, _m, cg, dir) = fake_v2_container();
+        put(
+            &dir,
+            "cpu.stat",
+            "usage_usec 2500\nuser_usec 1500\nsystem_usec 1000\nnr_periods 10\n\
+             nr_throttled 2\nthrottled_usec 300\nnr_bursts 0\nburst_usec 0\n",
+        );
+        put(&dir, "memory.current", "1048576\n");
+        put(&dir, "memory.peak", "2097152\n");
+        put(&dir, "memory.stat", "anon 4096\nfile 8192\ninactive_file 4096\n");
+        put(&dir, "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n");
+        put(&dir, "pids.current", "3\n");
+        put(&dir, "pids.max", "max\n");
+        put(
+            &dir,
+            "io.stat",
+            "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+        );
+        let s = cg.stats().unwrap();
+        assert_eq!(
+            s.cpu,
+            CpuStats {
+                total_ns: 2_500_000,
+                per_cpu_ns: vec![],
+                user_ns: 1_500_000,
+                system_ns: 1_000_000,
+                periods: 10,
+                throttled_periods: 2,
+                throttled_ns: 300_000,
+            }
+        );
+        assert_eq!(s.memory.usage, 1 << 20);
+        assert_eq!(s.memory.max_usage, Some(2 << 20));
+        assert_eq!(s.memory.limit, Some(32 << 20));
+        assert_eq!(s.memory.failcnt, Some(3));
+        assert_eq!(s.memory.stats["inactive_file"], 4096);
+        assert_eq!(s.pids, PidsStats { current: 3, limit: None });
+        assert_eq!(s.io.len(), 2);
+        assert!(!cg.oom_killed());
+        put(&dir, "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
+        assert!(cg.oom_killed());
+    }
+
+    #[test]
+    fn v2_freeze_kill_and_pids() {
+        let (_tmp, _m, cg, dir) = fake_v2_container();
+        put(&dir, "cgroup.procs", "123\n456\n");
+        put(&dir.join("sub"), "cgroup.procs", "789\n123\n");
+        assert_eq!(cg.pids().unwrap(), vec![123, 456, 789]);
+
+        assert!(!cg.frozen());
+        // The fake kernel reports frozen at once.
+        put(&dir, "cgroup.events", "populated 1\nfrozen 1\n");
+        cg.freeze().unwrap();
+        assert_eq!(get(&dir, "cgroup.freeze"), "1");
+        assert!(cg.frozen());
+        put(&dir, "cgroup.events", "populated 1\nfrozen 0\n");
+        cg.thaw().unwrap();
+        assert_eq!(get(&dir, "cgroup.freeze"), "0");
+
+        // SIGKILL goes through cgroup.kill, never to the (fake) pids.
+        cg.kill_all(libc::SIGKILL).unwrap();
+        assert_eq!(get(&dir, "cgroup.kill"), "1");
+    }
+
+    #[test]
+    fn destroy_of_a_missing_cgroup_is_ok() {
+        let (_tmp, m) = fake_v2();
+        m.cgroup("gone").destroy().unwrap();
+    }
+
+    // ---- the real cgroups of this host (root) ----
+
+    /// Root and mounted cgroups, or (outside CI) a skip with the reason.
+    fn real_manager() -> Option<CgroupManager> {
+        let why = if !nix::unistd::geteuid().is_root() {
+            "needs root"
+        } else {
+            match CgroupManager::detect() {
+                Ok(m) => {
+                    let mut b = [0u8; 6];
+                    getrandom::fill(&mut b).unwrap();
+                    let parent = format!("berth-test-{}", hex::encode(b));
+                    return Some(m.with_parent(&parent).unwrap());
+                }
+                Err(_) => "needs mounted cgroups",
+            }
+        };
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("cgroup test {why}");
+        }
+        eprintln!("skipped: cgroup test {why}");
+        None
+    }
+
+    /// A cgroup under a parent of its own, and its processes; all removed on
+    /// drop, also when the test fails.
+    struct Fixture {
+        m: CgroupManager,
+        cg: Cgroup,
+        children: Vec<Child>,
+    }
+
+    impl Fixture {
+        fn new(r: &Resources) -> Option<Fixture> {
+            let m = real_manager()?;
+            let cg = match m.create("c1", r) {
+                Ok(cg) => cg,
+                Err(e) => {
+                    remove_parent(&m);
+                    panic!("create: {e}");
+                }
+            };
+            Some(Fixture {
+                m,
+                cg,
+                children: Vec::new(),
+            })
+        }
+
+        /// Runs `script` in `sh`, in the cgroup from its first instruction
+        /// (it waits on stdin until it has been moved).
+        fn spawn(&mut self, script: &str) -> usize {
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(format!("read _go; {script}"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let pid = child.id() as i32;
+            let mut stdin = child.stdin.take().unwrap();
+            self.children.push(child);
+            self.cg.add_pid(pid).unwrap();
+            stdin.write_all(b"go\n").unwrap();
+            self.children.len() - 1
+        }
+
+        fn pid(&self, i: usize) -> i32 {
+            self.children[i].id() as i32
+        }
+
+        fn wait(&mut self, i: usize, timeout: Duration) -> std::process::ExitStatus {
+            let deadline = Instant::now() + timeout;
+            loop {
+                if let Some(st) = self.children[i].try_wait().unwrap() {
+                    return st;
+                }
+                assert!(Instant::now() < deadline, "child still running");
+                sleep(Duration::from_millis(20));
+            }
+        }
+
+        fn stderr(&mut self, i: usize) -> String {
+            let mut s = String::new();
+            if let Some(mut e) = self.children[i].stderr.take() {
+                e.read_to_string(&mut s).unwrap();
+            }
+            s
+        }
+    }
+
+    fn remove_parent(m: &CgroupManager) {
+        for h in m.hierarchies() {
+            let _ = fs::remove_dir(h.mount_point.join(m.parent()));
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            for c in &mut self.children {
+                let _ = c.kill();
+            }
+            let _ = self.cg.kill_all(libc::SIGKILL);
+            for c in &mut self.children {
+                let _ = c.wait();
+            }
+            if let Err(e) = self.cg.destroy() {
+                eprintln!("cleanup: {e}");
+            }
+            remove_parent(&self.m);
+            for h in self.m.hierarchies() {
+                let p = h.mount_point.join(self.m.parent());
+                assert!(!p.exists(), "left behind: {}", p.display());
+            }
+        }
+    }
+
+    fn file(p: Option<Place>, name: &str) -> String {
+        match p.expect("controller present") {
+            Place::V1(d) | Place::V2(d) => read_trim(&d, name).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn detect_reports_this_hosts_layout() {
+        let Some(m) = real_manager() else { return };
+        for h in m.hierarchies() {
+            eprintln!("{:?} {}", h.controllers, h.mount_point.display());
+        }
+        let v1_memory = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
+        let pure_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let probe = m.cgroup_at(PathBuf::new());
+        if v1_memory {
+            assert_eq!(m.version(), 1);
+            assert_eq!(
+                probe.place("memory"),
+                Some(Place::V1("/sys/fs/cgroup/memory".into()))
+            );
+            assert!(matches!(probe.place("pids"), Some(Place::V1(_))));
+            assert!(matches!(probe.place("cpu"), Some(Place::V1(_))));
+        }
+        if pure_v2 {
+            assert_eq!(m.version(), 2);
+            assert_eq!(
+                probe.place("memory"),
+                Some(Place::V2("/sys/fs/cgroup".into()))
+            );
+        }
+        let f = m.features();
+        eprintln!("version {} {f:?}", m.version());
+        assert!(f.memory && f.pids && f.freezer);
+    }
+
+    #[test]
+    fn limits_processes_stats_freeze_kill_destroy() {
+        let mib: i64 = 1 << 20;
+        let r = Resources {
+            memory: Some(64 * mib),
+            cpu_shares: Some(512),
+            nano_cpus: Some(500_000_000),
+            pids_limit: Some(64),
+            cpuset_cpus: Some("0".into()),
+            ..Default::default()
+        };
+        let Some(mut t) = Fixture::new(&r) else { return };
+        let cg = t.cg.clone();
+        // create is idempotent
+        assert_eq!(t.m.create("c1", &r).unwrap(), cg);
+
+        match cg.place("memory").unwrap() {
+            Place::V1(d) => {
+                assert_eq!(read_trim(&d, "memory.limit_in_bytes").unwrap(), "67108864");
+                if d.join("memory.memsw.limit_in_bytes").exists() {
+                    assert_eq!(
+                        read_trim(&d, "memory.memsw.limit_in_bytes").unwrap(),
+                        "134217728"
+                    );
+                }
+            }
+            Place::V2(d) => {
+                assert_eq!(read_trim(&d, "memory.max").unwrap(), "67108864");
+            }
+        }
+        match cg.place("cpu").unwrap() {
+            Place::V1(d) => {
+                assert_eq!(read_trim(&d, "cpu.shares").unwrap(), "512");
+                assert_eq!(read_trim(&d, "cpu.cfs_quota_us").unwrap(), "50000");
+                assert_eq!(read_trim(&d, "cpu.cfs_period_us").unwrap(), "100000");
+            }
+            Place::V2(d) => {
+                assert_eq!(read_trim(&d, "cpu.weight").unwrap(), "59");
+                assert_eq!(read_trim(&d, "cpu.max").unwrap(), "50000 100000");
+            }
+        }
+        assert_eq!(file(cg.place("pids"), "pids.max"), "64");
+        assert_eq!(file(cg.place("cpuset"), "cpuset.cpus"), "0");
+        if let Some(Place::V1(d)) = cg.place("cpuset") {
+            assert!(!read_trim(&d, "cpuset.mems").unwrap().is_empty());
+        }
+
+        let i = t.spawn("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exec sleep 30");
+        let pid = t.pid(i);
+        assert!(cg.pids().unwrap().contains(&pid));
+        let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(own.contains(&cg.rel_path()), "{own}");
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let s = loop {
+            let s = cg.stats().unwrap();
+            if s.cpu.total_ns > 0 && s.cpu.user_ns > 0 || Instant::now() > deadline {
+                break s;
+            }
+            sleep(Duration::from_millis(50));
+        };
+        eprintln!("{s:#?}");
+        assert!(s.cpu.total_ns > 0);
+        assert!(s.memory.usage > 0);
+        assert_eq!(s.memory.limit, Some(64 << 20));
+        assert!(!s.memory.stats.is_empty());
+        assert!(s.pids.current >= 1);
+        assert_eq!(s.pids.limit, Some(64));
+        assert!(!cg.oom_killed());
+
+        cg.freeze().unwrap();
+        assert!(cg.frozen());
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let state = status.lines().find(|l| l.starts_with("State:")).unwrap();
+        eprintln!("frozen: {state}");
+        assert!(!state.contains("R (running)"), "{state}");
+        cg.freeze().unwrap(); // again: no-op
+        cg.thaw().unwrap();
+        assert!(!cg.frozen());
+
+        cg.kill_all(libc::SIGTERM).unwrap();
+        let st = t.wait(i, Duration::from_secs(10));
+        assert_eq!(st.signal(), Some(libc::SIGTERM));
+        assert!(cg.pids().unwrap().is_empty());
+
+        cg.destroy().unwrap();
+        for p in cg.paths() {
+            assert!(!p.path.exists(), "{}", p.path.display());
+        }
+        assert!(t.m.open("c1").is_none());
+        cg.destroy().unwrap();
+        assert!(cg.stats().is_err());
+    }
+
+    #[test]
+    fn update_orders_memory_and_swap_writes() {
+        let mib: i64 = 1 << 20;
+        let Some(t) = Fixture::new(&Resources {
+            memory: Some(64 * mib),
+            cpu_quota: Some(20_000),
+            cpu_period: Some(100_000),
+            ..Default::default()
+        }) else {
+            return;
+        };
+        let cg = &t.cg;
+        let mem = |r: &Resources| {
+            cg.set(r).unwrap();
+            match cg.place("memory").unwrap() {
+                Place::V1(d) => (
+                    read_trim(&d, "memory.limit_in_bytes").unwrap(),
+                    read_trim(&d, "memory.memsw.limit_in_bytes"),
+                ),
+                Place::V2(d) => (
+                    read_trim(&d, "memory.max").unwrap(),
+                    read_trim(&d, "memory.swap.max"),
+                ),
+            }
+        };
+        let v1 = matches!(cg.place("memory"), Some(Place::V1(_)));
+        let swap = cg.swap_accounted();
+        // Raise both past the old memory+swap, then lower both under it.
+        let (m, s) = mem(&Resources {
+            memory: Some(256 * mib),
+            memory_swap: Some(512 * mib),
+            ..Default::default()
+        });
+        assert_eq!(m, (256 * mib).to_string());
+        if swap {
+            let want = if v1 { 512 * mib } else { 256 * mib };
+            assert_eq!(s.unwrap(), want.to_string());
+        }
+        let (m, s) = mem(&Resources {
+            memory: Some(32 * mib),
+            memory_swap: Some(48 * mib),
+            ..Default::default()
+        });
+        assert_eq!(m, (32 * mib).to_string());
+        if swap {
+            let want = if v1 { 48 * mib } else { 16 * mib };
+            assert_eq!(s.unwrap(), want.to_string());
+        }
+        if v1 && swap {
+            // Memory alone past memory+swap is refused, as Docker does.
+            let e = cg
+                .set(&Resources {
+                    memory: Some(100 * mib),
+                    ..Default::default()
+                })
+                .unwrap_err();
+            assert!(e.message().contains("memoryswap"), "{e}");
+        }
+        let (m, _) = mem(&Resources {
+            memory: Some(-1),
+            ..Default::default()
+        });
+        assert!(m == "max" || parse_limit(&m).is_none(), "{m}");
+
+        // A shorter period alone keeps the quota.
+        cg.set(&Resources {
+            cpu_period: Some(50_000),
+            ..Default::default()
+        })
+        .unwrap();
+        match cg.place("cpu").unwrap() {
+            Place::V1(d) => {
+                assert_eq!(read_trim(&d, "cpu.cfs_quota_us").unwrap(), "20000");
+                assert_eq!(read_trim(&d, "cpu.cfs_period_us").unwrap(), "50000");
+            }
+            Place::V2(d) => assert_eq!(read_trim(&d, "cpu.max").unwrap(), "20000 50000"),
+        }
+        cg.set(&Resources {
+            pids_limit: Some(10),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(file(cg.place("pids"), "pids.max"), "10");
+        cg.set(&Resources {
+            pids_limit: Some(-1),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(file(cg.place("pids"), "pids.max"), "max");
+        let e = cg
+            .set(&Resources {
+                cpuset_cpus: Some("4000".into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(e.message().contains("Requested CPUs are not available"), "{e}");
+    }
+
+    #[test]
+    fn fork_loop_stops_at_the_pids_limit() {
+        let Some(mut t) = Fixture::new(&Resources {
+            pids_limit: Some(5),
+            ..Default::default()
+        }) else {
+            return;
+        };
+        let i = t.spawn("for i in $(seq 20); do sleep 1 & done; wait");
+        let mut peak = 0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while t.children[i].try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "fork loop still running");
+            peak = peak.max(t.cg.stats().unwrap().pids.current);
+            sleep(Duration::from_millis(10));
+        }
+        let err = t.stderr(i);
+        eprintln!("peak {peak}, stderr: {err}");
+        assert!(peak <= 5, "{peak}");
+        let events = file(t.cg.place("pids"), "pids.events");
+        let refused = parse_keyed(&events).get("max").copied().unwrap_or(0);
+        assert!(refused > 0, "pids.events: {events}");
+        assert!(err.to_lowercase().contains("fork"), "{err}");
+        // The host still forks.
+        assert!(Command::new("true").status().unwrap().success());
+    }
+
+    #[test]
+    fn memory_hog_is_oom_killed_and_reported() {
+        let Some(mut t) = Fixture::new(&Resources {
+            memory: Some(32 << 20),
+            ..Default::default()
+        }) else {
+            return;
+        };
+        // tail keeps all of /dev/zero as one endless line. The address space
+        // cap keeps the host safe should the cgroup limit not hold.
+        let i = t.spawn("ulimit -v 1048576; exec tail /dev/zero");
+        let st = t.wait(i, Duration::from_secs(60));
+        assert_eq!(st.signal(), Some(libc::SIGKILL), "{st:?}");
+        assert!(t.cg.oom_killed());
+        let s = t.cg.stats().unwrap();
+        eprintln!("memory after OOM: {:?}", s.memory);
+        assert!(s.memory.failcnt.unwrap_or(1) > 0);
+    }
+
+    #[test]
+    fn sigkill_reaches_every_process_also_when_paused() {
+        let Some(mut t) = Fixture::new(&Resources::default()) else {
+            return;
+        };
+        let a = t.spawn("sleep 60 & sleep 60 & wait");
+        let b = t.spawn("sleep 60");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while t.cg.pids().unwrap().len() < 4 {
+            assert!(Instant::now() < deadline, "{:?}", t.cg.pids());
+            sleep(Duration::from_millis(10));
+        }
+        t.cg.freeze().unwrap();
+        t.cg.kill_all(libc::SIGKILL).unwrap();
+        assert_eq!(t.wait(a, Duration::from_secs(10)).signal(), Some(libc::SIGKILL));
+        assert_eq!(t.wait(b, Duration::from_secs(10)).signal(), Some(libc::SIGKILL));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !t.cg.pids().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "{:?}", t.cg.pids());
+            sleep(Duration::from_millis(10));
+        }
+        t.cg.destroy().unwrap();
+    }
+}
