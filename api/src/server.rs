@@ -86,9 +86,11 @@ fn strip_version(mut req: Request) -> Result<Request, ApiError> {
         None => tail.to_string(),
     };
     let mut parts = req.uri().clone().into_parts();
-    parts.path_and_query = Some(new_path.parse().map_err(|e| {
-        ApiError::bad_request(format!("invalid request path: {e}"))
-    })?);
+    parts.path_and_query = Some(
+        new_path
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("invalid request path: {e}")))?,
+    );
     *req.uri_mut() = Uri::from_parts(parts)
         .map_err(|e| ApiError::bad_request(format!("invalid request path: {e}")))?;
     Ok(req)
@@ -120,7 +122,12 @@ mod tests {
         (dir, router(engine))
     }
 
-    async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
         let req = Request::builder()
             .method(method)
             .uri(uri)
@@ -154,10 +161,18 @@ mod tests {
     async fn error_kinds_map_to_dockers_status_codes() {
         let (_d, app) = app().await;
         let (s, b) = call(&app, "GET", "/containers/nope/json", "").await;
-        assert_eq!((s, b["message"].as_str().unwrap()), (StatusCode::NOT_FOUND, "No such container: nope"));
+        assert_eq!(
+            (s, b["message"].as_str().unwrap()),
+            (StatusCode::NOT_FOUND, "No such container: nope")
+        );
         let (s, b) = call(&app, "POST", "/containers/create", "{\"Image\": 1}").await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert!(b["message"].as_str().unwrap().starts_with("invalid JSON in request body"));
+        assert!(
+            b["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid JSON in request body")
+        );
         let (s, b) = call(&app, "POST", "/containers/create", "{\"Image\": \"nope\"}").await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
         let (s, b) = call(&app, "GET", "/v1.47/networks", "").await;
@@ -165,7 +180,13 @@ mod tests {
         assert!(b["message"].as_str().unwrap().contains("GET /networks"));
         let (s, _) = call(&app, "GET", "/nothing/here", "").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
-        let (s, b) = call(&app, "GET", "/containers/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D", "").await;
+        let (s, b) = call(
+            &app,
+            "GET",
+            "/containers/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
+            "",
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
         let (s, _) = call(&app, "GET", "/containers/json?all=maybe&limit=x", "").await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -176,7 +197,13 @@ mod tests {
         let (_d, app) = app().await;
         let resp = app
             .clone()
-            .oneshot(Request::builder().method("HEAD").uri("/_ping").body(Body::empty()).unwrap())
+            .oneshot(
+                Request::builder()
+                    .method("HEAD")
+                    .uri("/_ping")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);

@@ -6,7 +6,11 @@
 //! container records with reality and sweeps blobs left by interrupted
 //! writes.
 
-use crate::container::Containers;
+use crate::container::{Containers, NativeSetup};
+use crate::executor::native::cgroups::CgroupManager;
+use crate::executor::native::{NativeConfig, NativeExecutor, default_shim_path};
+use crate::image::layers::LayerStore;
+use std::collections::HashMap;
 use crate::error::{Error, Result, ResultExt};
 use crate::executor::wasm::{WasmConfig, WasmExecutor};
 use crate::executor::{Executor, WasiTarget, WasmModule};
@@ -30,6 +34,13 @@ pub struct EngineConfig {
     pub root: PathBuf,
     /// How many Wasm containers may run at once.
     pub wasm_pool_slots: u32,
+    /// External OCI runtimes by name (`--add-runtime NAME=PATH`); `crun` and
+    /// `runc` found on `PATH` are added unless named here.
+    pub runtimes: HashMap<String, PathBuf>,
+    /// The `berth-shim` binary; next to berthd by default.
+    pub shim: Option<PathBuf>,
+    /// Parent cgroup of every container.
+    pub cgroup_parent: String,
 }
 
 impl EngineConfig {
@@ -37,8 +48,29 @@ impl EngineConfig {
         EngineConfig {
             root: root.into(),
             wasm_pool_slots: 1000,
+            runtimes: HashMap::new(),
+            shim: None,
+            cgroup_parent: "berth".into(),
         }
     }
+}
+
+/// `crun` and `runc` on `PATH`, unless configured otherwise.
+fn detect_runtimes(configured: &HashMap<String, PathBuf>) -> HashMap<String, PathBuf> {
+    let mut out = configured.clone();
+    for name in ["crun", "runc"] {
+        if out.contains_key(name) {
+            continue;
+        }
+        if let Some(p) = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        }) {
+            out.insert(name.to_string(), p);
+        }
+    }
+    out
 }
 
 pub struct Engine {
@@ -48,6 +80,10 @@ pub struct Engine {
     images: Arc<Images>,
     containers: Arc<Containers>,
     wasm: Arc<WasmExecutor>,
+    /// `None` when berth-shim is missing: native containers are refused.
+    native: Option<Arc<NativeExecutor>>,
+    runtimes: HashMap<String, PathBuf>,
+    cgroups: Option<CgroupManager>,
 }
 
 impl Engine {
@@ -67,7 +103,8 @@ impl Engine {
             }
         };
         let blobs = Arc::new(BlobStore::open(&root)?);
-        let images = Arc::new(Images::open(blobs, db.clone())?);
+        let layers = Arc::new(LayerStore::open(&root)?);
+        let images = Arc::new(Images::open(blobs, db.clone())?.with_layer_store(layers.clone()));
         match images.collect_garbage() {
             Ok(0) => {}
             Ok(n) => tracing::info!(blobs = n, "removed blobs no image refers to"),
@@ -76,13 +113,35 @@ impl Engine {
         let mut wasm_config = WasmConfig::new(root.join("wasm-cache"));
         wasm_config.pool_slots = config.wasm_pool_slots;
         let wasm = Arc::new(WasmExecutor::new(wasm_config)?);
-        let executors: Vec<Arc<dyn Executor>> = vec![wasm.clone()];
+        let mut executors: Vec<Arc<dyn Executor>> = vec![wasm.clone()];
+        let native = match NativeExecutor::new(NativeConfig {
+            shim: config.shim.clone().unwrap_or_else(default_shim_path),
+            cgroup_parent: config.cgroup_parent.clone(),
+        }) {
+            Ok(n) => {
+                let n = Arc::new(n);
+                executors.push(n.clone());
+                Some(n)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "native Linux containers are unavailable");
+                None
+            }
+        };
+        let runtimes = detect_runtimes(&config.runtimes);
+        let cgroups = CgroupManager::detect().ok();
         let containers = Arc::new(Containers::open(
             root.join("containers"),
             db,
             images.clone(),
             executors,
+            NativeSetup {
+                layers,
+                runtimes: runtimes.clone(),
+                cgroup_parent: config.cgroup_parent.clone(),
+            },
         )?);
+        containers.restore().await;
         let engine = Arc::new(Engine {
             root,
             id,
@@ -90,6 +149,9 @@ impl Engine {
             images,
             containers,
             wasm,
+            native,
+            runtimes,
+            cgroups,
         });
         engine.spawn_flusher();
         Ok(engine)
@@ -161,8 +223,19 @@ impl Engine {
         };
         let title = title
             .filter(|t| !t.is_empty())
-            .map(|t| Path::new(t).file_name().and_then(|n| n.to_str()).unwrap_or(t).to_string())
-            .unwrap_or_else(|| format!("{}.wasm", reference.path().rsplit('/').next().unwrap_or("module")));
+            .map(|t| {
+                Path::new(t)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or(t)
+                    .to_string()
+            })
+            .unwrap_or_else(|| {
+                format!(
+                    "{}.wasm",
+                    reference.path().rsplit('/').next().unwrap_or("module")
+                )
+            });
         let images = self.images.clone();
         let r2 = reference.clone();
         let record = tokio::task::spawn_blocking(move || {
@@ -194,8 +267,14 @@ impl Engine {
                     name: "Engine".into(),
                     version: VERSION.into(),
                     details: [
-                        ("ApiVersion".to_string(), berth_api_types::API_VERSION.to_string()),
-                        ("MinAPIVersion".to_string(), berth_api_types::MIN_API_VERSION.to_string()),
+                        (
+                            "ApiVersion".to_string(),
+                            berth_api_types::API_VERSION.to_string(),
+                        ),
+                        (
+                            "MinAPIVersion".to_string(),
+                            berth_api_types::MIN_API_VERSION.to_string(),
+                        ),
                         ("Os".to_string(), "linux".to_string()),
                         ("Arch".to_string(), oci_arch().to_string()),
                         ("KernelVersion".to_string(), kernel.clone()),
@@ -225,12 +304,16 @@ impl Engine {
     pub fn info(&self) -> wire::Info {
         let (containers, running, paused) = self.containers.count();
         let uname = nix::sys::utsname::uname().ok();
-        let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let cgroup_version = self.cgroups.as_ref().map(|c| c.version()).unwrap_or(0);
+        let features = self.cgroups.as_ref().map(|c| c.features()).unwrap_or_default();
         let mut runtimes = serde_json::Map::new();
         runtimes.insert(
             "berth".into(),
-            serde_json::json!({"path": "built-in", "runtimeType": "berth"}),
+            serde_json::json!({"path": if self.native.is_some() { "built-in (berth-shim)" } else { "unavailable: berth-shim not found" }, "runtimeType": "berth"}),
         );
+        for (name, path) in &self.runtimes {
+            runtimes.insert(name.clone(), serde_json::json!({"path": path}));
+        }
         for r in crate::container::spec::WASM_RUNTIMES {
             runtimes.insert(
                 (*r).into(),
@@ -247,12 +330,12 @@ impl Engine {
             driver: "berth".into(),
             driver_status: vec![["Backing Filesystem".into(), "content store".into()]],
             docker_root_dir: self.root.display().to_string(),
-            memory_limit: true,
-            swap_limit: false,
-            cpu_cfs_period: false,
-            cpu_cfs_quota: false,
-            cpu_shares: false,
-            pids_limit: false,
+            memory_limit: features.memory,
+            swap_limit: features.swap,
+            cpu_cfs_period: features.cpu_cfs,
+            cpu_cfs_quota: features.cpu_cfs,
+            cpu_shares: features.cpu_shares,
+            pids_limit: features.pids,
             kernel_version: uname
                 .as_ref()
                 .map(|u| u.release().to_string_lossy().into_owned())
@@ -274,9 +357,13 @@ impl Engine {
             swarm: wire::Swarm {
                 local_node_state: "inactive".into(),
             },
-            security_options: vec![],
+            security_options: if self.native.is_some() {
+                vec!["name=seccomp,profile=builtin".into(), "name=no-new-privileges".into()]
+            } else {
+                vec![]
+            },
             cgroup_driver: "cgroupfs".into(),
-            cgroup_version: if cgroup_v2 { "2" } else { "1" }.into(),
+            cgroup_version: if cgroup_version == 0 { String::new() } else { cgroup_version.to_string() },
             logging_driver: "json-file".into(),
             labels: vec![],
             experimental_build: false,
@@ -311,8 +398,10 @@ fn os_pretty_name() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
         })
         .unwrap_or_else(|| "Linux".into())
 }
@@ -348,7 +437,11 @@ fn to_binary(bytes: Vec<u8>) -> Result<Vec<u8>> {
     }
     wat::parse_bytes(&bytes)
         .map(|b| b.into_owned())
-        .map_err(|e| Error::invalid(format!("not a WebAssembly binary, and not valid WAT text: {e}")))
+        .map_err(|e| {
+            Error::invalid(format!(
+                "not a WebAssembly binary, and not valid WAT text: {e}"
+            ))
+        })
 }
 
 /// Takes the exclusive lock on the root, or says who holds it.

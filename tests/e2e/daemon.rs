@@ -16,7 +16,9 @@ fn records_and_logs_survive_a_daemon_restart() {
     assert_eq!(d.inspect("fresh")["State"]["Status"], "created");
     // And they still work.
     d.ok(&["start", "fresh"]);
-    d.eventually("fresh to exit", || d.inspect("fresh")["State"]["Status"] == "exited");
+    d.eventually("fresh to exit", || {
+        d.inspect("fresh")["State"]["Status"] == "exited"
+    });
     assert!(d.ok(&["logs", "fresh"]).starts_with("Hello from Wasm!"));
     assert_eq!(d.ok(&["images", "-q"]).lines().count(), 1);
 }
@@ -26,9 +28,18 @@ fn running_module_is_marked_exited_after_a_crash_and_restarted_by_policy() {
     let mut d = Daemon::start();
     d.import("sleep.wasm", "sleep");
     d.ok(&["run", "-d", "--name", "plain", "sleep"]);
-    d.ok(&["run", "-d", "--name", "always", "--restart", "always", "sleep"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "sleep",
+    ]);
     d.eventually("both running", || {
-        d.inspect("plain")["State"]["Running"] == true && d.inspect("always")["State"]["Running"] == true
+        d.inspect("plain")["State"]["Running"] == true
+            && d.inspect("always")["State"]["Running"] == true
     });
     d.crash();
     d.start_again();
@@ -36,7 +47,10 @@ fn running_module_is_marked_exited_after_a_crash_and_restarted_by_policy() {
     assert_eq!(plain["State"]["Status"], "exited");
     assert_eq!(plain["State"]["ExitCode"], 255);
     assert!(
-        plain["State"]["Error"].as_str().unwrap().contains("berthd stopped"),
+        plain["State"]["Error"]
+            .as_str()
+            .unwrap()
+            .contains("berthd stopped"),
         "{plain}"
     );
     d.eventually("the always container to run again", || {
@@ -48,12 +62,34 @@ fn running_module_is_marked_exited_after_a_crash_and_restarted_by_policy() {
 fn clean_shutdown_stops_modules_and_restart_brings_back_always() {
     let mut d = Daemon::start();
     d.import("sleep.wasm", "sleep");
-    d.ok(&["run", "-d", "--name", "keep-a", "--restart", "unless-stopped", "sleep"]);
-    d.ok(&["run", "-d", "--name", "keep-b", "--restart", "unless-stopped", "sleep"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keep-a",
+        "--restart",
+        "unless-stopped",
+        "sleep",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keep-b",
+        "--restart",
+        "unless-stopped",
+        "sleep",
+    ]);
     d.ok(&["stop", "keep-b"]);
     d.restart();
-    d.eventually("a to run again", || d.inspect("keep-a")["State"]["Running"] == true);
-    assert_eq!(d.inspect("keep-b")["State"]["Status"], "exited", "stopped by the user: stays stopped");
+    d.eventually("a to run again", || {
+        d.inspect("keep-a")["State"]["Running"] == true
+    });
+    assert_eq!(
+        d.inspect("keep-b")["State"]["Status"],
+        "exited",
+        "stopped by the user: stays stopped"
+    );
 }
 
 #[test]
@@ -63,13 +99,23 @@ fn two_daemons_cannot_share_a_root() {
         .arg("--root")
         .arg(&d.root)
         .arg("--host")
-        .arg(format!("unix://{}", d.dir.path().join("other.sock").display()))
+        .arg(format!(
+            "unix://{}",
+            d.dir.path().join("other.sock").display()
+        ))
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("another berthd") && err.contains(&d.pid().to_string()), "{err}");
-    assert_eq!(d.http("GET", "/_ping", None).status, 200, "the first one is unharmed");
+    assert!(
+        err.contains("another berthd") && err.contains(&d.pid().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        d.http("GET", "/_ping", None).status,
+        200,
+        "the first one is unharmed"
+    );
 }
 
 #[test]

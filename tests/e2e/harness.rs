@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Where cargo put the binaries: next to this test's own `deps/` dir.
@@ -64,7 +67,10 @@ pub struct Daemon {
 impl Daemon {
     /// Starts berthd on a fresh root.
     pub fn start() -> Daemon {
-        let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .unwrap();
         let root = dir.path().join("root");
         let socket = dir.path().join("berth.sock");
         let log = dir.path().join("berthd.log");
@@ -221,7 +227,10 @@ impl Daemon {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n");
         if let Some((ct, b)) = body {
-            req.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", b.len()));
+            req.push_str(&format!(
+                "Content-Type: {ct}\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).unwrap();
@@ -288,7 +297,10 @@ impl HttpResponse {
     }
     /// The `message` of a Docker error body.
     pub fn message(&self) -> String {
-        self.json()["message"].as_str().unwrap_or_default().to_string()
+        self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 

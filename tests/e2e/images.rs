@@ -74,7 +74,10 @@ pub fn oci_layout(
         "config": {"mediaType": config_media_type, "digest": sha(&config_bytes), "size": config_bytes.len()},
         "layers": layer_descs,
     });
-    if manifest_annotations.as_object().is_some_and(|o| !o.is_empty()) {
+    if manifest_annotations
+        .as_object()
+        .is_some_and(|o| !o.is_empty())
+    {
         manifest["annotations"] = manifest_annotations;
     }
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
@@ -116,7 +119,10 @@ pub fn docker_archive(tag: &str, config: &Value, layers: &[Vec<u8>]) -> Vec<u8> 
         "diff_ids": layers.iter().map(|l| sha(l)).collect::<Vec<_>>(),
     });
     let config_bytes = serde_json::to_vec(&config).unwrap();
-    let config_hex = sha(&config_bytes).strip_prefix("sha256:").unwrap().to_string();
+    let config_hex = sha(&config_bytes)
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
     let mut b = tar::Builder::new(Vec::new());
     let mut layer_paths = Vec::new();
     for (i, l) in layers.iter().enumerate() {
@@ -132,6 +138,10 @@ pub fn docker_archive(tag: &str, config: &Value, layers: &[Vec<u8>]) -> Vec<u8> 
         "RepoTags": [tag],
         "Layers": layer_paths,
     }]);
-    append(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    append(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
     b.into_inner().unwrap()
 }

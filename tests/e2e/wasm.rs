@@ -36,7 +36,11 @@ fn stderr_is_kept_apart_from_stdout() {
     d.import("hello.wasm", "hello");
     let out = d.berth(&["run", "--name", "err", "hello", "--stderr", "oops"]);
     assert!(out.status.success());
-    assert!(!stdout(&out).lines().any(|l| l == "oops"), "{}", stdout(&out));
+    assert!(
+        !stdout(&out).lines().any(|l| l == "oops"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(stderr(&out), "oops\n");
     // The log keeps the streams apart too.
     let logs = d.berth(&["logs", "err"]);
@@ -75,11 +79,17 @@ fn detached_logs_follow_then_stop_a_sleeping_module() {
     // The module is blocked in a host call; stop ends it at once.
     d.ok(&["stop", "-t", "30", "sl"]);
     let out = follower.wait_with_output().unwrap();
-    assert!(out.status.success(), "logs -f ends when the container stops");
+    assert!(
+        out.status.success(),
+        "logs -f ends when the container stops"
+    );
     assert_eq!(stdout(&out), "sleeping 3600\n");
     let st = d.inspect("sl");
     assert_eq!(st["State"]["Status"], "exited");
-    assert_eq!(st["State"]["ExitCode"], 143, "ended by the stop signal, not a kill");
+    assert_eq!(
+        st["State"]["ExitCode"], 143,
+        "ended by the stop signal, not a kill"
+    );
     // Stopping a stopped container is a 304, and the CLI says nothing went wrong.
     let r = d.http("POST", "/containers/sl/stop", None);
     assert_eq!(r.status, 304);
@@ -99,7 +109,9 @@ fn busy_loop_is_stopped_within_its_timeout() {
     // kill works on a busy loop as well.
     d.ok(&["start", "busy"]);
     d.ok(&["kill", "busy"]);
-    d.eventually("the kill", || d.inspect("busy")["State"]["Running"] == false);
+    d.eventually("the kill", || {
+        d.inspect("busy")["State"]["Running"] == false
+    });
     assert_eq!(d.inspect("busy")["State"]["ExitCode"], 137);
 }
 
@@ -129,7 +141,12 @@ fn trap_ends_the_container_with_the_message() {
     assert_eq!(stdout(&out), "about to trap\n");
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
     let st = d.inspect("tr");
-    assert!(st["State"]["Error"].as_str().unwrap().contains("unreachable"));
+    assert!(
+        st["State"]["Error"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable")
+    );
     let logs = d.berth(&["logs", "tr"]);
     assert!(stderr(&logs).contains("wasm trap"), "{}", stderr(&logs));
 }
@@ -145,7 +162,12 @@ fn stdin_reaches_the_module_when_interactive() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"hi\nthere\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hi\nthere\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "hi\nthere\n");
@@ -158,12 +180,19 @@ fn preview2_component_runs() {
     d.import("hello-p2.wasm", "hello-p2");
     let out = d.ok(&["run", "--name", "p2", "-e", "GREETING=yo", "hello-p2", "x"]);
     assert!(out.starts_with("Hello from a component!\n"), "{out}");
-    assert!(out.contains("argv[1]=x\n") && out.contains("GREETING=yo\n"), "{out}");
+    assert!(
+        out.contains("argv[1]=x\n") && out.contains("GREETING=yo\n"),
+        "{out}"
+    );
     let st = d.inspect("p2");
     assert_eq!(st["Platform"], "wasip2");
     assert_eq!(st["Executor"], "wasm");
     let out = d.berth(&["run", "--rm", "hello-p2", "--exit", "5"]);
-    assert_ne!(out.status.code(), Some(0), "a failing component fails the container");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a failing component fails the container"
+    );
 }
 
 #[test]
@@ -192,7 +221,10 @@ fn every_wasm_image_form_runs() {
     // 1. The CNCF Wasm OCI artifact, as another tool would have written it.
     for (tag, media) in [
         ("form-cncf", "application/wasm"),
-        ("form-bca", "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm"),
+        (
+            "form-bca",
+            "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+        ),
         ("form-content", "application/vnd.wasm.content.layer.v1+wasm"),
     ] {
         // Distinct configs, so that each is an image of its own.
@@ -207,7 +239,10 @@ fn every_wasm_image_form_runs() {
             json!({}),
         );
         let loaded = load(&d, &tar);
-        assert!(loaded.contains(&format!("Loaded image: {tag}:latest")), "{loaded}");
+        assert!(
+            loaded.contains(&format!("Loaded image: {tag}:latest")),
+            "{loaded}"
+        );
         let out = d.ok(&["run", "--rm", tag, "x"]);
         assert_eq!(
             out,
@@ -223,8 +258,14 @@ fn every_wasm_image_form_runs() {
         "architecture": "wasm", "os": "wasip1",
         "config": {"Entrypoint": ["/app/hello.wasm"], "Cmd": ["default-arg"], "Env": ["GREETING=from-image"]},
     });
-    let loaded = load(&d, &images::docker_archive("form-platform:v1", &config, &[layer]));
-    assert!(loaded.contains("Loaded image: form-platform:v1"), "{loaded}");
+    let loaded = load(
+        &d,
+        &images::docker_archive("form-platform:v1", &config, &[layer]),
+    );
+    assert!(
+        loaded.contains("Loaded image: form-platform:v1"),
+        "{loaded}"
+    );
     assert_eq!(
         d.ok(&["run", "--rm", "form-platform:v1"]),
         "Hello from Wasm!\nargv[0]=/app/hello.wasm\nargv[1]=default-arg\nGREETING=from-image\ncwd=/\n"
@@ -245,7 +286,10 @@ fn every_wasm_image_form_runs() {
     );
     load(&d, &tar);
     let out = d.ok(&["run", "--rm", "form-compat"]);
-    assert!(out.starts_with("Hello from Wasm!\nargv[0]=/hello.wasm\n"), "{out}");
+    assert!(
+        out.starts_with("Hello from Wasm!\nargv[0]=/hello.wasm\n"),
+        "{out}"
+    );
 
     // Every one of them is shown as a Wasm image.
     let imgs = d.http("GET", "/images/json", None).json();
@@ -297,7 +341,10 @@ fn compiled_modules_are_cached_across_restarts() {
     let before = std::fs::metadata(&cwasm[0]).unwrap().modified().unwrap();
     d.restart();
     std::thread::sleep(Duration::from_millis(20));
-    assert!(d.ok(&["run", "--rm", "hello"]).starts_with("Hello from Wasm!"));
+    assert!(
+        d.ok(&["run", "--rm", "hello"])
+            .starts_with("Hello from Wasm!")
+    );
     let after = std::fs::metadata(&cwasm[0]).unwrap().modified().unwrap();
     assert_eq!(before, after, "the cached code was used, not rewritten");
 }
@@ -319,7 +366,17 @@ fn find_files(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
 fn restart_policy_restarts_a_failing_module() {
     let d = Daemon::start();
     d.import("hello.wasm", "hello");
-    d.ok(&["run", "-d", "--name", "rp", "--restart", "on-failure:2", "hello", "--exit", "1"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rp",
+        "--restart",
+        "on-failure:2",
+        "hello",
+        "--exit",
+        "1",
+    ]);
     d.eventually("two restarts", || {
         let st = d.inspect("rp");
         st["RestartCount"] == 2 && st["State"]["Status"] == "exited"

@@ -10,7 +10,11 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 
 #[derive(Parser, Debug)]
-#[command(name = "berthd", version, about = "The berth daemon: Linux and Wasm containers behind the Docker Engine API")]
+#[command(
+    name = "berthd",
+    version,
+    about = "The berth daemon: Linux and Wasm containers behind the Docker Engine API"
+)]
 struct Args {
     /// Where berthd keeps images, containers and its database.
     #[arg(long, default_value = "/var/lib/berth", env = "BERTHD_ROOT")]
@@ -19,7 +23,11 @@ struct Args {
     /// Address to serve the API on: unix:///path/to.sock, or
     /// tcp://127.0.0.1:PORT (loopback only: TLS is not supported yet).
     /// Repeat to listen on several.
-    #[arg(short = 'H', long = "host", default_value = "unix:///run/berth/berth.sock")]
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/berth/berth.sock"
+    )]
     hosts: Vec<String>,
 
     /// How many Wasm containers may run at once (wasmtime instance pool).
@@ -148,7 +156,8 @@ async fn bind(host: &str) -> Result<Listener> {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         remove_stale_socket(&path).await?;
-        let l = UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
+        let l = UnixListener::bind(&path)
+            .with_context(|| format!("listening on {}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
             .with_context(|| format!("setting permissions of {}", path.display()))?;

@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}", delete(remove))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/resize", post(resize))
 }
 
 #[derive(Deserialize, Default)]
@@ -126,7 +127,10 @@ async fn kill(
     Path(id): Path<String>,
     Q(q): Q<KillQuery>,
 ) -> ApiResult<StatusCode> {
-    engine.containers().kill(&id, Some(q.signal.as_str())).await?;
+    engine
+        .containers()
+        .kill(&id, Some(q.signal.as_str()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -151,7 +155,10 @@ async fn wait(
         Ok::<_, std::convert::Infallible>(Bytes::from(json))
     }));
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response())
@@ -206,7 +213,11 @@ fn parse_unix_time(s: &str) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> 
     if s.is_empty() || s == "0" {
         return Ok(None);
     }
-    let bad = || ApiError::bad_request(format!("invalid time {s:?}: expected Unix seconds such as 1700000000.5"));
+    let bad = || {
+        ApiError::bad_request(format!(
+            "invalid time {s:?}: expected Unix seconds such as 1700000000.5"
+        ))
+    };
     let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
     let secs: i64 = secs.parse().map_err(|_| bad())?;
     let nanos: u32 = format!("{:0<9}", &frac[..frac.len().min(9)])
@@ -228,7 +239,9 @@ async fn logs(
     let tail = match q.tail.as_str() {
         "" | "all" => None,
         n => Some(n.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid tail {n:?}: give a number of lines or 'all'"))
+            ApiError::bad_request(format!(
+                "invalid tail {n:?}: give a number of lines or 'all'"
+            ))
         })?),
     }
     .filter(|n| *n >= 0)
@@ -275,6 +288,29 @@ fn stream_content_type(tty: bool) -> HeaderValue {
     } else {
         "application/vnd.docker.multiplexed-stream"
     })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResizeQuery {
+    #[serde(deserialize_with = "opt_i64")]
+    h: Option<i64>,
+    #[serde(deserialize_with = "opt_i64")]
+    w: Option<i64>,
+}
+
+async fn resize(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<ResizeQuery>,
+) -> ApiResult<StatusCode> {
+    let dim = |v: Option<i64>, name: &str| {
+        v.filter(|n| (0..=u16::MAX as i64).contains(n))
+            .map(|n| n as u16)
+            .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number from 0 to 65535")))
+    };
+    engine.containers().resize(&id, dim(q.h, "h")?, dim(q.w, "w")?)?;
+    Ok(StatusCode::OK)
 }
 
 #[derive(Deserialize, Default)]

@@ -28,8 +28,12 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/images/json", get(list))
         .route("/images/load", post(load))
+        .route("/images/create", post(create))
         .route("/images/get", get(save_many))
-        .route("/images/{*rest}", get(get_image).post(post_image).delete(remove))
+        .route(
+            "/images/{*rest}",
+            get(get_image).post(post_image).delete(remove),
+        )
         .route("/berth/wasm/import", post(wasm_import))
 }
 
@@ -44,7 +48,9 @@ struct ListQuery {
 }
 
 /// `filters` of `GET /images/json`: `reference`, `dangling`, `label`.
-fn image_filter(json: &str) -> ApiResult<impl Fn(&[String], &berth_api_types::image::Summary) -> bool> {
+fn image_filter(
+    json: &str,
+) -> ApiResult<impl Fn(&[String], &berth_api_types::image::Summary) -> bool> {
     let mut reference: Vec<String> = Vec::new();
     let mut dangling: Option<bool> = None;
     let mut label: Vec<String> = Vec::new();
@@ -56,9 +62,16 @@ fn image_filter(json: &str) -> ApiResult<impl Fn(&[String], &berth_api_types::im
             .ok_or_else(|| ApiError::bad_request("invalid filters: expected a JSON object"))?;
         for (k, vals) in obj {
             let vals: Vec<String> = match vals {
-                serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
                 serde_json::Value::Object(o) => o.keys().cloned().collect(),
-                _ => return Err(ApiError::bad_request(format!("invalid filter values for '{k}'"))),
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid filter values for '{k}'"
+                    )));
+                }
             };
             match k.as_str() {
                 "reference" => reference = vals,
@@ -83,22 +96,26 @@ fn image_filter(json: &str) -> ApiResult<impl Fn(&[String], &berth_api_types::im
             }
         }
     }
-    Ok(move |tags: &[String], s: &berth_api_types::image::Summary| {
-        if let Some(d) = dangling
-            && d != tags.is_empty()
-        {
-            return false;
-        }
-        if !reference.is_empty()
-            && !tags.iter().any(|t| reference.iter().any(|pat| glob_ref(pat, t)))
-        {
-            return false;
-        }
-        label.iter().all(|l| match l.split_once('=') {
-            Some((k, v)) => s.labels.get(k).map(String::as_str) == Some(v),
-            None => s.labels.contains_key(l),
-        })
-    })
+    Ok(
+        move |tags: &[String], s: &berth_api_types::image::Summary| {
+            if let Some(d) = dangling
+                && d != tags.is_empty()
+            {
+                return false;
+            }
+            if !reference.is_empty()
+                && !tags
+                    .iter()
+                    .any(|t| reference.iter().any(|pat| glob_ref(pat, t)))
+            {
+                return false;
+            }
+            label.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => s.labels.get(k).map(String::as_str) == Some(v),
+                None => s.labels.contains_key(l),
+            })
+        },
+    )
 }
 
 /// Docker's reference filter: a pattern with `*` wildcards matched against
@@ -170,7 +187,9 @@ async fn post_image(
 ) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/tag") {
         if q.repo.is_empty() {
-            return Err(ApiError::bad_request("repo is required: give the new name as repo=NAME[&tag=TAG]"));
+            return Err(ApiError::bad_request(
+                "repo is required: give the new name as repo=NAME[&tag=TAG]",
+            ));
         }
         let mut target = Reference::parse(&q.repo)?;
         if !q.tag.is_empty() {
@@ -259,7 +278,11 @@ struct LoadQuery {
 /// `POST /images/load`: a `docker save` or OCI layout tarball. The whole
 /// load is done before answering, so a failure is a plain error response
 /// and nothing was stored.
-async fn load(State(engine): State<AppState>, Q(q): Q<LoadQuery>, req: Request) -> ApiResult<Response> {
+async fn load(
+    State(engine): State<AppState>,
+    Q(q): Q<LoadQuery>,
+    req: Request,
+) -> ApiResult<Response> {
     let _ = q.quiet;
     let reader = body_reader(req.into_body());
     let images = engine.images().clone();
@@ -271,11 +294,15 @@ async fn load(State(engine): State<AppState>, Q(q): Q<LoadQuery>, req: Request) 
     .map_err(|e| ApiError(Error::internal(format!("loading images: {e}"))))??;
     let mut body = Vec::new();
     for l in lines {
-        serde_json::to_writer(&mut body, &JsonMessage::stream(format!("{l}\n"))).expect("serializes");
+        serde_json::to_writer(&mut body, &JsonMessage::stream(format!("{l}\n")))
+            .expect("serializes");
         body.push(b'\n');
     }
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response())
@@ -284,7 +311,9 @@ async fn load(State(engine): State<AppState>, Q(q): Q<LoadQuery>, req: Request) 
 async fn save_many(State(engine): State<AppState>, q: QueryPairs) -> ApiResult<Response> {
     let names = q.all("names");
     if names.is_empty() {
-        return Err(ApiError::bad_request("no images named: give names=IMAGE (repeatable)"));
+        return Err(ApiError::bad_request(
+            "no images named: give names=IMAGE (repeatable)",
+        ));
     }
     save(engine, names).await
 }
@@ -319,8 +348,74 @@ async fn save(engine: AppState, names: Vec<String>) -> ApiResult<Response> {
         }
     });
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-tar"),
+        )],
         body_from_channel(rx),
+    )
+        .into_response())
+}
+
+/// `POST /images/create`: `docker import` (`fromSrc=-`, the rootfs tarball
+/// in the body). Pulling (`fromImage`) comes with registry support.
+async fn create(
+    State(engine): State<AppState>,
+    q: QueryPairs,
+    req: Request,
+) -> ApiResult<Response> {
+    let one = |k: &str| q.all(k).into_iter().next().unwrap_or_default();
+    let from_src = one("fromSrc");
+    if from_src.is_empty() {
+        let image = one("fromImage");
+        return Err(ApiError(Error::not_implemented(format!(
+            "berthd cannot pull {image:?}: pulling from registries (POST /images/create?fromImage=) is not supported in this version; load the image with `berth load` instead"
+        ))));
+    }
+    if from_src != "-" {
+        return Err(ApiError(Error::not_implemented(format!(
+            "importing from a URL ({from_src}) is not supported: send the tarball in the request body (fromSrc=-)"
+        ))));
+    }
+    let repo = one("repo");
+    let tag = one("tag");
+    let reference = if repo.is_empty() {
+        None
+    } else {
+        let r = Reference::parse(&repo)?;
+        Some(if tag.is_empty() { r } else { r.with_tag(&tag)? })
+    };
+    let changes = q.all("changes");
+    let message = one("message");
+    let platform = one("platform");
+    let reader = body_reader(req.into_body());
+    let images = engine.images().clone();
+    let record = tokio::task::spawn_blocking(move || {
+        let layers = images
+            .layer_store()
+            .cloned()
+            .ok_or_else(|| Error::internal("no layer store"))?;
+        berth_runtime::image::import::import_rootfs(
+            &images,
+            &layers,
+            reader,
+            reference.as_ref(),
+            &changes,
+            (!platform.is_empty()).then_some(platform.as_str()),
+            (!message.is_empty()).then_some(message.as_str()),
+        )
+    })
+    .await
+    .map_err(|e| ApiError(Error::internal(format!("importing: {e}"))))??;
+    let mut body = serde_json::to_vec(&JsonMessage {
+        status: Some(record.id.to_string()),
+        ..Default::default()
+    })
+    .expect("serializes");
+    body.push(b'\n');
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
     )
         .into_response())
 }
@@ -343,7 +438,9 @@ async fn wasm_import(
     req: Request,
 ) -> ApiResult<Response> {
     if q.tag.is_empty() {
-        return Err(ApiError::bad_request("tag is required: give the image name as tag=NAME[:TAG]"));
+        return Err(ApiError::bad_request(
+            "tag is required: give the image name as tag=NAME[:TAG]",
+        ));
     }
     let bytes = axum::body::to_bytes(req.into_body(), MAX_MODULE)
         .await

@@ -21,7 +21,10 @@ pub fn ping_headers() -> HeaderMap {
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
-    h.insert("Cache-Control", HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        "Cache-Control",
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert("Pragma", HeaderValue::from_static("no-cache"));
     h.insert("Swarm", HeaderValue::from_static("inactive"));
     h
@@ -29,7 +32,10 @@ pub fn ping_headers() -> HeaderMap {
 
 async fn ping(method: Method) -> Response {
     let mut headers = ping_headers();
-    headers.insert("Content-Type", HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        "Content-Type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     if method == Method::HEAD {
         (headers, "").into_response()
     } else {

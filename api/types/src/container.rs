@@ -291,10 +291,9 @@ mod tests {
 
     #[test]
     fn create_request_keeps_unknown_host_config_fields() {
-        let r: CreateRequest = serde_json::from_str(
-            r#"{"Image":"x","HostConfig":{"Memory":5,"Dns":["1.1.1.1"]}}"#,
-        )
-        .unwrap();
+        let r: CreateRequest =
+            serde_json::from_str(r#"{"Image":"x","HostConfig":{"Memory":5,"Dns":["1.1.1.1"]}}"#)
+                .unwrap();
         assert_eq!(r.config.image, "x");
         assert_eq!(r.host_config.memory, 5);
         assert_eq!(r.host_config.extra["Dns"], serde_json::json!(["1.1.1.1"]));

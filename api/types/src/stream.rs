@@ -93,7 +93,8 @@ impl FrameDecoder {
             return Ok(None);
         }
         let kind = StreamKind::from_byte(self.buf[0]).ok_or(BadFrame(self.buf[0]))?;
-        let size = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
+        let size =
+            u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
         if self.buf.len() < HEADER_LEN + size {
             return Ok(None);
         }

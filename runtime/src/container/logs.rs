@@ -152,6 +152,23 @@ impl LogSink {
 }
 
 impl OutputSink for LogSink {
+    fn relay(&self, stream: StreamKind, data: &[u8]) {
+        if self.live.receiver_count() > 0 {
+            let _ = self
+                .live
+                .send(Live::Data(stream, Bytes::copy_from_slice(data)));
+        }
+        // The shim wrote the log before relaying; followers catch up to the
+        // file's length.
+        let len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        self.inner.lock().unwrap().len = len;
+        self.progress.send_if_modified(|p| {
+            let changed = p.len != len;
+            p.len = len;
+            changed
+        });
+    }
+
     fn write(&self, stream: StreamKind, data: &[u8]) {
         if data.is_empty() {
             return;
@@ -336,6 +353,6 @@ mod tests {
             matches!(rx.try_recv().unwrap(), Live::Data(StreamKind::Stdout, b) if &b[..] == b"partial")
         );
         assert!(matches!(rx.try_recv().unwrap(), Live::End));
-        assert!(!*&sink.progress().borrow().open);
+        assert!(!sink.progress().borrow().open);
     }
 }

@@ -17,9 +17,10 @@ pub mod names;
 pub mod spec;
 
 use crate::error::{Error, ErrorKind, Result, ResultExt};
+use crate::executor::native::shim::SeccompChoice;
 use crate::executor::{
-    Control, Executor, ExecutorKind, ExitStatus, Launch, OutputSink, StdinWriter, Stdio,
-    WasiTarget, WasmModule, parse_signal,
+    Control, Executor, ExecutorKind, ExitStatus, Launch, NativeLaunch, OutputSink, Reattached,
+    StdinWriter, Stdio, WasiTarget, WasmModule, parse_signal,
 };
 use crate::image::{self, ImageKind, Images};
 use crate::store::db::CONTAINERS;
@@ -81,6 +82,17 @@ pub struct WasmRecord {
     pub target: WasiTarget,
 }
 
+/// What a native container runs on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NativeRecord {
+    /// Its image's layers, bottom first, as the manifest lists them.
+    pub layers: Vec<image::Descriptor>,
+    /// Its capabilities (`CAP_CHOWN`, ...), resolved at create.
+    pub capabilities: Vec<String>,
+    /// An external OCI runtime by name (`crun`); `None` is berth's own.
+    pub runtime: Option<String>,
+}
+
 /// Everything berth keeps about a container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ContainerRecord {
@@ -98,6 +110,8 @@ pub struct ContainerRecord {
     pub executor: ExecutorKind,
     pub platform: String,
     pub wasm: Option<WasmRecord>,
+    #[serde(default)]
+    pub native: Option<NativeRecord>,
     pub state: StateRecord,
     pub restart_count: i64,
     /// Stopped by the user (stop, kill): restart policies leave it alone.
@@ -272,11 +286,23 @@ pub struct LogOptions {
     pub follow: bool,
 }
 
+/// Where native containers' parts come from.
+pub struct NativeSetup {
+    pub layers: Arc<crate::image::layers::LayerStore>,
+    /// External OCI runtimes by name (`crun`, `runc`).
+    pub runtimes: HashMap<String, PathBuf>,
+    /// Parent cgroup of every container.
+    pub cgroup_parent: String,
+}
+
 pub struct Containers {
     dir: PathBuf,
     db: Arc<Db>,
     images: Arc<Images>,
     executors: HashMap<ExecutorKind, Arc<dyn Executor>>,
+    native: NativeSetup,
+    /// Native containers recorded as running at start, to re-adopt.
+    to_reattach: Mutex<Vec<String>>,
     registry: RwLock<Registry>,
     shutting_down: AtomicBool,
     /// Non-durable commits are waiting for a flush.
@@ -294,6 +320,7 @@ impl Containers {
         db: Arc<Db>,
         images: Arc<Images>,
         executors: Vec<Arc<dyn Executor>>,
+        native: NativeSetup,
     ) -> Result<Containers> {
         std::fs::create_dir_all(&dir).ctx(format!("creating {}", dir.display()))?;
         let (records, bad) = db.load_all::<ContainerRecord>(CONTAINERS)?;
@@ -303,6 +330,7 @@ impl Containers {
         let mut registry = Registry::default();
         let mut changed = Vec::new();
         let mut gone = Vec::new();
+        let mut to_reattach = Vec::new();
         for (_, mut rec) in records {
             if !dir.join(&rec.id).is_dir() {
                 // Its removal was interrupted after the files went.
@@ -310,6 +338,11 @@ impl Containers {
                 continue;
             }
             match rec.state.status {
+                // A native container outlives the daemon under its shim:
+                // `restore` finds out.
+                Status::Running | Status::Paused if rec.executor == ExecutorKind::Native => {
+                    to_reattach.push(rec.id.clone());
+                }
                 Status::Running | Status::Paused | Status::Restarting => {
                     let was_running = rec.state.status != Status::Restarting;
                     rec.state.status = Status::Exited;
@@ -362,6 +395,8 @@ impl Containers {
             db,
             images,
             executors: executors.into_iter().map(|e| (e.kind(), e)).collect(),
+            native,
+            to_reattach: Mutex::new(to_reattach),
             registry: RwLock::new(registry),
             shutting_down: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
@@ -394,6 +429,60 @@ impl Containers {
             watch,
             logs,
         }))
+    }
+
+    /// Re-adopts the native containers that were running when the daemon
+    /// went away: their shims kept them running (or recorded how they
+    /// ended). Call once, right after `open`.
+    pub async fn restore(self: &Arc<Self>) {
+        let ids = std::mem::take(&mut *self.to_reattach.lock().unwrap());
+        for id in ids {
+            let Ok(c) = self.get(&id) else { continue };
+            let rec = c.record();
+            let attempt = async {
+                let executor = self.executor(rec.executor)?.clone();
+                let launch = self.launch(&c, &rec)?;
+                let stdin = {
+                    let mut inner = c.inner.lock().unwrap();
+                    inner.stdin_writer();
+                    inner.stdin_pending.take()
+                };
+                c.logs.begin()?;
+                let stdio = Stdio {
+                    output: c.logs.clone() as Arc<dyn OutputSink>,
+                    stdin,
+                };
+                let on_exit: crate::executor::ExitCallback = {
+                    let this = self.clone();
+                    let c = c.clone();
+                    Box::new(move |status| Box::pin(async move { this.on_exit(c, status).await }))
+                };
+                executor.reattach(&launch, stdio, on_exit).await
+            };
+            match attempt.await {
+                Ok(Reattached::Running(r)) => {
+                    {
+                        let mut inner = c.inner.lock().unwrap();
+                        inner.control = Some(Arc::from(r.control));
+                        inner.record.state.pid = r.pid;
+                    }
+                    c.watch.send_modify(|s| s.running = true);
+                    tracing::info!(container = %id, pid = r.pid, "re-adopted a running container");
+                }
+                Ok(Reattached::Exited(status)) => {
+                    tracing::info!(container = %id, code = status.code, "container exited while berthd was away");
+                    self.clone().on_exit(c.clone(), status).await;
+                }
+                Ok(Reattached::Lost) | Err(_) => {
+                    let status = ExitStatus {
+                        code: 255,
+                        error: Some("berthd lost track of the container: its shim is gone".into()),
+                        ..Default::default()
+                    };
+                    self.clone().on_exit(c.clone(), status).await;
+                }
+            }
+        }
     }
 
     /// Starts the containers whose restart policy says so after a daemon
@@ -547,7 +636,50 @@ impl Containers {
         let mut argv = vec![rec.path.clone()];
         argv.extend(rec.args.iter().cloned());
         let rootfs = c.dir.join("rootfs");
-        let spec = spec::oci_spec(&argv, &rec.config, &rec.host_config, &rootfs)?;
+        let (spec, native) = match &rec.native {
+            None => (
+                spec::oci_spec(&argv, &rec.config, &rec.host_config, &rootfs)?,
+                None,
+            ),
+            Some(n) => {
+                let spec = spec::native_spec(&spec::NativeSpecInput {
+                    id: &rec.id,
+                    argv: &argv,
+                    config: &rec.config,
+                    host: &rec.host_config,
+                    rootfs: &rootfs,
+                    capabilities: &n.capabilities,
+                    cgroups_path: &format!("/{}/{}", self.native.cgroup_parent, rec.id),
+                })?;
+                let security = spec::SecurityOpts::parse(&rec.host_config.security_opt)?;
+                let seccomp = if rec.host_config.privileged || security.seccomp_unconfined {
+                    SeccompChoice::Unconfined
+                } else if let Some(p) = security.seccomp_profile {
+                    SeccompChoice::Profile(p)
+                } else {
+                    SeccompChoice::Default
+                };
+                let runtime = match &n.runtime {
+                    None => None,
+                    Some(name) => Some(self.native.runtimes.get(name).cloned().ok_or_else(|| {
+                        Error::invalid(format!("runtime {name} is no longer registered with berthd"))
+                    })?),
+                };
+                let native = NativeLaunch {
+                    lowers: self.native.layers.lowers(&n.layers)?,
+                    runtime,
+                    seccomp,
+                    init: rec.host_config.init.unwrap_or(false),
+                    open_stdin: rec.config.open_stdin,
+                    console_size: rec
+                        .host_config
+                        .console_size
+                        .filter(|[h, w]| *h > 0 && *w > 0)
+                        .map(|[h, w]| [h.min(u16::MAX as u64) as u16, w.min(u16::MAX as u64) as u16]),
+                };
+                (spec, Some(native))
+            }
+        };
         Ok(Launch {
             id: rec.id.clone(),
             spec,
@@ -558,6 +690,7 @@ impl Containers {
                 path: c.dir.join("module.wasm"),
                 target: w.target,
             }),
+            native,
         })
     }
 
@@ -578,7 +711,11 @@ impl Containers {
         }
         let image = self.images.resolve(&request.config.image)?;
         let handle = self.images.handle(&image)?;
-        let kind = spec::choose_executor(image.kind.executor(), &request.host_config.runtime)?;
+        let kind = spec::choose_executor(
+            image.kind.executor(),
+            &request.host_config.runtime,
+            &self.native.runtimes,
+        )?;
         let executor = self.executor(kind)?.clone();
         let config = spec::merge(&request, &handle.config.container_config());
         let warnings = spec::check_supported(kind, &config, &request.host_config)?;
@@ -601,12 +738,16 @@ impl Containers {
             _ => None,
         };
         let argv = spec::argv(&config, module.as_ref().and_then(|m| m.argv0.as_deref()))?;
+        let native = match kind {
+            ExecutorKind::Wasm => None,
+            ExecutorKind::Native => Some(self.native_record(&request, &handle).await?),
+        };
 
         let id = util::random_id();
         let name = self.reserve_name(name, &id)?;
         let result = self
             .create_reserved(
-                &id, &name, &request, config, argv, &image, kind, module, &executor,
+                &id, &name, &request, config, argv, &image, kind, module, native, &executor,
             )
             .await;
         match result {
@@ -623,6 +764,42 @@ impl Containers {
                 Err(e)
             }
         }
+    }
+
+    /// A native container's layers (unpacked, so start mounts at once),
+    /// capabilities and runtime, checked at create.
+    async fn native_record(
+        &self,
+        request: &wire::CreateRequest,
+        handle: &image::ImageHandle,
+    ) -> Result<NativeRecord> {
+        let host = &request.host_config;
+        let caps = crate::executor::native::caps::resolve(&host.cap_add, &host.cap_drop, host.privileged)?;
+        let security = spec::SecurityOpts::parse(&host.security_opt)?;
+        if let Some(p) = &security.seccomp_profile {
+            crate::executor::native::seccomp::parse(p.as_bytes())?;
+        }
+        let runtime = match host.runtime.as_str() {
+            "" | "berth" => None,
+            name => Some(name.to_string()),
+        };
+        let layers = handle.manifest.layers.clone();
+        let store = self.native.layers.clone();
+        let blobs = self.images.blobs().clone();
+        let to_unpack = layers.clone();
+        tokio::task::spawn_blocking(move || {
+            for l in &to_unpack {
+                store.ensure(&blobs, l)?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .ctx("unpacking layers")??;
+        Ok(NativeRecord {
+            layers,
+            capabilities: caps.iter().map(|c| c.to_string()).collect(),
+            runtime,
+        })
     }
 
     fn reserve_name(&self, requested: Option<&str>, id: &str) -> Result<String> {
@@ -659,10 +836,14 @@ impl Containers {
         image: &image::ImageRecord,
         kind: ExecutorKind,
         module: Option<image::wasm::ModuleRef>,
+        native: Option<NativeRecord>,
         executor: &Arc<dyn Executor>,
     ) -> Result<()> {
         let dir = self.dir.join(id);
         std::fs::create_dir_all(dir.join("rootfs")).ctx(format!("creating {}", dir.display()))?;
+        if native.is_some() {
+            write_etc_files(&dir, &spec::hostname(&config, id))?;
+        }
         let wasm = match module {
             None => None,
             Some(m) => {
@@ -709,6 +890,7 @@ impl Containers {
             executor: kind,
             platform,
             wasm,
+            native,
             state: StateRecord {
                 status: Status::Created,
                 pid: 0,
@@ -811,7 +993,7 @@ impl Containers {
                     })
                 })
             };
-            let running = match executor.start(&launch, stdio, on_exit) {
+            let running = match executor.start(&launch, stdio, on_exit).await {
                 Ok(r) => r,
                 Err(e) => {
                     c.logs.end();
@@ -1034,6 +1216,22 @@ impl Containers {
         }
     }
 
+    /// `POST /containers/{id}/resize`: the TTY's rows and columns.
+    pub fn resize(&self, name: &str, rows: u16, cols: u16) -> Result<()> {
+        let c = self.get(name)?;
+        let (control, tty) = {
+            let inner = c.inner.lock().unwrap();
+            (inner.control.clone(), inner.record.config.tty)
+        };
+        if !tty {
+            return Err(Error::invalid(format!("container {} has no TTY to resize", c.id)));
+        }
+        match control {
+            Some(ctl) => ctl.resize(rows, cols),
+            None => Err(Error::conflict(format!("Container {} is not running", c.id))),
+        }
+    }
+
     /// `POST /containers/{id}/restart`.
     pub async fn restart(
         self: &Arc<Self>,
@@ -1102,7 +1300,14 @@ impl Containers {
         self.dirty.store(true, Ordering::Relaxed);
         self.flush_wanted.notify_one();
         let dir = c.dir.clone();
-        tokio::task::spawn_blocking(move || util::fsutil::remove_dir_all_if_exists(&dir))
+        let native = rec.native.is_some();
+        tokio::task::spawn_blocking(move || {
+            if native {
+                // The shim unmounts at exit; make sure before deleting.
+                let _ = crate::image::layers::unmount(&dir.join("rootfs"));
+            }
+            util::fsutil::remove_dir_all_if_exists(&dir)
+        })
             .await
             .ctx("removing container files")?
             .ctx("removing container files")?;
@@ -1394,6 +1599,32 @@ impl Containers {
     }
 }
 
+/// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for a native
+/// container, bind-mounted over its own.
+fn write_etc_files(dir: &Path, hostname: &str) -> Result<()> {
+    std::fs::write(dir.join("hostname"), format!("{hostname}\n")).ctx("writing hostname")?;
+    std::fs::write(
+        dir.join("hosts"),
+        format!(
+            "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        ),
+    )
+    .ctx("writing hosts")?;
+    // The host's resolver settings, without loopback servers the container
+    // cannot reach.
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv: String = host
+        .lines()
+        .filter(|l| {
+            !(l.trim_start().starts_with("nameserver")
+                && l.split_whitespace().nth(1).is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("resolv.conf"), resolv).ctx("writing resolv.conf")?;
+    Ok(())
+}
+
 /// Docker's `Status` column: "Up 5 seconds", "Exited (0) 2 minutes ago".
 pub fn status_text(st: &StateRecord, now: chrono::DateTime<chrono::Utc>) -> String {
     use berth_api_types::units::human_duration;
@@ -1524,7 +1755,7 @@ impl ListFilters {
             return false;
         }
         if !self.exited.is_empty()
-            && !(rec.state.status == Status::Exited && self.exited.contains(&rec.state.exit_code))
+            && (rec.state.status != Status::Exited || !self.exited.contains(&rec.state.exit_code))
         {
             return false;
         }

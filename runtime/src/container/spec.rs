@@ -62,9 +62,22 @@ pub const WASM_RUNTIMES: &[&str] = &[
 
 /// The executor a container gets: the image's choice, unless `--runtime`
 /// names one.
-pub fn choose_executor(image: ExecutorKind, runtime: &str) -> Result<ExecutorKind> {
+pub fn choose_executor<V>(
+    image: ExecutorKind,
+    runtime: &str,
+    native_runtimes: &std::collections::HashMap<String, V>,
+) -> Result<ExecutorKind> {
     match runtime {
         "" | "berth" => Ok(image),
+        r if native_runtimes.contains_key(r) => {
+            if image == ExecutorKind::Native {
+                Ok(ExecutorKind::Native)
+            } else {
+                Err(Error::invalid(format!(
+                    "runtime {r} runs Linux containers, but this is a Wasm image"
+                )))
+            }
+        }
         r if WASM_RUNTIMES.contains(&r) => {
             if image == ExecutorKind::Wasm {
                 Ok(ExecutorKind::Wasm)
@@ -74,10 +87,15 @@ pub fn choose_executor(image: ExecutorKind, runtime: &str) -> Result<ExecutorKin
                 )))
             }
         }
-        other => Err(Error::invalid(format!(
-            "unknown runtime specified {other}: berth knows berth (default) and, for Wasm images, {}",
-            WASM_RUNTIMES.join(", ")
-        ))),
+        other => {
+            let mut known: Vec<&str> = native_runtimes.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            Err(Error::invalid(format!(
+                "unknown runtime specified {other}: berth knows berth (the default){}; for Wasm images also {}. Register others with berthd --add-runtime NAME=PATH",
+                known.iter().map(|k| format!(", {k}")).collect::<String>(),
+                WASM_RUNTIMES.join(", ")
+            )))
+        }
     }
 }
 
@@ -430,4 +448,253 @@ mod tests {
         assert!(choose_executor(ExecutorKind::Native, "wasmtime").is_err());
         assert!(choose_executor(ExecutorKind::Wasm, "nope").is_err());
     }
+}
+
+/// Docker's default `PATH` for containers whose image sets none.
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Paths Docker masks in every unprivileged container.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths Docker makes read-only in every unprivileged container.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Docker's default pids limit is none; berth limits every native container
+/// unless told otherwise (`--pids-limit -1` lifts it).
+pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
+
+/// The environment of a native container: the image's and the request's,
+/// with Docker's additions (`PATH` when unset, `HOSTNAME`, `TERM` with a
+/// TTY).
+pub fn native_env(config: &Config, hostname: &str) -> Vec<String> {
+    let mut env = config.env.clone();
+    let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "PATH") {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    if !has(&env, "HOSTNAME") {
+        env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
+    }
+    if config.tty && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    env
+}
+
+/// The options `--security-opt` takes that berth acts on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecurityOpts {
+    /// `seccomp=unconfined`.
+    pub seccomp_unconfined: bool,
+    /// `seccomp=FILE`: the profile's JSON (the docker CLI sends the file's
+    /// contents, not its name).
+    pub seccomp_profile: Option<String>,
+    /// `no-new-privileges[=true|false]`; berth's default is true.
+    pub no_new_privileges: bool,
+}
+
+impl SecurityOpts {
+    pub fn parse(opts: &[String]) -> Result<SecurityOpts> {
+        let mut s = SecurityOpts {
+            no_new_privileges: true,
+            ..Default::default()
+        };
+        for o in opts {
+            let (k, v) = o
+                .split_once(['=', ':'])
+                .map(|(k, v)| (k, Some(v)))
+                .unwrap_or((o.as_str(), None));
+            match (k, v) {
+                ("seccomp", Some("unconfined")) => s.seccomp_unconfined = true,
+                ("seccomp", Some(profile)) => s.seccomp_profile = Some(profile.to_string()),
+                ("no-new-privileges", None | Some("true")) => s.no_new_privileges = true,
+                ("no-new-privileges", Some("false")) => s.no_new_privileges = false,
+                ("apparmor" | "label", _) => {
+                    return Err(Error::not_implemented(format!(
+                        "security option {o:?} is not supported: berth confines containers with seccomp, capabilities and namespaces, not AppArmor or SELinux"
+                    )));
+                }
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "invalid --security-opt {o:?}: berth takes seccomp=unconfined, seccomp=<profile JSON> and no-new-privileges[=true|false]"
+                    )));
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// What a native container's spec is made from, besides its config.
+pub struct NativeSpecInput<'a> {
+    pub id: &'a str,
+    pub argv: &'a [String],
+    pub config: &'a Config,
+    pub host: &'a HostConfig,
+    pub rootfs: &'a std::path::Path,
+    /// Capability names (`CAP_CHOWN`), already resolved from the defaults,
+    /// `--cap-add`, `--cap-drop` and `--privileged`.
+    pub capabilities: &'a [String],
+    pub cgroups_path: &'a str,
+}
+
+/// The default hostname: the first 12 characters of the ID, as Docker.
+pub fn hostname(config: &Config, id: &str) -> String {
+    if config.hostname.is_empty() {
+        id[..12].to_string()
+    } else {
+        config.hostname.clone()
+    }
+}
+
+/// The OCI runtime spec of a native container with Docker's defaults:
+/// namespaces, mounts, masked and read-only paths, devices, capabilities,
+/// resources. The process user is left as `uid 0` here; the runtime
+/// resolves `config.user` inside the container's root (see the native
+/// executor), and seccomp is applied from the Docker profile.
+pub fn native_spec(input: &NativeSpecInput) -> Result<Spec> {
+    let c = input.config;
+    let h = input.host;
+    let hostname = hostname(c, input.id);
+    let cwd = if c.working_dir.is_empty() {
+        "/".to_string()
+    } else {
+        c.working_dir.clone()
+    };
+    if !cwd.starts_with('/') {
+        return Err(Error::invalid(format!(
+            "the working directory '{cwd}' is invalid: it needs to be an absolute path"
+        )));
+    }
+    let caps = input.capabilities;
+    let mut mounts = vec![
+        serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        serde_json::json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        serde_json::json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        serde_json::json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        serde_json::json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        serde_json::json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        serde_json::json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+    ];
+    if h.privileged {
+        // Docker mounts /sys read-write for privileged containers.
+        mounts[3]["options"] = serde_json::json!(["nosuid", "noexec", "nodev", "rw"]);
+    }
+    let mut memory = serde_json::Map::new();
+    if h.memory > 0 {
+        memory.insert("limit".into(), h.memory.into());
+        match h.memory_swap {
+            0 => {}
+            -1 => {
+                memory.insert("swap".into(), (-1).into());
+            }
+            s => {
+                memory.insert("swap".into(), s.into());
+            }
+        }
+    }
+    let mut cpu = serde_json::Map::new();
+    if h.nano_cpus > 0 {
+        cpu.insert("period".into(), 100_000u64.into());
+        cpu.insert("quota".into(), (h.nano_cpus * 100_000 / 1_000_000_000).into());
+    } else if h.cpu_quota > 0 {
+        cpu.insert("quota".into(), h.cpu_quota.into());
+        if h.cpu_period > 0 {
+            cpu.insert("period".into(), h.cpu_period.into());
+        }
+    }
+    if h.cpu_shares > 0 {
+        cpu.insert("shares".into(), h.cpu_shares.into());
+    }
+    let pids = match h.pids_limit {
+        None | Some(0) => DEFAULT_PIDS_LIMIT,
+        Some(n) if n < 0 => -1,
+        Some(n) => n,
+    };
+    let devices_allowed = serde_json::json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+        {"allow": true, "type": "c", "access": "m"},
+        {"allow": true, "type": "b", "access": "m"},
+    ]);
+    let devices_allowed = if h.privileged {
+        serde_json::json!([{"allow": true, "access": "rwm"}])
+    } else {
+        devices_allowed
+    };
+    let mut resources = serde_json::json!({
+        "devices": devices_allowed,
+        "pids": {"limit": pids},
+    });
+    if !memory.is_empty() {
+        resources["memory"] = memory.into();
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = cpu.into();
+    }
+    let (masked, readonly): (Vec<&str>, Vec<&str>) = if h.privileged {
+        (vec![], vec![])
+    } else {
+        (MASKED_PATHS.to_vec(), READONLY_PATHS.to_vec())
+    };
+    let security = SecurityOpts::parse(&h.security_opt)?;
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": c.tty,
+            "user": {"uid": 0, "gid": 0},
+            "args": input.argv,
+            "env": native_env(c, &hostname),
+            "cwd": cwd,
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps,
+            },
+            "noNewPrivileges": security.no_new_privileges,
+            "oomScoreAdj": 0,
+        },
+        "root": {"path": input.rootfs, "readonly": h.readonly_rootfs},
+        "hostname": hostname,
+        "mounts": mounts,
+        "annotations": {"org.berth.user": c.user},
+        "linux": {
+            "resources": resources,
+            "cgroupsPath": input.cgroups_path,
+            "namespaces": [
+                {"type": "mount"}, {"type": "network"}, {"type": "uts"},
+                {"type": "pid"}, {"type": "ipc"}, {"type": "cgroup"},
+            ],
+            "maskedPaths": masked,
+            "readonlyPaths": readonly,
+        },
+    });
+    serde_json::from_value(spec).map_err(|e| Error::internal(format!("building the runtime spec: {e}")))
 }

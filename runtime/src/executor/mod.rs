@@ -22,6 +22,12 @@ pub use crate::image::wasm::WasiTarget;
 /// Where a container's output goes: the log and any attached clients.
 pub trait OutputSink: Send + Sync + 'static {
     fn write(&self, stream: StreamKind, data: &[u8]);
+    /// Output that someone else (a native container's shim) already wrote
+    /// to the log: only attached clients and log followers need to hear of
+    /// it.
+    fn relay(&self, stream: StreamKind, data: &[u8]) {
+        self.write(stream, data)
+    }
 }
 
 /// The module a Wasm container runs.
@@ -32,6 +38,20 @@ pub struct WasmModule {
     /// Where the module's bytes are (the container's own copy).
     pub path: PathBuf,
     pub target: WasiTarget,
+}
+
+/// What a native container runs on besides its spec.
+#[derive(Debug, Clone)]
+pub struct NativeLaunch {
+    /// Its image's unpacked layers, top first.
+    pub lowers: Vec<PathBuf>,
+    /// An external OCI runtime (`crun`, `runc`); `None` is berth's own.
+    pub runtime: Option<PathBuf>,
+    pub seccomp: native::shim::SeccompChoice,
+    /// `--init`.
+    pub init: bool,
+    pub open_stdin: bool,
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// Everything an executor needs to start a container's process.
@@ -45,6 +65,7 @@ pub struct Launch {
     /// The directory a Wasm container sees as `/`.
     pub rootfs: PathBuf,
     pub wasm: Option<WasmModule>,
+    pub native: Option<NativeLaunch>,
 }
 
 impl Launch {
@@ -114,6 +135,11 @@ pub struct ExitStatus {
 /// Signals a running process.
 pub trait Control: Send + Sync {
     fn signal(&self, signal: i32) -> Result<()>;
+    /// Resizes its TTY.
+    fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        let _ = (rows, cols);
+        Err(Error::invalid("this container has no TTY to resize"))
+    }
 }
 
 /// A started process.
@@ -137,9 +163,36 @@ pub trait Executor: Send + Sync + 'static {
     /// again at start when the daemon has restarted since.
     fn prepare<'a>(&'a self, launch: &'a Launch) -> BoxFuture<'a, Result<()>>;
 
-    /// Starts the process. Must not block. `on_exit` is called exactly once
-    /// if this returns `Ok`, never if it returns an error.
-    fn start(&self, launch: &Launch, stdio: Stdio, on_exit: ExitCallback) -> Result<Running>;
+    /// Starts the process. `on_exit` is called exactly once if this returns
+    /// `Ok`, never if it returns an error.
+    fn start<'a>(
+        &'a self,
+        launch: &'a Launch,
+        stdio: Stdio,
+        on_exit: ExitCallback,
+    ) -> BoxFuture<'a, Result<Running>>;
+
+    /// After a daemon restart: finds the process of a container that was
+    /// running and takes it over, or learns how it ended.
+    fn reattach<'a>(
+        &'a self,
+        launch: &'a Launch,
+        stdio: Stdio,
+        on_exit: ExitCallback,
+    ) -> BoxFuture<'a, Result<Reattached>> {
+        let _ = (launch, stdio, on_exit);
+        Box::pin(async { Ok(Reattached::Lost) })
+    }
+}
+
+/// What [`Executor::reattach`] found.
+pub enum Reattached {
+    /// Still running, taken over.
+    Running(Running),
+    /// It ended while the daemon was away.
+    Exited(ExitStatus),
+    /// Nothing is known of it (a Wasm container ran inside the daemon).
+    Lost,
 }
 
 /// Parses a signal as Docker accepts it: `SIGKILL`, `KILL`, `kill` or `9`.

@@ -532,7 +532,7 @@ fn key_values(rest: &str) -> std::result::Result<Vec<(String, String)>, String> 
     words
         .into_iter()
         .map(|w| match w.split_once('=') {
-            Some((k, _)) if k.is_empty() => Err(format!("{w:?} has an empty key")),
+            Some(("", _)) => Err(format!("{w:?} has an empty key")),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
             None => Err(format!("{w:?} is not KEY=value")),
         })
@@ -612,4 +612,307 @@ fn valid_signal(s: &str) -> bool {
     format!("SIG{name}")
         .parse::<nix::sys::signal::Signal>()
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::image::ImageKind;
+    use crate::image::config::ImageConfigFile;
+    use crate::image::unpack::testtar::Tar;
+    use crate::util::Digest;
+
+    fn require_root() -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "this test needs root"
+        );
+        eprintln!("skipping: needs root");
+        false
+    }
+
+    fn rootfs() -> Vec<u8> {
+        let mut t = Tar::new();
+        t.dir("./", 0o755)
+            .dir("bin/", 0o755)
+            .file("bin/busybox", b"\x7fELF", 0o755)
+            .symlink("bin/sh", "busybox")
+            .dir("etc/", 0o755)
+            .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
+            .dir("tmp/", 0o1777);
+        t.bytes()
+    }
+
+    fn changes(c: &[&str]) -> Vec<String> {
+        c.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn imports_plain_and_gzip_rootfs_as_native_images() {
+        if !require_root() {
+            return;
+        }
+        let (dir, images) = crate::image::tests::fixture();
+        let layers = LayerStore::open(dir.path()).unwrap();
+        let tar = rootfs();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+
+        for (name, data, media_type) in [
+            ("plain:v1", &tar, media::OCI_LAYER),
+            ("gzip:v1", &gz, media::OCI_LAYER_GZIP),
+            ("zstd:v1", &zst, media::OCI_LAYER_ZSTD),
+        ] {
+            let r = Reference::parse(name).unwrap();
+            let record = import_rootfs(
+                &images,
+                &layers,
+                &data[..],
+                Some(&r),
+                &changes(&[
+                    "CMD [\"/bin/sh\"]",
+                    "ENV PATH=/bin GREETING=\"hello world\"",
+                    "WORKDIR /srv",
+                    "WORKDIR app",
+                    "USER app",
+                    "EXPOSE 80 53/udp",
+                    "LABEL org.example=yes",
+                    "STOPSIGNAL SIGQUIT",
+                ]),
+                None,
+                Some("a test rootfs"),
+            )
+            .unwrap();
+            assert_eq!(record.kind, ImageKind::Native);
+            assert_eq!(images.resolve(name).unwrap().id, record.id);
+            let h = images.handle(&record).unwrap();
+            assert_eq!(h.manifest.layers.len(), 1);
+            let layer = &h.manifest.layers[0];
+            assert_eq!(layer.media_type, media_type);
+            assert_eq!(layer.digest, Digest::of(data));
+            assert_eq!(layer.size as usize, data.len());
+            assert_eq!(h.manifest.config.media_type, media::OCI_CONFIG);
+
+            let cfg: ImageConfigFile = h.config.clone();
+            assert_eq!(cfg.os, "linux");
+            assert_eq!(cfg.architecture, host_arch().0);
+            assert_eq!(
+                cfg.rootfs.as_ref().unwrap().diff_ids,
+                vec![Digest::of(&tar).to_string()]
+            );
+            assert_eq!(cfg.rootfs.as_ref().unwrap().kind, "layers");
+            assert_eq!(cfg.history[0]["comment"], "a test rootfs");
+            let c = cfg.container_config();
+            assert_eq!(c.cmd, Some(vec!["/bin/sh".to_string()]));
+            assert_eq!(c.env, vec!["PATH=/bin", "GREETING=hello world"]);
+            assert_eq!(c.working_dir, "/srv/app");
+            assert_eq!(c.user, "app");
+            assert_eq!(c.labels.get("org.example").map(String::as_str), Some("yes"));
+            assert_eq!(c.stop_signal, "SIGQUIT");
+            let ports = serde_json::to_value(&c.exposed_ports).unwrap();
+            assert_eq!(ports, serde_json::json!({"53/udp": {}, "80/tcp": {}}));
+
+            // The layer is unpacked and shared.
+            let files = layers.path(&layer.digest);
+            assert_eq!(
+                std::fs::read_link(files.join("bin/sh")).unwrap(),
+                std::path::Path::new("busybox")
+            );
+            assert_eq!(layers.diff_id(&layer.digest).unwrap(), Digest::of(&tar));
+        }
+        // Same content, same config: a re-import differs only by `created`.
+        assert_eq!(images.count(), 3);
+    }
+
+    #[test]
+    fn an_untagged_import_and_a_platform() {
+        if !require_root() {
+            return;
+        }
+        let (dir, images) = crate::image::tests::fixture();
+        let layers = LayerStore::open(dir.path()).unwrap();
+        let record = import_rootfs(
+            &images,
+            &layers,
+            &rootfs()[..],
+            None,
+            &[],
+            Some("linux/arm64/v8"),
+            None,
+        )
+        .unwrap();
+        assert!(images.tags_of(&record.id).is_empty());
+        assert_eq!(record.architecture, "arm64");
+        let h = images.handle(&record).unwrap();
+        assert_eq!(h.config.variant.as_deref(), Some("v8"));
+        assert_eq!(h.config.history[0]["comment"], "Imported from -");
+        assert_eq!(h.config.container_config().cmd, None);
+    }
+
+    #[test]
+    fn a_hostile_tarball_records_nothing() {
+        if !require_root() {
+            return;
+        }
+        let (dir, images) = crate::image::tests::fixture();
+        let layers = LayerStore::open(dir.path()).unwrap();
+        let mut t = Tar::new();
+        t.file("ok", b"x", 0o644).symlink("evil", "/").file(
+            "evil/etc/berth-import-hostile",
+            b"pwned",
+            0o644,
+        );
+        let r = Reference::parse("evil:latest").unwrap();
+        let err =
+            import_rootfs(&images, &layers, &t.bytes()[..], Some(&r), &[], None, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            err.message().contains("evil/etc/berth-import-hostile"),
+            "{err}"
+        );
+        assert!(!std::path::Path::new("/etc/berth-import-hostile").exists());
+        assert_eq!(images.count(), 0);
+        assert!(images.blobs().list().unwrap().is_empty(), "blob removed");
+        assert!(layers.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_bad_input_before_storing_anything() {
+        let (dir, images) = crate::image::tests::fixture();
+        let layers = LayerStore::open(dir.path()).unwrap();
+        let imp = |data: &[u8], changes: &[String], platform: Option<&str>| {
+            import_rootfs(&images, &layers, data, None, changes, platform, None).unwrap_err()
+        };
+        assert!(imp(b"", &[], None).message().contains("empty"));
+        assert!(imp(b"BZh91AY&SY", &[], None).message().contains("bzip2"));
+        assert!(imp(b"\xfd7zXZ\0rest", &[], None).message().contains("xz"));
+        let e = imp(&rootfs(), &changes(&["RUN rm -rf /"]), None);
+        assert!(
+            e.message().contains("RUN is not a valid change command"),
+            "{e}"
+        );
+        let e = imp(&rootfs(), &[], Some("windows/amd64"));
+        assert!(e.message().contains("Linux"), "{e}");
+        let r = Reference::parse(&format!("x@{}", Digest::of(b"x"))).unwrap();
+        let e =
+            import_rootfs(&images, &layers, &rootfs()[..], Some(&r), &[], None, None).unwrap_err();
+        assert!(e.message().contains("digest"), "{e}");
+        let e = imp(&[b'x'; 4096], &[], None);
+        assert!(e.message().contains("not a tar"), "{e}");
+        assert_eq!(images.count(), 0);
+        assert!(images.blobs().list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn parses_changes_as_docker_does() {
+        let p = |c: &[&str]| parse_changes(&changes(c));
+        let c = p(&["CMD echo hi", "ENTRYPOINT [\"/bin/tini\", \"--\"]"]).unwrap();
+        assert_eq!(
+            c.cmd,
+            Some(vec!["/bin/sh".into(), "-c".into(), "echo hi".into()])
+        );
+        assert_eq!(c.entrypoint, Some(vec!["/bin/tini".into(), "--".into()]));
+        // An ENTRYPOINT without a CMD among the changes leaves no CMD.
+        let c = p(&["entrypoint /app --flag"]).unwrap();
+        assert_eq!(
+            c.entrypoint,
+            Some(vec!["/bin/sh".into(), "-c".into(), "/app --flag".into()])
+        );
+        assert_eq!(c.cmd, None);
+        // Not JSON: shell form.
+        let c = p(&["CMD [not json"]).unwrap();
+        assert_eq!(c.cmd.unwrap()[2], "[not json");
+
+        let c = p(&[
+            "ENV A=1 B=\"two words\" C='single $x' D=back\\ slash",
+            "ENV A=override",
+            "ENV LEGACY some value here",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.env,
+            vec![
+                "A=override",
+                "B=two words",
+                "C=single $x",
+                "D=back slash",
+                "LEGACY=some value here"
+            ]
+        );
+        let c = p(&["LABEL a=b \"c d\"=e", "LABEL version 1.0"]).unwrap();
+        assert_eq!(c.labels.get("a").unwrap(), "b");
+        assert_eq!(c.labels.get("c d").unwrap(), "e");
+        assert_eq!(c.labels.get("version").unwrap(), "1.0");
+
+        let c = p(&["WORKDIR /a", "WORKDIR b/../c", "WORKDIR ./d"]).unwrap();
+        assert_eq!(c.working_dir.as_deref(), Some("/a/c/d"));
+        let c = p(&["EXPOSE 8000-8002/udp 443"]).unwrap();
+        assert_eq!(
+            c.exposed_ports
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            ["443/tcp", "8000/udp", "8001/udp", "8002/udp"]
+        );
+        let c = p(&["VOLUME [\"/data\", \"/logs\"]", "VOLUME /cache"]).unwrap();
+        assert_eq!(c.volumes.len(), 3);
+        for s in ["SIGTERM", "TERM", "9", "SIGRTMIN+3", "sigusr1"] {
+            assert!(p(&[&format!("STOPSIGNAL {s}")]).is_ok(), "{s}");
+        }
+        let c = p(&["USER 1000:1000", "# a comment", "", "CMD a \\\n  b"]).unwrap();
+        assert_eq!(c.user.as_deref(), Some("1000:1000"));
+        assert_eq!(c.cmd.unwrap()[2], "a    b");
+        let json = p(&["CMD [\"x\"]", "USER u"]).unwrap().to_json();
+        assert_eq!(json, serde_json::json!({"Cmd": ["x"], "User": "u"}));
+
+        for (bad, want) in [
+            ("FROM scratch", "FROM is not a valid change command"),
+            ("RUN true", "RUN is not a valid change command"),
+            ("COPY a b", "not a valid change command"),
+            ("HEALTHCHECK NONE", "not a valid change command"),
+            ("CMD", "CMD needs a command"),
+            ("ENV", "KEY=value"),
+            ("ENV =x", "empty key"),
+            ("ENV A=\"unterminated", "unterminated"),
+            ("EXPOSE 0", "not a port"),
+            ("EXPOSE 80/icmp", "protocol"),
+            ("EXPOSE 90-80", "range"),
+            ("STOPSIGNAL SIGNOPE", "not a signal"),
+            ("STOPSIGNAL 99", "not a signal"),
+            ("USER", "USER needs"),
+            ("WORKDIR", "WORKDIR needs"),
+        ] {
+            let e = p(&[bad]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.message().contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn parses_platforms() {
+        let (host, _) = host_arch();
+        assert_eq!(parse_platform(None).unwrap().1, host);
+        assert_eq!(parse_platform(Some("linux")).unwrap().1, host);
+        assert_eq!(
+            parse_platform(Some("linux/x86_64")).unwrap(),
+            ("linux".into(), "amd64".into(), None)
+        );
+        assert_eq!(
+            parse_platform(Some("arm64")).unwrap(),
+            ("linux".into(), "arm64".into(), None)
+        );
+        assert_eq!(
+            parse_platform(Some("Linux/ARM/v6")).unwrap(),
+            ("linux".into(), "arm".into(), Some("v6".into()))
+        );
+        assert!(parse_platform(Some("windows/amd64")).is_err());
+        assert!(parse_platform(Some("linux/a/b/c")).is_err());
+        assert!(parse_platform(Some("linux/../x")).is_err());
+    }
 }

@@ -22,7 +22,8 @@
 //! Safety of extraction is `unpack.rs`'s business; this module must not
 //! know about containers (callers say which layers are in use).
 
-use super::manifest::{Compression, Descriptor, media};
+use super::config::ImageConfigFile;
+use super::manifest::{Compression, Descriptor, Manifest, media};
 use super::unpack::{UnpackStats, unpack_layer};
 use crate::error::{Error, Result, ResultExt};
 use crate::store::BlobStore;
@@ -292,6 +293,43 @@ impl LayerStore {
             .collect()
     }
 
+    /// Everything a native container of this image needs from the store:
+    /// unpacks each layer once, checks it against the config's `diff_ids`
+    /// (a config that lies about its layers is refused), and returns the
+    /// lower directories for [`mount_rootfs`], top layer first.
+    pub fn prepare(
+        &self,
+        blobs: &BlobStore,
+        manifest: &Manifest,
+        config: &ImageConfigFile,
+    ) -> Result<Vec<PathBuf>> {
+        let diff_ids = config
+            .rootfs
+            .as_ref()
+            .map(|r| r.diff_ids.as_slice())
+            .unwrap_or_default();
+        if !diff_ids.is_empty() && diff_ids.len() != manifest.layers.len() {
+            return Err(Error::invalid(format!(
+                "the image config lists {} diff_ids for {} layers",
+                diff_ids.len(),
+                manifest.layers.len()
+            )));
+        }
+        for (i, layer) in manifest.layers.iter().enumerate() {
+            self.ensure(blobs, layer)?;
+            if let Some(want) = diff_ids.get(i) {
+                let got = self.diff_id(&layer.digest)?;
+                if got.to_string() != *want {
+                    return Err(Error::invalid(format!(
+                        "layer {} unpacks to diff_id {got}, but the image config says {want}",
+                        layer.digest
+                    )));
+                }
+            }
+        }
+        self.lowers(&manifest.layers)
+    }
+
     fn lock(&self, digest: &Digest) -> Arc<Mutex<()>> {
         self.locks
             .lock()
@@ -434,14 +472,33 @@ fn mount_rootfs_inner(
             (o, fds)
         }
     };
-    nix::mount::mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(options.as_str()),
-    )
-    .map_err(|e| {
+    // `volatile`: the upper directory is never synced. Unmounting an
+    // overlay otherwise syncs the whole filesystem under it (every dirty
+    // page of the host's disk), which takes hundreds of milliseconds on a
+    // busy host and sits on every container's exit path. A container's
+    // writable layer does not survive a host crash consistently this way;
+    // after one, the next mount clears the marker overlayfs leaves and the
+    // container runs on what was written.
+    let volatile = format!("{options},volatile");
+    let mount = |opts: &str| {
+        nix::mount::mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts),
+        )
+    };
+    let result = match mount(&volatile) {
+        Err(_) if work.join("work/incompat/volatile").exists() => {
+            let _ = fs::remove_dir_all(work.join("work/incompat/volatile"));
+            mount(&volatile)
+        }
+        Ok(()) => Ok(()),
+        // A kernel without `volatile` (before 5.10), or options too long.
+        Err(_) => mount(&options),
+    };
+    result.map_err(|e| {
         Error::internal(format!(
             "mounting the overlay rootfs at {} ({} layers): {e}",
             target.display(),
@@ -503,5 +560,419 @@ pub fn unmount(target: &Path) -> Result<()> {
             "unmounting {}: {e}",
             target.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::unpack::testtar::Tar;
+    use std::io::Write;
+    use std::os::unix::fs::FileTypeExt;
+    use std::time::Instant;
+
+    fn require_root() -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "this test needs root"
+        );
+        eprintln!("skipping: needs root");
+        false
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn store() -> (tempfile::TempDir, BlobStore, LayerStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let layers = LayerStore::open(dir.path()).unwrap();
+        (dir, blobs, layers)
+    }
+
+    fn put(blobs: &BlobStore, media_type: &str, data: &[u8]) -> Descriptor {
+        let d = blobs.put(data, None).unwrap();
+        Descriptor::new(media_type, d, data.len() as u64)
+    }
+
+    fn sample_tar() -> Vec<u8> {
+        let mut t = Tar::new();
+        t.dir("etc/", 0o755)
+            .file("etc/hostname", b"berth\n", 0o644)
+            .symlink("bin", "usr/bin");
+        t.bytes()
+    }
+
+    /// Only `tmp` (empty) and `empty` besides the layers themselves.
+    fn assert_no_debris(layers: &LayerStore) {
+        assert_eq!(
+            fs::read_dir(&layers.tmp).unwrap().count(),
+            0,
+            "tmp is empty"
+        );
+        assert_eq!(fs::read_dir(&layers.empty).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn ensure_unpacks_each_compression_and_records_the_diff_id() {
+        if !require_root() {
+            return;
+        }
+        let (_d, blobs, layers) = store();
+        let tar = sample_tar();
+        let diff_id = Digest::of(&tar);
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        for (mt, data) in [
+            (media::OCI_LAYER, tar.clone()),
+            (media::DOCKER_LAYER_GZIP, gzip(&tar)),
+            (media::OCI_LAYER_ZSTD, zst),
+        ] {
+            let desc = put(&blobs, mt, &data);
+            let path = layers.ensure(&blobs, &desc).unwrap();
+            assert_eq!(path, layers.path(&desc.digest));
+            assert!(layers.contains(&desc.digest));
+            assert_eq!(fs::read(path.join("etc/hostname")).unwrap(), b"berth\n");
+            assert_eq!(layers.diff_id(&desc.digest).unwrap(), diff_id, "{mt}");
+            // Again: nothing to do.
+            let before = layers.unpacks.load(std::sync::atomic::Ordering::SeqCst);
+            layers.ensure(&blobs, &desc).unwrap();
+            assert_eq!(
+                layers.unpacks.load(std::sync::atomic::Ordering::SeqCst),
+                before
+            );
+        }
+        assert_eq!(layers.list().unwrap().len(), 3);
+        assert_no_debris(&layers);
+    }
+
+    #[test]
+    fn concurrent_ensure_unpacks_once() {
+        if !require_root() {
+            return;
+        }
+        let (_d, blobs, layers) = store();
+        let mut t = Tar::new();
+        for i in 0..200 {
+            t.file(&format!("d{}/f{i}", i % 10), &[i as u8; 1000], 0o644);
+        }
+        let desc = put(&blobs, media::OCI_LAYER_GZIP, &gzip(&t.bytes()));
+        let paths: Vec<PathBuf> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| layers.ensure(&blobs, &desc).unwrap()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(paths.iter().all(|p| *p == paths[0]));
+        assert_eq!(layers.unpacks.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(layers.locks.lock().unwrap().is_empty(), "locks released");
+        assert_no_debris(&layers);
+    }
+
+    #[test]
+    fn a_refused_layer_leaves_nothing_behind() {
+        if !require_root() {
+            return;
+        }
+        let (_d, blobs, layers) = store();
+        let mut t = Tar::new();
+        t.file("fine", b"x", 0o644).file("../../x", b"pwned", 0o644);
+        let desc = put(&blobs, media::OCI_LAYER, &t.bytes());
+        let err = layers.ensure(&blobs, &desc).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidArgument);
+        assert!(err.message().contains(&desc.digest.to_string()), "{err}");
+        assert!(err.message().contains("\"../../x\""), "{err}");
+        assert!(!layers.contains(&desc.digest));
+        assert!(layers.list().unwrap().is_empty());
+        assert_no_debris(&layers);
+
+        // Corrupt gzip: refused the same way.
+        let mut gz = gzip(&sample_tar());
+        let n = gz.len();
+        gz.truncate(n / 2);
+        let desc = put(&blobs, media::OCI_LAYER_GZIP, &gz);
+        let err = layers.ensure(&blobs, &desc).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            crate::error::ErrorKind::InvalidArgument,
+            "{err}"
+        );
+        assert_no_debris(&layers);
+    }
+
+    #[test]
+    fn prepare_checks_diff_ids_and_orders_lowers() {
+        if !require_root() {
+            return;
+        }
+        let (_d, blobs, layers) = store();
+        let base_tar = sample_tar();
+        let mut t = Tar::new();
+        t.file("top", b"t", 0o644);
+        let top_tar = t.bytes();
+        let base = put(&blobs, media::OCI_LAYER_GZIP, &gzip(&base_tar));
+        let top = put(&blobs, media::OCI_LAYER, &top_tar);
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(media::OCI_CONFIG, Digest::of(b"c"), 1),
+            layers: vec![base.clone(), top.clone()],
+            annotations: Default::default(),
+            subject: None,
+        };
+        let config = |ids: Vec<String>| ImageConfigFile {
+            os: "linux".into(),
+            rootfs: Some(crate::image::config::RootFs {
+                kind: "layers".into(),
+                diff_ids: ids,
+            }),
+            ..Default::default()
+        };
+        let good = config(vec![
+            Digest::of(&base_tar).to_string(),
+            Digest::of(&top_tar).to_string(),
+        ]);
+        let lowers = layers.prepare(&blobs, &manifest, &good).unwrap();
+        assert_eq!(
+            lowers,
+            vec![layers.path(&top.digest), layers.path(&base.digest)]
+        );
+
+        let swapped = config(vec![
+            Digest::of(&top_tar).to_string(),
+            Digest::of(&base_tar).to_string(),
+        ]);
+        let e = layers.prepare(&blobs, &manifest, &swapped).unwrap_err();
+        assert!(e.message().contains("diff_id"), "{e}");
+        let short = config(vec![Digest::of(&base_tar).to_string()]);
+        assert!(layers.prepare(&blobs, &manifest, &short).is_err());
+        // No rootfs section: nothing to check against.
+        assert!(
+            layers
+                .prepare(&blobs, &manifest, &ImageConfigFile::default())
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn refuses_media_types_that_are_not_tar_layers() {
+        let (_d, blobs, layers) = store();
+        let desc = put(&blobs, media::WASM_LAYER, b"\0asm\x01\0\0\0");
+        let err = layers.ensure(&blobs, &desc).unwrap_err();
+        assert!(err.message().contains("application/wasm"), "{err}");
+        assert!(layers.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn remove_list_and_sweep() {
+        if !require_root() {
+            return;
+        }
+        let (d, blobs, layers) = store();
+        let a = put(&blobs, media::OCI_LAYER, &sample_tar());
+        let mut t = Tar::new();
+        t.file("other", b"y", 0o644);
+        let b = put(&blobs, media::OCI_LAYER, &t.bytes());
+        layers.ensure(&blobs, &a).unwrap();
+        layers.ensure(&blobs, &b).unwrap();
+        let mut want = vec![a.digest.clone(), b.digest.clone()];
+        want.sort();
+        assert_eq!(layers.list().unwrap(), want);
+        let keep = HashSet::from([a.digest.clone()]);
+        assert_eq!(layers.remove_unused(&keep).unwrap(), 1);
+        assert_eq!(layers.list().unwrap(), vec![a.digest.clone()]);
+        assert!(layers.remove(&a.digest).unwrap());
+        assert!(!layers.remove(&a.digest).unwrap());
+        assert!(layers.list().unwrap().is_empty());
+        assert_no_debris(&layers);
+
+        // Debris of a crash goes at open.
+        fs::create_dir_all(layers.tmp.join("x/diff/deep")).unwrap();
+        fs::write(layers.empty.join("junk"), b"").unwrap();
+        drop(layers);
+        let layers = LayerStore::open(d.path()).unwrap();
+        assert_no_debris(&layers);
+    }
+
+    /// A rootfs of two layers: the upper one whites out a file of the lower
+    /// and makes a directory opaque.
+    #[test]
+    fn overlay_of_two_layers_applies_whiteouts() {
+        if !require_root() {
+            return;
+        }
+        let (d, blobs, layers) = store();
+        let mut t = Tar::new();
+        t.file("a", b"a", 0o644)
+            .file("b", b"b", 0o644)
+            .dir("dir/", 0o755)
+            .file("dir/x", b"x", 0o644)
+            .file("dir/y", b"y", 0o644)
+            .dir("keep/", 0o755)
+            .file("keep/k", b"k", 0o644);
+        let base = put(&blobs, media::OCI_LAYER, &t.bytes());
+        let mut t = Tar::new();
+        t.file(".wh.a", b"", 0o644)
+            .dir("dir/", 0o755)
+            .file("dir/.wh..wh..opq", b"", 0o644)
+            .file("dir/z", b"z", 0o644)
+            .file("keep/.wh.k", b"", 0o644)
+            .file("keep/new", b"n", 0o644);
+        let top = put(&blobs, media::OCI_LAYER_GZIP, &gzip(&t.bytes()));
+        for l in [&base, &top] {
+            layers.ensure(&blobs, l).unwrap();
+        }
+        let lowers = layers.lowers(&[base.clone(), top.clone()]).unwrap();
+        assert_eq!(
+            lowers,
+            vec![layers.path(&top.digest), layers.path(&base.digest)]
+        );
+
+        for force_fds in [false, true] {
+            let c = d.path().join(format!("c-{force_fds}"));
+            let (upper, work, target) = (c.join("upper"), c.join("work"), c.join("rootfs"));
+            for p in [&upper, &work, &target] {
+                fs::create_dir_all(p).unwrap();
+            }
+            mount_rootfs_inner(&lowers, &upper, &work, &target, force_fds).unwrap();
+            let names = |p: &Path| {
+                let mut v: Vec<String> = fs::read_dir(p)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+                v.sort();
+                v
+            };
+            let result = std::panic::catch_unwind(|| {
+                assert_eq!(names(&target), ["b", "dir", "keep"]);
+                assert_eq!(names(&target.join("dir")), ["z"]);
+                assert_eq!(names(&target.join("keep")), ["new"]);
+                // Writes go to the upper only.
+                fs::write(target.join("b"), b"changed").unwrap();
+                fs::remove_file(target.join("dir/z")).unwrap();
+            });
+            unmount(&target).unwrap();
+            result.unwrap();
+            assert_eq!(fs::read(upper.join("b")).unwrap(), b"changed");
+            assert!(
+                fs::symlink_metadata(upper.join("dir/z"))
+                    .unwrap()
+                    .file_type()
+                    .is_char_device()
+            );
+            assert_eq!(fs::read(layers.path(&base.digest).join("b")).unwrap(), b"b");
+            assert_eq!(
+                fs::read(layers.path(&top.digest).join("dir/z")).unwrap(),
+                b"z"
+            );
+            assert!(names(&target).is_empty(), "unmounted");
+            // Unmounting again is fine.
+            unmount(&target).unwrap();
+            unmount(&c.join("missing")).unwrap();
+        }
+    }
+
+    #[test]
+    fn zero_layers_mount_the_empty_lower() {
+        if !require_root() {
+            return;
+        }
+        let (d, _blobs, layers) = store();
+        let lowers = layers.lowers(&[]).unwrap();
+        assert_eq!(lowers, vec![layers.empty_dir().to_path_buf()]);
+        let (upper, work, target) = (d.path().join("u"), d.path().join("w"), d.path().join("t"));
+        for p in [&upper, &work, &target] {
+            fs::create_dir_all(p).unwrap();
+        }
+        mount_rootfs(&lowers, &upper, &work, &target).unwrap();
+        fs::write(target.join("new"), b"n").unwrap();
+        unmount(&target).unwrap();
+        assert!(upper.join("new").exists());
+        assert_eq!(fs::read_dir(layers.empty_dir()).unwrap().count(), 0);
+        assert!(mount_rootfs(&[], &upper, &work, &target).is_err());
+    }
+
+    /// More layers under a long root than absolute paths can name in one
+    /// page: the `/proc/self/fd` form takes over.
+    #[test]
+    fn many_layers_under_a_long_root_still_mount() {
+        if !require_root() {
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let root = base
+            .path()
+            .join("a-rather-long-directory-name-for-the-berth-root".repeat(2));
+        let blobs = BlobStore::open(&root).unwrap();
+        let layers = LayerStore::open(&root).unwrap();
+        let mut descs = Vec::new();
+        for i in 0..120 {
+            let mut t = Tar::new();
+            t.file(&format!("f{i:03}"), format!("{i}").as_bytes(), 0o644)
+                .file("top", format!("{i}").as_bytes(), 0o644);
+            let desc = put(&blobs, media::OCI_LAYER, &t.bytes());
+            layers.ensure(&blobs, &desc).unwrap();
+            descs.push(desc);
+        }
+        let lowers = layers.lowers(&descs).unwrap();
+        let plain = overlay_options(lowers.iter().map(|p| p.as_path()), &root, &root).unwrap();
+        assert!(
+            plain.len() > page_size(),
+            "the test needs options longer than a page"
+        );
+        let (upper, work, target) = (root.join("u"), root.join("w"), root.join("t"));
+        for p in [&upper, &work, &target] {
+            fs::create_dir_all(p).unwrap();
+        }
+        mount_rootfs(&lowers, &upper, &work, &target).unwrap();
+        let seen = fs::read_dir(&target).map(|d| d.count());
+        let top = fs::read(target.join("top"));
+        unmount(&target).unwrap();
+        assert_eq!(seen.unwrap(), 121);
+        assert_eq!(top.unwrap(), b"119", "the last layer is on top");
+    }
+
+    /// Not a test of speed (never asserted): prints what a one-layer
+    /// overlay mount and unmount cost here, as on every container start.
+    #[test]
+    fn mount_and_unmount_cost() {
+        if !require_root() {
+            return;
+        }
+        let (d, blobs, layers) = store();
+        let desc = put(&blobs, media::OCI_LAYER, &sample_tar());
+        layers.ensure(&blobs, &desc).unwrap();
+        let lowers = layers.lowers(std::slice::from_ref(&desc)).unwrap();
+        let n = 50;
+        let mut mount_ns = Vec::new();
+        let mut umount_ns = Vec::new();
+        for i in 0..n {
+            let c = d.path().join(format!("c{i}"));
+            let (upper, work, target) = (c.join("upper"), c.join("work"), c.join("rootfs"));
+            for p in [&upper, &work, &target] {
+                fs::create_dir_all(p).unwrap();
+            }
+            let t = Instant::now();
+            mount_rootfs(&lowers, &upper, &work, &target).unwrap();
+            mount_ns.push(t.elapsed().as_nanos());
+            let t = Instant::now();
+            unmount(&target).unwrap();
+            umount_ns.push(t.elapsed().as_nanos());
+        }
+        mount_ns.sort();
+        umount_ns.sort();
+        eprintln!(
+            "overlay, 1 layer: mount median {:.1} µs (p90 {:.1}), unmount median {:.1} µs (p90 {:.1}), {n} runs",
+            mount_ns[n / 2] as f64 / 1e3,
+            mount_ns[n * 9 / 10] as f64 / 1e3,
+            umount_ns[n / 2] as f64 / 1e3,
+            umount_ns[n * 9 / 10] as f64 / 1e3,
+        );
     }
 }

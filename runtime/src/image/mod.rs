@@ -69,6 +69,8 @@ struct State {
 pub struct Images {
     blobs: Arc<BlobStore>,
     db: Arc<Db>,
+    /// Where native images' layers are unpacked when they are stored.
+    layers: Option<Arc<layers::LayerStore>>,
     state: RwLock<State>,
 }
 
@@ -104,8 +106,21 @@ impl Images {
         Ok(Images {
             blobs,
             db,
+            layers: None,
             state: RwLock::new(state),
         })
+    }
+
+    /// Unpack native images' layers into `store` as they are stored, so
+    /// that a container starts without unpacking and a hostile layer is
+    /// refused before the image exists.
+    pub fn with_layer_store(mut self, store: Arc<layers::LayerStore>) -> Images {
+        self.layers = Some(store);
+        self
+    }
+
+    pub fn layer_store(&self) -> Option<&Arc<layers::LayerStore>> {
+        self.layers.as_ref()
     }
 
     pub fn blobs(&self) -> &Arc<BlobStore> {
@@ -147,6 +162,15 @@ impl Images {
             size += have;
         }
         let kind = kind::select(&manifest, &config);
+        if kind == ImageKind::Native
+            && let Some(store) = &self.layers
+        {
+            for layer in &manifest.layers {
+                store
+                    .ensure(&self.blobs, layer)
+                    .map_err(|e| e.context(format!("layer {}", layer.digest)))?;
+            }
+        }
         let now = util::now_rfc3339();
         let id = manifest.config.digest.clone();
         let tags: Vec<Reference> = tags.iter().map(|t| t.clone().with_default_tag()).collect();
@@ -163,7 +187,8 @@ impl Images {
             Some(old) => {
                 let mut r = old.clone();
                 // A newer manifest for the same config (say, another
-                // compression) replaces the old one.
+                // compression) replaces the old one, and decides the kind.
+                r.kind = kind.clone();
                 r.manifest = Descriptor::new(
                     manifest.effective_media_type(),
                     manifest_digest.clone(),

@@ -57,6 +57,9 @@ pub struct UnpackStats {
 /// The overlayfs xattr that makes a directory opaque.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
+/// Longest entry path accepted (`PATH_MAX`); it also bounds the depth of a
+/// layer's tree, and so the descriptors that removing it takes.
+const MAX_PATH: usize = 4096;
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
 
@@ -163,6 +166,12 @@ fn clean(raw: &[u8]) -> Res<Vec<Vec<u8>>> {
     }
     if raw.contains(&0) {
         return Err(Fail::Bad("has a NUL byte in its path".into()));
+    }
+    if raw.len() >= MAX_PATH {
+        return Err(Fail::Bad(format!(
+            "has a path of {} bytes; the limit is {MAX_PATH}",
+            raw.len()
+        )));
     }
     let mut out: Vec<Vec<u8>> = Vec::new();
     for c in raw.split(|b| *b == b'/') {
@@ -499,7 +508,7 @@ impl Unpacker {
         .map_err(Fail::io("chown"))?;
         fchmod(fd.as_fd(), Mode::from_bits_truncate(meta.mode)).map_err(Fail::io("chmod"))?;
         for (k, v) in &meta.xattrs {
-            set_xattr_fd(fd.as_fd(), k, v).map_err(|e| xattr_fail(k, e))?;
+            xattr_result(k, set_xattr_fd(fd.as_fd(), k, v))?;
         }
         if times {
             futimens(fd.as_fd(), &meta.mtime, &meta.mtime).map_err(Fail::io("setting times"))?;
@@ -530,7 +539,7 @@ impl Unpacker {
             .map_err(Fail::io("chmod"))?;
         }
         for (k, v) in &meta.xattrs {
-            set_xattr_nofollow_at(dir, name, k, v).map_err(|e| xattr_fail(k, e))?;
+            xattr_result(k, set_xattr_nofollow_at(dir, name, k, v))?;
         }
         utimensat(
             dir,
@@ -687,8 +696,18 @@ impl Unpacker {
     }
 }
 
-fn xattr_fail(key: &str, e: io::Error) -> Fail {
-    Fail::Bad(format!("could not set the xattr {key}: {e}"))
+/// As Docker: a filesystem that does not support an xattr, or refuses it
+/// (`EPERM`, say `security.selinux` under some LSMs), costs the xattr and a
+/// warning, not the layer.
+fn xattr_result(key: &str, r: io::Result<()>) -> Res<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EPERM)) => {
+            tracing::warn!(xattr = key, error = %e, "ignoring an xattr the filesystem refuses");
+            Ok(())
+        }
+        Err(e) => Err(Fail::Bad(format!("could not set the xattr {key}: {e}"))),
+    }
 }
 
 fn pax_int(v: &[u8]) -> Option<u64> {
@@ -1476,6 +1495,8 @@ mod tests {
         assert_eq!(c("a/../.."), None);
         assert_eq!(c("/a"), None);
         assert_eq!(c(".."), None);
+        assert_eq!(c(&"a/".repeat(2048)), None, "too long");
+        assert!(c(&"a/".repeat(2000)).is_some());
     }
 
     #[test]

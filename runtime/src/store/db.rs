@@ -23,6 +23,9 @@ pub const TAGS: Table = TableDefinition::new("tags");
 pub const CONTAINERS: Table = TableDefinition::new("containers");
 pub const META: Table = TableDefinition::new("meta");
 
+/// Records that decoded, keyed, and keys of records that did not, with why.
+pub type Loaded<T> = (Vec<(String, T)>, Vec<(String, String)>);
+
 pub struct Db {
     db: redb::Database,
 }
@@ -103,10 +106,7 @@ impl Db {
 
     /// Every record of a table. A record that no longer decodes is reported
     /// in the second list rather than failing the whole load.
-    pub fn load_all<T: DeserializeOwned>(
-        &self,
-        table: Table,
-    ) -> Result<(Vec<(String, T)>, Vec<(String, String)>)> {
+    pub fn load_all<T: DeserializeOwned>(&self, table: Table) -> Result<Loaded<T>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(table)?;
         let mut good = Vec::new();
@@ -162,7 +162,11 @@ mod tests {
             Err(_) => tempfile::tempdir().unwrap(),
         };
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "store::db::tests::flushed_commits_survive_a_crash", "--nocapture"])
+            .args([
+                "--exact",
+                "store::db::tests::flushed_commits_survive_a_crash",
+                "--nocapture",
+            ])
             .env(CHILD, dir.path())
             .status()
             .unwrap();

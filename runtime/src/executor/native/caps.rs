@@ -75,7 +75,10 @@ const ALL: &str = "ALL";
 pub fn docker_default() -> Vec<Capability> {
     DOCKER_DEFAULT
         .iter()
-        .map(|name| name.parse().expect("DOCKER_DEFAULT names are known capabilities"))
+        .map(|name| {
+            name.parse()
+                .expect("DOCKER_DEFAULT names are known capabilities")
+        })
         .collect()
 }
 
@@ -148,7 +151,11 @@ fn normalize(names: &[String], supported: &[Capability]) -> Result<Vec<Name>> {
 /// `InvalidArgument` error `unknown capability: "CAP_FOO"` (drops are
 /// checked before adds, as in moby). The result has no duplicates; its order
 /// is moby's (defaults order, then adds; numeric order for `ALL`).
-pub fn resolve(cap_add: &[String], cap_drop: &[String], privileged: bool) -> Result<Vec<Capability>> {
+pub fn resolve(
+    cap_add: &[String],
+    cap_drop: &[String],
+    privileged: bool,
+) -> Result<Vec<Capability>> {
     let supported = all_supported();
     if privileged {
         return Ok(supported);
@@ -320,7 +327,15 @@ fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
 
 fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: these prctl options take integer arguments only.
-    let rc = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    let rc = unsafe {
+        libc::prctl(
+            option,
+            arg2,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -354,12 +369,21 @@ pub fn apply(sets: &CapSets) -> io::Result<()> {
         }
     }
 
-    capset(mask(&sets.effective), mask(&sets.permitted), mask(&sets.inheritable))?;
+    capset(
+        mask(&sets.effective),
+        mask(&sets.permitted),
+        mask(&sets.inheritable),
+    )?;
 
-    match prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong) {
+    match prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+    ) {
         Ok(_) => {}
         // A kernel before 4.3 has no ambient set; fine while none is asked.
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && sets.ambient.is_empty() => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && sets.ambient.is_empty() => {
+            return Ok(());
+        }
         Err(e) => return Err(e),
     }
     for cap in &sets.ambient {
@@ -449,7 +473,9 @@ mod tests {
     fn add_of_a_dropped_capability_keeps_it_as_moby_does() {
         // Drops apply to the defaults, adds are appended afterwards.
         assert!(resolved(&["CHOWN"], &["CHOWN"]).contains(&Capability::CAP_CHOWN.index()));
-        assert!(resolved(&["NET_ADMIN"], &["NET_ADMIN"]).contains(&Capability::CAP_NET_ADMIN.index()));
+        assert!(
+            resolved(&["NET_ADMIN"], &["NET_ADMIN"]).contains(&Capability::CAP_NET_ADMIN.index())
+        );
         // An add that is already a default does not duplicate it.
         let caps = resolve(&strings(&["chown"]), &[], false).unwrap();
         assert_eq!(caps.len(), 14);
@@ -497,15 +523,35 @@ mod tests {
     fn sets_from_an_oci_spec() {
         use oci_spec::runtime::{Capability as Oci, LinuxCapabilitiesBuilder};
         let oci = LinuxCapabilitiesBuilder::default()
-            .bounding([Oci::Chown, Oci::SysAdmin].into_iter().collect::<oci_spec::runtime::Capabilities>())
-            .effective([Oci::Chown].into_iter().collect::<oci_spec::runtime::Capabilities>())
+            .bounding(
+                [Oci::Chown, Oci::SysAdmin]
+                    .into_iter()
+                    .collect::<oci_spec::runtime::Capabilities>(),
+            )
+            .effective(
+                [Oci::Chown]
+                    .into_iter()
+                    .collect::<oci_spec::runtime::Capabilities>(),
+            )
+            .inheritable(oci_spec::runtime::Capabilities::new())
             .build()
             .unwrap();
         let sets = CapSets::from_oci(&oci).unwrap();
-        assert_eq!(sets.bounding, vec![Capability::CAP_CHOWN, Capability::CAP_SYS_ADMIN]);
+        assert_eq!(
+            sets.bounding,
+            vec![Capability::CAP_CHOWN, Capability::CAP_SYS_ADMIN]
+        );
         assert_eq!(sets.effective, vec![Capability::CAP_CHOWN]);
-        assert!(sets.permitted.is_empty());
-        assert!(sets.ambient.is_empty());
+        assert!(sets.inheritable.is_empty());
+        // Sets the builder was not given keep oci-spec's defaults.
+        assert_eq!(
+            sets.permitted,
+            vec![
+                Capability::CAP_KILL,
+                Capability::CAP_NET_BIND_SERVICE,
+                Capability::CAP_AUDIT_WRITE
+            ]
+        );
     }
 
     // ---- real behaviour, in a child process ------------------------------
@@ -529,7 +575,9 @@ mod tests {
         }
         let name = format!(
             "{}::{test}",
-            module_path!().split_once("::").map_or(module_path!(), |(_, rest)| rest)
+            module_path!()
+                .split_once("::")
+                .map_or(module_path!(), |(_, rest)| rest)
         );
         let out = Command::new(std::env::current_exe().unwrap())
             .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
@@ -562,6 +610,8 @@ mod tests {
 
     fn print_thread_status(prefix: &str) {
         let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        // libtest has printed "test name ... " without a newline.
+        println!();
         for line in status.lines().filter(|l| l.starts_with("Cap")) {
             println!("{prefix}{line}");
         }
@@ -595,7 +645,12 @@ mod tests {
             prctl(libc::PR_SET_KEEPCAPS, 1).unwrap();
             // SAFETY: integer arguments only.
             unsafe {
-                check(libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())).unwrap();
+                check(libc::syscall(
+                    libc::SYS_setgroups,
+                    0,
+                    std::ptr::null::<libc::gid_t>(),
+                ))
+                .unwrap();
                 check(libc::syscall(libc::SYS_setresgid, 1000, 1000, 1000)).unwrap();
                 check(libc::syscall(libc::SYS_setresuid, 1000, 1000, 1000)).unwrap();
             }
@@ -620,6 +675,10 @@ mod tests {
         assert_eq!(after["CapPrm"], 0, "{out}");
         assert_eq!(after["CapInh"], 0, "{out}");
         assert_eq!(after["CapBnd"], want, "{out}");
-        assert!(out.lines().any(|l| l.starts_with("Uid:") && l.contains("1000")), "{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("Uid:") && l.contains("1000")),
+            "{out}"
+        );
     }
 }

@@ -858,14 +858,17 @@ impl Cgroup {
     /// layout's unified mount) uses `cgroup.kill` (Linux 5.14+), which
     /// races no fork. Otherwise the cgroup is frozen while each process is
     /// signalled, and thawed after, unless it was paused already (a paused
-    /// container gets its signal when unpaused; SIGKILL always thaws, since
-    /// v1 frozen tasks cannot die).
+    /// container gets its signal when unpaused). SIGKILL always thaws a v1
+    /// freezer: tasks it holds cannot die, whoever sends the signal.
     pub fn kill_all(&self, sig: i32) -> Result<()> {
         if sig == libc::SIGKILL
             && let Some(d) = self.unified_dir()
             && d.join("cgroup.kill").exists()
             && write(&d, "cgroup.kill", 1).is_ok()
         {
+            if matches!(self.freezer(), Some(Place::V1(_))) && self.frozen() {
+                self.thaw()?;
+            }
             return Ok(());
         }
         let was_frozen = self.frozen();
@@ -1090,7 +1093,10 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    out.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    out.extend(
+        text.split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok()),
+    );
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_type()?.is_dir() {
@@ -1341,7 +1347,9 @@ fn unescape_mount(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
@@ -1409,10 +1417,7 @@ fn write_file(path: &Path, value: &str) -> io::Result<()> {
 }
 
 fn write_error(path: &Path, value: &str, e: &io::Error) -> Error {
-    Error::internal(format!(
-        "cannot write {value:?} to {}: {e}",
-        path.display()
-    ))
+    Error::internal(format!("cannot write {value:?} to {}: {e}", path.display()))
 }
 
 fn write(dir: &Path, file: &str, value: impl Display) -> Result<()> {
@@ -1744,7 +1749,10 @@ mod tests {
         let m = CgroupManager::from_mountinfo(HYBRID_MOUNTINFO).unwrap();
         assert!(m.clone().with_parent("..").is_err());
         assert!(m.clone().with_parent("a/../b").is_err());
-        assert_eq!(m.clone().with_parent("/ci/berth/").unwrap().parent(), "ci/berth");
+        assert_eq!(
+            m.clone().with_parent("/ci/berth/").unwrap().parent(),
+            "ci/berth"
+        );
         let r = Resources::default();
         for id in ["", ".", "..", "a/b", "a\0"] {
             assert!(m.create(id, &r).is_err(), "{id:?}");
@@ -1767,7 +1775,11 @@ mod tests {
     fn fake_v2() -> (tempfile::TempDir, CgroupManager) {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
-        put(root, "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n");
+        put(
+            root,
+            "cgroup.controllers",
+            "cpuset cpu io memory hugetlb pids rdma misc\n",
+        );
         put(root, "cgroup.subtree_control", "");
         put(root, "cpuset.cpus.effective", "0-3\n");
         let mountinfo = format!(
@@ -1829,8 +1841,15 @@ mod tests {
         assert_eq!(m.version(), 2);
         let want = "+cpuset +cpu +io +memory +pids";
         assert_eq!(get(tmp.path(), "cgroup.subtree_control"), want);
-        assert_eq!(get(&tmp.path().join("berth"), "cgroup.subtree_control"), want);
-        assert_eq!(get(&dir, "cgroup.subtree_control"), "", "the leaf's own stays off");
+        assert_eq!(
+            get(&tmp.path().join("berth"), "cgroup.subtree_control"),
+            want
+        );
+        assert_eq!(
+            get(&dir, "cgroup.subtree_control"),
+            "",
+            "the leaf's own stays off"
+        );
         assert_eq!(get(&dir, "memory.max"), "33554432");
         // Docker's default swap (twice the memory) is the memory again as
         // swap alone.
@@ -1928,8 +1947,16 @@ mod tests {
         );
         put(&dir, "memory.current", "1048576\n");
         put(&dir, "memory.peak", "2097152\n");
-        put(&dir, "memory.stat", "anon 4096\nfile 8192\ninactive_file 4096\n");
-        put(&dir, "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n");
+        put(
+            &dir,
+            "memory.stat",
+            "anon 4096\nfile 8192\ninactive_file 4096\n",
+        );
+        put(
+            &dir,
+            "memory.events",
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n",
+        );
         put(&dir, "pids.current", "3\n");
         put(&dir, "pids.max", "max\n");
         put(
@@ -1955,10 +1982,20 @@ mod tests {
         assert_eq!(s.memory.limit, Some(32 << 20));
         assert_eq!(s.memory.failcnt, Some(3));
         assert_eq!(s.memory.stats["inactive_file"], 4096);
-        assert_eq!(s.pids, PidsStats { current: 3, limit: None });
+        assert_eq!(
+            s.pids,
+            PidsStats {
+                current: 3,
+                limit: None
+            }
+        );
         assert_eq!(s.io.len(), 2);
         assert!(!cg.oom_killed());
-        put(&dir, "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
+        put(
+            &dir,
+            "memory.events",
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        );
         assert!(cg.oom_killed());
     }
 
@@ -2090,6 +2127,8 @@ mod tests {
 
     impl Drop for Fixture {
         fn drop(&mut self) {
+            // Thaw first: waiting on a frozen child would hang.
+            let _ = self.cg.thaw();
             for c in &mut self.children {
                 let _ = c.kill();
             }
@@ -2155,7 +2194,9 @@ mod tests {
             cpuset_cpus: Some("0".into()),
             ..Default::default()
         };
-        let Some(mut t) = Fixture::new(&r) else { return };
+        let Some(mut t) = Fixture::new(&r) else {
+            return;
+        };
         let cg = t.cg.clone();
         // create is idempotent
         assert_eq!(t.m.create("c1", &r).unwrap(), cg);
@@ -2333,7 +2374,10 @@ mod tests {
                 ..Default::default()
             })
             .unwrap_err();
-        assert!(e.message().contains("Requested CPUs are not available"), "{e}");
+        assert!(
+            e.message().contains("Requested CPUs are not available"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -2396,8 +2440,14 @@ mod tests {
         }
         t.cg.freeze().unwrap();
         t.cg.kill_all(libc::SIGKILL).unwrap();
-        assert_eq!(t.wait(a, Duration::from_secs(10)).signal(), Some(libc::SIGKILL));
-        assert_eq!(t.wait(b, Duration::from_secs(10)).signal(), Some(libc::SIGKILL));
+        assert_eq!(
+            t.wait(a, Duration::from_secs(10)).signal(),
+            Some(libc::SIGKILL)
+        );
+        assert_eq!(
+            t.wait(b, Duration::from_secs(10)).signal(),
+            Some(libc::SIGKILL)
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while !t.cg.pids().unwrap().is_empty() {
             assert!(Instant::now() < deadline, "{:?}", t.cg.pids());

@@ -19,8 +19,8 @@
 mod stdio;
 
 use super::{
-    Control, DefaultAction, ExecutorKind, ExitCallback, ExitStatus, Launch, Running, Stdio, WasiTarget,
-    WasmModule, default_action,
+    Control, DefaultAction, ExecutorKind, ExitCallback, ExitStatus, Launch, Running, Stdio,
+    WasiTarget, WasmModule, default_action,
 };
 use crate::error::{Error, Result, ResultExt};
 use crate::util::Digest;
@@ -299,7 +299,7 @@ impl WasmLoader {
             .join(format!("{}.cwasm", module.digest.hex()));
         match module.target {
             WasiTarget::Wasip1 => {
-                let m = match self.from_cache(&cached, |e, p| unsafe {
+                let m = match self.cached(&cached, |e, p| unsafe {
                     // SAFETY: the cache directory is written only by
                     // `compile` below, from modules berth compiled itself
                     // with this engine configuration.
@@ -327,7 +327,7 @@ impl WasmLoader {
                 Ok(Prepared::Module(pre))
             }
             WasiTarget::Wasip2 => {
-                let c = match self.from_cache(&cached, |e, p| unsafe {
+                let c = match self.cached(&cached, |e, p| unsafe {
                     // SAFETY: as above; only berth writes this cache.
                     Component::deserialize_file(e, p)
                 }) {
@@ -355,7 +355,7 @@ impl WasmLoader {
         std::fs::read(&module.path).ctx(format!("reading module {}", module.digest))
     }
 
-    fn from_cache<T>(
+    fn cached<T>(
         &self,
         path: &Path,
         load: impl FnOnce(&Engine, &Path) -> wasmtime::Result<T>,
@@ -431,7 +431,20 @@ impl super::Executor for WasmExecutor {
         })
     }
 
-    fn start(&self, launch: &Launch, stdio: Stdio, on_exit: ExitCallback) -> Result<Running> {
+    fn start<'a>(
+        &'a self,
+        launch: &'a Launch,
+        stdio: Stdio,
+        on_exit: ExitCallback,
+    ) -> BoxFuture<'a, Result<Running>> {
+        let started = self.start_now(launch, stdio, on_exit);
+        Box::pin(async move { started })
+    }
+}
+
+impl WasmExecutor {
+    /// Starting a Wasm guest needs no waiting: it is spawned at once.
+    fn start_now(&self, launch: &Launch, stdio: Stdio, on_exit: ExitCallback) -> Result<Running> {
         let module = launch
             .wasm
             .as_ref()
@@ -510,7 +523,10 @@ impl super::Executor for WasmExecutor {
                 Ok(sig) = kill_rx => ExitStatus { code: 128 + sig as i64, ..Default::default() },
             };
             if let Some(msg) = status.detail.as_ref().or(status.error.as_ref()) {
-                output.write(StreamKind::Stderr, format!("{}\n", msg.trim_end()).as_bytes());
+                output.write(
+                    StreamKind::Stderr,
+                    format!("{}\n", msg.trim_end()).as_bytes(),
+                );
             }
             running.fetch_sub(1, Ordering::Relaxed);
             on_exit(status).await;
@@ -614,6 +630,11 @@ struct WasmControl {
 }
 
 impl Control for WasmControl {
+    /// WASI has no terminal size: there is nothing to resize.
+    fn resize(&self, _rows: u16, _cols: u16) -> Result<()> {
+        Ok(())
+    }
+
     fn signal(&self, sig: i32) -> Result<()> {
         match default_action(sig) {
             DefaultAction::Ignore => Ok(()),

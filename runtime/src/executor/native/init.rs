@@ -1,0 +1,599 @@
+//! The container's first process: everything between `clone` and `execve`
+//! in berth's built-in OCI runtime.
+//!
+//! The shim prepares an [`InitConfig`] from the runtime spec, clones a child
+//! into new mount, uts, ipc, net and pid namespaces, places it in its
+//! cgroup, and lets it go. The child (this module) then builds the
+//! container's world — mounts, devices, masked paths, `pivot_root`,
+//! hostname, loopback — resolves its user inside the new root, drops to
+//! that user, applies capabilities, no-new-privileges and seccomp, and
+//! executes the command. Every failure is written to the error pipe and
+//! ends the child; a successful `execve` closes the pipe (it is
+//! close-on-exec), which is how the shim knows the command runs.
+//!
+//! Paths inside the container's root are resolved with `openat2` and
+//! `RESOLVE_IN_ROOT`, so a symlink in an image (`/proc -> /etc`) cannot make
+//! a mount land outside the container. This module must not touch berthd's
+//! state or anything of the host but the container's own mounts.
+
+use super::caps::{self, CapSets};
+use super::seccomp;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
+use nix::unistd::{Gid, Uid};
+use std::ffi::{CStr, CString};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// One mount to make inside the container's root.
+#[derive(Debug, Clone)]
+pub struct MountOp {
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub fstype: String,
+    pub source: String,
+    pub flags: MsFlags,
+    pub data: String,
+    /// A bind mount of a host file or directory (`source` is a host path).
+    pub bind: bool,
+}
+
+/// Which cgroup filesystem to show at `/sys/fs/cgroup`.
+#[derive(Debug, Clone)]
+pub enum CgroupMount {
+    V2,
+    /// cgroup v1 controllers (comma-joined option strings such as
+    /// `cpu,cpuacct` and their mount names).
+    V1(Vec<(String, String)>),
+    None,
+}
+
+/// Everything the child needs, computed in the shim before `clone` so that
+/// the child does little but system calls.
+#[derive(Debug, Clone)]
+pub struct InitConfig {
+    pub rootfs: PathBuf,
+    pub readonly_rootfs: bool,
+    pub hostname: String,
+    pub mounts: Vec<MountOp>,
+    pub cgroup_mount: CgroupMount,
+    pub masked: Vec<String>,
+    pub readonly: Vec<String>,
+    /// Host files bind-mounted over `/etc/hostname`, `/etc/hosts`,
+    /// `/etc/resolv.conf`.
+    pub etc_files: Vec<(PathBuf, &'static str)>,
+    /// The user as Docker takes it: `name`, `uid`, `name:group`, `uid:gid`.
+    pub user: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub caps: CapSets,
+    pub no_new_privileges: bool,
+    pub seccomp: Option<seccomp::Program>,
+    pub tty: bool,
+    pub new_cgroup_ns: bool,
+    /// Run a minimal init as PID 1 that reaps zombies and forwards signals
+    /// (`--init`).
+    pub init: bool,
+    pub privileged: bool,
+}
+
+/// What the child reports before ending: a message and the exit code to
+/// use (127 when the command is not found, 126 when it cannot run).
+struct Failure(i32, String);
+
+fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
+    move |e| Failure(1, format!("{what}: {e}"))
+}
+
+/// The child's entry point after `clone`. Never returns.
+///
+/// # Safety
+/// Must run in a freshly cloned child of a single-threaded process (the
+/// shim), which is the only way the shim calls it.
+pub unsafe fn child_main(
+    cfg: &InitConfig,
+    go: OwnedFd,
+    errors: OwnedFd,
+    stdio: [RawFd; 3],
+    console: Option<RawFd>,
+) -> ! {
+    let mut errors = std::fs::File::from(errors);
+    let code = match run(cfg, go, stdio, console) {
+        Ok(never) => match never {},
+        Err(Failure(code, msg)) => {
+            let _ = errors.write_all(msg.as_bytes());
+            code
+        }
+    };
+    // SAFETY: ending the child without running the parent's atexit handlers.
+    unsafe { libc::_exit(code) }
+}
+
+enum Never {}
+
+fn run(cfg: &InitConfig, go: OwnedFd, stdio: [RawFd; 3], console: Option<RawFd>) -> Result<Never, Failure> {
+    // Wait until the shim has put us in our cgroup.
+    let mut byte = [0u8; 1];
+    let mut go = std::fs::File::from(go);
+    match go.read(&mut byte) {
+        Ok(1) => {}
+        _ => return Err(Failure(1, "the shim went away before the container started".into())),
+    }
+    drop(go);
+    if cfg.new_cgroup_ns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(fail("creating the cgroup namespace"))?;
+    }
+    nix::unistd::setsid().map_err(fail("setsid"))?;
+    for (i, fd) in stdio.iter().enumerate() {
+        if *fd != i as RawFd {
+            // SAFETY: plain dup2 on descriptors the shim handed over.
+            if unsafe { libc::dup2(*fd, i as RawFd) } < 0 {
+                return Err(Failure(1, format!("setting up stdio: {}", std::io::Error::last_os_error())));
+            }
+        }
+    }
+    if cfg.tty {
+        // SAFETY: makes the pty slave on stdin our controlling terminal.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+            return Err(Failure(1, format!("setting the controlling terminal: {}", std::io::Error::last_os_error())));
+        }
+    }
+
+    setup_rootfs(cfg, console)?;
+    nix::unistd::sethostname(&cfg.hostname).map_err(fail("setting the hostname"))?;
+    loopback_up().map_err(fail("bringing up the loopback interface"))?;
+
+    let user = resolve_user(&cfg.user)?;
+    let mut env = cfg.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    if cfg.cwd != "/" {
+        // Docker creates a missing working directory.
+        mkdir_all_in("/", &cfg.cwd).map_err(fail(&format!("creating the working directory {}", cfg.cwd)))?;
+    }
+
+    // Switch user keeping the capabilities the container is granted.
+    if user.uid != 0 {
+        set_keepcaps(true).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
+    }
+    let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).map_err(fail("setgroups"))?;
+    let (gid, uid) = (Gid::from_raw(user.gid), Uid::from_raw(user.uid));
+    nix::unistd::setresgid(gid, gid, gid).map_err(fail("setgid"))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(fail("setuid"))?;
+    if user.uid != 0 {
+        set_keepcaps(false).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
+    }
+    if !cfg.no_new_privileges && let Some(prog) = &cfg.seccomp {
+        // Without no-new-privileges the filter needs CAP_SYS_ADMIN, which
+        // the capability step may drop: install it first, as runc does.
+        seccomp::install(prog).map_err(fail("installing the seccomp filter"))?;
+    }
+    caps::apply(&cfg.caps).map_err(fail("setting capabilities"))?;
+    if cfg.no_new_privileges {
+        seccomp::set_no_new_privs().map_err(fail("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        if let Some(prog) = &cfg.seccomp {
+            seccomp::install(prog).map_err(fail("installing the seccomp filter"))?;
+        }
+    }
+    nix::unistd::chdir(cfg.cwd.as_str()).map_err(|e| {
+        Failure(1, format!("chdir to cwd (\"{}\") set in config.json failed: {e}", cfg.cwd))
+    })?;
+
+    let (path, argv, envp) = prepare_exec(&cfg.args, &env)?;
+    // Whatever else is open (the error pipe included) closes at exec: the
+    // container gets its stdio and nothing of the shim's.
+    // SAFETY: close_range with the CLOEXEC flag only marks descriptors.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if cfg.init {
+        run_as_init(&path, &argv, &envp)
+    } else {
+        Err(exec(&path, &argv, &envp))
+    }
+}
+
+fn set_keepcaps(on: bool) -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens `path` inside the root `root` (an fd), symlinks resolved as if
+/// `root` were `/`.
+fn open_in(root: &OwnedFd, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    openat2(root.as_fd(), rel, how)
+}
+
+/// `mkdir -p` of `path` inside the root at `root_path`, every component
+/// resolved inside the root. Returns the directory, opened.
+fn mkdir_all_in(root_path: &str, path: &str) -> nix::Result<OwnedFd> {
+    let root = nix::fcntl::open(root_path, OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())?;
+    mkdir_all_at(&root, path)
+}
+
+fn mkdir_all_at(root: &OwnedFd, path: &str) -> nix::Result<OwnedFd> {
+    let mut cur = String::new();
+    let mut dir = open_in(root, "/", OFlag::O_DIRECTORY | OFlag::O_PATH)?;
+    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        cur.push('/');
+        cur.push_str(comp);
+        match open_in(root, &cur, OFlag::O_DIRECTORY | OFlag::O_PATH) {
+            Ok(d) => dir = d,
+            Err(nix::errno::Errno::ENOENT) => {
+                match nix::sys::stat::mkdirat(dir.as_fd(), comp, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+                dir = open_in(root, &cur, OFlag::O_DIRECTORY | OFlag::O_PATH)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(dir)
+}
+
+/// Creates (if missing) a file at `path` inside the root, for a bind mount
+/// of a file over it, and returns it opened `O_PATH`.
+fn touch_in(root: &OwnedFd, path: &str) -> nix::Result<OwnedFd> {
+    if let Ok(f) = open_in(root, path, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        return Ok(f);
+    }
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let dir = mkdir_all_at(root, parent)?;
+    match nix::fcntl::openat(
+        dir.as_fd(),
+        name,
+        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    ) {
+        Ok(_) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    open_in(root, path, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+}
+
+/// `/proc/self/fd/N`: mount targets are given as the magic link of an fd
+/// resolved safely inside the root, so the mount lands where it was
+/// resolved.
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn setup_rootfs(cfg: &InitConfig, console: Option<RawFd>) -> Result<(), Failure> {
+    // Nothing we mount may propagate back to the host.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(fail("making mounts private"))?;
+    let rootfs = cfg.rootfs.to_str().ok_or_else(|| Failure(1, "rootfs path is not UTF-8".into()))?;
+    // pivot_root needs the new root to be a mount point.
+    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .map_err(fail("bind-mounting the root filesystem"))?;
+    let root = nix::fcntl::open(rootfs, OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(fail("opening the root filesystem"))?;
+
+    for m in &cfg.mounts {
+        let target = mkdir_all_at(&root, &m.destination).map_err(fail(&format!("creating mount point {}", m.destination)))?;
+        let data = (!m.data.is_empty()).then_some(m.data.as_str());
+        let source = m.source.as_str();
+        let flags = if m.bind { MsFlags::MS_BIND | MsFlags::MS_REC } else { m.flags };
+        mount(Some(source), fd_path(&target).as_str(), (!m.bind).then_some(m.fstype.as_str()), flags, data)
+            .map_err(fail(&format!("mounting {} on {}", m.fstype, m.destination)))?;
+        if m.bind && m.flags.contains(MsFlags::MS_RDONLY) {
+            let t = open_in(&root, &m.destination, OFlag::O_PATH).map_err(fail("reopening a bind mount"))?;
+            mount(None::<&str>, fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | (m.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)), None::<&str>)
+                .map_err(fail(&format!("making {} read-only", m.destination)))?;
+        }
+    }
+    mount_cgroups(cfg, &root)?;
+    make_devices(&root, cfg.privileged).map_err(fail("creating devices in /dev"))?;
+    if let Some(console) = console {
+        let target = touch_in(&root, "/dev/console").map_err(fail("creating /dev/console"))?;
+        mount(Some(format!("/proc/self/fd/{console}").as_str()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(fail("mounting /dev/console"))?;
+    }
+    for (src, dest) in &cfg.etc_files {
+        let target = touch_in(&root, dest).map_err(fail(&format!("creating {dest}")))?;
+        mount(Some(src.as_path()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(fail(&format!("mounting {dest}")))?;
+    }
+    for p in &cfg.masked {
+        let Ok(t) = open_in(&root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW) else { continue };
+        let is_dir = nix::sys::stat::fstat(t.as_fd()).map(|s| SFlag::from_bits_truncate(s.st_mode).contains(SFlag::S_IFDIR)).unwrap_or(false);
+        let r = if is_dir {
+            mount(Some("tmpfs"), fd_path(&t).as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+        } else {
+            mount(Some("/dev/null"), fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        };
+        r.map_err(fail(&format!("masking {p}")))?;
+    }
+    for p in &cfg.readonly {
+        let Ok(t) = open_in(&root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW) else { continue };
+        let path = fd_path(&t);
+        mount(Some(path.as_str()), path.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(fail(&format!("binding {p}")))?;
+        let t = open_in(&root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW).map_err(fail("reopening a read-only path"))?;
+        mount(None::<&str>, fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
+            .map_err(fail(&format!("making {p} read-only")))?;
+    }
+
+    // pivot_root(".", ".") stacks the old root under the new one; detaching
+    // it leaves only the container's root.
+    nix::unistd::fchdir(&root).map_err(fail("entering the root filesystem"))?;
+    nix::unistd::pivot_root(".", ".").map_err(fail("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(fail("detaching the old root"))?;
+    nix::unistd::chdir("/").map_err(fail("chdir /"))?;
+    if cfg.readonly_rootfs {
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
+            .map_err(fail("making the root filesystem read-only"))?;
+    }
+    Ok(())
+}
+
+fn mount_cgroups(cfg: &InitConfig, root: &OwnedFd) -> Result<(), Failure> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | if cfg.privileged { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+    match &cfg.cgroup_mount {
+        CgroupMount::None => Ok(()),
+        CgroupMount::V2 => {
+            let t = mkdir_all_at(root, "/sys/fs/cgroup").map_err(fail("creating /sys/fs/cgroup"))?;
+            mount(Some("cgroup2"), fd_path(&t).as_str(), Some("cgroup2"), flags, None::<&str>).map_err(fail("mounting cgroup2"))
+        }
+        CgroupMount::V1(controllers) => {
+            let t = mkdir_all_at(root, "/sys/fs/cgroup").map_err(fail("creating /sys/fs/cgroup"))?;
+            mount(Some("tmpfs"), fd_path(&t).as_str(), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV, Some("mode=755"))
+                .map_err(fail("mounting /sys/fs/cgroup"))?;
+            for (opts, name) in controllers {
+                let dest = format!("/sys/fs/cgroup/{name}");
+                let t = mkdir_all_at(root, &dest).map_err(fail(&format!("creating {dest}")))?;
+                mount(Some("cgroup"), fd_path(&t).as_str(), Some("cgroup"), flags, Some(opts.as_str()))
+                    .map_err(fail(&format!("mounting the {name} cgroup")))?;
+            }
+            if !cfg.privileged {
+                let t = open_in(root, "/sys/fs/cgroup", OFlag::O_PATH).map_err(fail("reopening /sys/fs/cgroup"))?;
+                mount(None::<&str>, fd_path(&t).as_str(), None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV, Some("mode=755"))
+                    .map_err(fail("making /sys/fs/cgroup read-only"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The usual device nodes in the container's /dev (a fresh tmpfs) and
+/// their symlinks.
+fn make_devices(root: &OwnedFd, privileged: bool) -> nix::Result<()> {
+    let _ = privileged;
+    let dev = open_in(root, "/dev", OFlag::O_DIRECTORY)?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        match mknodat(dev.as_fd(), name, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        // mknod is subject to the umask.
+        nix::sys::stat::fchmodat(dev.as_fd(), name, Mode::from_bits_truncate(0o666), nix::sys::stat::FchmodatFlags::NoFollowSymlink)
+            .or_else(|e| if e == nix::errno::Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })?;
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        match nix::unistd::symlinkat(target, dev.as_fd(), link) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `ip link set lo up` in the container's network namespace.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: a socket and two ioctls on a zeroed ifreq naming "lo".
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let sock = OwnedFd::from_raw_fd(fd);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The container's user, resolved in its own /etc/passwd and /etc/group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub home: String,
+}
+
+fn resolve_user(spec: &str) -> Result<User, Failure> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    resolve_user_in(spec, &passwd, &group).map_err(|m| Failure(1, m))
+}
+
+/// Docker's user resolution: `""` is root; `name` or `uid`, optionally
+/// `:group` or `:gid`. Names must exist in the container's files; numbers
+/// need not. Supplementary groups are those listing the user by name.
+pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, String> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let users: Vec<Vec<&str>> = passwd
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 7)
+        .collect();
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 3)
+        .collect();
+    let u = if u.is_empty() { "0" } else { u };
+    let entry = users.iter().find(|f| f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u));
+    let (uid, mut gid, name, home) = match (entry, u.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse::<u32>().map_err(|_| format!("invalid uid in /etc/passwd for {}", f[0]))?,
+            f[3].parse::<u32>().map_err(|_| format!("invalid gid in /etc/passwd for {}", f[0]))?,
+            Some(f[0]),
+            f[5].to_string(),
+        ),
+        (None, Ok(n)) => (n, 0, None, "/".to_string()),
+        (None, Err(_)) => {
+            return Err(format!("unable to find user {u}: no matching entries in passwd file"));
+        }
+    };
+    if let Some(g) = g.filter(|g| !g.is_empty()) {
+        gid = match groups.iter().find(|f| f[0] == g) {
+            Some(f) => f[2].parse().map_err(|_| format!("invalid gid in /etc/group for {g}"))?,
+            None => g.parse().map_err(|_| format!("unable to find group {g}: no matching entries in group file"))?,
+        };
+    }
+    let mut sup: Vec<u32> = Vec::new();
+    if let Some(name) = name {
+        for f in &groups {
+            if f.len() >= 4 && f[3].split(',').any(|m| m == name)
+                && let Ok(id) = f[2].parse::<u32>()
+                && !sup.contains(&id)
+            {
+                sup.push(id);
+            }
+        }
+    }
+    if !sup.contains(&gid) {
+        sup.insert(0, gid);
+    }
+    Ok(User { uid, gid, groups: sup, home: if home.is_empty() { "/".into() } else { home } })
+}
+
+/// Finds the program as `execvp` would, in the container's `PATH`.
+fn prepare_exec(args: &[String], env: &[String]) -> Result<(CString, Vec<CString>, Vec<CString>), Failure> {
+    let cstr = |s: &str| CString::new(s).map_err(|_| Failure(1, format!("argument {s:?} contains a NUL byte")));
+    let prog = args.first().ok_or_else(|| Failure(1, "no command specified".into()))?;
+    let path = if prog.contains('/') {
+        prog.clone()
+    } else {
+        let search = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        search
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{}/{prog}", d.trim_end_matches('/')))
+            .find(|p| {
+                std::fs::metadata(p).is_ok_and(|m| m.is_file())
+                    && nix::unistd::access(p.as_str(), nix::unistd::AccessFlags::X_OK).is_ok()
+            })
+            .ok_or_else(|| Failure(127, format!("exec: \"{prog}\": executable file not found in $PATH")))?
+    };
+    let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    Ok((cstr(&path)?, argv, envp))
+}
+
+fn exec(path: &CStr, argv: &[CString], envp: &[CString]) -> Failure {
+    let err = nix::unistd::execve(path, argv, envp).unwrap_err();
+    let prog = path.to_string_lossy();
+    match err {
+        nix::errno::Errno::ENOENT => Failure(127, format!("exec: \"{prog}\": stat {prog}: no such file or directory")),
+        nix::errno::Errno::EACCES => Failure(126, format!("exec: \"{prog}\": permission denied")),
+        e => Failure(126, format!("exec: \"{prog}\": {}", e.desc())),
+    }
+}
+
+/// `--init`: PID 1 forks the command, forwards signals to it, reaps every
+/// zombie, and exits with the command's status.
+fn run_as_init(path: &CStr, argv: &[CString], envp: &[CString]) -> Result<Never, Failure> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+    let all = SigSet::all();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None).map_err(fail("blocking signals"))?;
+    // SAFETY: the process is single-threaded here.
+    let child = match unsafe { nix::unistd::fork() }.map_err(fail("fork"))? {
+        nix::unistd::ForkResult::Child => {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            let Failure(code, msg) = exec(path, argv, envp);
+            eprintln!("berth-init: {msg}");
+            // SAFETY: ending the forked child.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    loop {
+        let sig = match all.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if sig == Signal::SIGCHLD {
+            loop {
+                match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                    Ok(nix::sys::wait::WaitStatus::Exited(pid, code)) if pid == child => {
+                        // SAFETY: PID 1 ends; the kernel ends the rest.
+                        unsafe { libc::_exit(code) }
+                    }
+                    Ok(nix::sys::wait::WaitStatus::Signaled(pid, s, _)) if pid == child => {
+                        unsafe { libc::_exit(128 + s as i32) }
+                    }
+                    Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        } else {
+            let _ = nix::sys::signal::kill(child, sig);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000:app:/home/app:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nwheel:x:10:app,other\napp:x:1000:\nstaff:x:50:\n";
+
+    #[test]
+    fn users_resolve_like_docker() {
+        let r = |s| resolve_user_in(s, PASSWD, GROUP);
+        assert_eq!(r("").unwrap(), User { uid: 0, gid: 0, groups: vec![0], home: "/root".into() });
+        assert_eq!(r("app").unwrap(), User { uid: 1000, gid: 1000, groups: vec![1000, 10], home: "/home/app".into() });
+        assert_eq!(r("1000").unwrap().home, "/home/app");
+        assert_eq!(r("app:staff").unwrap().gid, 50);
+        assert_eq!(r("4242:4343").unwrap(), User { uid: 4242, gid: 4343, groups: vec![4343], home: "/".into() });
+        assert!(r("ghost").unwrap_err().contains("unable to find user ghost"));
+        assert!(r("app:nogroup").unwrap_err().contains("unable to find group"));
+    }
+}

@@ -1,0 +1,823 @@
+//! `berth-shim`: the small process that supervises one native container.
+//!
+//! berthd spawns it with the container's directory (the OCI bundle). The
+//! shim mounts the container's root, creates its stdio, its cgroup and its
+//! first process (with berth's built-in runtime, [`super::init`], or an
+//! external OCI runtime such as crun or runc), then supervises it: it
+//! writes the container's log itself, relays output to berthd and stdin,
+//! signals and TTY resizes from it, and records the exit status in
+//! `exit.json`. It does not depend on berthd staying up: a container keeps
+//! running, and logging, while the daemon restarts, and berthd re-adopts it
+//! through `shim.sock`.
+//!
+//! File descriptors at start: 3 is a pipe on which the shim reports the
+//! start (`{"pid":N}` or `{"error":..,"code":..}`), 4 is berthd's end of a
+//! socketpair, the first daemon connection.
+
+use super::cgroups::{Cgroup, CgroupManager, Resources};
+use super::init::{self, CgroupMount, InitConfig, MountOp};
+use super::protocol::{self, State};
+use super::{caps, seccomp};
+use crate::container::logs::LogSink;
+use crate::executor::OutputSink;
+use berth_api_types::stream::StreamKind;
+use nix::mount::MsFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+/// Which seccomp filter the container gets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompChoice {
+    Default,
+    Unconfined,
+    /// A profile in Docker's JSON format.
+    Profile(String),
+}
+
+/// What berthd tells the shim beyond the OCI spec (`config.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShimConfig {
+    pub id: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    /// Overlay layers, top first; the upper and work directories.
+    pub lowers: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// An external OCI runtime binary; `None` is berth's built-in one.
+    pub runtime: Option<PathBuf>,
+    pub seccomp: SeccompChoice,
+    /// Parent cgroup name (`berth`).
+    pub cgroup_parent: String,
+    /// `--init`.
+    pub init: bool,
+    /// Initial TTY size (rows, columns).
+    pub console_size: Option<[u16; 2]>,
+}
+
+/// `exit.json`: how the container ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExitFile {
+    pub code: i64,
+    pub oom_killed: bool,
+    pub error: Option<String>,
+    pub finished_at: String,
+}
+
+/// The start report on fd 3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StartReport {
+    Started { pid: i32 },
+    Failed { error: String, code: i32 },
+}
+
+/// With `BERTH_SHIM_TRACE` set, the shim logs how long each step took to
+/// `shim.log`, for finding where start and exit time goes.
+fn trace(step: &str) {
+    use std::sync::OnceLock;
+    static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
+    if let Some(t0) = START.get_or_init(|| std::env::var_os("BERTH_SHIM_TRACE").map(|_| std::time::Instant::now())) {
+        eprintln!("berth-shim: {:>8} us  {step}", t0.elapsed().as_micros());
+    }
+}
+
+pub const CONFIG_FILE: &str = "shim.json";
+pub const SPEC_FILE: &str = "config.json";
+pub const SOCKET_FILE: &str = "shim.sock";
+pub const EXIT_FILE: &str = "exit.json";
+pub const LOG_FILE: &str = "log.json";
+
+/// The shim's entry point: `berth-shim BUNDLE`. Never returns.
+pub fn main() -> ! {
+    let bundle = match std::env::args_os().nth(1) {
+        Some(b) => PathBuf::from(b),
+        None => {
+            eprintln!("usage: berth-shim BUNDLE (berthd runs this; it is not meant to be run by hand)");
+            std::process::exit(2);
+        }
+    };
+    // SAFETY: fds 3 and 4 are the report pipe and the daemon socket that
+    // berthd set up for this process. Neither may leak into the container.
+    for fd in [3, 4] {
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    let report = unsafe { std::fs::File::from_raw_fd(3) };
+    let daemon = unsafe { std::os::unix::net::UnixStream::from_raw_fd(4) };
+    let code = match Shim::start(&bundle, report, daemon) {
+        Ok(shim) => shim.run(),
+        Err(()) => 1,
+    };
+    std::process::exit(code)
+}
+
+struct Shim {
+    bundle: PathBuf,
+    cfg: ShimConfig,
+    pid: Pid,
+    cgroup: Option<Cgroup>,
+    rootfs: PathBuf,
+    daemon: std::os::unix::net::UnixStream,
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: Option<OwnedFd>,
+    pty_master: Option<OwnedFd>,
+}
+
+fn report(mut pipe: std::fs::File, r: &StartReport) {
+    let _ = pipe.write_all(&serde_json::to_vec(r).unwrap_or_default());
+}
+
+fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
+}
+
+impl Shim {
+    /// Everything up to the container's command running. Reports the
+    /// outcome on the report pipe; on failure, undoes what it did.
+    fn start(bundle: &Path, report_pipe: std::fs::File, daemon: std::os::unix::net::UnixStream) -> Result<Shim, ()> {
+        let _ = nix::unistd::setsid();
+        // SAFETY: ignoring SIGPIPE and SIGHUP for this process.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        }
+        let rootfs = bundle.join("rootfs");
+        let mut mounted = false;
+        let mut cgroup: Option<Cgroup> = None;
+        let result = (|| -> Result<Shim, (String, i32)> {
+            let e1 = |what: &str| {
+                let what = what.to_string();
+                move |e: String| (format!("{what}: {e}"), 1)
+            };
+            let cfg: ShimConfig = serde_json::from_slice(
+                &std::fs::read(bundle.join(CONFIG_FILE)).map_err(|e| e.to_string()).map_err(e1("reading shim.json"))?,
+            )
+            .map_err(|e| e.to_string())
+            .map_err(e1("reading shim.json"))?;
+            let spec: oci_spec::runtime::Spec = serde_json::from_slice(
+                &std::fs::read(bundle.join(SPEC_FILE)).map_err(|e| e.to_string()).map_err(e1("reading config.json"))?,
+            )
+            .map_err(|e| e.to_string())
+            .map_err(e1("reading config.json"))?;
+
+            trace("config read");
+            crate::image::layers::mount_rootfs(&cfg.lowers, &cfg.upper, &cfg.work, &rootfs)
+                .map_err(|e| e.to_string())
+                .map_err(e1("mounting the container's root filesystem"))?;
+            mounted = true;
+            trace("rootfs mounted");
+
+            // Stdio: a pty, or pipes.
+            let (child_stdio, console, parent) = make_stdio(&cfg).map_err(|e| (format!("setting up stdio: {e}"), 1))?;
+
+            let mgr = CgroupManager::detect()
+                .and_then(|m| m.with_parent(&cfg.cgroup_parent))
+                .map_err(|e| (format!("cgroups: {e}"), 1))?;
+            let resources = resources_from_spec(&spec);
+            let init_cfg = init_config(&cfg, &spec, &rootfs, bundle, &mgr)?;
+            trace("init config ready (seccomp compiled)");
+
+            if let Some(runtime) = &cfg.runtime {
+                let spawned = spawn_external(runtime, bundle, &cfg.id, child_stdio);
+                close_child_ends(child_stdio, console);
+                let pid = spawned?;
+                return Ok(Shim {
+                    bundle: bundle.to_path_buf(),
+                    cfg,
+                    pid,
+                    cgroup: None,
+                    rootfs: rootfs.clone(),
+                    daemon: daemon.try_clone().map_err(|e| (e.to_string(), 1))?,
+                    stdin: parent.stdin,
+                    stdout: parent.stdout,
+                    stderr: parent.stderr,
+                    pty_master: parent.pty_master,
+                });
+            }
+
+            let (go_r, go_w) = pipe_pair().map_err(|e| (format!("pipe: {e}"), 1))?;
+            let (err_r, err_w) = pipe_pair().map_err(|e| (format!("pipe: {e}"), 1))?;
+            let flags = libc::CLONE_NEWNS
+                | libc::CLONE_NEWUTS
+                | libc::CLONE_NEWIPC
+                | libc::CLONE_NEWNET
+                | libc::CLONE_NEWPID;
+            // SAFETY: the shim is single-threaded here (no runtime started
+            // yet), so the child may run ordinary code until it execs.
+            let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+            if pid < 0 {
+                return Err((format!("creating the container's namespaces: {}", std::io::Error::last_os_error()), 1));
+            }
+            if pid == 0 {
+                drop(go_w);
+                drop(err_r);
+                // SAFETY: in the freshly cloned child.
+                unsafe { init::child_main(&init_cfg, go_r, err_w, child_stdio, console) }
+            }
+            let pid = Pid::from_raw(pid as i32);
+            drop(go_r);
+            drop(err_w);
+            close_child_ends(child_stdio, console);
+            let kill_child = |pid: Pid| {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+            };
+            trace("cloned");
+            let cg = match mgr.create(&cfg.id, &resources) {
+                Ok(cg) => cg,
+                Err(e) => {
+                    kill_child(pid);
+                    return Err((format!("creating the container's cgroup: {e}"), 1));
+                }
+            };
+            if let Err(e) = cg.add_pid(pid.as_raw()) {
+                kill_child(pid);
+                let _ = cg.destroy();
+                return Err((format!("joining the container's cgroup: {e}"), 1));
+            }
+            cgroup = Some(cg);
+            trace("cgroup created and joined");
+            let mut go = std::fs::File::from(go_w);
+            let _ = go.write_all(b"g");
+            drop(go);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
+            trace("container exec'd");
+            if !msg.is_empty() {
+                let code = match nix::sys::wait::waitpid(pid, None) {
+                    Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
+                    _ => 1,
+                };
+                return Err((msg, code));
+            }
+            Ok(Shim {
+                bundle: bundle.to_path_buf(),
+                cfg,
+                pid,
+                cgroup: cgroup.take(),
+                rootfs: rootfs.clone(),
+                daemon: daemon.try_clone().map_err(|e| (e.to_string(), 1))?,
+                stdin: parent.stdin,
+                stdout: parent.stdout,
+                stderr: parent.stderr,
+                pty_master: parent.pty_master,
+            })
+        })();
+        match result {
+            Ok(shim) => {
+                report(report_pipe, &StartReport::Started { pid: shim.pid.as_raw() });
+                Ok(shim)
+            }
+            Err((error, code)) => {
+                if let Some(cg) = cgroup {
+                    let _ = cg.destroy();
+                }
+                if mounted {
+                    let _ = crate::image::layers::unmount(&rootfs);
+                }
+                report(report_pipe, &StartReport::Failed { error, code });
+                Err(())
+            }
+        }
+    }
+
+    /// Supervises the container until it exits and its exit is recorded.
+    fn run(self) -> i32 {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("berth-shim: {e}");
+                return 1;
+            }
+        };
+        rt.block_on(self.supervise())
+    }
+
+    async fn supervise(mut self) -> i32 {
+        let bundle = self.bundle.clone();
+        let sink = match LogSink::open(bundle.join(LOG_FILE)) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("berth-shim: {e}");
+                return 1;
+            }
+        };
+        let _ = sink.begin();
+        let _ = std::fs::remove_file(bundle.join(SOCKET_FILE));
+        let listener = UnixListener::bind(bundle.join(SOCKET_FILE)).ok();
+
+        // Frames for whichever daemon connection is current.
+        let (out_tx, mut out_rx) = mpsc::channel::<(u8, Vec<u8>)>(256);
+        let (conn_tx, mut conn_rx) = mpsc::channel::<UnixStream>(4);
+        let (cmd_tx, mut cmd_rx) = mpsc::channel::<(u8, Vec<u8>)>(64);
+        let first = self.daemon.try_clone().ok().and_then(|s| {
+            s.set_nonblocking(true).ok()?;
+            UnixStream::from_std(s).ok()
+        });
+        if let Some(s) = first {
+            let _ = conn_tx.send(s).await;
+        }
+        // The connection manager: one current daemon; commands in, frames out.
+        let state = Arc::new(std::sync::Mutex::new(State { pid: self.pid.as_raw(), exited: None }));
+        {
+            tokio::spawn(async move {
+                let mut current: Option<tokio::net::unix::OwnedWriteHalf> = None;
+                loop {
+                    tokio::select! {
+                        conn = conn_rx.recv() => {
+                            let Some(conn) = conn else { return };
+                            let (mut rd, wr) = conn.into_split();
+                            current = Some(wr);
+                            let cmd_tx = cmd_tx.clone();
+                            tokio::spawn(async move {
+                                while let Ok(Some(frame)) = protocol::read_frame(&mut rd).await {
+                                    if cmd_tx.send(frame).await.is_err() { return }
+                                }
+                            });
+                        }
+                        frame = out_rx.recv() => {
+                            let Some((kind, payload)) = frame else { return };
+                            if let Some(w) = current.as_mut()
+                                && protocol::write_frame(w, kind, &payload).await.is_err()
+                            {
+                                current = None;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        if let Some(listener) = listener {
+            let conn_tx = conn_tx.clone();
+            tokio::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    if conn_tx.send(s).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+
+        // Output readers.
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(2);
+        let mut readers = 0;
+        for (fd, kind) in [(Some(self.stdout.try_clone().expect("dup")), StreamKind::Stdout), (self.stderr.take(), StreamKind::Stderr)] {
+            let Some(fd) = fd else { continue };
+            readers += 1;
+            let sink = sink.clone();
+            let out_tx = out_tx.clone();
+            let done_tx = done_tx.clone();
+            tokio::spawn(async move {
+                let frame_kind = if kind == StreamKind::Stderr { protocol::STDERR } else { protocol::STDOUT };
+                if let Ok(afd) = nonblocking(fd) {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match read_async(&afd, &mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                sink.write(kind, &buf[..n]);
+                                let _ = out_tx.send((frame_kind, buf[..n].to_vec())).await;
+                            }
+                        }
+                    }
+                }
+                let _ = done_tx.send(()).await;
+            });
+        }
+        drop(done_tx);
+
+        let mut stdin = self.stdin.take().and_then(|fd| nonblocking(fd).ok());
+        let mut sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("berth-shim: {e}");
+                return 1;
+            }
+        };
+        let pid = self.pid;
+        let mut acked = false;
+        let status = loop {
+            if let Some(st) = reap(pid) {
+                break st;
+            }
+            tokio::select! {
+                _ = sigchld.recv() => {}
+                cmd = cmd_rx.recv() => {
+                    let Some((kind, payload)) = cmd else { continue };
+                    match kind {
+                        protocol::HELLO => {
+                            let st = state.lock().unwrap().clone();
+                            let _ = out_tx.send((protocol::STATE, serde_json::to_vec(&st).unwrap_or_default())).await;
+                        }
+                        protocol::STDIN => {
+                            if let Some(fd) = &stdin && write_all_async(fd, &payload).await.is_err() {
+                                stdin = None;
+                            }
+                        }
+                        protocol::STDIN_CLOSE => stdin = None,
+                        protocol::SIGNAL if payload.len() == 4 => {
+                            let sig = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) as i32;
+                            if let Ok(sig) = Signal::try_from(sig) {
+                                let _ = nix::sys::signal::kill(pid, sig);
+                            }
+                        }
+                        protocol::RESIZE if payload.len() == 4 => {
+                            if let Some(m) = &self.pty_master {
+                                let rows = u16::from_be_bytes([payload[0], payload[1]]);
+                                let cols = u16::from_be_bytes([payload[2], payload[3]]);
+                                set_winsize(m.as_raw_fd(), rows, cols);
+                            }
+                        }
+                        protocol::ACK_EXIT => acked = true,
+                        _ => {}
+                    }
+                }
+            }
+        };
+        drop(stdin);
+        trace("container exited");
+
+        // The container's processes are gone with its init (pid namespace);
+        // drain what they wrote.
+        let drain = async {
+            for _ in 0..readers {
+                if done_rx.recv().await.is_none() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        sink.end();
+        let oom = self
+            .cgroup
+            .as_ref()
+            .map(|c| c.oom_killed())
+            .or_else(|| {
+                CgroupManager::detect()
+                    .ok()
+                    .and_then(|m| m.with_parent(&self.cfg.cgroup_parent).ok())
+                    .and_then(|m| m.open(&self.cfg.id))
+                    .map(|c| c.oom_killed())
+            })
+            .unwrap_or(false);
+        let (code, signal) = status;
+        let exit = ExitFile {
+            code: if oom && signal == Some(9) { 137 } else { code },
+            oom_killed: oom,
+            error: None,
+            finished_at: crate::util::now_rfc3339(),
+        };
+        trace("output drained, log ended");
+        // Atomic but not fsynced: it must survive berthd being away, not the
+        // host crashing (which ends the container anyway).
+        let tmp = bundle.join(".exit.json.tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&exit).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, bundle.join(EXIT_FILE));
+        }
+        state.lock().unwrap().exited = Some(exit.clone());
+        let _ = out_tx.send((protocol::EXITED, serde_json::to_vec(&exit).unwrap_or_default())).await;
+
+        // Wait for berthd to record it (or give up: it reads exit.json
+        // when it comes back).
+        let wait_ack = async {
+            while !acked {
+                match cmd_rx.recv().await {
+                    Some((protocol::ACK_EXIT, _)) => acked = true,
+                    Some((protocol::HELLO, _)) => {
+                        let st = state.lock().unwrap().clone();
+                        let _ = out_tx.send((protocol::STATE, serde_json::to_vec(&st).unwrap_or_default())).await;
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+        };
+        trace("exit reported");
+        let _ = tokio::time::timeout(Duration::from_secs(10), wait_ack).await;
+        trace("exit acknowledged");
+        self.cleanup();
+        trace("cleaned up");
+        0
+    }
+
+    fn cleanup(&self) {
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all(libc::SIGKILL);
+            trace("cgroup emptied");
+            if let Err(e) = cg.destroy() {
+                eprintln!("berth-shim: removing the cgroup: {e}");
+            }
+            trace("cgroup removed");
+        } else if let Some(cg) = CgroupManager::detect()
+            .ok()
+            .and_then(|m| m.with_parent(&self.cfg.cgroup_parent).ok())
+            .and_then(|m| m.open(&self.cfg.id))
+        {
+            let _ = cg.destroy();
+        }
+        if let Err(e) = crate::image::layers::unmount(&self.rootfs) {
+            eprintln!("berth-shim: unmounting the root filesystem: {e}");
+        }
+        let _ = std::fs::remove_file(self.bundle.join(SOCKET_FILE));
+    }
+}
+
+/// The exit of `pid` if it has exited: (exit code, signal).
+fn reap(pid: Pid) -> Option<(i64, Option<i32>)> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Some((code as i64, None)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Some((128 + sig as i64, Some(sig as i32))),
+            Ok(WaitStatus::StillAlive) => return None,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return Some((255, None)),
+        }
+    }
+}
+
+struct ParentStdio {
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: Option<OwnedFd>,
+    pty_master: Option<OwnedFd>,
+}
+
+/// The container's stdio: the child's three fds, its console (a pty slave
+/// to mount at /dev/console), and the shim's ends.
+fn make_stdio(cfg: &ShimConfig) -> std::io::Result<([RawFd; 3], Option<RawFd>, ParentStdio)> {
+    if cfg.tty {
+        let ws = cfg.console_size.map(|[rows, cols]| nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 });
+        let pty = nix::pty::openpty(ws.as_ref(), None).map_err(std::io::Error::from)?;
+        let master = pty.master;
+        nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(std::io::Error::from)?;
+        let slave = pty.slave.as_raw_fd();
+        std::mem::forget(pty.slave);
+        let stdin = cfg.open_stdin.then(|| master.try_clone()).transpose()?;
+        return Ok((
+            [slave, slave, slave],
+            Some(slave),
+            ParentStdio { stdin, stdout: master.try_clone()?, stderr: None, pty_master: Some(master) },
+        ));
+    }
+    let (in_r, in_w) = if cfg.open_stdin {
+        let (r, w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+        (r, Some(w))
+    } else {
+        (nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).map_err(std::io::Error::from)?, None)
+    };
+    let (out_r, out_w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+    let (err_r, err_w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+    for fd in [&out_r, &err_r] {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(std::io::Error::from)?;
+    }
+    if let Some(w) = &in_w {
+        nix::fcntl::fcntl(w, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(std::io::Error::from)?;
+    }
+    let fds = [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+    std::mem::forget(in_r);
+    std::mem::forget(out_w);
+    std::mem::forget(err_w);
+    Ok((fds, None, ParentStdio { stdin: in_w, stdout: out_r, stderr: Some(err_r), pty_master: None }))
+}
+
+/// Closes the container's ends of its stdio in the shim (a pty slave may
+/// appear several times).
+fn close_child_ends(stdio: [RawFd; 3], console: Option<RawFd>) {
+    let mut fds: Vec<RawFd> = stdio.to_vec();
+    fds.extend(console);
+    fds.sort_unstable();
+    fds.dedup();
+    for fd in fds {
+        // SAFETY: these fds belong to this process and are not used after.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn set_winsize(fd: RawFd, rows: u16, cols: u16) {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ with a valid winsize on the pty master.
+    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+}
+
+fn nonblocking(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(std::io::Error::from)?;
+    // SAFETY: the fd is owned by the AsyncFd and closed only when it drops.
+    unsafe { AsyncFd::register(fd) }.map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+async fn read_async(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        let mut guard = fd.readable().await?;
+        match guard.try_io(|inner| {
+            // SAFETY: reading into a valid buffer.
+            let n = unsafe { libc::read(inner.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                // A pty master reads EIO once the slave side is gone.
+                if e.raw_os_error() == Some(libc::EIO) { Ok(0) } else { Err(e) }
+            } else {
+                Ok(n as usize)
+            }
+        }) {
+            Ok(r) => return r,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+async fn write_all_async(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        let mut guard = fd.writable().await?;
+        match guard.try_io(|inner| {
+            // SAFETY: writing from a valid buffer.
+            let n = unsafe { libc::write(inner.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+            if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+        }) {
+            Ok(Ok(n)) => data = &data[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+    Ok(())
+}
+
+/// The cgroup limits the spec asks for.
+fn resources_from_spec(spec: &oci_spec::runtime::Spec) -> Resources {
+    let mut r = Resources::default();
+    let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
+        return r;
+    };
+    if let Some(m) = res.memory() {
+        r.memory = m.limit();
+        r.memory_swap = m.swap();
+    }
+    if let Some(c) = res.cpu() {
+        r.cpu_shares = c.shares();
+        r.cpu_quota = c.quota();
+        r.cpu_period = c.period();
+    }
+    if let Some(p) = res.pids() {
+        r.pids_limit = Some(p.limit());
+    }
+    r
+}
+
+fn mount_flags(options: &[String]) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" => {}
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            "bind" | "rbind" => flags |= MsFlags::MS_BIND,
+            other => data.push(other.to_string()),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// Turns the OCI spec into what the container's init does.
+fn init_config(
+    cfg: &ShimConfig,
+    spec: &oci_spec::runtime::Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    mgr: &CgroupManager,
+) -> Result<InitConfig, (String, i32)> {
+    let err = |m: String| (m, 1);
+    let process = spec.process().as_ref().ok_or_else(|| err("config.json has no process".into()))?;
+    let linux = spec.linux().as_ref();
+    let mut mounts = Vec::new();
+    let mut cgroup_mount = CgroupMount::None;
+    for m in spec.mounts().as_deref().unwrap_or(&[]) {
+        let dest = m.destination().to_string_lossy().into_owned();
+        let fstype = m.typ().clone().unwrap_or_default();
+        if fstype == "cgroup" || fstype == "cgroup2" {
+            cgroup_mount = if mgr.version() == 2 {
+                CgroupMount::V2
+            } else {
+                CgroupMount::V1(
+                    mgr.hierarchies()
+                        .iter()
+                        .filter(|h| !h.unified)
+                        .map(|h| {
+                            let opts = h.controllers.join(",");
+                            let name = h
+                                .mount_point
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_else(|| opts.clone());
+                            (opts, name)
+                        })
+                        .collect(),
+                )
+            };
+            continue;
+        }
+        let (flags, data) = mount_flags(m.options().as_deref().unwrap_or(&[]));
+        mounts.push(MountOp {
+            destination: dest,
+            bind: fstype == "bind" || flags.contains(MsFlags::MS_BIND),
+            fstype,
+            source: m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            flags,
+            data,
+        });
+    }
+    let caps = match process.capabilities() {
+        Some(c) => caps::CapSets::from_oci(c).map_err(|e| err(e.to_string()))?,
+        None => caps::CapSets::docker(&[]),
+    };
+    let keep: Vec<caps::Capability> = caps.bounding.iter().copied().collect();
+    let seccomp = match &cfg.seccomp {
+        SeccompChoice::Unconfined => None,
+        SeccompChoice::Default => Some(seccomp::compile(seccomp::default_profile(), &keep).map_err(|e| err(format!("seccomp: {e}")))?),
+        SeccompChoice::Profile(json) => {
+            let p = seccomp::parse(json.as_bytes()).map_err(|e| err(format!("seccomp profile: {e}")))?;
+            Some(seccomp::compile(&p, &keep).map_err(|e| err(format!("seccomp: {e}")))?)
+        }
+    };
+    let mut etc_files = Vec::new();
+    for (file, dest) in [("hostname", "/etc/hostname"), ("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")] {
+        let p = bundle.join(file);
+        if p.exists() {
+            etc_files.push((p, dest));
+        }
+    }
+    let user = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get("org.berth.user").cloned())
+        .unwrap_or_default();
+    let namespaces = linux.and_then(|l| l.namespaces().as_ref());
+    let new_cgroup_ns = namespaces
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup));
+    Ok(InitConfig {
+        rootfs: rootfs.to_path_buf(),
+        readonly_rootfs: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+        hostname: spec.hostname().clone().unwrap_or_default(),
+        mounts,
+        cgroup_mount,
+        masked: linux.and_then(|l| l.masked_paths().clone()).unwrap_or_default(),
+        readonly: linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default(),
+        etc_files,
+        user,
+        args: process.args().clone().unwrap_or_default(),
+        env: process.env().clone().unwrap_or_default(),
+        cwd: process.cwd().to_string_lossy().into_owned(),
+        caps,
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        seccomp,
+        tty: cfg.tty,
+        new_cgroup_ns,
+        init: cfg.init,
+        privileged: linux.and_then(|l| l.masked_paths().as_ref()).is_none_or(|m| m.is_empty()),
+    })
+}
+
+/// Runs the container with an external OCI runtime (`crun run`, `runc
+/// run`) in the foreground; its exit is the container's.
+fn spawn_external(runtime: &Path, bundle: &Path, id: &str, stdio: [RawFd; 3]) -> Result<Pid, (String, i32)> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(runtime);
+    cmd.arg("--root")
+        .arg(bundle.join("runtime"))
+        .arg("run")
+        .arg("--bundle")
+        .arg(bundle)
+        .arg(id);
+    let dup = |fd: RawFd| -> Result<std::process::Stdio, (String, i32)> {
+        // SAFETY: duplicating a valid fd; the copy is owned by the Stdio.
+        let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if d < 0 {
+            return Err((format!("dup: {}", std::io::Error::last_os_error()), 1));
+        }
+        Ok(unsafe { std::process::Stdio::from_raw_fd(d) })
+    };
+    cmd.stdin(dup(stdio[0])?).stdout(dup(stdio[1])?).stderr(dup(stdio[2])?);
+    cmd.process_group(0);
+    let child = cmd
+        .spawn()
+        .map_err(|e| (format!("running {}: {e}", runtime.display()), 127))?;
+    Ok(Pid::from_raw(child.id() as i32))
+}
