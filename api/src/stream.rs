@@ -117,3 +117,71 @@ where
         r.abort();
     }
 }
+
+/// Runs a hijacked exec connection: the process's output out (framed
+/// unless it has a TTY), the client's input to its stdin, until the process
+/// has exited and its output is drained.
+pub async fn pump_exec<IO>(io: IO, streams: berth_runtime::container::exec::ExecStreams)
+where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    use berth_runtime::util::fdio::{nonblocking, read_async, write_all_async};
+    let (mut rd, wr) = tokio::io::split(io);
+    let tty = streams.tty;
+    let stdin_task = streams.stdin.and_then(|fd| nonblocking(fd).ok()).map(|fd| {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if write_all_async(&fd, &buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            // Dropping `fd` closes the process's stdin.
+        })
+    });
+    let wr = std::sync::Arc::new(tokio::sync::Mutex::new(wr));
+    let mut readers = Vec::new();
+    for (fd, kind) in [
+        (Some(streams.stdout), StreamKind::Stdout),
+        (streams.stderr, StreamKind::Stderr),
+    ] {
+        let Some(fd) = fd.and_then(|f| nonblocking(f).ok()) else {
+            continue;
+        };
+        let wr = wr.clone();
+        readers.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut out = Vec::new();
+            loop {
+                match read_async(&fd, &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        out.clear();
+                        encode_chunk(kind, &buf[..n], tty, &mut out);
+                        if wr.lock().await.write_all(&out).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    // With a TTY, the pty master stays readable after the process ends only
+    // while someone holds the slave: wait for the exit as well.
+    let mut done = streams.done;
+    let _ = done.wait_for(|c| c.is_some()).await;
+    for r in readers {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), r).await;
+    }
+    let mut w = wr.lock().await;
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+    if let Some(t) = stdin_task {
+        t.abort();
+    }
+}

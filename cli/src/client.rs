@@ -13,7 +13,9 @@ use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use berth_api_types::container::{CreateRequest, CreateResponse, Summary, WaitResponse};
+use berth_api_types::container::{
+    CreateRequest, CreateResponse, ExecConfig, ExecInspect, ExecStart, Summary, WaitResponse,
+};
 use berth_api_types::image::{self as image_types, DeleteItem, WasmImportResponse};
 use berth_api_types::system::{Info, Version};
 use berth_api_types::{API_VERSION, ErrorResponse};
@@ -236,6 +238,17 @@ pub struct LogsOptions {
     pub tail: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
+}
+
+/// Options of `POST /images/create?fromSrc=-` (`docker import`).
+#[derive(Debug, Clone, Copy)]
+pub struct ImportOptions<'a> {
+    /// `REPOSITORY[:TAG]`, sent whole as `repo` as the docker CLI does.
+    pub repo: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub platform: Option<&'a str>,
+    /// Dockerfile instructions (`--change`), one `changes=` each.
+    pub changes: &'a [String],
 }
 
 /// Options of `POST /containers/{id}/attach`.
@@ -659,6 +672,80 @@ impl Client {
     }
 
     /// `POST /containers/{id}/resize?h=&w=`
+    /// `GET /containers/{id}/stats?stream=0`: one sample, with the CPU
+    /// sample of a second before in `precpu_stats`.
+    pub async fn container_stats_once(&self, id: &str) -> Result<serde_json::Value> {
+        self.get(&format!("/containers/{}/stats?stream=0", seg(id)))
+            .await?
+            .json()
+            .await
+    }
+
+    /// `POST /containers/{id}/exec`: the new exec's ID.
+    pub async fn exec_create(&self, container: &str, config: &ExecConfig) -> Result<String> {
+        let r: berth_api_types::IdResponse = self
+            .post_json(&format!("/containers/{}/exec", seg(container)), config)
+            .await?
+            .json()
+            .await?;
+        Ok(r.id)
+    }
+
+    /// `POST /exec/{id}/start`, detached: returns once it runs.
+    pub async fn exec_start_detached(&self, id: &str) -> Result<()> {
+        let start = ExecStart {
+            detach: true,
+            ..ExecStart::default()
+        };
+        self.post_json(&format!("/exec/{}/start", seg(id)), &start)
+            .await?
+            .discard()
+            .await
+    }
+
+    /// `POST /exec/{id}/start`, hijacked as attach is.
+    pub async fn exec_start(&self, id: &str, start: &ExecStart) -> Result<AttachStream> {
+        let body = serde_json::to_vec(start).map_err(|e| self.protocol(&e))?;
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("/exec/{}/start", seg(id)),
+                body::full(body),
+                Some("application/json"),
+                Mode::Upgrade,
+            )
+            .await?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ClientError::Protocol {
+                host: self.host.to_string(),
+                message: format!(
+                    "exec: expected 101 Switching Protocols, got {}",
+                    resp.status()
+                ),
+            });
+        }
+        let upgraded = hyper::upgrade::on(resp.inner)
+            .await
+            .map_err(|e| self.protocol(&e))?;
+        Ok(TokioIo::new(upgraded))
+    }
+
+    /// `GET /exec/{id}/json`
+    pub async fn exec_inspect(&self, id: &str) -> Result<ExecInspect> {
+        self.get(&format!("/exec/{}/json", seg(id))).await?.json().await
+    }
+
+    /// `POST /exec/{id}/resize?h=&w=`
+    pub async fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let mut q = Query::new();
+        q.push("h", &height.to_string())
+            .push("w", &width.to_string());
+        self.post(&format!("/exec/{}/resize{}", seg(id), q.as_str()))
+            .await?
+            .discard()
+            .await
+    }
+
     pub async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
         let mut q = Query::new();
         q.push("h", &height.to_string())
@@ -735,6 +822,32 @@ impl Client {
         self.send(
             Method::POST,
             &format!("/images/load{}", q.as_str()),
+            tar,
+            Some("application/x-tar"),
+            Mode::Long,
+        )
+        .await
+    }
+
+    /// `POST /images/create?fromSrc=-&repo=&message=&platform=&changes=...`
+    /// with a root filesystem tarball as body (`docker import`). Returns the
+    /// response: JSON messages whose last status is the new image's ID.
+    pub async fn image_import(
+        &self,
+        tar: ReqBody,
+        opts: &ImportOptions<'_>,
+    ) -> Result<Response<'_>> {
+        let mut q = Query::new();
+        q.push("fromSrc", "-")
+            .opt("repo", opts.repo)
+            .opt("message", opts.message)
+            .opt("platform", opts.platform);
+        for c in opts.changes {
+            q.push("changes", c);
+        }
+        self.send(
+            Method::POST,
+            &format!("/images/create{}", q.as_str()),
             tar,
             Some("application/x-tar"),
             Mode::Long,

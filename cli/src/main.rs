@@ -24,6 +24,9 @@ use commands::container::ContainerCommand;
 use commands::create::CreateCommand;
 use commands::image::ImageCommand;
 use commands::images::ImagesCommand;
+use commands::exec::ExecCommand;
+use commands::stats::StatsCommand;
+use commands::import::ImportCommand;
 use commands::info::InfoCommand;
 use commands::inspect::InspectCommand;
 use commands::kill::KillCommand;
@@ -72,10 +75,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Run(RunCommand),
+    Exec(ExecCommand),
+    Stats(StatsCommand),
     Ps(PsCommand),
     Logs(LogsCommand),
     Images(ImagesCommand),
     Load(LoadCommand),
+    Import(ImportCommand),
     Save(SaveCommand),
     Inspect(InspectCommand),
     Create(CreateCommand),
@@ -101,10 +107,13 @@ impl Command {
     async fn execute(self, client: &Client) -> anyhow::Result<i32> {
         match self {
             Command::Run(c) => c.execute(client).await,
+            Command::Exec(c) => c.execute(client).await,
+            Command::Stats(c) => c.execute(client).await,
             Command::Ps(c) => c.execute(client).await,
             Command::Logs(c) => c.execute(client).await,
             Command::Images(c) => c.execute(client).await,
             Command::Load(c) => c.execute(client).await,
+            Command::Import(c) => c.execute(client).await,
             Command::Save(c) => c.execute(client).await,
             Command::Inspect(c) => c.execute(client).await,
             Command::Create(c) => c.execute(client).await,

@@ -139,6 +139,9 @@ impl Engine {
                 layers,
                 runtimes: runtimes.clone(),
                 cgroup_parent: config.cgroup_parent.clone(),
+                cgroups: cgroups
+                    .clone()
+                    .and_then(|m| m.with_parent(&config.cgroup_parent).ok()),
             },
         )?);
         containers.restore().await;

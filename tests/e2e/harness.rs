@@ -56,6 +56,34 @@ pub fn sample(name: &str) -> PathBuf {
     p
 }
 
+/// The busybox rootfs tarball, built once from Debian's busybox-static.
+pub fn busybox_rootfs() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(repo_root().join("samples/busybox/build.sh"))
+            .output()
+            .expect("running samples/busybox/build.sh");
+        assert!(
+            out.status.success(),
+            "samples/busybox/build.sh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    repo_root().join("samples/out/busybox-rootfs.tar")
+}
+
+/// Native containers need root (namespaces, mounts, cgroups). In CI a
+/// non-root run fails; elsewhere the test is skipped with the reason.
+pub fn native_ok() -> bool {
+    if nix::unistd::Uid::effective().is_root() {
+        return true;
+    }
+    assert!(!ci(), "native container tests need root in CI");
+    eprintln!("skipping: native containers need root");
+    false
+}
+
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub root: PathBuf,
@@ -197,6 +225,21 @@ impl Daemon {
             tail(&self.log_text(), 40)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Imports the busybox rootfs as `busybox:latest`, as Docker Hub's
+    /// busybox image is configured (`CMD ["sh"]`).
+    pub fn busybox(&self) {
+        let tar = busybox_rootfs();
+        self.ok(&[
+            "import",
+            "-c",
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "-c",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "busybox:latest",
+        ]);
     }
 
     /// Imports a sample as an image.

@@ -4,4 +4,5 @@ mod api;
 mod daemon;
 mod harness;
 mod images;
+mod native;
 mod wasm;

@@ -31,6 +31,11 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/attach", post(attach))
         .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/exec", post(exec_create))
+        .route("/containers/{id}/stats", get(stats))
+        .route("/exec/{id}/start", post(exec_start))
+        .route("/exec/{id}/json", get(exec_inspect))
+        .route("/exec/{id}/resize", post(exec_resize))
 }
 
 #[derive(Deserialize, Default)]
@@ -310,6 +315,159 @@ async fn resize(
             .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number from 0 to 65535")))
     };
     engine.containers().resize(&id, dim(q.h, "h")?, dim(q.w, "w")?)?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct StatsQuery {
+    #[serde(deserialize_with = "docker_bool")]
+    stream: bool,
+    #[serde(rename = "one-shot", deserialize_with = "docker_bool")]
+    one_shot: bool,
+}
+
+impl Default for StatsQuery {
+    fn default() -> Self {
+        StatsQuery {
+            stream: true,
+            one_shot: false,
+        }
+    }
+}
+
+/// `GET /containers/{id}/stats`: a sample per second while streaming; one
+/// sample (with `precpu_stats` from a second earlier unless `one-shot`)
+/// otherwise.
+async fn stats(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<StatsQuery>,
+) -> ApiResult<Response> {
+    let containers = engine.containers().clone();
+    let first = containers.stats_sample(&id, None)?;
+    let json_line = |v: &serde_json::Value| {
+        let mut b = serde_json::to_vec(v).expect("serializes");
+        b.push(b'\n');
+        Bytes::from(b)
+    };
+    if !q.stream {
+        let sample = if q.one_shot {
+            first
+        } else {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            containers.stats_sample(&id, Some(&first))?
+        };
+        return Ok(axum::Json(sample.json).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::spawn(async move {
+        let mut prev = first;
+        if tx.send(json_line(&prev.json)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let Ok(next) = containers.stats_sample(&id, Some(&prev)) else { return };
+            if tx.send(json_line(&next.json)).await.is_err() {
+                return;
+            }
+            prev = next;
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body_from_channel(rx),
+    )
+        .into_response())
+}
+
+async fn exec_create(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<wire::ExecConfig>,
+) -> ApiResult<Response> {
+    let exec_id = engine.containers().exec_create(&id, body)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(berth_api_types::IdResponse { id: exec_id }),
+    )
+        .into_response())
+}
+
+/// Starts an exec: detached, or over a hijacked connection as attach is.
+async fn exec_start(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
+    let start: wire::ExecStart = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        wire::ExecStart::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON in request body: {e}")))?
+    };
+    let console = start
+        .console_size
+        .filter(|[h, w]| *h > 0 && *w > 0)
+        .map(|[h, w]| [h.min(65535) as u16, w.min(65535) as u16]);
+    let streams = engine.containers().exec_start(&id, console)?;
+    if start.detach {
+        // Nobody reads the output of a detached exec.
+        tokio::spawn(async move {
+            let mut done = streams.done;
+            let _ = done.wait_for(|c| c.is_some()).await;
+        });
+        return Ok(StatusCode::OK.into_response());
+    }
+    let tty = streams.tty;
+    let mut req = Request::from_parts(parts, Body::empty());
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !wants_upgrade {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(crate::stream::pump_exec(server, streams));
+        let body = Body::from_stream(tokio_util_stream(client));
+        return Ok(([(header::CONTENT_TYPE, stream_content_type(tty))], body).into_response());
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => crate::stream::pump_exec(TokioIo::new(upgraded), streams).await,
+            Err(e) => tracing::warn!(error = %e, "exec upgrade failed"),
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, stream_content_type(tty))
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .expect("valid response"))
+}
+
+async fn exec_inspect(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(axum::Json(engine.containers().exec_inspect(&id)?).into_response())
+}
+
+async fn exec_resize(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<ResizeQuery>,
+) -> ApiResult<StatusCode> {
+    let dim = |v: Option<i64>, name: &str| {
+        v.filter(|n| (0..=u16::MAX as i64).contains(n))
+            .map(|n| n as u16)
+            .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number from 0 to 65535")))
+    };
+    engine.containers().exec_resize(&id, dim(q.h, "h")?, dim(q.w, "w")?)?;
     Ok(StatusCode::OK)
 }
 

@@ -58,6 +58,95 @@ pub struct ContainerOptions {
     /// Runtime to use for this container (e.g. an OCI runtime such as crun)
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
+
+    /// Username or UID, optionally with a group (user, uid, user:group, uid:gid)
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Container host name
+    #[arg(short = 'h', long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+
+    /// Add Linux capabilities (repeatable; ALL for every one)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop Linux capabilities (repeatable; ALL for every one)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+
+    /// Security options: seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges[=false]
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+
+    /// Number of CPUs (fractions allowed: 1.5)
+    #[arg(long, value_name = "CPUS", value_parser = parse_cpus)]
+    pub cpus: Option<i64>,
+
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "SHARES")]
+    pub cpu_shares: Option<i64>,
+
+    /// Tune container pids limit (-1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+
+    /// Swap limit equal to memory plus swap: -1 for unlimited swap
+    #[arg(long = "memory-swap", value_name = "BYTES", value_parser = parse_swap, allow_hyphen_values = true)]
+    pub memory_swap: Option<i64>,
+
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+
+    /// Signal to stop the container
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout", value_name = "SECONDS", allow_hyphen_values = true)]
+    pub stop_timeout: Option<i64>,
+
+    /// Print usage
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// `--cpus 1.5` as NanoCpus.
+fn parse_cpus(s: &str) -> Result<i64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("invalid value {s:?} for --cpus: give a number such as 1.5"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("invalid value {s:?} for --cpus: it must not be negative"));
+    }
+    Ok((v * 1e9).round() as i64)
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited.
+fn parse_swap(s: &str) -> Result<i64, String> {
+    if s == "-1" { Ok(-1) } else { parse_ram(s) }
+}
+
+/// `--security-opt seccomp=FILE` sends the profile's JSON, as the docker CLI
+/// does; other options go as given.
+fn security_opts(opts: &[String]) -> Result<Vec<String>, String> {
+    opts.iter()
+        .map(|o| match o.split_once(['=', ':']) {
+            Some(("seccomp", v)) if v != "unconfined" && !v.trim_start().starts_with('{') => {
+                let json = std::fs::read_to_string(v)
+                    .map_err(|e| format!("opening seccomp profile ({v}) failed: {e}"))?;
+                Ok(format!("seccomp={json}"))
+            }
+            _ => Ok(o.clone()),
+        })
+        .collect()
 }
 
 /// Which streams the created container is set up to attach.
@@ -105,6 +194,10 @@ impl ContainerOptions {
             env,
             labels,
             working_dir: self.workdir.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
+            hostname: self.hostname.clone().unwrap_or_default(),
+            stop_signal: self.stop_signal.clone().unwrap_or_default(),
+            stop_timeout: self.stop_timeout,
             tty: self.tty,
             open_stdin: self.interactive,
             stdin_once: attach.stdin_once,
@@ -122,6 +215,16 @@ impl ContainerOptions {
             }),
             runtime: self.runtime.clone().unwrap_or_default(),
             console_size: console_size.map(|(h, w)| [u64::from(h), u64::from(w)]),
+            privileged: self.privileged,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: security_opts(&self.security_opt)?,
+            readonly_rootfs: self.read_only,
+            nano_cpus: self.cpus.unwrap_or(0),
+            cpu_shares: self.cpu_shares.unwrap_or(0),
+            pids_limit: self.pids_limit,
+            memory_swap: self.memory_swap.unwrap_or(0),
+            init: self.init.then_some(true),
             ..HostConfig::default()
         };
         Ok(CreateRequest {
@@ -161,7 +264,10 @@ impl ContainerOptions {
 
 /// Create a new container
 #[derive(Args, Debug)]
-#[command(override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+#[command(
+    override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+    disable_help_flag = true
+)]
 pub struct CreateCommand {
     #[command(flatten)]
     pub opts: ContainerOptions,

@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use super::images::ImagesCommand;
+use super::import::ImportCommand;
 use super::inspect::{self, InspectArgs, Kind};
 use super::load::LoadCommand;
 use super::rmi::RmiCommand;
@@ -21,6 +22,7 @@ pub enum ImageCommand {
     #[command(visible_alias = "remove")]
     Rm(RmiCommand),
     Inspect(ImageInspectCommand),
+    Import(ImportCommand),
     Load(LoadCommand),
     Save(SaveCommand),
     Tag(TagCommand),
@@ -40,6 +42,7 @@ impl ImageCommand {
             ImageCommand::Ls(c) => c.execute(client).await,
             ImageCommand::Rm(c) => c.execute(client).await,
             ImageCommand::Inspect(c) => inspect::run(client, Some(Kind::Image), c.common).await,
+            ImageCommand::Import(c) => c.execute(client).await,
             ImageCommand::Load(c) => c.execute(client).await,
             ImageCommand::Save(c) => c.execute(client).await,
             ImageCommand::Tag(c) => c.execute(client).await,

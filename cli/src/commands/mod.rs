@@ -4,8 +4,10 @@
 
 pub mod container;
 pub mod create;
+pub mod exec;
 pub mod image;
 pub mod images;
+pub mod import;
 pub mod info;
 pub mod inspect;
 pub mod kill;
@@ -18,6 +20,7 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod tag;
 pub mod version;

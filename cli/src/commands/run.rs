@@ -24,7 +24,10 @@ const WAIT_ACK_GRACE: Duration = Duration::from_millis(250);
 
 /// Create and run a new container from an image
 #[derive(Args, Debug)]
-#[command(override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+#[command(
+    override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+    disable_help_flag = true
+)]
 pub struct RunCommand {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
@@ -150,7 +153,8 @@ impl RunCommand {
                 None
             };
             client.container_start(id).await.map_err(start_failure)?;
-            let streamed = stream_session(client, id, stream, tty, interactive).await;
+            let streamed =
+                stream_session(client, Session::Container(id), stream, tty, interactive).await;
             drop(raw);
             Ok::<_, Fail>(streamed)
         };
@@ -185,13 +189,20 @@ impl RunCommand {
     }
 }
 
-/// Copies the attach stream to stdout/stderr and, with `-i`, stdin to the
-/// stream (half-closing it at EOF), until the daemon closes the stream.
-/// Meanwhile forwards signals (without a TTY) and window size changes (with
-/// one).
-async fn stream_session(
+/// What a hijacked stream belongs to.
+#[derive(Debug, Clone, Copy)]
+pub enum Session<'a> {
+    Container(&'a str),
+    Exec(&'a str),
+}
+
+/// Copies the attach (or exec) stream to stdout/stderr and, with `-i`,
+/// stdin to the stream (half-closing it at EOF), until the daemon closes
+/// the stream. Meanwhile forwards signals (a container without a TTY, as
+/// docker's --sig-proxy) and window size changes (with a TTY).
+pub async fn stream_session(
     client: &Client,
-    id: &str,
+    session: Session<'_>,
     stream: AttachStream,
     tty: bool,
     interactive: bool,
@@ -227,8 +238,11 @@ async fn stream_session(
     let mut io = pin!(io);
 
     // Docker's --sig-proxy: on by default, off with a TTY (^C is then a
-    // byte on stdin).
-    let mut signals = if tty { None } else { SignalProxy::new().ok() };
+    // byte on stdin); never for exec.
+    let mut signals = match session {
+        Session::Container(_) if !tty => SignalProxy::new().ok(),
+        _ => None,
+    };
     let mut winch = if tty && term::stdout_is_tty() {
         signal(SignalKind::window_change()).ok()
     } else {
@@ -238,13 +252,18 @@ async fn stream_session(
         tokio::select! {
             r = &mut io => return r,
             name = next_signal(&mut signals) => {
-                if let Err(e) = client.container_kill(id, Some(name)).await {
+                if let Session::Container(id) = session
+                    && let Err(e) = client.container_kill(id, Some(name)).await
+                {
                     eprintln!("berth: forwarding {name}: {e}");
                 }
             }
             () = next_winch(&mut winch) => {
                 if let Some((h, w)) = term::size() {
-                    let _ = client.container_resize(id, h, w).await;
+                    let _ = match session {
+                        Session::Container(id) => client.container_resize(id, h, w).await,
+                        Session::Exec(id) => client.exec_resize(id, h, w).await,
+                    };
                 }
             }
         }

@@ -12,9 +12,11 @@
 //! This module turns Docker options into an OCI runtime spec (see [`spec`])
 //! and hands it to an executor; it never runs anything itself.
 
+pub mod exec;
 pub mod logs;
 pub mod names;
 pub mod spec;
+pub mod stats;
 
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::executor::native::shim::SeccompChoice;
@@ -293,6 +295,8 @@ pub struct NativeSetup {
     pub runtimes: HashMap<String, PathBuf>,
     /// Parent cgroup of every container.
     pub cgroup_parent: String,
+    /// The host's cgroups, for stats; `None` where none are mounted.
+    pub cgroups: Option<crate::executor::native::cgroups::CgroupManager>,
 }
 
 pub struct Containers {
@@ -303,6 +307,7 @@ pub struct Containers {
     native: NativeSetup,
     /// Native containers recorded as running at start, to re-adopt.
     to_reattach: Mutex<Vec<String>>,
+    execs: exec::Execs,
     registry: RwLock<Registry>,
     shutting_down: AtomicBool,
     /// Non-durable commits are waiting for a flush.
@@ -397,6 +402,7 @@ impl Containers {
             executors: executors.into_iter().map(|e| (e.kind(), e)).collect(),
             native,
             to_reattach: Mutex::new(to_reattach),
+            execs: exec::Execs::default(),
             registry: RwLock::new(registry),
             shutting_down: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
@@ -1319,6 +1325,7 @@ impl Containers {
             }
         }
         c.inner.lock().unwrap().removed = true;
+        self.execs.forget(&rec.id);
         c.watch.send_modify(|s| s.removed = true);
         Ok(())
     }
@@ -1489,7 +1496,7 @@ impl Containers {
             mount_label: String::new(),
             process_label: String::new(),
             app_armor_profile: String::new(),
-            exec_ids: None,
+            exec_ids: Some(self.execs.of(&rec.id)).filter(|v| !v.is_empty()),
             host_config: rec.host_config.clone(),
             graph_driver: wire::GraphDriver {
                 name: "berth".into(),

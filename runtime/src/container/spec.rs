@@ -221,6 +221,30 @@ pub fn check_supported(
             )));
         }
     }
+    if kind == ExecutorKind::Native {
+        if host.memory > 0 && host.memory < 6 * 1024 * 1024 {
+            return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
+        }
+        if host.memory_swap > 0 && host.memory > 0 && host.memory_swap < host.memory {
+            return Err(Error::invalid(
+                "Minimum memoryswap limit should be larger than memory limit, see usage",
+            ));
+        }
+        if host.nano_cpus != 0 && (host.cpu_quota != 0 || host.cpu_period != 0) {
+            return Err(Error::invalid(
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+            ));
+        }
+        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
+        if host.nano_cpus < 0 || host.nano_cpus > ncpu * 1_000_000_000 {
+            return Err(Error::invalid(format!(
+                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            )));
+        }
+        if host.cpu_shares < 0 {
+            return Err(Error::invalid("invalid CPU shares: they can't be negative"));
+        }
+    }
     if kind == ExecutorKind::Wasm {
         let wasm_refuses = |what: &str| {
             Err(Error::invalid(format!(
@@ -437,17 +461,24 @@ mod tests {
 
     #[test]
     fn runtimes() {
+        let native: std::collections::HashMap<String, ()> = [("crun".to_string(), ())].into();
+        let none = std::collections::HashMap::<String, ()>::new();
+        assert_eq!(choose_executor(ExecutorKind::Wasm, "", &none).unwrap(), ExecutorKind::Wasm);
         assert_eq!(
-            choose_executor(ExecutorKind::Wasm, "").unwrap(),
+            choose_executor(ExecutorKind::Wasm, "io.containerd.wasmtime.v1", &none).unwrap(),
             ExecutorKind::Wasm
         );
+        assert!(choose_executor(ExecutorKind::Native, "wasmtime", &none).is_err());
+        assert!(choose_executor(ExecutorKind::Wasm, "nope", &none).is_err());
         assert_eq!(
-            choose_executor(ExecutorKind::Wasm, "io.containerd.wasmtime.v1").unwrap(),
-            ExecutorKind::Wasm
+            choose_executor(ExecutorKind::Native, "crun", &native).unwrap(),
+            ExecutorKind::Native
         );
-        assert!(choose_executor(ExecutorKind::Native, "wasmtime").is_err());
-        assert!(choose_executor(ExecutorKind::Wasm, "nope").is_err());
+        assert!(choose_executor(ExecutorKind::Wasm, "crun", &native).is_err());
+        let e = choose_executor(ExecutorKind::Native, "kata", &native).unwrap_err();
+        assert!(e.to_string().contains("crun") && e.to_string().contains("--add-runtime"), "{e}");
     }
+
 }
 
 /// Docker's default `PATH` for containers whose image sets none.

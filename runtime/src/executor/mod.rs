@@ -172,6 +172,20 @@ pub trait Executor: Send + Sync + 'static {
         on_exit: ExitCallback,
     ) -> BoxFuture<'a, Result<Running>>;
 
+    /// Starts another process in a running container (`docker exec`).
+    fn exec(
+        &self,
+        launch: &Launch,
+        spec: native::exec::ExecSpec,
+        stdin: bool,
+        console: Option<[u16; 2]>,
+    ) -> Result<native::exec::ExecProcess> {
+        let _ = (launch, spec, stdin, console);
+        Err(Error::invalid(
+            "exec is not available for Wasm containers: a Wasm container is one module instance, with no process to join",
+        ))
+    }
+
     /// After a daemon restart: finds the process of a container that was
     /// running and takes it over, or learns how it ended.
     fn reattach<'a>(

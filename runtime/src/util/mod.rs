@@ -3,6 +3,7 @@
 //! images.
 
 pub mod digest;
+pub mod fdio;
 pub mod fsutil;
 
 pub use digest::Digest;

@@ -1046,7 +1046,8 @@ fn set_cpuset(place: &Place, cpus: &str) -> Result<()> {
     };
     let file = dir.join("cpuset.cpus");
     if let Err(e) = write_file(&file, cpus) {
-        if e.raw_os_error() == Some(libc::EINVAL) {
+        // v2 says EINVAL; v1 says ERANGE for a CPU the machine lacks.
+        if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ERANGE)) {
             let available = dir
                 .parent()
                 .and_then(|p| read_trim(p, effective).or_else(|| read_trim(p, "cpuset.cpus")))

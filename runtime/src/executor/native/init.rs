@@ -73,6 +73,8 @@ pub struct InitConfig {
     pub no_new_privileges: bool,
     pub seccomp: Option<seccomp::Program>,
     pub tty: bool,
+    /// Initial TTY size (rows, columns).
+    pub console_size: Option<[u16; 2]>,
     pub new_cgroup_ns: bool,
     /// Run a minimal init as PID 1 that reaps zombies and forwards signals
     /// (`--init`).
@@ -93,6 +95,10 @@ fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
 /// # Safety
 /// Must run in a freshly cloned child of a single-threaded process (the
 /// shim), which is the only way the shim calls it.
+///
+/// With a TTY, `console` is one end of a socket on which the child sends
+/// the master of the pty it opens in the container's own devpts, as runc's
+/// console socket; `stdio` is then unused.
 pub unsafe fn child_main(
     cfg: &InitConfig,
     go: OwnedFd,
@@ -127,19 +133,8 @@ fn run(cfg: &InitConfig, go: OwnedFd, stdio: [RawFd; 3], console: Option<RawFd>)
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(fail("creating the cgroup namespace"))?;
     }
     nix::unistd::setsid().map_err(fail("setsid"))?;
-    for (i, fd) in stdio.iter().enumerate() {
-        if *fd != i as RawFd {
-            // SAFETY: plain dup2 on descriptors the shim handed over.
-            if unsafe { libc::dup2(*fd, i as RawFd) } < 0 {
-                return Err(Failure(1, format!("setting up stdio: {}", std::io::Error::last_os_error())));
-            }
-        }
-    }
-    if cfg.tty {
-        // SAFETY: makes the pty slave on stdin our controlling terminal.
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-            return Err(Failure(1, format!("setting the controlling terminal: {}", std::io::Error::last_os_error())));
-        }
+    if console.is_none() {
+        dup_stdio(stdio)?;
     }
 
     setup_rootfs(cfg, console)?;
@@ -194,6 +189,61 @@ fn run(cfg: &InitConfig, go: OwnedFd, stdio: [RawFd; 3], console: Option<RawFd>)
     } else {
         Err(exec(&path, &argv, &envp))
     }
+}
+
+fn dup_stdio(stdio: [RawFd; 3]) -> Result<(), Failure> {
+    for (i, fd) in stdio.iter().enumerate() {
+        if *fd != i as RawFd {
+            // SAFETY: plain dup2 on descriptors the shim handed over.
+            if unsafe { libc::dup2(*fd, i as RawFd) } < 0 {
+                return Err(Failure(1, format!("setting up stdio: {}", std::io::Error::last_os_error())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens a pty in the container's devpts (so that `/dev/pts/N` inside is
+/// its terminal), makes it stdio, the controlling terminal and
+/// `/dev/console`, and sends the master to the shim over `socket`.
+fn setup_console(cfg: &InitConfig, root: &OwnedFd, socket: RawFd) -> Result<(), Failure> {
+    let master = open_in(root, "/dev/pts/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY)
+        .map_err(fail("opening /dev/pts/ptmx"))?;
+    let mut n: libc::c_uint = 0;
+    let mut unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK and TIOCGPTN on a ptmx fd with valid pointers.
+    unsafe {
+        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) < 0
+            || libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) < 0
+        {
+            return Err(Failure(1, format!("setting up the pty: {}", std::io::Error::last_os_error())));
+        }
+    }
+    if let Some([rows, cols]) = cfg.console_size {
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ with a valid winsize.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    let slave_path = format!("/dev/pts/{n}");
+    let slave = open_in(root, &slave_path, OFlag::O_RDWR).map_err(fail("opening the pty slave"))?;
+    let target = touch_in(root, "/dev/console").map_err(fail("creating /dev/console"))?;
+    let slave_in_root = open_in(root, &slave_path, OFlag::O_PATH).map_err(fail("opening the pty slave"))?;
+    mount(Some(fd_path(&slave_in_root).as_str()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(fail("mounting /dev/console"))?;
+    let fd = slave.as_raw_fd();
+    dup_stdio([fd, fd, fd])?;
+    // SAFETY: stdin is the pty slave; make it our controlling terminal.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(Failure(1, format!("setting the controlling terminal: {}", std::io::Error::last_os_error())));
+    }
+    let fds = [master.as_raw_fd()];
+    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(b"m")];
+    nix::sys::socket::sendmsg::<()>(socket, &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
+        .map_err(fail("sending the pty to the shim"))?;
+    // SAFETY: done with the socket.
+    unsafe { libc::close(socket) };
+    Ok(())
 }
 
 fn set_keepcaps(on: bool) -> std::io::Result<()> {
@@ -296,10 +346,8 @@ fn setup_rootfs(cfg: &InitConfig, console: Option<RawFd>) -> Result<(), Failure>
     }
     mount_cgroups(cfg, &root)?;
     make_devices(&root, cfg.privileged).map_err(fail("creating devices in /dev"))?;
-    if let Some(console) = console {
-        let target = touch_in(&root, "/dev/console").map_err(fail("creating /dev/console"))?;
-        mount(Some(format!("/proc/self/fd/{console}").as_str()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(fail("mounting /dev/console"))?;
+    if let Some(socket) = console {
+        setup_console(cfg, &root, socket)?;
     }
     for (src, dest) in &cfg.etc_files {
         let target = touch_in(&root, dest).map_err(fail(&format!("creating {dest}")))?;
@@ -500,6 +548,14 @@ pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, St
     Ok(User { uid, gid, groups: sup, home: if home.is_empty() { "/".into() } else { home } })
 }
 
+/// [`prepare_exec`] for the exec helper: (exit code, message) on failure.
+pub fn prepare_exec_pub(
+    args: &[String],
+    env: &[String],
+) -> Result<(CString, Vec<CString>, Vec<CString>), (i32, String)> {
+    prepare_exec(args, env).map_err(|Failure(c, m)| (c, m))
+}
+
 /// Finds the program as `execvp` would, in the container's `PATH`.
 fn prepare_exec(args: &[String], env: &[String]) -> Result<(CString, Vec<CString>, Vec<CString>), Failure> {
     let cstr = |s: &str| CString::new(s).map_err(|_| Failure(1, format!("argument {s:?} contains a NUL byte")));
@@ -540,11 +596,28 @@ fn exec(path: &CStr, argv: &[CString], envp: &[CString]) -> Failure {
 /// zombie, and exits with the command's status.
 fn run_as_init(path: &CStr, argv: &[CString], envp: &[CString]) -> Result<Never, Failure> {
     use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+    // The init of a pid namespace never gets a signal it leaves at SIG_DFL
+    // from outside; give every catchable one a handler (it never runs: the
+    // signals stay blocked and are taken with sigwait).
+    extern "C" fn noop(_: libc::c_int) {}
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing a handler that does nothing.
+        unsafe { libc::signal(sig as libc::c_int, noop as *const () as libc::sighandler_t) };
+    }
     let all = SigSet::all();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None).map_err(fail("blocking signals"))?;
     // SAFETY: the process is single-threaded here.
     let child = match unsafe { nix::unistd::fork() }.map_err(fail("fork"))? {
         nix::unistd::ForkResult::Child => {
+            for sig in Signal::iterator() {
+                if !matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+                    // SAFETY: restoring default dispositions before exec.
+                    unsafe { libc::signal(sig as libc::c_int, libc::SIG_DFL) };
+                }
+            }
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
             let Failure(code, msg) = exec(path, argv, envp);
             eprintln!("berth-init: {msg}");
@@ -553,6 +626,11 @@ fn run_as_init(path: &CStr, argv: &[CString], envp: &[CString]) -> Result<Never,
         }
         nix::unistd::ForkResult::Parent { child } => child,
     };
+    // The init never execs: drop every descriptor it inherited from the
+    // shim (the report pipe, the daemon's socket, the error pipe) so that
+    // none of them stays open for the container's life.
+    // SAFETY: close_range on this process's own descriptors.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     loop {
         let sig = match all.wait() {
             Ok(s) => s,

@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod cgroups;
+pub mod exec;
 pub mod init;
 pub mod protocol;
 pub mod seccomp;
@@ -137,8 +138,18 @@ impl Executor for NativeExecutor {
             let (ours, theirs) = std::os::unix::net::UnixStream::pair().ctx("socketpair")?;
             let (report_r, report_w) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe")?;
+            let bundle_dir = nix::fcntl::open(
+                &launch.bundle,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx("opening the bundle")?;
             let mut cmd = tokio::process::Command::new(&self.config.shim);
-            cmd.arg(&launch.bundle)
+            // A clean environment: the shim's is what `--init` shows as the
+            // container's /proc/1/environ.
+            cmd.arg0("berth-shim")
+                .env_clear()
+                .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(
@@ -149,11 +160,14 @@ impl Executor for NativeExecutor {
                         .map(std::process::Stdio::from)
                         .unwrap_or_else(|_| std::process::Stdio::null()),
                 );
-            let (rw, sock) = (report_w.as_raw_fd(), theirs.as_raw_fd());
+            if let Some(t) = std::env::var_os("BERTH_SHIM_TRACE") {
+                cmd.env("BERTH_SHIM_TRACE", t);
+            }
+            let (rw, sock, dir) = (report_w.as_raw_fd(), theirs.as_raw_fd(), bundle_dir.as_raw_fd());
             // SAFETY: dup2 only, between fork and exec.
             unsafe {
                 cmd.pre_exec(move || {
-                    if libc::dup2(rw, 3) < 0 || libc::dup2(sock, 4) < 0 {
+                    if libc::dup2(rw, 3) < 0 || libc::dup2(sock, 4) < 0 || libc::dup2(dir, 5) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -167,6 +181,7 @@ impl Executor for NativeExecutor {
             })?;
             drop(report_w);
             drop(theirs);
+            drop(bundle_dir);
             let mut report = Vec::new();
             let mut pipe = tokio::fs::File::from_std(std::fs::File::from(report_r));
             let _ = pipe.read_to_end(&mut report).await;
@@ -203,6 +218,17 @@ impl Executor for NativeExecutor {
         })
     }
 
+    fn exec(
+        &self,
+        launch: &Launch,
+        spec: exec::ExecSpec,
+        stdin: bool,
+        console: Option<[u16; 2]>,
+    ) -> Result<exec::ExecProcess> {
+        let id = crate::util::random_id();
+        exec::spawn(&self.config.shim, &launch.bundle, &id[..16], &spec, stdin, console)
+    }
+
     fn reattach<'a>(
         &'a self,
         launch: &'a Launch,
@@ -210,8 +236,11 @@ impl Executor for NativeExecutor {
         on_exit: ExitCallback,
     ) -> BoxFuture<'a, Result<Reattached>> {
         Box::pin(async move {
-            let sock = launch.bundle.join(shim::SOCKET_FILE);
-            if let Ok(mut stream) = UnixStream::connect(&sock).await {
+            let connected = match shim::socket_path(&launch.bundle) {
+                Ok((_dir, path)) => UnixStream::connect(&path).await.ok(),
+                Err(_) => None,
+            };
+            if let Some(mut stream) = connected {
                 protocol::write_frame(&mut stream, protocol::HELLO, &[])
                     .await
                     .ctx("talking to the shim")?;

@@ -2059,7 +2059,7 @@ mod tests {
             .table()
             .iter()
             .copied()
-            .filter(|&(name, nr)| nr < 300 && name != "read")
+            .filter(|&(name, nr)| nr < 150 && name != "read")
             .collect();
         let many: Vec<serde_json::Value> = (0..80u64)
             .map(|v| {

@@ -30,7 +30,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::unix::AsyncFd;
+use crate::util::fdio::{nonblocking, read_async, write_all_async};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
@@ -100,10 +100,21 @@ pub const LOG_FILE: &str = "log.json";
 
 /// The shim's entry point: `berth-shim BUNDLE`. Never returns.
 pub fn main() -> ! {
-    let bundle = match std::env::args_os().nth(1) {
-        Some(b) => PathBuf::from(b),
-        None => {
-            eprintln!("usage: berth-shim BUNDLE (berthd runs this; it is not meant to be run by hand)");
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 4 && args[1] == "exec" {
+        super::exec::helper_main(Path::new(&args[2]), Path::new(&args[3]));
+    }
+    // The bundle comes as fd 5, not as an argument or variable, so that
+    // nothing of the host's paths shows in the container's /proc/1 when
+    // `--init` makes a copy of this process its PID 1.
+    let bundle = match std::fs::read_link("/proc/self/fd/5") {
+        Ok(b) => {
+            // SAFETY: fd 5 is the bundle directory berthd passed; done with it.
+            unsafe { libc::close(5) };
+            b
+        }
+        Err(_) => {
+            eprintln!("berth-shim: berthd runs this with its bundle as fd 5; it is not meant to be run by hand");
             std::process::exit(2);
         }
     };
@@ -251,6 +262,15 @@ impl Shim {
             let mut go = std::fs::File::from(go_w);
             let _ = go.write_all(b"g");
             drop(go);
+            let mut parent = parent;
+            if console.is_some() {
+                // The console socket is `parent.stdout` until the master comes.
+                if let Ok(master) = receive_master(&parent.stdout) {
+                    parent.stdin = if cfg.open_stdin { master.try_clone().ok() } else { None };
+                    parent.stdout = master.try_clone().map_err(|e| (e.to_string(), 1))?;
+                    parent.pty_master = Some(master);
+                }
+            }
             let mut msg = String::new();
             let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
             trace("container exec'd");
@@ -315,7 +335,7 @@ impl Shim {
         };
         let _ = sink.begin();
         let _ = std::fs::remove_file(bundle.join(SOCKET_FILE));
-        let listener = UnixListener::bind(bundle.join(SOCKET_FILE)).ok();
+        let listener = bind_socket(&bundle);
 
         // Frames for whichever daemon connection is current.
         let (out_tx, mut out_rx) = mpsc::channel::<(u8, Vec<u8>)>(256);
@@ -533,6 +553,31 @@ impl Shim {
     }
 }
 
+/// A path to `shim.sock` in `bundle` short enough for a socket address (a
+/// bundle path can pass the 108-byte limit): through an open descriptor of
+/// the directory. The descriptor must stay open while the path is used.
+pub fn socket_path(bundle: &Path) -> std::io::Result<(OwnedFd, PathBuf)> {
+    let dir = nix::fcntl::open(
+        bundle,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}/{SOCKET_FILE}", dir.as_raw_fd()));
+    Ok((dir, path))
+}
+
+fn bind_socket(bundle: &Path) -> Option<UnixListener> {
+    let (_dir, path) = socket_path(bundle).ok()?;
+    match UnixListener::bind(&path) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("berth-shim: listening on {SOCKET_FILE}: {e}; berthd cannot re-adopt this container after a restart");
+            None
+        }
+    }
+}
+
 /// The exit of `pid` if it has exited: (exit code, signal).
 fn reap(pid: Pid) -> Option<(i64, Option<i32>)> {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -558,7 +603,26 @@ struct ParentStdio {
 /// The container's stdio: the child's three fds, its console (a pty slave
 /// to mount at /dev/console), and the shim's ends.
 fn make_stdio(cfg: &ShimConfig) -> std::io::Result<([RawFd; 3], Option<RawFd>, ParentStdio)> {
+    if cfg.tty && cfg.runtime.is_none() {
+        // The container opens its pty in its own devpts and sends the
+        // master back over this socket (see `init::child_main`).
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)?;
+        let fd = theirs.as_raw_fd();
+        std::mem::forget(theirs);
+        return Ok((
+            [-1, -1, -1],
+            Some(fd),
+            ParentStdio { stdin: None, stdout: ours, stderr: None, pty_master: None },
+        ));
+    }
     if cfg.tty {
+        // An external runtime gets a pty of ours as plain stdio.
         let ws = cfg.console_size.map(|[rows, cols]| nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 });
         let pty = nix::pty::openpty(ws.as_ref(), None).map_err(std::io::Error::from)?;
         let master = pty.master;
@@ -568,7 +632,7 @@ fn make_stdio(cfg: &ShimConfig) -> std::io::Result<([RawFd; 3], Option<RawFd>, P
         let stdin = cfg.open_stdin.then(|| master.try_clone()).transpose()?;
         return Ok((
             [slave, slave, slave],
-            Some(slave),
+            None,
             ParentStdio { stdin, stdout: master.try_clone()?, stderr: None, pty_master: Some(master) },
         ));
     }
@@ -593,10 +657,28 @@ fn make_stdio(cfg: &ShimConfig) -> std::io::Result<([RawFd; 3], Option<RawFd>, P
     Ok((fds, None, ParentStdio { stdin: in_w, stdout: out_r, stderr: Some(err_r), pty_master: None }))
 }
 
+/// Receives the pty master the container sends over the console socket.
+fn receive_master(socket: &OwnedFd) -> std::io::Result<OwnedFd> {
+    let mut buf = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(std::io::Error::from)?;
+    for c in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c
+            && let Some(fd) = fds.first()
+        {
+            // SAFETY: the kernel just gave us this descriptor.
+            return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+        }
+    }
+    Err(std::io::Error::other("the container sent no pty"))
+}
+
 /// Closes the container's ends of its stdio in the shim (a pty slave may
 /// appear several times).
 fn close_child_ends(stdio: [RawFd; 3], console: Option<RawFd>) {
-    let mut fds: Vec<RawFd> = stdio.to_vec();
+    let mut fds: Vec<RawFd> = stdio.iter().copied().filter(|fd| *fd >= 0).collect();
     fds.extend(console);
     fds.sort_unstable();
     fds.dedup();
@@ -610,50 +692,6 @@ fn set_winsize(fd: RawFd, rows: u16, cols: u16) {
     let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCSWINSZ with a valid winsize on the pty master.
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
-}
-
-fn nonblocking(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
-    let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
-    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
-    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(std::io::Error::from)?;
-    // SAFETY: the fd is owned by the AsyncFd and closed only when it drops.
-    unsafe { AsyncFd::register(fd) }.map_err(|e| std::io::Error::other(e.to_string()))
-}
-
-async fn read_async(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> std::io::Result<usize> {
-    loop {
-        let mut guard = fd.readable().await?;
-        match guard.try_io(|inner| {
-            // SAFETY: reading into a valid buffer.
-            let n = unsafe { libc::read(inner.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                // A pty master reads EIO once the slave side is gone.
-                if e.raw_os_error() == Some(libc::EIO) { Ok(0) } else { Err(e) }
-            } else {
-                Ok(n as usize)
-            }
-        }) {
-            Ok(r) => return r,
-            Err(_would_block) => continue,
-        }
-    }
-}
-
-async fn write_all_async(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        let mut guard = fd.writable().await?;
-        match guard.try_io(|inner| {
-            // SAFETY: writing from a valid buffer.
-            let n = unsafe { libc::write(inner.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-            if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
-        }) {
-            Ok(Ok(n)) => data = &data[n..],
-            Ok(Err(e)) => return Err(e),
-            Err(_would_block) => continue,
-        }
-    }
-    Ok(())
 }
 
 /// The cgroup limits the spec asks for.
@@ -789,6 +827,7 @@ fn init_config(
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         seccomp,
         tty: cfg.tty,
+        console_size: cfg.console_size,
         new_cgroup_ns,
         init: cfg.init,
         privileged: linux.and_then(|l| l.masked_paths().as_ref()).is_none_or(|m| m.is_empty()),

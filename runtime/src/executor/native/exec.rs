@@ -1,0 +1,298 @@
+//! `docker exec` for native containers: a process started inside a running
+//! container's namespaces and cgroup, as its user, with its capabilities and
+//! seccomp filter.
+//!
+//! berthd runs `berth-shim exec BUNDLE SPEC` with the new process's stdio
+//! as fds 0-2. That helper joins the container (`setns` into its
+//! namespaces, its cgroups), forks so that the process is inside the pid
+//! namespace, and waits for it, exiting with its status; so berthd sees the
+//! exec's exit code as the helper's. This module holds both sides.
+
+use super::init::{self, User};
+use super::shim::{SeccompChoice, ShimConfig};
+use super::{caps, seccomp};
+use crate::error::{Error, Result, ResultExt};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// What to run, from `POST /containers/{id}/exec`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ExecSpec {
+    pub args: Vec<String>,
+    /// The container's environment with the exec's additions.
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// `user`, `uid`, `user:group`; empty for the container's user.
+    pub user: String,
+    pub tty: bool,
+    pub privileged: bool,
+    /// The container's init, in the host's pid namespace.
+    pub pid: i32,
+}
+
+/// The helper's entry: `berth-shim exec BUNDLE SPEC_FILE`. Never returns.
+pub fn helper_main(bundle: &Path, spec_file: &Path) -> ! {
+    let code = match run_helper(bundle, spec_file) {
+        Ok(code) => code,
+        Err((code, msg)) => {
+            let _ = writeln!(std::io::stderr(), "berth: exec failed: {msg}");
+            code
+        }
+    };
+    std::process::exit(code)
+}
+
+fn run_helper(bundle: &Path, spec_file: &Path) -> std::result::Result<i32, (i32, String)> {
+    let e = |m: String| (126, m);
+    let spec: ExecSpec = serde_json::from_slice(&std::fs::read(spec_file).map_err(|x| e(x.to_string()))?)
+        .map_err(|x| e(format!("exec spec: {x}")))?;
+    let _ = std::fs::remove_file(spec_file);
+    let shim: ShimConfig = serde_json::from_slice(
+        &std::fs::read(bundle.join(super::shim::CONFIG_FILE)).map_err(|x| e(x.to_string()))?,
+    )
+    .map_err(|x| e(format!("shim.json: {x}")))?;
+    let oci: oci_spec::runtime::Spec = serde_json::from_slice(
+        &std::fs::read(bundle.join(super::shim::SPEC_FILE)).map_err(|x| e(x.to_string()))?,
+    )
+    .map_err(|x| e(format!("config.json: {x}")))?;
+
+    // Compile what the process will need before entering the container.
+    let sets = match (spec.privileged, oci.process().as_ref().and_then(|p| p.capabilities().as_ref())) {
+        (true, _) => caps::CapSets::docker(&caps::all_supported()),
+        (false, Some(c)) => caps::CapSets::from_oci(c).map_err(|x| e(x.to_string()))?,
+        (false, None) => caps::CapSets::docker(&[]),
+    };
+    let keep: Vec<caps::Capability> = sets.bounding.iter().copied().collect();
+    let program = match (&shim.seccomp, spec.privileged) {
+        (SeccompChoice::Unconfined, _) | (_, true) => None,
+        (SeccompChoice::Default, _) => Some(seccomp::compile(seccomp::default_profile(), &keep).map_err(|x| e(x.to_string()))?),
+        (SeccompChoice::Profile(json), _) => {
+            let p = seccomp::parse(json.as_bytes()).map_err(|x| e(x.to_string()))?;
+            Some(seccomp::compile(&p, &keep).map_err(|x| e(x.to_string()))?)
+        }
+    };
+    let no_new_privs = oci.process().as_ref().and_then(|p| p.no_new_privileges()).unwrap_or(true);
+    let default_user = oci
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get("org.berth.user").cloned())
+        .unwrap_or_default();
+    let user_spec = if spec.user.is_empty() { default_user } else { spec.user.clone() };
+
+    // Join the container's cgroups, then its namespaces.
+    join_cgroups(spec.pid).map_err(|x| e(format!("joining the container's cgroup: {x}")))?;
+    let pid = spec.pid;
+    let ns_fds: Vec<(OwnedFd, &str)> = ["cgroup", "ipc", "uts", "net", "pid", "mnt"]
+        .into_iter()
+        .filter_map(|ns| {
+            nix::fcntl::open(
+                format!("/proc/{pid}/ns/{ns}").as_str(),
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok()
+            .map(|fd| (fd, ns))
+        })
+        .collect();
+    if ns_fds.len() < 5 {
+        return Err(e(format!("container process {pid} is gone")));
+    }
+    for (fd, ns) in &ns_fds {
+        nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::empty())
+            .map_err(|x| e(format!("entering the container's {ns} namespace: {x}")))?;
+    }
+    // Entering the pid namespace takes effect for children: fork.
+    // SAFETY: this helper is single-threaded.
+    match unsafe { nix::unistd::fork() }.map_err(|x| e(format!("fork: {x}")))? {
+        nix::unistd::ForkResult::Child => {
+            let code = match child(&spec, &user_spec, &sets, no_new_privs, program.as_ref()) {
+                Ok(never) => match never {},
+                Err((code, msg)) => {
+                    let _ = writeln!(std::io::stderr(), "{msg}");
+                    code
+                }
+            };
+            // SAFETY: ending the forked child.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            // Forward termination signals to the process.
+            forward_signals(child);
+            loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => return Ok(c),
+                    Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+                    Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+                    Err(x) => return Err((1, format!("waiting: {x}"))),
+                }
+            }
+        }
+    }
+}
+
+enum Never {}
+
+fn child(
+    spec: &ExecSpec,
+    user_spec: &str,
+    sets: &caps::CapSets,
+    no_new_privs: bool,
+    program: Option<&seccomp::Program>,
+) -> std::result::Result<Never, (i32, String)> {
+    let f = |what: &str| {
+        let what = what.to_string();
+        move |x: nix::Error| (126, format!("{what}: {x}"))
+    };
+    nix::unistd::setsid().map_err(f("setsid"))?;
+    if spec.tty {
+        // SAFETY: the pty slave berthd gave us is stdin.
+        unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let user: User = init::resolve_user_in(user_spec, &passwd, &group).map_err(|m| (126, m))?;
+    let mut env = spec.env.clone();
+    if !env.iter().any(|v| v.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    if user.uid != 0 {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    }
+    let groups: Vec<nix::unistd::Gid> = user.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).map_err(f("setgroups"))?;
+    let (gid, uid) = (nix::unistd::Gid::from_raw(user.gid), nix::unistd::Uid::from_raw(user.uid));
+    nix::unistd::setresgid(gid, gid, gid).map_err(f("setgid"))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(f("setuid"))?;
+    if !no_new_privs && let Some(p) = program {
+        seccomp::install(p).map_err(|x| (126, format!("seccomp: {x}")))?;
+    }
+    caps::apply(sets).map_err(|x| (126, format!("capabilities: {x}")))?;
+    if no_new_privs {
+        seccomp::set_no_new_privs().map_err(|x| (126, format!("no_new_privs: {x}")))?;
+        if let Some(p) = program {
+            seccomp::install(p).map_err(|x| (126, format!("seccomp: {x}")))?;
+        }
+    }
+    let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
+    nix::unistd::chdir(cwd).map_err(|x| (126, format!("chdir to \"{cwd}\": {x}")))?;
+    let (path, argv, envp) = init::prepare_exec_pub(&spec.args, &env).map_err(|(c, m)| (c, format!("OCI runtime exec failed: exec failed: {m}")))?;
+    let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    let prog = path.to_string_lossy().into_owned();
+    Err(match err {
+        nix::errno::Errno::ENOENT => (127, format!("OCI runtime exec failed: exec failed: unable to start container process: exec: \"{prog}\": stat {prog}: no such file or directory")),
+        e => (126, format!("OCI runtime exec failed: exec failed: unable to start container process: exec: \"{prog}\": {}", e.desc())),
+    })
+}
+
+/// Joins every cgroup the container's init is in.
+fn join_cgroups(pid: i32) -> std::io::Result<()> {
+    let me = std::process::id().to_string();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => continue,
+        };
+        // Find the mount of this hierarchy.
+        let mount = mounts.lines().find_map(|m| {
+            let fields: Vec<&str> = m.split(' ').collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            let fstype = fields.get(sep + 1)?;
+            let opts = fields.get(sep + 3)?;
+            let point = fields.get(4)?;
+            let ok = if controllers.is_empty() {
+                *fstype == "cgroup2"
+            } else {
+                *fstype == "cgroup" && controllers.split(',').all(|c| opts.split(',').any(|o| o == c))
+            };
+            ok.then(|| PathBuf::from(point))
+        });
+        if let Some(m) = mount {
+            let procs = m.join(path.trim_start_matches('/')).join("cgroup.procs");
+            if procs.exists() {
+                std::fs::write(&procs, &me)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SIGTERM, SIGINT, SIGHUP and SIGQUIT to the helper go to the process.
+fn forward_signals(child: nix::unistd::Pid) {
+    static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+    CHILD.store(child.as_raw(), std::sync::atomic::Ordering::SeqCst);
+    extern "C" fn forward(sig: libc::c_int) {
+        let pid = CHILD.load(std::sync::atomic::Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: kill is async-signal-safe.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installing a handler that only calls kill.
+        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
+    }
+}
+
+/// berthd's side: the running helper and the ends of its stdio.
+pub struct ExecProcess {
+    pub child: tokio::process::Child,
+    /// Where to write the process's stdin (a pipe, or the pty master).
+    pub stdin: Option<OwnedFd>,
+    /// Its stdout (or the pty master).
+    pub stdout: OwnedFd,
+    pub stderr: Option<OwnedFd>,
+    /// The pty master, for resizes.
+    pub pty: Option<OwnedFd>,
+}
+
+/// Starts `berth-shim exec` for a container.
+pub fn spawn(shim: &Path, bundle: &Path, id: &str, spec: &ExecSpec, stdin: bool, console: Option<[u16; 2]>) -> Result<ExecProcess> {
+    let spec_file = bundle.join(format!("exec-{id}.json"));
+    std::fs::write(&spec_file, serde_json::to_vec(spec).ctx("encoding the exec spec")?).ctx("writing the exec spec")?;
+    let mut cmd = tokio::process::Command::new(shim);
+    cmd.arg("exec").arg(bundle).arg(&spec_file);
+    let proc_ = if spec.tty {
+        let ws = console.map(|[rows, cols]| nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 });
+        let pty = nix::pty::openpty(ws.as_ref(), None).ctx("openpty")?;
+        let master = pty.master;
+        nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).ctx("fcntl")?;
+        let slave = pty.slave;
+        cmd.stdin(std::process::Stdio::from(slave.try_clone().ctx("dup")?))
+            .stdout(std::process::Stdio::from(slave.try_clone().ctx("dup")?))
+            .stderr(std::process::Stdio::from(slave));
+        let child = cmd.spawn().map_err(|x| Error::internal(format!("running {}: {x}", shim.display())))?;
+        ExecProcess {
+            child,
+            stdin: if stdin { Some(master.try_clone().ctx("dup")?) } else { None },
+            stdout: master.try_clone().ctx("dup")?,
+            stderr: None,
+            pty: Some(master),
+        }
+    } else {
+        let (in_r, in_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe")?;
+        let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe")?;
+        let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe")?;
+        if stdin {
+            cmd.stdin(std::process::Stdio::from(in_r));
+        } else {
+            cmd.stdin(std::process::Stdio::null());
+        }
+        cmd.stdout(std::process::Stdio::from(out_w)).stderr(std::process::Stdio::from(err_w));
+        let child = cmd.spawn().map_err(|x| Error::internal(format!("running {}: {x}", shim.display())))?;
+        ExecProcess {
+            child,
+            stdin: stdin.then_some(in_w),
+            stdout: out_r,
+            stderr: Some(err_r),
+            pty: None,
+        }
+    };
+    let _ = proc_.stdout.as_raw_fd();
+    Ok(proc_)
+}
