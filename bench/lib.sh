@@ -32,8 +32,8 @@ need() {
 
 # Builds release binaries of berthd and berth.
 bench_build() {
-    echo "bench: cargo build --release (berthd, berth)" >&2
-    (cd "$BENCH_REPO" && cargo build --quiet --release -p berth-api -p berth-cli)
+    echo "bench: cargo build --release --bins (berthd, berth, berth-shim)" >&2
+    (cd "$BENCH_REPO" && cargo build --quiet --release --bins)
     (cd "$BENCH_REPO" && samples/build.sh >/dev/null)
 }
 

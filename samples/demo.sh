@@ -17,7 +17,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 step "building berth (cargo build) and the samples"
-cargo build --quiet -p berth-api -p berth-cli
+cargo build --quiet --bins
 samples/build.sh
 berth=target/debug/berth
 berthd=target/debug/berthd

@@ -41,6 +41,8 @@ pub struct EngineConfig {
     pub shim: Option<PathBuf>,
     /// Parent cgroup of every container.
     pub cgroup_parent: String,
+    /// Leave native containers running when the daemon stops.
+    pub live_restore: bool,
 }
 
 impl EngineConfig {
@@ -51,6 +53,7 @@ impl EngineConfig {
             runtimes: HashMap::new(),
             shim: None,
             cgroup_parent: "berth".into(),
+            live_restore: false,
         }
     }
 }
@@ -84,6 +87,7 @@ pub struct Engine {
     native: Option<Arc<NativeExecutor>>,
     runtimes: HashMap<String, PathBuf>,
     cgroups: Option<CgroupManager>,
+    live_restore: bool,
 }
 
 impl Engine {
@@ -155,6 +159,7 @@ impl Engine {
             native,
             runtimes,
             cgroups,
+            live_restore: config.live_restore,
         });
         engine.spawn_flusher();
         Ok(engine)
@@ -188,7 +193,7 @@ impl Engine {
 
     /// Stops running containers and makes all state durable.
     pub async fn shutdown(&self) {
-        self.containers.shutdown().await;
+        self.containers.shutdown(self.live_restore).await;
     }
 
     /// Makes an image from a `.wasm` module or component (or WAT text),

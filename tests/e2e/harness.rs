@@ -310,8 +310,18 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// A clean stop: berthd stops its containers on SIGTERM, so no native
+    /// container outlives the test that made it.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }

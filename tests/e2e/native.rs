@@ -394,3 +394,95 @@ fn stats_report_cgroup_counters() {
     assert!(out.contains("busy") && out.contains("64MiB"), "{out}");
     d.ok(&["rm", "-f", "busy"]);
 }
+
+#[test]
+fn external_runtime_runc_gets_seccomp_and_a_tty() {
+    let Some(d) = daemon() else { return };
+    if require("runc").is_none() {
+        return;
+    }
+    // Docker's default profile reaches runc through config.json: a filter
+    // is installed, and unshare fails (-U needs no capability, so seccomp
+    // is what stops it).
+    let script = "grep Seccomp: /proc/self/status; \
+        unshare -m true 2>/dev/null; echo mntns=$?; unshare -U true 2>/dev/null; echo userns=$?";
+    let (out, code) = sh(&d, &["--runtime", "runc"], script);
+    assert_eq!(
+        (out.as_str(), code),
+        ("Seccomp:\t2\nmntns=1\nuserns=1\n", 0)
+    );
+    let (out, code) = sh(&d, &["--runtime", "runc", "--cap-add", "SYS_ADMIN"], script);
+    assert_eq!(
+        (out.as_str(), code),
+        ("Seccomp:\t2\nmntns=0\nuserns=0\n", 0)
+    );
+    let unconfined = ["--runtime", "runc", "--security-opt", "seccomp=unconfined"];
+    let (out, code) = sh(&d, &unconfined, script);
+    assert!(
+        out.starts_with("Seccomp:\t0\nmntns=1\n") && code == 0,
+        "{out}"
+    );
+
+    // -t: runc gets process.terminal false and the shim's pty as its
+    // stdio, so the output comes back through that pty (CRLF). runc run in
+    // the foreground relays stdio through pipes of its own: the container's
+    // fds are not a terminal (as they would be with --console-socket).
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "-t",
+        "--runtime",
+        "runc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi; exit 5",
+    ]);
+    assert_eq!(
+        (stdout(&out).as_str(), out.status.code()),
+        ("hi\r\n", Some(5)),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn device_allowlist_blocks_host_disks_but_not_mknod() {
+    let Some(d) = daemon() else { return };
+    // A real block device of this host, a disk before any loop device.
+    let (major, minor) = std::fs::read_dir("/sys/dev/block")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (a, b) = name.split_once(':')?;
+            Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?))
+        })
+        .min_by_key(|&(a, b)| (a == 7, a, b))
+        .expect("a block device in /sys/dev/block");
+    // Docker's default: CAP_MKNOD and `b *:* m` let mknod pass; the device
+    // cgroup refuses the open.
+    let script = format!(
+        "mkdir -p /tmp; mknod /tmp/sda b {major} {minor} && echo mknod-ok; \
+         head -c 1 /tmp/sda >/dev/null; echo open=$?"
+    );
+    let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", &script]);
+    assert_eq!(stdout(&out), "mknod-ok\nopen=1\n", "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    // The allowed devices work, and fuse is not among them.
+    let (out, code) = sh(
+        &d,
+        &[],
+        "head -c 3 /dev/zero | wc -c; echo x >/dev/null && echo null-ok; \
+         head -c 1 /dev/urandom >/dev/null && echo urandom-ok; \
+         mknod /tmp/fuse c 10 229 && (head -c 1 /tmp/fuse 2>&1 | grep -c 'not permitted')",
+    );
+    assert_eq!((out.as_str(), code), ("3\nnull-ok\nurandom-ok\n1\n", 0));
+    // --privileged allows every device.
+    let (out, _) = sh(&d, &["--privileged"], &script);
+    assert_eq!(out, "mknod-ok\nopen=0\n");
+}

@@ -33,6 +33,16 @@ struct Args {
     /// How many Wasm containers may run at once (wasmtime instance pool).
     #[arg(long, default_value_t = 1000)]
     wasm_pool_slots: u32,
+
+    /// Register an external OCI runtime: NAME=PATH (repeatable). crun and
+    /// runc found on PATH are registered by default.
+    #[arg(long = "add-runtime", value_name = "NAME=PATH")]
+    add_runtime: Vec<String>,
+
+    /// Keep native containers running when berthd stops; the next berthd
+    /// re-adopts them (Wasm containers live in the daemon and always stop).
+    #[arg(long)]
+    live_restore: bool,
 }
 
 enum Listener {
@@ -72,6 +82,18 @@ async fn serve(args: Args) -> Result<()> {
     }
     let mut config = EngineConfig::new(&args.root);
     config.wasm_pool_slots = args.wasm_pool_slots;
+    config.live_restore = args.live_restore;
+    for r in &args.add_runtime {
+        let (name, path) = r
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            .with_context(|| format!("invalid --add-runtime {r:?}: use NAME=PATH"))?;
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("--add-runtime {name}: {} does not exist", path.display());
+        }
+        config.runtimes.insert(name.to_string(), path);
+    }
     let engine = match Engine::open(config).await {
         Ok(e) => e,
         Err(e) => {

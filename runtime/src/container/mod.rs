@@ -1568,7 +1568,12 @@ impl Containers {
 
     /// Stops every running container for a daemon shutdown and waits for
     /// them (Wasm containers cannot outlive the daemon).
-    pub async fn shutdown(&self) {
+    ///
+    /// With `live_restore`, native containers are left running under their
+    /// shims, to be re-adopted by the next daemon (Docker's
+    /// `--live-restore`); Wasm containers live in the daemon and always
+    /// stop.
+    pub async fn shutdown(&self, live_restore: bool) {
         self.shutting_down.store(true, Ordering::Relaxed);
         let cs: Vec<Arc<Container>> = self
             .registry
@@ -1583,6 +1588,9 @@ impl Containers {
             let (control, exits) = {
                 let inner = c.inner.lock().unwrap();
                 if inner.record.state.status != Status::Running {
+                    continue;
+                }
+                if live_restore && inner.record.executor == ExecutorKind::Native {
                     continue;
                 }
                 (inner.control.clone(), c.snapshot().exits)

@@ -6,7 +6,9 @@
 //! "cgroupfs" driver: no systemd; the parent is `berth` unless configured),
 //! applies Docker's resource options with Docker's and runc's conversions,
 //! reads the counters behind `docker stats`, and freezes, signals and removes
-//! a container's processes.
+//! a container's processes. Device rules are put in place here too (the
+//! v1 devices controller, or on v2 an eBPF filter), with the rules'
+//! meaning and the eBPF code in [`devices`](super::devices).
 //!
 //! It touches nothing but the cgroup filesystems, and there only the
 //! `<parent>` subtree, plus `cgroup.subtree_control` of the ancestors on v2
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::devices::{self, DevicePolicy, DeviceRule};
 use crate::error::{Error, Result};
 
 /// Name of the cgroup under each hierarchy root that holds berth's
@@ -100,6 +103,12 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
     /// CPUs the container may run on (`--cpuset-cpus`), e.g. `0-2,4`.
     pub cpuset_cpus: Option<String>,
+    /// Device access rules, in order (OCI `linux.resources.devices`,
+    /// v1's meaning). Empty leaves device access alone. Applied by
+    /// [`CgroupManager::create`] only, before any process joins; `set`
+    /// leaves them as they are.
+    #[serde(default)]
+    pub devices: Vec<DeviceRule>,
 }
 
 impl Resources {
@@ -167,6 +176,9 @@ impl Resources {
             return Err(Error::invalid(format!(
                 "Invalid value {cpus} for cpuset cpus"
             )));
+        }
+        if !self.devices.is_empty() {
+            DevicePolicy::from_rules(&self.devices)?;
         }
         Ok(())
     }
@@ -366,7 +378,8 @@ impl CgroupManager {
                 // Docker's default: as much swap as memory.
                 limits.swap = Some(m.saturating_mul(2));
             }
-            cg.apply(&limits)
+            cg.apply(&limits)?;
+            cg.apply_devices(&r.devices)
         });
         match result {
             Ok(()) => Ok(cg),
@@ -630,8 +643,29 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Puts device rules in place: in the v1 devices cgroup where that
+    /// controller is mounted (also on the hybrid layout), else as an eBPF
+    /// filter on the v2 cgroup. Empty rules change nothing.
+    fn apply_devices(&self, rules: &[DeviceRule]) -> Result<()> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let policy = DevicePolicy::from_rules(rules)?;
+        match self.place("devices") {
+            Some(Place::V1(d)) => devices::apply_v1(&d, &policy),
+            _ => match self.unified_dir().filter(|d| d.is_dir()) {
+                Some(d) => devices::apply_v2(&d, &policy),
+                None if policy.allows_everything() => Ok(()),
+                None => Err(Error::internal(
+                    "device rules cannot be enforced: neither the v1 devices cgroup \
+                     controller nor cgroup v2 is mounted",
+                )),
+            },
+        }
+    }
+
     /// Changes limits of a running container (`docker update`). Unset
-    /// fields stay as they are.
+    /// fields stay as they are; device rules are not changed.
     pub fn set(&self, r: &Resources) -> Result<()> {
         r.check(false)?;
         self.apply(&r.limits())
@@ -2455,5 +2489,86 @@ mod tests {
             sleep(Duration::from_millis(10));
         }
         t.cg.destroy().unwrap();
+    }
+
+    #[test]
+    fn device_rules_are_enforced() {
+        let rules = devices::docker_default_rules();
+        let Some(mut t) = Fixture::new(&Resources {
+            devices: rules.clone(),
+            ..Default::default()
+        }) else {
+            return;
+        };
+        let (major, minor) = fs::read_dir("/sys/dev/block")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let (a, b) = name.split_once(':')?;
+                Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?))
+            })
+            .min_by_key(|&(a, b)| (a == 7, a, b))
+            .expect("a block device in /sys/dev/block");
+        let v1 = matches!(t.cg.place("devices"), Some(Place::V1(_)));
+        if v1 {
+            let list = file(t.cg.place("devices"), "devices.list");
+            assert!(
+                list.contains("c 1:3 rwm") && list.contains("b *:* m"),
+                "{list}"
+            );
+            assert!(!list.contains("a *:*"), "{list}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let node = tmp.path().join("disk");
+        let i = t.spawn(&format!(
+            "head -c 1 /dev/null && echo null-ok >&2; \
+             mknod {n} b {major} {minor} && echo mknod-ok >&2; \
+             head -c 1 {n} >/dev/null || echo open-denied >&2",
+            n = node.display()
+        ));
+        assert!(t.wait(i, Duration::from_secs(10)).success());
+        let err = t.stderr(i);
+        assert!(err.contains("null-ok\n"), "{err}");
+        assert!(err.contains("mknod-ok\n"), "{err}");
+        assert!(err.contains("Operation not permitted"), "{err}");
+        assert!(err.ends_with("open-denied\n"), "{err}");
+        // The host itself still opens it.
+        assert!(fs::File::open(&node).is_ok());
+
+        // Creating again with the same rules finds them in place; with
+        // allow-all (`--privileged`) resets them.
+        t.m.create(
+            "c1",
+            &Resources {
+                devices: rules,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let all = vec![DeviceRule::new(
+            true,
+            devices::DeviceKind::All,
+            None,
+            None,
+            "rwm",
+        )];
+        t.m.create(
+            "c1",
+            &Resources {
+                devices: all,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        if v1 {
+            assert_eq!(file(t.cg.place("devices"), "devices.list"), "a *:* rwm");
+        }
+        let i = t.spawn(&format!(
+            "head -c 1 {} >/dev/null && echo open-ok >&2",
+            node.display()
+        ));
+        assert!(t.wait(i, Duration::from_secs(10)).success());
+        assert_eq!(t.stderr(i), "open-ok\n");
     }
 }

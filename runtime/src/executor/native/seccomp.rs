@@ -1,14 +1,16 @@
 //! Seccomp for native containers: Docker's default profile, Docker's profile
-//! format (what `--security-opt seccomp=FILE` supplies), and a compiler from
-//! a profile to the classic-BPF filter that the container's init installs
-//! right before `execve`.
+//! format (what `--security-opt seccomp=FILE` supplies), a compiler from a
+//! profile to the classic-BPF filter that the built-in runtime's container
+//! init installs right before `execve`, and the OCI spec's `linux.seccomp`
+//! section for an external runtime (runc, crun), which compiles it itself.
 //!
 //! Owns: the embedded default profile, profile parsing and validation, the
-//! include/exclude evaluation Docker does when it writes a spec, syscall
+//! include/exclude evaluation Docker does when it writes a spec, the
+//! translation to the OCI `linux.seccomp` section ([`to_oci`]), syscall
 //! name → number tables, BPF code generation, and loading a filter into the
-//! calling thread. Must not touch: capabilities (see `caps`), the OCI spec,
-//! namespaces, or any process but the caller. `unconfined` is the caller's
-//! business: it simply installs nothing.
+//! calling thread. Must not touch: capabilities (see `caps`), the rest of the
+//! OCI spec, namespaces, or any process but the caller. `unconfined` is the
+//! caller's business: it simply installs nothing (and writes no section).
 //!
 //! # Where the default profile comes from
 //!
@@ -71,6 +73,10 @@ use std::io;
 use std::sync::OnceLock;
 
 use caps::Capability;
+use oci_spec::runtime::{
+    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder,
+    LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
@@ -470,6 +476,15 @@ impl Arch {
         }
     }
 
+    /// libseccomp's name, as `archMap` and `architectures` spell it.
+    fn scmp_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "SCMP_ARCH_X86_64",
+            Arch::X86 => "SCMP_ARCH_X86",
+            Arch::Aarch64 => "SCMP_ARCH_AARCH64",
+        }
+    }
+
     /// Go's name, as `includes.arches` and `excludes.arches` spell it.
     fn go_name(self) -> &'static str {
         match self {
@@ -566,6 +581,38 @@ impl Program {
     /// Number of BPF instructions.
     pub fn len(&self) -> usize {
         self.insns.len()
+    }
+
+    /// The program as bytes: the flags (u32, native endian), then each
+    /// `sock_filter`. berthd compiles once and hands the bytes to the shim.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + self.insns.len() * 8);
+        out.extend_from_slice(&self.flags.to_ne_bytes());
+        for i in &self.insns {
+            out.extend_from_slice(&i.code.to_ne_bytes());
+            out.push(i.jt);
+            out.push(i.jf);
+            out.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        out
+    }
+
+    /// Reads [`Program::to_bytes`] back.
+    pub fn from_bytes(b: &[u8]) -> Result<Program> {
+        if b.len() < 4 || (b.len() - 4) % 8 != 0 || b.len() > 4 + 8 * 4096 {
+            return Err(Error::invalid("malformed compiled seccomp program"));
+        }
+        let flags = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let insns = b[4..]
+            .chunks_exact(8)
+            .map(|c| Insn {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(Program { insns, flags })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -752,33 +799,50 @@ fn select<'a>(
     caps: &[Capability],
     target: &Target,
 ) -> Result<Vec<Selected<'a>>> {
-    let cap_names: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
-    let has_cap = |name: &String| cap_names.contains(name);
-    let arch = target.arch.go_name();
+    let cap_names = cap_names(caps);
     let mut selected = Vec::new();
     for rule in &profile.syscalls {
-        let (inc, exc) = (&rule.includes, &rule.excludes);
+        if !rule.applies(&cap_names, target) {
+            continue;
+        }
+        selected.push(Selected {
+            names: rule.all_names(),
+            ret: rule.action.ret(rule.errno_ret)?,
+            args: &rule.args,
+        });
+    }
+    Ok(selected)
+}
+
+/// Capability names as profiles spell them (`CAP_SYS_ADMIN`).
+fn cap_names(caps: &[Capability]) -> Vec<String> {
+    caps.iter().map(|c| c.to_string()).collect()
+}
+
+impl Syscall {
+    /// Whether the rule survives moby's include/exclude step for a container
+    /// with bounding capabilities `caps` on `target`.
+    fn applies(&self, caps: &[String], target: &Target) -> bool {
+        let has_cap = |name: &String| caps.contains(name);
+        let arch = target.arch.go_name();
+        let (inc, exc) = (&self.includes, &self.excludes);
         let excluded = exc.arches.iter().any(|a| a == arch)
             || exc.caps.iter().any(has_cap)
             || exc.min_kernel.is_some_and(|min| target.kernel >= min);
         let included = (inc.arches.is_empty() || inc.arches.iter().any(|a| a == arch))
             && inc.caps.iter().all(has_cap)
             && inc.min_kernel.is_none_or(|min| target.kernel >= min);
-        if excluded || !included {
-            continue;
-        }
-        let names = if rule.name.is_empty() {
-            rule.names.iter().map(String::as_str).collect()
-        } else {
-            vec![rule.name.as_str()]
-        };
-        selected.push(Selected {
-            names,
-            ret: rule.action.ret(rule.errno_ret)?,
-            args: &rule.args,
-        });
+        included && !excluded
     }
-    Ok(selected)
+
+    /// `names`, or the deprecated single `name`.
+    fn all_names(&self) -> Vec<&str> {
+        if self.name.is_empty() {
+            self.names.iter().map(String::as_str).collect()
+        } else {
+            vec![self.name.as_str()]
+        }
+    }
 }
 
 /// The filter section of one architecture (starts by loading the syscall
@@ -1018,6 +1082,128 @@ fn condition(c: &Cond, miss: usize, is64: bool) -> Result<Vec<Insn>> {
             ]
         }
     })
+}
+
+// ---- the OCI spec's linux.seccomp ------------------------------------------
+
+/// The OCI runtime spec's `linux.seccomp` for `profile`, as moby's
+/// `setupSeccomp` writes it for runc or crun: for a container whose bounding
+/// capability set is `caps`, on this host's architecture and kernel.
+pub fn to_oci(profile: &Profile, caps: &[Capability]) -> Result<LinuxSeccomp> {
+    to_oci_for(profile, caps, &Target::host()?)
+}
+
+/// [`to_oci`] for `target` (another architecture or kernel version than
+/// this host's).
+///
+/// Rules are evaluated as for [`compile`] (module docs, step 1) and copied
+/// with their names (the deprecated `name` becomes `names`), action,
+/// `errnoRet` and arguments; the default action, `defaultErrnoRet` and
+/// `flags` are kept. The architectures are the legacy `architectures` list,
+/// or the `archMap` entry of the native architecture with its
+/// sub-architectures (none when the map has no entry for it: the runtime
+/// then filters the native architecture only). What the runtime does with
+/// it (redundant rules, unknown names, ENOSYS above the newest syscall) is
+/// the runtime's business.
+pub fn to_oci_for(profile: &Profile, caps: &[Capability], target: &Target) -> Result<LinuxSeccomp> {
+    profile.validate()?;
+    let native = target.arch.scmp_name();
+    let arch_names: Vec<&str> = if profile.arch_map.is_empty() {
+        profile.architectures.iter().map(String::as_str).collect()
+    } else {
+        profile
+            .arch_map
+            .iter()
+            .filter(|m| m.arch == native)
+            .flat_map(|m| std::iter::once(&m.arch).chain(&m.sub_arches))
+            .map(String::as_str)
+            .collect()
+    };
+    let architectures = arch_names
+        .into_iter()
+        .map(|name| oci_enum::<OciArch>("architecture", name))
+        .collect::<Result<Vec<_>>>()?;
+    let flags = profile
+        .flags
+        .iter()
+        .map(|flag| oci_enum::<LinuxSeccompFilterFlag>("flag", flag))
+        .collect::<Result<Vec<_>>>()?;
+
+    let cap_names = cap_names(caps);
+    let mut syscalls = Vec::new();
+    for rule in &profile.syscalls {
+        if !rule.applies(&cap_names, target) {
+            continue;
+        }
+        let args = rule
+            .args
+            .iter()
+            .map(|a| {
+                let arg = LinuxSeccompArgBuilder::default()
+                    .index(a.index as usize)
+                    .value(a.value)
+                    .op(a.op.to_oci());
+                // Go's `omitempty`, as moby writes it.
+                let arg = if a.value_two != 0 {
+                    arg.value_two(a.value_two)
+                } else {
+                    arg
+                };
+                arg.build()
+                    .map_err(|e| Error::internal(format!("seccomp argument: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut call = LinuxSyscall::default();
+        call.set_names(rule.all_names().into_iter().map(str::to_owned).collect());
+        call.set_action(rule.action.to_oci()?);
+        call.set_errno_ret(rule.errno_ret);
+        call.set_args((!args.is_empty()).then_some(args));
+        syscalls.push(call);
+    }
+
+    let mut oci = LinuxSeccomp::default();
+    oci.set_default_action(profile.default_action.to_oci()?);
+    oci.set_default_errno_ret(profile.default_errno_ret);
+    oci.set_architectures((!architectures.is_empty()).then_some(architectures));
+    oci.set_flags((!flags.is_empty()).then_some(flags));
+    oci.set_syscalls((!syscalls.is_empty()).then_some(syscalls));
+    Ok(oci)
+}
+
+/// An oci-spec enum from the `SCMP_*`/`SECCOMP_*` name both formats use.
+fn oci_enum<T: serde::de::DeserializeOwned>(what: &str, name: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| Error::invalid(format!("seccomp profile: {what} {name:?} is not known")))
+}
+
+impl Action {
+    fn to_oci(self) -> Result<LinuxSeccompAction> {
+        Ok(match self {
+            Action::Kill => LinuxSeccompAction::ScmpActKill,
+            Action::KillProcess => LinuxSeccompAction::ScmpActKillProcess,
+            Action::KillThread => LinuxSeccompAction::ScmpActKillThread,
+            Action::Trap => LinuxSeccompAction::ScmpActTrap,
+            Action::Errno => LinuxSeccompAction::ScmpActErrno,
+            Action::Trace => LinuxSeccompAction::ScmpActTrace,
+            Action::Allow => LinuxSeccompAction::ScmpActAllow,
+            Action::Log => LinuxSeccompAction::ScmpActLog,
+            Action::Notify => return Err(notify_unsupported()),
+        })
+    }
+}
+
+impl Op {
+    fn to_oci(self) -> LinuxSeccompOperator {
+        match self {
+            Op::NotEqual => LinuxSeccompOperator::ScmpCmpNe,
+            Op::LessThan => LinuxSeccompOperator::ScmpCmpLt,
+            Op::LessOrEqual => LinuxSeccompOperator::ScmpCmpLe,
+            Op::EqualTo => LinuxSeccompOperator::ScmpCmpEq,
+            Op::GreaterOrEqual => LinuxSeccompOperator::ScmpCmpGe,
+            Op::GreaterThan => LinuxSeccompOperator::ScmpCmpGt,
+            Op::MaskedEqual => LinuxSeccompOperator::ScmpCmpMaskedEq,
+        }
+    }
 }
 
 // ---- installing -------------------------------------------------------------
@@ -2128,6 +2314,316 @@ mod tests {
         assert_eq!(call(&prog, native, "unshare", &[]), eperm());
     }
 
+    // ---- the OCI section ------------------------------------------------------
+
+    /// Every name of the section's rules with `action`, unconditional ones
+    /// only.
+    fn oci_unconditional(oci: &LinuxSeccomp, action: LinuxSeccompAction) -> Vec<&str> {
+        oci.syscalls()
+            .iter()
+            .flatten()
+            .filter(|r| r.action() == action && r.args().is_none())
+            .flat_map(|r| r.names().iter().map(String::as_str))
+            .collect()
+    }
+
+    /// The rules that name `name`.
+    fn oci_rules<'a>(oci: &'a LinuxSeccomp, name: &str) -> Vec<&'a LinuxSyscall> {
+        oci.syscalls()
+            .iter()
+            .flatten()
+            .filter(|r| r.names().iter().any(|n| n == name))
+            .collect()
+    }
+
+    #[test]
+    fn oci_section_of_the_default_profile() {
+        let oci = to_oci_for(default_profile(), &docker_default(), &target(Arch::X86_64)).unwrap();
+        assert_eq!(oci.default_action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(oci.default_errno_ret(), Some(1));
+        assert_eq!(
+            oci.architectures().as_deref(),
+            Some(
+                &[
+                    OciArch::ScmpArchX86_64,
+                    OciArch::ScmpArchX86,
+                    OciArch::ScmpArchX32
+                ][..]
+            )
+        );
+        assert_eq!(oci.flags(), &None);
+        assert_eq!(oci.listener_path(), &None);
+        // The big allow list, ptrace & co (kernel >= 4.8), socket,
+        // personality ×5, arch_prctl, modify_ldt, the masked clone, the
+        // clone3 ENOSYS rule, chroot (CAP_SYS_CHROOT is a default cap).
+        assert_eq!(oci.syscalls().as_ref().unwrap().len(), 13);
+
+        let allowed = oci_unconditional(&oci, LinuxSeccompAction::ScmpActAllow);
+        for name in [
+            "read",
+            "execve",
+            "getpid",
+            "ptrace",
+            "arch_prctl",
+            "modify_ldt",
+            "chroot",
+        ] {
+            assert!(allowed.contains(&name), "{name} is allowed");
+        }
+        // Namespaces, mounts, keyrings, modules, clock, reboot, io_uring:
+        // no allow rule at all, so the default action (EPERM) applies.
+        for name in [
+            "unshare",
+            "setns",
+            "mount",
+            "umount2",
+            "keyctl",
+            "add_key",
+            "bpf",
+            "reboot",
+            "init_module",
+            "clock_settime",
+            "io_uring_setup",
+            "open_by_handle_at",
+            "clone3",
+            "s390_runtime_instr",
+            "breakpoint",
+            "riscv_flush_icache",
+        ] {
+            assert!(
+                oci_rules(&oci, name)
+                    .iter()
+                    .all(|r| r.action() != LinuxSeccompAction::ScmpActAllow),
+                "{name} has no allow rule: {:?}",
+                oci_rules(&oci, name)
+            );
+        }
+        // clone: only without namespace flags (the x86 form: flags in arg 0).
+        let clone = oci_rules(&oci, "clone");
+        assert_eq!(clone.len(), 1, "{clone:?}");
+        assert_eq!(clone[0].action(), LinuxSeccompAction::ScmpActAllow);
+        let args = clone[0].args().as_ref().unwrap();
+        assert_eq!(args.len(), 1);
+        assert_eq!(args[0].index(), 0);
+        assert_eq!(args[0].op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
+        assert_eq!(args[0].value_two(), None, "masked with 0");
+        let namespaces = (libc::CLONE_NEWNS
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUSER
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWNET
+            | libc::CLONE_NEWCGROUP) as u64;
+        assert_eq!(args[0].value(), namespaces);
+        // clone3 cannot be checked by argument: ENOSYS, so libc uses clone.
+        let clone3 = oci_rules(&oci, "clone3");
+        assert_eq!(clone3.len(), 1, "{clone3:?}");
+        assert_eq!(clone3[0].action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(clone3[0].errno_ret(), Some(libc::ENOSYS as u32));
+        // socket: all but AF_VSOCK.
+        let socket = oci_rules(&oci, "socket");
+        assert_eq!(socket.len(), 1);
+        let arg = socket[0].args().as_ref().unwrap()[0];
+        assert_eq!(
+            (arg.index(), arg.value(), arg.op()),
+            (0, libc::AF_VSOCK as u64, LinuxSeccompOperator::ScmpCmpNe)
+        );
+        assert_eq!(oci_rules(&oci, "personality").len(), 5);
+
+        // The JSON is the runtime spec's.
+        let json = serde_json::to_value(&oci).unwrap();
+        assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(json["defaultErrnoRet"], 1);
+        assert_eq!(
+            json["architectures"],
+            serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        );
+        let rules = json["syscalls"].as_array().unwrap();
+        assert!(rules.contains(&serde_json::json!({
+            "names": ["clone"], "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": 2114060288u64, "op": "SCMP_CMP_MASKED_EQ"}]
+        })));
+        assert!(rules.contains(&serde_json::json!({
+            "names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38
+        })));
+        // And it reads back as the same section.
+        assert_eq!(serde_json::from_value::<LinuxSeccomp>(json).unwrap(), oci);
+    }
+
+    #[test]
+    fn oci_section_follows_caps_arch_and_kernel() {
+        // CAP_SYS_ADMIN opens namespaces: clone, clone3, unshare, mount,
+        // setns unconditionally, and neither the masked clone nor the clone3
+        // ENOSYS rule is left.
+        let admin = with(&[Capability::CAP_SYS_ADMIN]);
+        let oci = to_oci_for(default_profile(), &admin, &target(Arch::X86_64)).unwrap();
+        let allowed = oci_unconditional(&oci, LinuxSeccompAction::ScmpActAllow);
+        for name in [
+            "clone", "clone3", "unshare", "mount", "setns", "umount2", "bpf",
+        ] {
+            assert!(allowed.contains(&name), "{name} with CAP_SYS_ADMIN");
+        }
+        assert_eq!(oci_rules(&oci, "clone").len(), 1);
+        assert_eq!(oci_rules(&oci, "clone3").len(), 1);
+        assert!(
+            oci.syscalls()
+                .iter()
+                .flatten()
+                .all(|r| r.action() == LinuxSeccompAction::ScmpActAllow)
+        );
+
+        // Other caps open their own syscalls.
+        let oci = to_oci_for(
+            default_profile(),
+            &with(&[Capability::CAP_SYS_TIME, Capability::CAP_SYS_PTRACE]),
+            &target(Arch::X86_64),
+        )
+        .unwrap();
+        let allowed = oci_unconditional(&oci, LinuxSeccompAction::ScmpActAllow);
+        for name in ["clock_settime", "settimeofday", "kcmp", "pidfd_getfd"] {
+            assert!(allowed.contains(&name), "{name}");
+        }
+        // Without CAP_SYS_CHROOT, no chroot.
+        let no_chroot: Vec<Capability> = docker_default()
+            .into_iter()
+            .filter(|c| *c != Capability::CAP_SYS_CHROOT)
+            .collect();
+        let oci = to_oci_for(default_profile(), &no_chroot, &target(Arch::X86_64)).unwrap();
+        assert!(oci_rules(&oci, "chroot").is_empty());
+
+        // ptrace needs kernel 4.8.
+        let old = Target {
+            arch: Arch::X86_64,
+            kernel: KernelVersion { major: 4, minor: 4 },
+        };
+        let oci = to_oci_for(default_profile(), &docker_default(), &old).unwrap();
+        assert!(oci_rules(&oci, "ptrace").is_empty());
+        assert!(oci_rules(&oci, "process_vm_readv").is_empty());
+
+        // aarch64: its archMap entry, the arm/arm64 rule, no x86 ones.
+        let oci = to_oci_for(default_profile(), &docker_default(), &target(Arch::Aarch64)).unwrap();
+        assert_eq!(
+            oci.architectures().as_deref(),
+            Some(&[OciArch::ScmpArchAarch64, OciArch::ScmpArchArm][..])
+        );
+        let allowed = oci_unconditional(&oci, LinuxSeccompAction::ScmpActAllow);
+        assert!(allowed.contains(&"arm_sync_file_range"));
+        assert!(!allowed.contains(&"arch_prctl"));
+        assert!(!allowed.contains(&"modify_ldt"));
+        assert_eq!(oci_rules(&oci, "clone").len(), 1);
+    }
+
+    #[test]
+    fn oci_section_of_a_custom_profile() {
+        let p = profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+            "syscalls": [
+                {"name": "mkdir", "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["write"], "action": "SCMP_ACT_TRAP",
+                 "args": [{"index": 2, "value": 4095, "valueTwo": 4, "op": "SCMP_CMP_MASKED_EQ"},
+                          {"index": 0, "value": 2, "op": "SCMP_CMP_GE"}]},
+                {"names": ["getpid"], "action": "SCMP_ACT_KILL_PROCESS", "includes": {"arches": ["arm64"]}},
+                {"names": ["getppid"], "action": "SCMP_ACT_LOG", "excludes": {"minKernel": "7.0"}},
+                {"names": ["gettid"], "action": "SCMP_ACT_KILL", "excludes": {"caps": ["CAP_KILL"]}}
+            ]
+        }));
+        let oci = to_oci_for(&p, &docker_default(), &target(Arch::X86_64)).unwrap();
+        let json = serde_json::to_value(&oci).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+                "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+                "syscalls": [
+                    {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                    {"names": ["write"], "action": "SCMP_ACT_TRAP",
+                     "args": [{"index": 2, "value": 4095, "valueTwo": 4, "op": "SCMP_CMP_MASKED_EQ"},
+                              {"index": 0, "value": 2, "op": "SCMP_CMP_GE"}]},
+                    {"names": ["getppid"], "action": "SCMP_ACT_LOG"}
+                ]
+            })
+        );
+        // CAP_KILL dropped: the gettid rule stays; a newer kernel drops getppid's.
+        let no_kill: Vec<Capability> = docker_default()
+            .into_iter()
+            .filter(|c| *c != Capability::CAP_KILL)
+            .collect();
+        let new = Target {
+            arch: Arch::X86_64,
+            kernel: KernelVersion { major: 7, minor: 1 },
+        };
+        let oci = to_oci_for(&p, &no_kill, &new).unwrap();
+        let names: Vec<&str> = oci
+            .syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|r| r.names().iter().map(String::as_str))
+            .collect();
+        assert_eq!(names, ["mkdir", "write", "gettid"]);
+        assert_eq!(
+            oci_rules(&oci, "gettid")[0].action(),
+            LinuxSeccompAction::ScmpActKill
+        );
+
+        // An archMap without the native architecture: none listed (the
+        // runtime then filters the native one only), as moby does.
+        let p = profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "archMap": [{"architecture": "SCMP_ARCH_S390X", "subArchitectures": ["SCMP_ARCH_S390"]}],
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]
+        }));
+        let oci = to_oci_for(&p, &[], &target(Arch::X86_64)).unwrap();
+        assert_eq!(oci.architectures(), &None);
+        assert_eq!(oci.default_errno_ret(), None);
+
+        // Every architecture and flag a profile may name has an OCI spelling.
+        let every = [
+            "SCMP_ARCH_X86_64",
+            "SCMP_ARCH_X86",
+            "SCMP_ARCH_AARCH64",
+            "SCMP_ARCH_X32",
+            "SCMP_ARCH_ARM",
+            "SCMP_ARCH_MIPS",
+            "SCMP_ARCH_MIPS64",
+            "SCMP_ARCH_MIPS64N32",
+            "SCMP_ARCH_MIPSEL",
+            "SCMP_ARCH_MIPSEL64",
+            "SCMP_ARCH_MIPSEL64N32",
+            "SCMP_ARCH_PPC",
+            "SCMP_ARCH_PPC64",
+            "SCMP_ARCH_PPC64LE",
+            "SCMP_ARCH_S390",
+            "SCMP_ARCH_S390X",
+            "SCMP_ARCH_PARISC",
+            "SCMP_ARCH_PARISC64",
+            "SCMP_ARCH_RISCV64",
+            "SCMP_ARCH_LOONGARCH64",
+            "SCMP_ARCH_M68K",
+            "SCMP_ARCH_SH",
+            "SCMP_ARCH_SHEB",
+        ];
+        let p = profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": every,
+            "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+        }));
+        let json =
+            serde_json::to_value(to_oci_for(&p, &[], &target(Arch::X86_64)).unwrap()).unwrap();
+        assert_eq!(json["architectures"], serde_json::json!(every));
+        assert_eq!(json["flags"].as_array().unwrap().len(), 3);
+
+        // A seccomp agent is refused, as for the built-in runtime.
+        let p = Profile {
+            listener_path: "/run/agent.sock".into(),
+            ..profile(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"}))
+        };
+        let err = to_oci_for(&p, &[], &target(Arch::X86_64)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotImplemented, "{err}");
+    }
+
     // ---- real behaviour, in a child process ----------------------------------
 
     const CHILD_ENV: &str = "BERTH_SECCOMP_TEST_CHILD";
@@ -2405,5 +2901,132 @@ mod tests {
         assert_ne!(r["setns"], eperm, "{r:?}");
         assert_eq!(r["keyctl"], eperm, "{r:?}");
         assert_eq!(r["reboot"], eperm, "{r:?}");
+    }
+
+    // ---- the OCI section under runc -------------------------------------------
+
+    /// Runs `sh -c script` under `runc run` in a bundle whose rootfs holds
+    /// the host's static busybox, with `seccomp` as `linux.seccomp` and
+    /// `caps` as every capability set; stdout, stderr and the exit code.
+    /// `None` when not root, or runc or /bin/busybox is missing (skipped; a
+    /// failure on CI).
+    fn run_under_runc(
+        seccomp: Option<&LinuxSeccomp>,
+        caps: &[Capability],
+        script: &str,
+    ) -> Option<(String, String, i32)> {
+        let ci = std::env::var("CI").as_deref() == Ok("true");
+        let runc = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("runc"))
+                .find(|p| p.is_file())
+        });
+        let busybox = std::path::Path::new("/bin/busybox");
+        let missing = if !is_root() {
+            Some("root")
+        } else if runc.is_none() {
+            Some("runc")
+        } else if !busybox.is_file() {
+            Some("/bin/busybox (busybox-static)")
+        } else {
+            None
+        };
+        if let Some(what) = missing {
+            if ci {
+                panic!("the runc round trip needs {what} (CI=true)");
+            }
+            eprintln!("skipping the runc round trip: needs {what}");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bundle/rootfs/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(busybox, bin.join("busybox")).unwrap();
+        for applet in ["sh", "grep", "unshare", "true"] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        let names: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": {"uid": 0, "gid": 0},
+                "args": ["/bin/sh", "-c", script],
+                "env": ["PATH=/bin"],
+                "cwd": "/",
+                "capabilities": {"bounding": names, "effective": names, "permitted": names},
+                "noNewPrivileges": true
+            },
+            "root": {"path": "rootfs", "readonly": true},
+            "hostname": "seccomp-test",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                 "options": ["nosuid", "mode=755", "size=1m"]}
+            ],
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                               {"type": "mount"}, {"type": "network"}],
+                "seccomp": seccomp
+            }
+        });
+        std::fs::write(
+            dir.path().join("bundle/config.json"),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
+        let id = format!(
+            "berth-seccomp-{}-{}",
+            std::process::id(),
+            dir.path().file_name().unwrap().to_string_lossy()
+        );
+        let out = Command::new(runc.unwrap())
+            .arg("--root")
+            .arg(dir.path().join("state"))
+            .arg("run")
+            .arg("--bundle")
+            .arg(dir.path().join("bundle"))
+            .arg(&id)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Some((
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.code().unwrap_or(-1),
+        ))
+    }
+
+    #[test]
+    fn oci_section_round_trips_through_runc() {
+        // unshare -U needs no capability: seccomp is what stops it.
+        let script = "grep Seccomp: /proc/self/status; \
+            unshare -m true; echo mntns=$?; unshare -U true; echo userns=$?";
+        let default = to_oci(default_profile(), &docker_default()).unwrap();
+        let Some((out, err, code)) = run_under_runc(Some(&default), &docker_default(), script)
+        else {
+            return;
+        };
+        assert_eq!(code, 0, "runc failed:\n{out}\n{err}");
+        assert_eq!(out, "Seccomp:\t2\nmntns=1\nuserns=1\n", "stderr: {err}");
+        assert!(err.contains("Operation not permitted"), "{err}");
+
+        // Unconfined: no filter. (Whether unshare -U then works is up to the
+        // host's policy on user namespaces; it does on a stock kernel.)
+        let (out, err, code) = run_under_runc(None, &docker_default(), script).unwrap();
+        assert_eq!(code, 0, "runc failed:\n{out}\n{err}");
+        assert!(
+            out.starts_with("Seccomp:\t0\nmntns=1\nuserns="),
+            "unconfined: {out}\nstderr: {err}"
+        );
+
+        let admin = with(&[Capability::CAP_SYS_ADMIN]);
+        let oci = to_oci(default_profile(), &admin).unwrap();
+        let (out, err, code) = run_under_runc(Some(&oci), &admin, script).unwrap();
+        assert_eq!(code, 0, "runc failed:\n{out}\n{err}");
+        assert_eq!(
+            out, "Seccomp:\t2\nmntns=0\nuserns=0\n",
+            "CAP_SYS_ADMIN; stderr: {err}"
+        );
     }
 }

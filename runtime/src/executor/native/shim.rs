@@ -93,6 +93,8 @@ fn trace(step: &str) {
 }
 
 pub const CONFIG_FILE: &str = "shim.json";
+/// The container's seccomp filter, compiled by berthd.
+pub const SECCOMP_FILE: &str = "seccomp.bpf";
 pub const SPEC_FILE: &str = "config.json";
 pub const SOCKET_FILE: &str = "shim.sock";
 pub const EXIT_FILE: &str = "exit.json";
@@ -448,9 +450,10 @@ impl Shim {
                         protocol::STDIN_CLOSE => stdin = None,
                         protocol::SIGNAL if payload.len() == 4 => {
                             let sig = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) as i32;
-                            if let Ok(sig) = Signal::try_from(sig) {
-                                let _ = nix::sys::signal::kill(pid, sig);
-                            }
+                            // Raw numbers: real-time signals (SIGRTMIN+3 is
+                            // a common stop signal) have no `Signal` value.
+                            // SAFETY: kill with a pid and a signal number.
+                            unsafe { libc::kill(pid.as_raw(), sig) };
                         }
                         protocol::RESIZE if payload.len() == 4 => {
                             if let Some(m) = &self.pty_master {
@@ -712,6 +715,7 @@ fn resources_from_spec(spec: &oci_spec::runtime::Spec) -> Resources {
     if let Some(p) = res.pids() {
         r.pids_limit = Some(p.limit());
     }
+    r.devices = res.devices().iter().flatten().map(super::devices::DeviceRule::from).collect();
     r
 }
 
@@ -759,13 +763,16 @@ fn init_config(
                         .iter()
                         .filter(|h| !h.unified)
                         .map(|h| {
-                            let opts = h.controllers.join(",");
                             let name = h
                                 .mount_point
                                 .file_name()
                                 .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_else(|| opts.clone());
-                            (opts, name)
+                                .unwrap_or_else(|| h.controllers.join(","));
+                            let dir = h
+                                .mount_point
+                                .join(mgr.parent().trim_start_matches('/'))
+                                .join(&cfg.id);
+                            (dir, name)
                         })
                         .collect(),
                 )
@@ -787,8 +794,16 @@ fn init_config(
         None => caps::CapSets::docker(&[]),
     };
     let keep: Vec<caps::Capability> = caps.bounding.iter().copied().collect();
+    let precompiled = std::fs::read(bundle.join(SECCOMP_FILE)).ok();
     let seccomp = match &cfg.seccomp {
+        // An external runtime installs its own filter from config.json.
+        _ if cfg.runtime.is_some() => None,
         SeccompChoice::Unconfined => None,
+        // berthd compiled it already (see `NativeExecutor::write_bundle`).
+        _ if precompiled.is_some() => Some(
+            seccomp::Program::from_bytes(precompiled.as_deref().unwrap_or_default())
+                .map_err(|e| err(format!("seccomp: {e}")))?,
+        ),
         SeccompChoice::Default => Some(seccomp::compile(seccomp::default_profile(), &keep).map_err(|e| err(format!("seccomp: {e}")))?),
         SeccompChoice::Profile(json) => {
             let p = seccomp::parse(json.as_bytes()).map_err(|e| err(format!("seccomp profile: {e}")))?;
