@@ -18,6 +18,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     let api: Router = Router::new()
         .merge(routes::system::routes())
         .merge(routes::containers::routes())
+        .merge(routes::archive::routes())
         .merge(routes::images::routes())
         .merge(routes::unimplemented::routes())
         .fallback(fallback)

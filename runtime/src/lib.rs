@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod image;
+pub mod registry;
 pub mod store;
 pub mod util;
 

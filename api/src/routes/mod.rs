@@ -1,6 +1,7 @@
 //! One router table per area, as moby has: system, containers, images, and
 //! the endpoints berth does not implement yet (501).
 
+pub mod archive;
 pub mod containers;
 pub mod images;
 pub mod system;

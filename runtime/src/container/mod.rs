@@ -13,6 +13,7 @@
 //! and hands it to an executor; it never runs anything itself.
 
 pub mod exec;
+pub mod fs;
 pub mod logs;
 pub mod names;
 pub mod spec;

@@ -1,0 +1,1 @@
+//! Container filesystems: archive (docker cp), export, diff, commit (being written).

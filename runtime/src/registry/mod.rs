@@ -1,0 +1,1 @@
+//! Registries: pulling and pushing images (being written).
