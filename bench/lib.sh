@@ -32,6 +32,10 @@ need() {
 
 # Builds release binaries of berthd and berth.
 bench_build() {
+    if [ -n "${BENCH_NO_BUILD:-}" ]; then
+        echo "bench: using the release binaries already built (BENCH_NO_BUILD)" >&2
+        return
+    fi
     echo "bench: cargo build --release --bins (berthd, berth, berth-shim)" >&2
     (cd "$BENCH_REPO" && cargo build --quiet --release --bins)
     (cd "$BENCH_REPO" && samples/build.sh >/dev/null)

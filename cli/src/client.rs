@@ -365,6 +365,20 @@ impl Client {
         content_type: Option<&'static str>,
         mode: Mode,
     ) -> Result<Response<'_>> {
+        self.send_with_headers(method, path_and_query, body, content_type, mode, &[])
+            .await
+    }
+
+    /// [`Client::send`] with extra request headers (`X-Registry-Auth`).
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: ReqBody,
+        content_type: Option<&'static str>,
+        mode: Mode,
+        headers: &[(&'static str, String)],
+    ) -> Result<Response<'_>> {
         let upgrade = mode == Mode::Upgrade;
         let uri = format!("{}{}", self.prefix, path_and_query);
         let mut builder = Request::builder()
@@ -377,6 +391,9 @@ impl Client {
             );
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, value.as_str());
         }
         if upgrade {
             builder = builder
@@ -756,7 +773,118 @@ impl Client {
             .await
     }
 
+    /// `POST /containers/{id}/rename?name=`
+    pub async fn container_rename(&self, id: &str, name: &str) -> Result<()> {
+        let mut q = Query::new();
+        q.push("name", name);
+        self.post(&format!("/containers/{}/rename{}", seg(id), q.as_str()))
+            .await?
+            .discard()
+            .await
+    }
+
+    /// `POST /containers/{id}/pause`
+    pub async fn container_pause(&self, id: &str) -> Result<()> {
+        self.post(&format!("/containers/{}/pause", seg(id)))
+            .await?
+            .discard()
+            .await
+    }
+
+    /// `POST /containers/{id}/unpause`
+    pub async fn container_unpause(&self, id: &str) -> Result<()> {
+        self.post(&format!("/containers/{}/unpause", seg(id)))
+            .await?
+            .discard()
+            .await
+    }
+
+    /// `GET /containers/{id}/top?ps_args=`: `{"Titles": [...], "Processes": [[...]]}`.
+    pub async fn container_top(&self, id: &str, ps_args: Option<&str>) -> Result<serde_json::Value> {
+        let mut q = Query::new();
+        q.opt("ps_args", ps_args);
+        self.get(&format!("/containers/{}/top{}", seg(id), q.as_str()))
+            .await?
+            .json()
+            .await
+    }
+
+    /// `POST /containers/{id}/update` with an `UpdateConfig`; `{"Warnings": [...]}`.
+    pub async fn container_update(
+        &self,
+        id: &str,
+        config: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        self.post_json(&format!("/containers/{}/update", seg(id)), config)
+            .await?
+            .json()
+            .await
+    }
+
+    /// `POST /containers/prune?filters=`: `{"ContainersDeleted", "SpaceReclaimed"}`.
+    pub async fn container_prune(&self, filters: Option<&str>) -> Result<serde_json::Value> {
+        let mut q = Query::new();
+        q.opt("filters", filters);
+        self.send(
+            Method::POST,
+            &format!("/containers/prune{}", q.as_str()),
+            body::empty(),
+            None,
+            Mode::Long,
+        )
+        .await?
+        .json()
+        .await
+    }
+
+    /// `GET /events?since=&until=&filters=`: a stream of JSON objects.
+    pub async fn events(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+        filters: Option<&str>,
+    ) -> Result<ResponseStream> {
+        let mut q = Query::new();
+        q.opt("since", since)
+            .opt("until", until)
+            .opt("filters", filters);
+        Ok(self
+            .send(
+                Method::GET,
+                &format!("/events{}", q.as_str()),
+                body::empty(),
+                None,
+                Mode::Long,
+            )
+            .await?
+            .into_stream())
+    }
+
+    /// `GET /system/df`
+    pub async fn system_df(&self) -> Result<serde_json::Value> {
+        self.send(Method::GET, "/system/df", body::empty(), None, Mode::Long)
+            .await?
+            .json()
+            .await
+    }
+
     // ----- images ------------------------------------------------------
+
+    /// `POST /images/prune?filters=`: `{"ImagesDeleted", "SpaceReclaimed"}`.
+    pub async fn image_prune(&self, filters: Option<&str>) -> Result<serde_json::Value> {
+        let mut q = Query::new();
+        q.opt("filters", filters);
+        self.send(
+            Method::POST,
+            &format!("/images/prune{}", q.as_str()),
+            body::empty(),
+            None,
+            Mode::Long,
+        )
+        .await?
+        .json()
+        .await
+    }
 
     /// `GET /images/json?all=&digests=&filters=`
     pub async fn image_list(
@@ -867,6 +995,64 @@ impl Client {
             .into_stream())
     }
 
+    /// `POST /images/create?fromImage=&tag=&platform=` (`docker pull`),
+    /// with the registry credentials as `X-Registry-Auth`. Returns the
+    /// response: a stream of JSON progress messages.
+    pub async fn image_pull(
+        &self,
+        from_image: &str,
+        tag: &str,
+        platform: Option<&str>,
+        registry_auth: Option<&str>,
+    ) -> Result<Response<'_>> {
+        let mut q = Query::new();
+        q.push("fromImage", from_image)
+            .push("tag", tag)
+            .opt("platform", platform);
+        let headers: Vec<(&'static str, String)> = registry_auth
+            .map(|a| vec![("X-Registry-Auth", a.to_string())])
+            .unwrap_or_default();
+        self.send_with_headers(
+            Method::POST,
+            &format!("/images/create{}", q.as_str()),
+            body::empty(),
+            None,
+            Mode::Long,
+            &headers,
+        )
+        .await
+    }
+
+    /// `POST /images/{name}/push?tag=` (`docker push`); without a tag,
+    /// every tag of the repository. Returns the JSON progress stream.
+    pub async fn image_push(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        registry_auth: Option<&str>,
+    ) -> Result<Response<'_>> {
+        let mut q = Query::new();
+        q.push("tag", tag.unwrap_or(""));
+        let headers: Vec<(&'static str, String)> = registry_auth
+            .map(|a| vec![("X-Registry-Auth", a.to_string())])
+            .unwrap_or_default();
+        self.send_with_headers(
+            Method::POST,
+            &format!("/images/{}/push{}", seg(name), q.as_str()),
+            body::empty(),
+            None,
+            Mode::Long,
+            &headers,
+        )
+        .await
+    }
+
+    /// `POST /auth` (`docker login`): the daemon checks the credentials
+    /// with the registry. Answers `{"Status": ..., "IdentityToken": ...}`.
+    pub async fn registry_login(&self, auth: &serde_json::Value) -> Result<serde_json::Value> {
+        self.post_json("/auth", auth).await?.json().await
+    }
+
     // ----- berth extensions --------------------------------------------
 
     /// `POST /berth/wasm/import?tag=` with the module bytes as body.
@@ -883,6 +1069,164 @@ impl Client {
         .await?
         .json()
         .await
+    }
+}
+
+/// Options of `POST /commit` (`docker commit`).
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions<'a> {
+    pub container: &'a str,
+    /// Repository and tag, as the docker CLI sends them apart.
+    pub repo: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    pub comment: Option<&'a str>,
+    pub author: Option<&'a str>,
+    /// Dockerfile instructions (`--change`), one `changes=` each.
+    pub changes: &'a [String],
+    pub pause: bool,
+}
+
+// ----- container filesystems (docker cp, export, diff, commit) ----------
+
+impl Client {
+    /// `HEAD /containers/{id}/archive?path=`: the path's stat, from the
+    /// `X-Docker-Container-Path-Stat` header. A missing path is a 404.
+    pub async fn container_stat_path(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<berth_api_types::archive::PathStat> {
+        let mut q = Query::new();
+        q.push("path", path);
+        let resp = self
+            .send(
+                Method::HEAD,
+                &format!("/containers/{}/archive{}", seg(id), q.as_str()),
+                body::empty(),
+                None,
+                Mode::Short,
+            )
+            .await?;
+        let stat = self.path_stat(&resp);
+        resp.discard().await?;
+        stat
+    }
+
+    /// `GET /containers/{id}/archive?path=`: the path's stat and a tar of it.
+    pub async fn container_archive(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<(berth_api_types::archive::PathStat, ResponseStream)> {
+        let mut q = Query::new();
+        q.push("path", path);
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/containers/{}/archive{}", seg(id), q.as_str()),
+                body::empty(),
+                None,
+                Mode::Long,
+            )
+            .await?;
+        let stat = self.path_stat(&resp)?;
+        Ok((stat, resp.into_stream()))
+    }
+
+    fn path_stat(&self, resp: &Response<'_>) -> Result<berth_api_types::archive::PathStat> {
+        use berth_api_types::archive::{PATH_STAT_HEADER, PathStat};
+        let value = resp
+            .inner
+            .headers()
+            .get(PATH_STAT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ClientError::Protocol {
+                host: self.host.to_string(),
+                message: format!("the daemon sent no {PATH_STAT_HEADER} header"),
+            })?;
+        PathStat::from_header(value).map_err(|message| ClientError::Protocol {
+            host: self.host.to_string(),
+            message,
+        })
+    }
+
+    /// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=true&copyUIDGID=`
+    /// with a tar body, extracted into the directory `path`.
+    pub async fn container_extract(
+        &self,
+        id: &str,
+        path: &str,
+        tar: ReqBody,
+        copy_uid_gid: bool,
+    ) -> Result<()> {
+        let mut q = Query::new();
+        q.push("path", path)
+            .push("noOverwriteDirNonDir", "true")
+            .flag("copyUIDGID", copy_uid_gid);
+        self.send(
+            Method::PUT,
+            &format!("/containers/{}/archive{}", seg(id), q.as_str()),
+            tar,
+            Some("application/x-tar"),
+            Mode::Long,
+        )
+        .await?
+        .discard()
+        .await
+    }
+
+    /// `GET /containers/{id}/export`: a tar stream of the filesystem.
+    pub async fn container_export(&self, id: &str) -> Result<ResponseStream> {
+        Ok(self
+            .send(
+                Method::GET,
+                &format!("/containers/{}/export", seg(id)),
+                body::empty(),
+                None,
+                Mode::Long,
+            )
+            .await?
+            .into_stream())
+    }
+
+    /// `GET /containers/{id}/changes`.
+    pub async fn container_changes(
+        &self,
+        id: &str,
+    ) -> Result<Vec<berth_api_types::archive::Change>> {
+        let changes: Option<Vec<berth_api_types::archive::Change>> = self
+            .get(&format!("/containers/{}/changes", seg(id)))
+            .await?
+            .json()
+            .await?;
+        Ok(changes.unwrap_or_default())
+    }
+
+    /// `POST /commit?container=&repo=&tag=&comment=&author=&changes=&pause=`:
+    /// the new image's ID.
+    pub async fn container_commit(&self, opts: &CommitOptions<'_>) -> Result<String> {
+        let mut q = Query::new();
+        q.push("container", opts.container)
+            .opt("repo", opts.repo)
+            .opt("tag", opts.tag)
+            .opt("comment", opts.comment)
+            .opt("author", opts.author)
+            .push("pause", if opts.pause { "1" } else { "0" });
+        for c in opts.changes {
+            q.push("changes", c);
+        }
+        let resp: berth_api_types::IdResponse = self
+            .send(
+                Method::POST,
+                &format!("/commit{}", q.as_str()),
+                body::empty(),
+                None,
+                Mode::Long,
+            )
+            .await?
+            .json()
+            .await?;
+        Ok(resp.id)
     }
 }
 

@@ -44,6 +44,20 @@ use commands::tag::TagCommand;
 use commands::version::VersionCommand;
 use commands::wait::WaitCommand;
 use commands::wasm::WasmCommand;
+use commands::login::LoginCommand;
+use commands::logout::LogoutCommand;
+use commands::pull::PullCommand;
+use commands::push::PushCommand;
+use commands::commit::CommitCommand;
+use commands::cp::CpCommand;
+use commands::diff::DiffCommand;
+use commands::export::ExportCommand;
+use commands::events::EventsCommand;
+use commands::pause::{PauseCommand, UnpauseCommand};
+use commands::rename::RenameCommand;
+use commands::system::SystemCommand;
+use commands::top::TopCommand;
+use commands::update::UpdateCommand;
 
 /// A container engine for Linux containers and WebAssembly
 #[derive(Parser, Debug)]
@@ -93,6 +107,20 @@ enum Command {
     Wait(WaitCommand),
     Rmi(RmiCommand),
     Tag(TagCommand),
+    Pull(PullCommand),
+    Push(PushCommand),
+    Login(LoginCommand),
+    Logout(LogoutCommand),
+    Cp(CpCommand),
+    Export(ExportCommand),
+    Diff(DiffCommand),
+    Commit(CommitCommand),
+    Rename(RenameCommand),
+    Pause(PauseCommand),
+    Unpause(UnpauseCommand),
+    Top(TopCommand),
+    Update(UpdateCommand),
+    Events(EventsCommand),
     Version(VersionCommand),
     Info(InfoCommand),
     #[command(subcommand)]
@@ -101,6 +129,8 @@ enum Command {
     Image(ImageCommand),
     #[command(subcommand)]
     Wasm(WasmCommand),
+    #[command(subcommand)]
+    System(SystemCommand),
 }
 
 impl Command {
@@ -125,11 +155,26 @@ impl Command {
             Command::Wait(c) => c.execute(client).await,
             Command::Rmi(c) => c.execute(client).await,
             Command::Tag(c) => c.execute(client).await,
+            Command::Pull(c) => c.execute(client).await,
+            Command::Push(c) => c.execute(client).await,
+            Command::Login(c) => c.execute(client).await,
+            Command::Logout(c) => c.execute(client).await,
+            Command::Cp(c) => c.execute(client).await,
+            Command::Export(c) => c.execute(client).await,
+            Command::Diff(c) => c.execute(client).await,
+            Command::Commit(c) => c.execute(client).await,
+            Command::Rename(c) => c.execute(client).await,
+            Command::Pause(c) => c.execute(client).await,
+            Command::Unpause(c) => c.execute(client).await,
+            Command::Top(c) => c.execute(client).await,
+            Command::Update(c) => c.execute(client).await,
+            Command::Events(c) => c.execute(client).await,
             Command::Version(c) => c.execute(client).await,
             Command::Info(c) => c.execute(client).await,
             Command::Container(c) => c.execute(client).await,
             Command::Image(c) => c.execute(client).await,
             Command::Wasm(c) => c.execute(client).await,
+            Command::System(c) => c.execute(client).await,
         }
     }
 }
@@ -223,6 +268,14 @@ mod tests {
             &["berth", "stop", "--time", "3", "a"],
             &["berth", "logs", "-f", "--tail", "10", "x"],
             &["berth", "save", "-o", "x.tar", "a", "b"],
+            &["berth", "top", "x", "-o", "pid,comm"],
+            &["berth", "update", "-m", "64m", "--cpus", "0.5", "x"],
+            &["berth", "events", "--since", "10m", "-f", "type=container", "--format", "{{json .}}"],
+            &["berth", "container", "prune", "-f"],
+            &["berth", "image", "prune", "-af"],
+            &["berth", "system", "df"],
+            &["berth", "container", "rename", "a", "b"],
+            &["berth", "container", "pause", "a"],
         ] {
             Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }

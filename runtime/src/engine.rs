@@ -43,6 +43,9 @@ pub struct EngineConfig {
     pub cgroup_parent: String,
     /// Leave native containers running when the daemon stops.
     pub live_restore: bool,
+    /// Registries (`HOST[:PORT]`) reached over plain HTTP; loopback ones
+    /// always are (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
 }
 
 impl EngineConfig {
@@ -54,6 +57,7 @@ impl EngineConfig {
             shim: None,
             cgroup_parent: "berth".into(),
             live_restore: false,
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -81,6 +85,7 @@ pub struct Engine {
     id: String,
     _lock: nix::fcntl::Flock<File>,
     images: Arc<Images>,
+    registry: Arc<crate::registry::Registry>,
     containers: Arc<Containers>,
     wasm: Arc<WasmExecutor>,
     /// `None` when berth-shim is missing: native containers are refused.
@@ -109,6 +114,12 @@ impl Engine {
         let blobs = Arc::new(BlobStore::open(&root)?);
         let layers = Arc::new(LayerStore::open(&root)?);
         let images = Arc::new(Images::open(blobs, db.clone())?.with_layer_store(layers.clone()));
+        let registry = Arc::new(crate::registry::Registry::new(
+            images.clone(),
+            crate::registry::RegistryConfig {
+                insecure: config.insecure_registries.clone(),
+            },
+        )?);
         match images.collect_garbage() {
             Ok(0) => {}
             Ok(n) => tracing::info!(blobs = n, "removed blobs no image refers to"),
@@ -160,6 +171,7 @@ impl Engine {
             runtimes,
             cgroups,
             live_restore: config.live_restore,
+            registry,
         });
         engine.spawn_flusher();
         Ok(engine)
@@ -181,6 +193,11 @@ impl Engine {
 
     pub fn images(&self) -> &Arc<Images> {
         &self.images
+    }
+
+    /// Pulls, pushes and logins.
+    pub fn registry(&self) -> &Arc<crate::registry::Registry> {
+        &self.registry
     }
 
     pub fn containers(&self) -> &Arc<Containers> {
@@ -251,6 +268,8 @@ impl Engine {
         })
         .await
         .ctx("importing module")??;
+        self.events()
+            .image("import", &record.id.to_string(), &reference.to_string());
         Ok(WasmImportResponse {
             id: record.id.to_string(),
             reference: reference.to_string(),
@@ -389,6 +408,232 @@ impl Engine {
             },
         }
     }
+}
+
+/// What `POST /images/prune` removed.
+#[derive(Debug, Clone, Default)]
+pub struct ImagePruneReport {
+    pub deleted: Vec<berth_api_types::image::DeleteItem>,
+    pub space_reclaimed: u64,
+}
+
+/// Pruning and disk usage (`docker image prune`, `docker system df`), and
+/// the event bus.
+impl Engine {
+    /// The daemon's event bus (`GET /events`). Image code publishes with
+    /// [`EventBus::image`](crate::container::events::EventBus::image).
+    pub fn events(&self) -> &Arc<crate::container::events::EventBus> {
+        self.containers.events()
+    }
+
+    /// `POST /images/prune`: removes images no container uses; only
+    /// dangling (untagged) ones unless `dangling=false`, as Docker. The
+    /// space reclaimed is that of the blobs that went, plus the unpacked
+    /// layers that no image or container needs any more.
+    pub async fn prune_images(
+        &self,
+        filters: &crate::container::prune::PruneFilters,
+    ) -> Result<ImagePruneReport> {
+        let images = self.images.clone();
+        let containers = self.containers.clone();
+        let filters = filters.clone();
+        tokio::task::spawn_blocking(move || prune_images(&images, &containers, &filters))
+            .await
+            .ctx("pruning images")?
+    }
+
+    /// `GET /system/df`: images (size, shared size, containers using
+    /// them), containers (`SizeRw`, `SizeRootFs`), and no volumes or build
+    /// cache, which berth does not have. `types` picks the sections
+    /// (`image`, `container`, `volume`, `build-cache`); empty is all.
+    pub async fn disk_usage(&self, types: &[String]) -> Result<serde_json::Value> {
+        for t in types {
+            if !["container", "image", "volume", "build-cache"].contains(&t.as_str()) {
+                return Err(Error::invalid(format!(
+                    "invalid type {t:?}: use container, image, volume or build-cache"
+                )));
+            }
+        }
+        let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
+        let images = self.images.clone();
+        let containers = self.containers.clone();
+        let (want_images, want_containers) = (want("image"), want("container"));
+        let (layers_size, image_list, container_list) = tokio::task::spawn_blocking(move || {
+            let (layers_size, image_list) = if want_images {
+                image_usage(&images, &containers)
+            } else {
+                (0, Vec::new())
+            };
+            let mut container_list = Vec::new();
+            if want_containers {
+                let filters = crate::container::ListFilters::default();
+                for summary in containers.list(true, &filters)? {
+                    let (rw, rootfs) = containers.sizes(&summary.id).unwrap_or((0, 0));
+                    let mut v = serde_json::to_value(&summary)
+                        .map_err(|e| Error::internal(format!("encoding a container: {e}")))?;
+                    v["SizeRw"] = rw.into();
+                    v["SizeRootFs"] = rootfs.into();
+                    container_list.push(v);
+                }
+            }
+            Ok::<_, Error>((layers_size, image_list, container_list))
+        })
+        .await
+        .ctx("measuring disk usage")??;
+        let mut out = serde_json::Map::new();
+        if want("image") {
+            out.insert("LayersSize".into(), layers_size.into());
+            out.insert("Images".into(), image_list.into());
+        }
+        if want("container") {
+            out.insert("Containers".into(), container_list.into());
+        }
+        if want("volume") {
+            out.insert("Volumes".into(), serde_json::json!([]));
+        }
+        if want("build-cache") {
+            out.insert("BuildCache".into(), serde_json::json!([]));
+        }
+        Ok(out.into())
+    }
+}
+
+fn prune_images(
+    images: &Images,
+    containers: &Containers,
+    filters: &crate::container::prune::PruneFilters,
+) -> Result<ImagePruneReport> {
+    let dangling_only = filters.dangling.unwrap_or(true);
+    let blob_sizes = || -> Result<HashMap<Digest, u64>> {
+        Ok(images
+            .blobs()
+            .list()?
+            .into_iter()
+            .map(|d| {
+                let size = images.blobs().size(&d).unwrap_or(0);
+                (d, size)
+            })
+            .collect())
+    };
+    let before = blob_sizes()?;
+    let events = containers.events();
+    let mut report = ImagePruneReport::default();
+    let mut dropped_layers = Vec::new();
+    for (record, tags) in images.list() {
+        if dangling_only && !tags.is_empty() {
+            continue;
+        }
+        if !containers.users_of(&record.id).is_empty() {
+            continue;
+        }
+        let handle = images.handle(&record).ok();
+        let labels = handle
+            .as_ref()
+            .and_then(|h| h.config.config.as_ref().map(|c| c.labels.clone()))
+            .unwrap_or_default();
+        if !filters.matches(&record.created, &labels) {
+            continue;
+        }
+        // Any container that uses it by now, stopped or not, keeps it: it
+        // is reported as running so that the removal refuses.
+        let result = images.remove(&record.id.to_string(), true, |id| {
+            containers
+                .users_of(id)
+                .into_iter()
+                .map(|(c, _)| (c, true))
+                .collect()
+        });
+        match result {
+            Ok(items) => {
+                for item in &items {
+                    if let Some(t) = &item.untagged {
+                        events.image("untag", &record.id.to_string(), t);
+                    }
+                    if let Some(d) = &item.deleted {
+                        events.image("delete", d, "");
+                    }
+                }
+                report.deleted.extend(items);
+                if let Some(h) = handle {
+                    dropped_layers.extend(h.manifest.layers.into_iter().map(|l| l.digest));
+                }
+            }
+            Err(e) => tracing::debug!(image = %record.id, error = %e, "not pruned"),
+        }
+    }
+    let after = blob_sizes()?;
+    report.space_reclaimed = before
+        .iter()
+        .filter(|(d, _)| !after.contains_key(*d))
+        .map(|(_, s)| *s)
+        .sum();
+    // Unpacked layers of the removed images that nothing needs any more.
+    if let Some(store) = images.layer_store() {
+        let mut keep = containers.layers_in_use();
+        for (r, _) in images.list() {
+            if let Ok(h) = images.handle(&r) {
+                keep.extend(h.manifest.layers.into_iter().map(|l| l.digest));
+            }
+        }
+        for d in dropped_layers {
+            if keep.contains(&d) || images.blobs().contains(&d) {
+                continue;
+            }
+            let size = crate::container::prune::dir_size(&store.path(&d));
+            match store.remove(&d) {
+                Ok(true) => report.space_reclaimed += size,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(layer = %d, error = %e, "removing an unpacked layer"),
+            }
+        }
+    }
+    events.publish_prune("image", report.space_reclaimed);
+    Ok(report)
+}
+
+/// Image summaries for `system df` with `SharedSize` (bytes of layers
+/// another image has too) and `Containers`, and the bytes of all unique
+/// layers and configs (`LayersSize`).
+fn image_usage(images: &Images, containers: &Containers) -> (u64, Vec<serde_json::Value>) {
+    let list = images.list();
+    let mut blobs: HashMap<Digest, (u64, usize)> = HashMap::new();
+    let mut per_image = Vec::new();
+    for (record, tags) in list {
+        let layers: Vec<(Digest, u64)> = images
+            .handle(&record)
+            .map(|h| {
+                h.manifest
+                    .layers
+                    .iter()
+                    .map(|l| (l.digest.clone(), l.size.max(0) as u64))
+                    .chain(std::iter::once((
+                        h.manifest.config.digest.clone(),
+                        h.manifest.config.size.max(0) as u64,
+                    )))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (d, size) in &layers {
+            blobs.entry(d.clone()).or_insert((*size, 0)).1 += 1;
+        }
+        per_image.push((record, tags, layers));
+    }
+    let layers_size = blobs.values().map(|(s, _)| *s).sum();
+    let out = per_image
+        .into_iter()
+        .map(|(record, tags, layers)| {
+            let shared: u64 = layers
+                .iter()
+                .filter(|(d, _)| blobs.get(d).is_some_and(|(_, n)| *n > 1))
+                .map(|(_, s)| *s)
+                .sum();
+            let users = containers.users_of(&record.id).len() as i64;
+            let mut summary = images.summary(&record, tags, users);
+            summary.shared_size = shared as i64;
+            serde_json::to_value(&summary).unwrap_or_default()
+        })
+        .collect();
+    (layers_size, out)
 }
 
 /// The architecture as OCI names it.

@@ -130,7 +130,7 @@ fn unimplemented_endpoints_answer_501_with_a_message() {
     for (method, path) in [
         ("GET", "/v1.47/networks"),
         ("POST", "/volumes/create"),
-        ("GET", "/containers/abc/top"),
+        ("GET", "/containers/abc/attach/ws"),
         ("POST", "/images/create?fromImage=busybox"),
     ] {
         let r = d.http(method, path, None);

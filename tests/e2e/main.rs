@@ -2,6 +2,8 @@
 
 mod api;
 mod daemon;
+mod docker_cli;
+mod fs;
 mod harness;
 mod images;
 mod native;

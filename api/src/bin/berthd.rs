@@ -43,6 +43,11 @@ struct Args {
     /// re-adopts them (Wasm containers live in the daemon and always stop).
     #[arg(long)]
     live_restore: bool,
+
+    /// Reach the registry HOST[:PORT] over plain HTTP (repeatable).
+    /// Loopback registries (localhost, 127.0.0.0/8, ::1) always are.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure_registries: Vec<String>,
 }
 
 enum Listener {
@@ -83,6 +88,17 @@ async fn serve(args: Args) -> Result<()> {
     let mut config = EngineConfig::new(&args.root);
     config.wasm_pool_slots = args.wasm_pool_slots;
     config.live_restore = args.live_restore;
+    for r in &args.insecure_registries {
+        let bare = r
+            .strip_prefix("http://")
+            .or_else(|| r.strip_prefix("https://"))
+            .unwrap_or(r)
+            .trim_end_matches('/');
+        if bare.is_empty() || bare.contains(['/', ' ']) {
+            bail!("invalid --insecure-registry {r:?}: use HOST[:PORT] (CIDR ranges are not supported)");
+        }
+        config.insecure_registries.push(r.clone());
+    }
     for r in &args.add_runtime {
         let (name, path) = r
             .split_once('=')

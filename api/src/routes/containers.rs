@@ -1,5 +1,6 @@
 //! `/containers/...`: create, start, stop, kill, restart, wait, remove,
-//! inspect, list, logs, attach.
+//! inspect, list, logs, attach, exec, stats; rename, pause, unpause, top,
+//! update and prune.
 
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -12,6 +13,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use berth_api_types::container as wire;
+use berth_runtime::container::manage::UpdateRequest;
+use berth_runtime::container::prune::PruneFilters;
 use berth_runtime::container::{AttachOptions, ListFilters, LogOptions, WaitCondition, logs};
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
@@ -33,6 +36,12 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/exec", post(exec_create))
         .route("/containers/{id}/stats", get(stats))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/top", get(top))
+        .route("/containers/{id}/update", post(update))
+        .route("/containers/prune", post(prune))
         .route("/exec/{id}/start", post(exec_start))
         .route("/exec/{id}/json", get(exec_inspect))
         .route("/exec/{id}/resize", post(exec_resize))
@@ -56,8 +65,26 @@ async fn list(State(engine): State<AppState>, Q(q): Q<ListQuery>) -> ApiResult<R
     if let Some(n) = q.limit.filter(|n| *n > 0) {
         out.truncate(n as usize);
     }
-    let _ = q.size;
-    Ok(axum::Json(out).into_response())
+    if !q.size {
+        return Ok(axum::Json(out).into_response());
+    }
+    // `size=1` (`ps -s`): each container's writable layer and, with the
+    // image, its whole root filesystem.
+    let containers = engine.containers().clone();
+    let with_sizes = tokio::task::spawn_blocking(move || {
+        out.into_iter()
+            .map(|summary| {
+                let (rw, rootfs) = containers.sizes(&summary.id).unwrap_or((0, 0));
+                let mut v = serde_json::to_value(&summary).unwrap_or_default();
+                v["SizeRw"] = rw.into();
+                v["SizeRootFs"] = rootfs.into();
+                v
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError(berth_runtime::Error::internal(format!("measuring containers: {e}"))))?;
+    Ok(axum::Json(with_sizes).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -211,6 +238,69 @@ struct LogsQuery {
     #[serde(deserialize_with = "docker_bool")]
     timestamps: bool,
     tail: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RenameQuery {
+    name: String,
+}
+
+async fn rename(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<RenameQuery>,
+) -> ApiResult<StatusCode> {
+    engine.containers().rename(&id, &q.name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn pause(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    engine.containers().pause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unpause(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    engine.containers().unpause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TopQuery {
+    ps_args: String,
+}
+
+async fn top(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<TopQuery>,
+) -> ApiResult<Response> {
+    Ok(axum::Json(engine.containers().top(&id, &q.ps_args).await?).into_response())
+}
+
+async fn update(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateRequest>,
+) -> ApiResult<Response> {
+    Ok(axum::Json(engine.containers().update(&id, body).await?).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PruneQuery {
+    filters: String,
+}
+
+async fn prune(State(engine): State<AppState>, Q(q): Q<PruneQuery>) -> ApiResult<Response> {
+    let filters = PruneFilters::parse(&q.filters, false)?;
+    let report = engine.containers().prune(&filters).await?;
+    Ok(axum::Json(serde_json::json!({
+        "ContainersDeleted": report.deleted,
+        "SpaceReclaimed": report.space_reclaimed,
+    }))
+    .into_response())
 }
 
 /// Docker's `since`/`until`: Unix seconds with an optional fraction.

@@ -1,5 +1,12 @@
-//! `/images/...`: list, inspect, tag, remove, load, save; and berth's
+//! `/images/...`: list, inspect, tag, remove, load, save, pull
+//! (`/images/create?fromImage=`) and push; `/auth`; and berth's
 //! `/berth/wasm/import`.
+//!
+//! Pull and push answer with Docker's JSON progress stream. A failure
+//! before the first message (an unknown image, refused credentials) is a
+//! plain error response; once the stream has started, errors come inside
+//! it as `{"errorDetail":{"message":...},"error":...}`. A client that goes
+//! away cancels its pull or push.
 //!
 //! Image names contain slashes (`localhost:5000/team/app:v1`), so the
 //! per-image routes are one catch-all that dispatches on the last segment,
@@ -12,12 +19,17 @@ use crate::stream::body_from_channel;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_api_types::image::JsonMessage;
 use berth_runtime::Error;
+use berth_runtime::image::manifest::Platform;
 use berth_runtime::image::{Reference, archive};
+use berth_runtime::registry::{
+    AuthConfig, LoginStatus, Progress, PullOptions, PushOptions, RegistryError,
+};
+use berth_runtime::util::Digest;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -35,6 +47,7 @@ pub fn routes() -> Router<AppState> {
             get(get_image).post(post_image).delete(remove),
         )
         .route("/berth/wasm/import", post(wasm_import))
+        .route("/auth", post(auth))
 }
 
 #[derive(Deserialize, Default)]
@@ -179,11 +192,12 @@ struct TagQuery {
     tag: String,
 }
 
-/// `POST /images/{name}/tag` (and `/push`, which comes with registries).
+/// `POST /images/{name}/tag` and `POST /images/{name}/push`.
 async fn post_image(
     State(engine): State<AppState>,
     Path(rest): Path<String>,
     Q(q): Q<TagQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(name) = rest.strip_suffix("/tag") {
         if q.repo.is_empty() {
@@ -198,10 +212,22 @@ async fn post_image(
         engine.images().tag(name, &target)?;
         return Ok(StatusCode::CREATED.into_response());
     }
-    if rest.ends_with("/push") {
-        return Err(ApiError(Error::not_implemented(
-            "berthd does not implement POST /images/{name}/push yet: pushing to registries is not supported in this version",
-        )));
+    if let Some(name) = rest.strip_suffix("/push") {
+        let opts = PushOptions {
+            name: name.to_string(),
+            tag: (!q.tag.is_empty()).then(|| q.tag.clone()),
+            auth: registry_auth(&headers)?,
+        };
+        let registry = engine.registry().clone();
+        // An image that is not here is a 404 before the stream starts.
+        let targets = registry.push_targets(&opts)?;
+        return Ok(progress_stream(move |progress| async move {
+            registry
+                .push(targets, &opts.auth, &progress)
+                .await
+                .map(drop)
+        })
+        .await);
     }
     Err(ApiError(Error::not_found("page not found")))
 }
@@ -357,8 +383,9 @@ async fn save(engine: AppState, names: Vec<String>) -> ApiResult<Response> {
         .into_response())
 }
 
-/// `POST /images/create`: `docker import` (`fromSrc=-`, the rootfs tarball
-/// in the body). Pulling (`fromImage`) comes with registry support.
+/// `POST /images/create`: `docker pull` (`fromImage`, `tag`, `platform`,
+/// credentials in `X-Registry-Auth`) and `docker import` (`fromSrc=-`, the
+/// rootfs tarball in the body).
 async fn create(
     State(engine): State<AppState>,
     q: QueryPairs,
@@ -368,9 +395,12 @@ async fn create(
     let from_src = one("fromSrc");
     if from_src.is_empty() {
         let image = one("fromImage");
-        return Err(ApiError(Error::not_implemented(format!(
-            "berthd cannot pull {image:?}: pulling from registries (POST /images/create?fromImage=) is not supported in this version; load the image with `berth load` instead"
-        ))));
+        if image.is_empty() {
+            return Err(ApiError::bad_request(
+                "give fromImage=NAME to pull an image, or fromSrc=- to import a tarball",
+            ));
+        }
+        return pull(engine, &image, &one("tag"), &one("platform"), req.headers()).await;
     }
     if from_src != "-" {
         return Err(ApiError(Error::not_implemented(format!(
@@ -418,6 +448,166 @@ async fn create(
         body,
     )
         .into_response())
+}
+
+/// `docker pull`: `fromImage` (with or without a tag), `tag` (a tag or a
+/// digest), `platform` (`os[/arch[/variant]]`, `wasi/wasm`).
+async fn pull(
+    engine: AppState,
+    image: &str,
+    tag: &str,
+    platform: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let mut reference = Reference::parse(image)?;
+    if !tag.is_empty() {
+        reference = if tag.contains(':') {
+            reference.with_digest(tag.parse::<Digest>()?)
+        } else {
+            reference.with_tag(tag)?
+        };
+    }
+    let platform = if platform.is_empty() {
+        None
+    } else {
+        Some(Platform::parse(platform)?)
+    };
+    let opts = PullOptions {
+        reference,
+        platform,
+        auth: registry_auth(headers)?,
+    };
+    let registry = engine.registry().clone();
+    Ok(progress_stream(move |progress| async move {
+        registry.pull(opts, &progress).await.map(drop)
+    })
+    .await)
+}
+
+const X_REGISTRY_AUTH: &str = "x-registry-auth";
+
+/// The credentials a Docker client sends with pull and push.
+fn registry_auth(headers: &HeaderMap) -> ApiResult<AuthConfig> {
+    match headers.get(X_REGISTRY_AUTH) {
+        None => Ok(AuthConfig::default()),
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("invalid X-Registry-Auth header: not ASCII"))?;
+            Ok(AuthConfig::from_header(v)?)
+        }
+    }
+}
+
+/// A registry failure as a plain response: 401 when the registry refused
+/// (or wanted) credentials, as Docker answers.
+fn registry_error(e: RegistryError) -> Response {
+    if e.unauthorized {
+        tracing::debug!(error = %e, "registry refused the credentials");
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(berth_api_types::ErrorResponse {
+                message: e.to_string(),
+            }),
+        )
+            .into_response();
+    }
+    ApiError(e.error).into_response()
+}
+
+fn json_line(m: &JsonMessage) -> Bytes {
+    let mut v = serde_json::to_vec(m).expect("serializes");
+    v.extend_from_slice(b"\r\n");
+    Bytes::from(v)
+}
+
+/// Aborts a task when dropped: a pull or push whose client went away.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<Result<(), RegistryError>>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Runs `job` with a progress sink and answers with its messages as they
+/// come. If the job fails before its first message, the answer is a plain
+/// error; after, the error ends the stream.
+async fn progress_stream<F, Fut>(job: F) -> Response
+where
+    F: FnOnce(Progress) -> Fut,
+    Fut: std::future::Future<Output = Result<(), RegistryError>> + Send + 'static,
+{
+    let (progress, mut rx) = Progress::channel();
+    let mut task = AbortOnDrop(Some(tokio::spawn(job(progress))));
+    let first = match rx.recv().await {
+        Some(m) => m,
+        None => {
+            // The job ended without a word.
+            let handle = task.0.take().expect("not yet awaited");
+            return match handle.await {
+                Ok(Ok(())) => StatusCode::OK.into_response(),
+                Ok(Err(e)) => registry_error(e),
+                Err(e) => ApiError(Error::internal(format!("the task failed: {e}"))).into_response(),
+            };
+        }
+    };
+    struct State {
+        first: Option<JsonMessage>,
+        rx: mpsc::UnboundedReceiver<JsonMessage>,
+        task: AbortOnDrop,
+    }
+    let state = State {
+        first: Some(first),
+        rx,
+        task,
+    };
+    let body = futures_util::stream::unfold(state, |mut st| async move {
+        if let Some(m) = st.first.take() {
+            return Some((Ok::<_, std::convert::Infallible>(json_line(&m)), st));
+        }
+        if let Some(m) = st.rx.recv().await {
+            return Some((Ok(json_line(&m)), st));
+        }
+        // Every sink is gone: the job has ended.
+        let handle = st.task.0.take()?;
+        let end = match handle.await {
+            Ok(Ok(())) => return None,
+            Ok(Err(e)) => JsonMessage::error(e.to_string()),
+            Err(e) => JsonMessage::error(format!("the task failed: {e}")),
+        };
+        Some((Ok(json_line(&end)), st))
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// `POST /auth`: checks credentials against the registry, as
+/// `docker login` does; stores nothing (clients keep credentials).
+async fn auth(State(engine): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let config: AuthConfig = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid auth config: {e}")))?;
+    Ok(match engine.registry().login(&config).await {
+        Ok(LoginStatus::Succeeded) => axum::Json(serde_json::json!({
+            "Status": "Login Succeeded",
+            "IdentityToken": "",
+        }))
+        .into_response(),
+        Ok(LoginStatus::Denied(message)) => (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(berth_api_types::ErrorResponse { message }),
+        )
+            .into_response(),
+        Err(e) => registry_error(e),
+    })
 }
 
 #[derive(Deserialize, Default)]

@@ -1,51 +1,41 @@
 //! Docker Engine API endpoints berth does not implement yet. Each answers
 //! 501 with a JSON message that names it, so that a client prints a clear
 //! error instead of failing on a 404. `docs/api-compat.md` lists them too.
+//!
+//! Looking up one network, volume or plugin by name answers 404 instead:
+//! berth has none, so none exists, and `docker inspect NAME` (which tries
+//! every kind of object in turn and skips only "not found") must be able to
+//! say "No such object" rather than stop at the first 501.
 
 use super::AppState;
 use crate::error::ApiError;
 use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
 use axum::http::{Method, Uri};
-use axum::routing::{MethodFilter, on};
+use axum::routing::{MethodFilter, get, on};
 use berth_runtime::Error;
+use http_body_util::BodyExt;
 
 /// `(method, route)` of every Docker endpoint that answers 501.
 pub const ENDPOINTS: &[(&str, &str)] = &[
-    ("GET", "/containers/{id}/top"),
-    ("GET", "/containers/{id}/changes"),
-    ("GET", "/containers/{id}/export"),
-    ("POST", "/containers/{id}/update"),
-    ("POST", "/containers/{id}/rename"),
-    ("POST", "/containers/{id}/pause"),
-    ("POST", "/containers/{id}/unpause"),
     ("GET", "/containers/{id}/attach/ws"),
-    ("HEAD", "/containers/{id}/archive"),
-    ("GET", "/containers/{id}/archive"),
-    ("PUT", "/containers/{id}/archive"),
-    ("POST", "/containers/prune"),
     ("POST", "/build"),
     ("POST", "/build/prune"),
     ("POST", "/build/cancel"),
     ("GET", "/images/search"),
-    ("POST", "/images/prune"),
-    ("POST", "/commit"),
     ("GET", "/distribution/{*name}"),
     ("GET", "/networks"),
     ("POST", "/networks/create"),
     ("POST", "/networks/prune"),
-    ("GET", "/networks/{id}"),
     ("DELETE", "/networks/{id}"),
     ("POST", "/networks/{id}/connect"),
     ("POST", "/networks/{id}/disconnect"),
     ("GET", "/volumes"),
     ("POST", "/volumes/create"),
     ("POST", "/volumes/prune"),
-    ("GET", "/volumes/{name}"),
     ("PUT", "/volumes/{name}"),
     ("DELETE", "/volumes/{name}"),
-    ("POST", "/auth"),
-    ("GET", "/events"),
-    ("GET", "/system/df"),
     ("GET", "/swarm"),
     ("POST", "/swarm/init"),
     ("POST", "/swarm/join"),
@@ -82,7 +72,6 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/plugins/create"),
     // Plugin names hold slashes (`vieux/sshfs:latest`): one catch-all each
     // for .../json, .../enable, .../disable, .../upgrade, .../push, .../set.
-    ("GET", "/plugins/{*name}"),
     ("DELETE", "/plugins/{*name}"),
     ("POST", "/plugins/{*name}"),
     ("POST", "/session"),
@@ -103,11 +92,45 @@ pub fn routes() -> Router<AppState> {
         router = router.route(path, on(filter, not_implemented));
     }
     router
+        .route("/networks/{id}", get(no_network))
+        .route("/volumes/{name}", get(no_volume))
+        .route("/plugins/{*name}", get(plugin_get))
 }
 
-async fn not_implemented(method: Method, uri: Uri) -> ApiError {
+/// Most of a request body the 501 answer reads (and discards) first, so
+/// that a client still sending it does not see its connection closed.
+const DRAIN_LIMIT: usize = 256 << 20;
+
+async fn not_implemented(method: Method, uri: Uri, body: Body) -> ApiError {
+    let mut body = body;
+    let mut read = 0usize;
+    while read < DRAIN_LIMIT {
+        match body.frame().await {
+            Some(Ok(f)) => read += f.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
     ApiError(Error::not_implemented(format!(
         "berthd does not implement {method} {} yet (see docs/api-compat.md)",
         uri.path()
     )))
+}
+
+/// `GET /networks/{id}`: berth has no networks.
+async fn no_network(Path(id): Path<String>) -> ApiError {
+    ApiError(Error::not_found(format!("network {id} not found")))
+}
+
+/// `GET /volumes/{name}`: berth has no volumes.
+async fn no_volume(Path(name): Path<String>) -> ApiError {
+    ApiError(Error::not_found(format!("get {name}: no such volume")))
+}
+
+/// `GET /plugins/{name}/json`: berth has no plugins. Other GETs under
+/// `/plugins/` (`/plugins/privileges` is its own route) are 501.
+async fn plugin_get(Path(name): Path<String>, method: Method, uri: Uri) -> ApiError {
+    match name.strip_suffix("/json") {
+        Some(plugin) => ApiError(Error::not_found(format!("plugin \"{plugin}\" not found"))),
+        None => not_implemented(method, uri, Body::empty()).await,
+    }
 }

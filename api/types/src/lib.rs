@@ -9,6 +9,7 @@
 //! Request types accept missing fields (`#[serde(default)]`) the way Docker
 //! does; response types skip `None` so that clients see Docker's shapes.
 
+pub mod archive;
 pub mod container;
 pub mod image;
 pub mod stream;

@@ -8,6 +8,11 @@ use super::create::CreateCommand;
 use super::inspect::{self, InspectArgs, Kind};
 use super::kill::KillCommand;
 use super::logs::LogsCommand;
+use super::pause::{PauseCommand, UnpauseCommand};
+use super::prune::ContainerPruneCommand;
+use super::rename::RenameCommand;
+use super::top::TopCommand;
+use super::update::UpdateCommand;
 use super::ps::PsCommand;
 use super::restart::RestartCommand;
 use super::rm::RmCommand;
@@ -35,6 +40,12 @@ pub enum ContainerCommand {
     Wait(WaitCommand),
     Logs(LogsCommand),
     Inspect(ContainerInspectCommand),
+    Rename(RenameCommand),
+    Pause(PauseCommand),
+    Unpause(UnpauseCommand),
+    Top(TopCommand),
+    Update(UpdateCommand),
+    Prune(ContainerPruneCommand),
 }
 
 /// Display detailed information on one or more containers
@@ -61,6 +72,12 @@ impl ContainerCommand {
             ContainerCommand::Inspect(c) => {
                 inspect::run(client, Some(Kind::Container), c.common).await
             }
+            ContainerCommand::Rename(c) => c.execute(client).await,
+            ContainerCommand::Pause(c) => c.execute(client).await,
+            ContainerCommand::Unpause(c) => c.execute(client).await,
+            ContainerCommand::Top(c) => c.execute(client).await,
+            ContainerCommand::Update(c) => c.execute(client).await,
+            ContainerCommand::Prune(c) => c.execute(client).await,
         }
     }
 }

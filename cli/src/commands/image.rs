@@ -7,6 +7,7 @@ use super::images::ImagesCommand;
 use super::import::ImportCommand;
 use super::inspect::{self, InspectArgs, Kind};
 use super::load::LoadCommand;
+use super::prune::ImagePruneCommand;
 use super::rmi::RmiCommand;
 use super::save::SaveCommand;
 use super::tag::TagCommand;
@@ -26,6 +27,7 @@ pub enum ImageCommand {
     Load(LoadCommand),
     Save(SaveCommand),
     Tag(TagCommand),
+    Prune(ImagePruneCommand),
 }
 
 /// Display detailed information on one or more images
@@ -46,6 +48,7 @@ impl ImageCommand {
             ImageCommand::Load(c) => c.execute(client).await,
             ImageCommand::Save(c) => c.execute(client).await,
             ImageCommand::Tag(c) => c.execute(client).await,
+            ImageCommand::Prune(c) => c.execute(client).await,
         }
     }
 }

@@ -78,14 +78,14 @@ impl Containers {
     pub fn exec_create(&self, name: &str, config: wire::ExecConfig) -> Result<String> {
         let c = self.get(name)?;
         let rec = c.record();
-        if rec.state.status != Status::Running {
-            return Err(Error::conflict(format!("Container {} is not running", c.id)));
-        }
         if rec.state.status == Status::Paused {
             return Err(Error::conflict(format!(
                 "Container {} is paused, unpause the container before exec",
                 c.id
             )));
+        }
+        if rec.state.status != Status::Running {
+            return Err(Error::conflict(format!("Container {} is not running", c.id)));
         }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::invalid("No exec command specified"));
@@ -96,6 +96,12 @@ impl Containers {
             ));
         }
         let id = crate::util::random_id();
+        let cmd = config.cmd.clone().unwrap_or_default().join(" ");
+        self.emit(
+            &c,
+            &format!("exec_create: {cmd}"),
+            &[("execID", id.clone())],
+        );
         let (done, _) = watch::channel(None);
         let exec = Arc::new(Exec {
             id: id.clone(),
@@ -122,6 +128,12 @@ impl Containers {
         }
         let c = self.get(&exec.container_id)?;
         let rec = c.record();
+        if rec.state.status == Status::Paused {
+            return Err(Error::conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            )));
+        }
         if rec.state.status != Status::Running {
             return Err(Error::conflict(format!("Container {} is not running", c.id)));
         }
@@ -172,6 +184,14 @@ impl Containers {
             st.pid = child.id().map(|p| p as i64).unwrap_or(0);
             st.pty = pty.map(Arc::new);
         }
+        let cmd = exec.config.cmd.clone().unwrap_or_default().join(" ");
+        self.emit(
+            &c,
+            &format!("exec_start: {cmd}"),
+            &[("execID", exec.id.clone())],
+        );
+        let events = self.events.clone();
+        let die_attrs = super::event_attributes(&rec, &[("execID", exec.id.clone())]);
         let e2 = exec.clone();
         tokio::spawn(async move {
             let code = match child.wait().await {
@@ -190,6 +210,9 @@ impl Containers {
                 st.exit_code = Some(code);
                 st.pty = None;
             }
+            let mut attrs = die_attrs;
+            attrs.insert("exitCode".into(), code.to_string());
+            events.container("exec_die", &e2.container_id, attrs);
             e2.done.send_replace(Some(code));
         });
         Ok(ExecStreams {

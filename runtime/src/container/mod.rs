@@ -1,6 +1,8 @@
 //! Containers: their records, their state machine, and the lifecycle
 //! operations of the Docker API (create, start, stop, kill, restart, wait,
-//! remove, attach, logs).
+//! remove, attach, logs; rename, pause, top and update in [`manage`], prune
+//! and disk usage in [`prune`]). Every lifecycle step is published on the
+//! [`events`] bus.
 //!
 //! A container's record is persisted in the metadata database; its log and
 //! files live in `ROOT/containers/<id>/`. Creating, renaming and removing are
@@ -12,10 +14,13 @@
 //! This module turns Docker options into an OCI runtime spec (see [`spec`])
 //! and hands it to an executor; it never runs anything itself.
 
+pub mod events;
 pub mod exec;
 pub mod fs;
 pub mod logs;
+pub mod manage;
 pub mod names;
+pub mod prune;
 pub mod spec;
 pub mod stats;
 
@@ -30,10 +35,11 @@ use crate::store::db::CONTAINERS;
 use crate::store::{Db, Durability};
 use crate::util::{self, Digest};
 use berth_api_types::container as wire;
+use events::EventBus;
 use logs::{Live, LogSink};
 use serde::{Deserialize, Serialize};
 use spec::Restart;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -211,8 +217,12 @@ impl Container {
         self.watch.borrow().clone()
     }
 
+    /// Running or paused: it has a process.
     fn is_running(&self) -> bool {
-        self.inner.lock().unwrap().record.state.status == Status::Running
+        matches!(
+            self.inner.lock().unwrap().record.state.status,
+            Status::Running | Status::Paused
+        )
     }
 }
 
@@ -315,6 +325,8 @@ pub struct Containers {
     dirty: AtomicBool,
     /// Wakes the flusher when something is dirty.
     flush_wanted: Arc<tokio::sync::Notify>,
+    /// Where lifecycle events go (`docker events`).
+    events: Arc<EventBus>,
 }
 
 impl Containers {
@@ -408,7 +420,24 @@ impl Containers {
             shutting_down: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             flush_wanted: Arc::new(tokio::sync::Notify::new()),
+            events: Arc::new(EventBus::default()),
         })
+    }
+
+    /// The daemon's event bus: container events are published here, and
+    /// image code publishes through [`EventBus::image`].
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.events
+    }
+
+    /// Publishes a container event with Docker's attributes: the
+    /// container's labels, `name` and `image`, then `extra`.
+    fn emit(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        let attributes = {
+            let inner = c.inner.lock().unwrap();
+            event_attributes(&inner.record, extra)
+        };
+        self.events.container(action, &c.id, attributes);
     }
 
     fn container(dir: &Path, rec: ContainerRecord) -> Result<Arc<Container>> {
@@ -468,10 +497,16 @@ impl Containers {
             };
             match attempt.await {
                 Ok(Reattached::Running(r)) => {
+                    // Paused when the daemon went: still frozen?
+                    let frozen = rec.state.status == Status::Paused
+                        && self.cgroup_of(&id).is_ok_and(|cg| cg.frozen());
                     {
                         let mut inner = c.inner.lock().unwrap();
                         inner.control = Some(Arc::from(r.control));
                         inner.record.state.pid = r.pid;
+                        if inner.record.state.status == Status::Paused && !frozen {
+                            inner.record.state.status = Status::Running;
+                        }
                     }
                     c.watch.send_modify(|s| s.running = true);
                     tracing::info!(container = %id, pid = r.pid, "re-adopted a running container");
@@ -580,7 +615,7 @@ impl Containers {
                 (inner.record.image_id == *image).then(|| {
                     (
                         c.id[..12].to_string(),
-                        inner.record.state.status == Status::Running,
+                        matches!(inner.record.state.status, Status::Running | Status::Paused),
                     )
                 })
             })
@@ -762,6 +797,7 @@ impl Containers {
                 if let Ok(c) = self.get(&id) {
                     c.inner.lock().unwrap().timings.create_micros =
                         began.elapsed().as_micros() as u64;
+                    self.emit(&c, "create", &[]);
                 }
                 Ok(wire::CreateResponse { id, warnings })
             }
@@ -1034,6 +1070,7 @@ impl Containers {
             if let Err(e) = self.persist(&rec, Durability::None) {
                 tracing::warn!(container = %c.id, error = %e, "recording start");
             }
+            self.emit(c, "start", &[]);
             let _ = started_tx.send(());
             Ok(())
         })
@@ -1080,6 +1117,10 @@ impl Containers {
             tracing::warn!(container = %c.id, error = %e, "recording exit");
         }
         tracing::debug!(container = %c.id, code = status.code, "container exited");
+        if status.oom_killed {
+            self.emit(&c, "oom", &[]);
+        }
+        self.emit(&c, "die", &[("exitCode", status.code.to_string())]);
         c.watch.send_modify(|s| {
             s.running = false;
             s.exits += 1;
@@ -1159,6 +1200,9 @@ impl Containers {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<()> {
+        // A frozen process would get the signal only when thawed: unpause
+        // first, as Docker does, so that stop ends a paused container.
+        self.unpause_if_paused(c).await?;
         let (control, rec) = {
             let mut inner = c.inner.lock().unwrap();
             match inner.record.state.status {
@@ -1187,23 +1231,34 @@ impl Containers {
         let sig = parse_signal(sig_name)?;
         let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
         let exits = c.snapshot().exits;
+        self.emit(c, "kill", &[("signal", sig.to_string())]);
         control.signal(sig)?;
         let grace = (timeout >= 0).then(|| Duration::from_secs(timeout as u64));
         if !Self::wait_exit(c, exits, grace).await {
             tracing::info!(container = %c.id, "did not stop in time; killing it");
+            self.emit(c, "kill", &[("signal", "9".into())]);
             control.signal(9)?;
             Self::wait_exit(c, exits, None).await;
         }
+        self.emit(c, "stop", &[]);
         Ok(())
     }
 
-    /// `POST /containers/{id}/kill`.
+    /// `POST /containers/{id}/kill`. SIGKILL unpauses a paused container
+    /// first (a frozen process cannot die); other signals to a paused
+    /// native container wait for the unpause, as the kernel queues them.
     pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<()> {
         let c = self.get(name)?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
+        if sig == 9 {
+            self.unpause_if_paused(&c).await?;
+        }
         let control = {
             let mut inner = c.inner.lock().unwrap();
-            if inner.record.state.status != Status::Running {
+            if !matches!(
+                inner.record.state.status,
+                Status::Running | Status::Paused
+            ) {
                 return Err(Error::conflict(format!(
                     "Cannot kill container: {}: Container {} is not running",
                     name, c.id
@@ -1215,7 +1270,10 @@ impl Containers {
             inner.control.clone()
         };
         match control {
-            Some(ctl) => ctl.signal(sig),
+            Some(ctl) => {
+                self.emit(&c, "kill", &[("signal", sig.to_string())]);
+                ctl.signal(sig)
+            }
             None => Err(Error::conflict(format!(
                 "Container {} is not running",
                 c.id
@@ -1258,7 +1316,9 @@ impl Containers {
             inner.record.manually_stopped = false;
             inner.record.restart_count = 0;
         }
-        self.start_locked(&c).await
+        self.start_locked(&c).await?;
+        self.emit(&c, "restart", &[]);
+        Ok(())
     }
 
     /// `DELETE /containers/{id}`.
@@ -1267,18 +1327,28 @@ impl Containers {
         let _op = c.ops.lock().await;
         let running = c.is_running();
         if running && !force {
-            return Err(Error::conflict(format!(
-                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                c.id
-            )));
+            let paused = c.inner.lock().unwrap().record.state.status == Status::Paused;
+            return Err(Error::conflict(if paused {
+                format!(
+                    "You cannot remove a paused container {}. Unpause and then stop the container before attempting removal or force remove",
+                    c.id
+                )
+            } else {
+                format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )
+            }));
         }
         if running {
+            self.unpause_if_paused(&c).await?;
             let (control, exits) = {
                 let mut inner = c.inner.lock().unwrap();
                 inner.record.manually_stopped = true;
                 (inner.control.clone(), c.snapshot().exits)
             };
             if let Some(ctl) = control {
+                self.emit(&c, "kill", &[("signal", "9".into())]);
                 ctl.signal(9)?;
                 Self::wait_exit(&c, exits, None).await;
             }
@@ -1327,6 +1397,8 @@ impl Containers {
         }
         c.inner.lock().unwrap().removed = true;
         self.execs.forget(&rec.id);
+        self.events
+            .container("destroy", &rec.id, event_attributes(&rec, &[]));
         c.watch.send_modify(|s| s.removed = true);
         Ok(())
     }
@@ -1381,6 +1453,8 @@ impl Containers {
             rec.state.status,
             Status::Created | Status::Running | Status::Restarting | Status::Paused
         );
+        self.events
+            .container("attach", &rec.id, event_attributes(&rec, &[]));
         let stdin = if opts.stdin && live_ok {
             c.inner.lock().unwrap().stdin_writer()
         } else {
@@ -1474,7 +1548,8 @@ impl Containers {
             args: rec.args.clone(),
             state: wire::State {
                 status: rec.state.status.as_str().into(),
-                running: rec.state.status == Status::Running,
+                // Docker's paused containers are running, and paused.
+                running: matches!(rec.state.status, Status::Running | Status::Paused),
                 paused: rec.state.status == Status::Paused,
                 restarting: rec.state.status == Status::Restarting,
                 oom_killed: rec.state.oom_killed,
@@ -1530,7 +1605,7 @@ impl Containers {
         let now = chrono::Utc::now();
         let mut out = Vec::new();
         for rec in recs {
-            let running = rec.state.status == Status::Running;
+            let running = matches!(rec.state.status, Status::Running | Status::Paused);
             if !all && !running && filters.status.is_empty() {
                 continue;
             }
@@ -1588,7 +1663,10 @@ impl Containers {
         for c in cs {
             let (control, exits) = {
                 let inner = c.inner.lock().unwrap();
-                if inner.record.state.status != Status::Running {
+                if !matches!(
+                    inner.record.state.status,
+                    Status::Running | Status::Paused
+                ) {
                     continue;
                 }
                 if live_restore && inner.record.executor == ExecutorKind::Native {
@@ -1596,6 +1674,9 @@ impl Containers {
                 }
                 (inner.control.clone(), c.snapshot().exits)
             };
+            if let Err(e) = self.unpause_if_paused(&c).await {
+                tracing::warn!(container = %c.id, error = %e, "unpausing for shutdown");
+            }
             if let Some(ctl) = control {
                 let _ = ctl.signal(15);
                 waits.push(async move {
@@ -1613,6 +1694,23 @@ impl Containers {
             tracing::error!(error = %e, "flushing container state at shutdown");
         }
     }
+}
+
+/// A container event's attributes as Docker's: the container's labels,
+/// then `name` and `image`, then `extra`.
+fn event_attributes(rec: &ContainerRecord, extra: &[(&str, String)]) -> BTreeMap<String, String> {
+    let mut a: BTreeMap<String, String> = rec
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    a.insert("name".into(), rec.name.clone());
+    a.insert("image".into(), rec.image.clone());
+    for (k, v) in extra {
+        a.insert((*k).to_string(), v.clone());
+    }
+    a
 }
 
 /// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for a native

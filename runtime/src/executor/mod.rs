@@ -140,6 +140,28 @@ pub trait Control: Send + Sync {
         let _ = (rows, cols);
         Err(Error::invalid("this container has no TTY to resize"))
     }
+    /// Suspends the process (`docker pause`) where the executor does it
+    /// itself; native containers are frozen through their cgroup instead.
+    fn pause(&self) -> Result<()> {
+        Err(Error::not_implemented(
+            "this executor cannot pause a container",
+        ))
+    }
+    /// Resumes a paused process.
+    fn resume(&self) -> Result<()> {
+        Err(Error::not_implemented(
+            "this executor cannot unpause a container",
+        ))
+    }
+    /// Changes the memory limit of the running process (`docker update
+    /// --memory`), in bytes; `None` lifts it. Native containers are updated
+    /// through their cgroup instead.
+    fn set_memory_limit(&self, limit: Option<u64>) -> Result<()> {
+        let _ = limit;
+        Err(Error::not_implemented(
+            "this executor cannot change a running container's memory limit",
+        ))
+    }
 }
 
 /// A started process.

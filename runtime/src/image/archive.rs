@@ -17,7 +17,7 @@
 //! knows nothing about containers.
 
 use super::config::ImageConfigFile;
-use super::manifest::{self, Descriptor, Index, Manifest, Platform, media};
+use super::manifest::{self, Descriptor, Index, Manifest, media};
 use super::{ImageRecord, Images, Reference};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::store::BlobStore;
@@ -528,85 +528,34 @@ fn name_from_annotations(desc: &Descriptor) -> Result<Option<Reference>> {
     Ok(None)
 }
 
-/// The OCI platform name of the host's architecture.
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-        "loongarch64" => "loong64",
-        other => other,
-    }
-}
-
-fn platform_name(p: Option<&Platform>) -> String {
-    match p {
-        None => "unknown platform".into(),
-        Some(p) => match &p.variant {
-            Some(v) if !v.is_empty() => format!("{}/{}/{v}", p.os, p.architecture),
-            _ => format!("{}/{}", p.os, p.architecture),
-        },
-    }
-}
-
-/// Attestations and other non-image entries of a multi-platform index.
-fn is_attestation(d: &Descriptor) -> bool {
-    d.annotations.contains_key("vnd.docker.reference.type")
-        || d.platform.as_ref().is_some_and(|p| p.os == "unknown")
-}
-
-fn is_wasm_platform(p: &Platform) -> bool {
-    matches!(p.os.as_str(), "wasi" | "wasip1" | "wasip2") || p.architecture == "wasm"
-}
-
-/// Picks the manifest of a multi-platform index to load: the host's
-/// platform, else the only one the archive holds, else the first Wasm one.
+/// Picks the manifest of a multi-platform index to load, by the rule
+/// registries also use ([`manifest::choose_platform`]) among the images the
+/// archive holds.
 fn pick_platform<'a>(images: &Images, index: &'a Index, digest: &Digest) -> Result<&'a Descriptor> {
     let images_listed: Vec<&Descriptor> = index
         .manifests
         .iter()
-        .filter(|d| !is_attestation(d))
+        .filter(|d| !d.is_attestation())
         .collect();
     let present: Vec<&Descriptor> = images_listed
         .iter()
         .copied()
         .filter(|d| images.blobs().contains(&d.digest))
         .collect();
-    let arch = host_arch();
-    let host = |d: &&Descriptor| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-    };
-    if let Some(d) = present.iter().find(|d| host(d)) {
+    if let Some(d) = manifest::choose_platform(&present, None) {
         return Ok(d);
     }
-    if let [only] = present.as_slice() {
-        return Ok(only);
-    }
-    if let Some(d) = present
-        .iter()
-        .find(|d| d.platform.as_ref().is_some_and(is_wasm_platform))
-    {
-        return Ok(d);
-    }
-    let listed = |ds: &[&Descriptor]| {
-        ds.iter()
-            .map(|d| platform_name(d.platform.as_ref()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     if present.is_empty() {
         return Err(Error::invalid(format!(
             "the archive holds none of the images of index {digest} (platforms: {})",
-            listed(&images_listed)
+            manifest::platform_names(&images_listed)
         )));
     }
     Err(Error::invalid(format!(
-        "index {digest} has no image for this host (linux/{arch}) and berth cannot choose among \
+        "index {digest} has no image for this host (linux/{}) and berth cannot choose among \
          its platforms: {}",
-        listed(&present)
+        manifest::host_arch(),
+        manifest::platform_names(&present)
     )))
 }
 
@@ -1018,6 +967,7 @@ mod tests {
     use super::*;
     use crate::image::tests::{fixture, put_wasm};
     use crate::image::{ExecutorKind, ImageKind};
+    use crate::image::manifest::host_arch;
 
     /// A tar built entry by entry, with raw names so that bad ones can be
     /// written too.

@@ -85,6 +85,165 @@ pub struct Platform {
     pub os_version: Option<String>,
 }
 
+/// The OCI name of the host's architecture (`amd64`, `arm64`, ...).
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+const WASI_OSES: &[&str] = &["wasi", "wasip1", "wasip2"];
+
+impl Platform {
+    /// `linux/<host arch>`.
+    pub fn host() -> Platform {
+        Platform {
+            os: "linux".into(),
+            architecture: host_arch().into(),
+            ..Default::default()
+        }
+    }
+
+    /// Parses `os[/arch[/variant]]` as `docker pull --platform` takes it,
+    /// normalizing names as Docker does (`x86_64` is `amd64`, `aarch64` is
+    /// `arm64`). A bare OS gets the host's architecture, or `wasm` for the
+    /// WASI ones.
+    pub fn parse(s: &str) -> Result<Platform> {
+        let bad = |why: &str| {
+            Error::invalid(format!(
+                "invalid platform {s:?}: {why}; expected os[/arch[/variant]] such as linux/amd64 or wasi/wasm"
+            ))
+        };
+        let lower = s.trim().to_ascii_lowercase();
+        let parts: Vec<&str> = lower.split('/').collect();
+        if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+            return Err(bad("malformed"));
+        }
+        let ok = |p: &str| {
+            p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        if !parts.iter().all(|p| ok(p)) {
+            return Err(bad("unexpected characters"));
+        }
+        let os = parts[0].to_string();
+        let (arch, variant) = match (parts.get(1).copied(), parts.get(2).copied()) {
+            (None, _) if WASI_OSES.contains(&os.as_str()) => ("wasm".to_string(), None),
+            (None, _) => (host_arch().to_string(), None),
+            (Some(a), v) => normalize_arch(a, v),
+        };
+        Ok(Platform {
+            os,
+            architecture: arch,
+            variant,
+            os_version: None,
+        })
+    }
+
+    /// A WebAssembly platform (`wasi/wasm`, `wasip1/wasm`, ...).
+    pub fn is_wasm(&self) -> bool {
+        WASI_OSES.contains(&self.os.as_str()) || self.architecture == "wasm"
+    }
+
+    /// `os/arch[/variant]`.
+    pub fn name(&self) -> String {
+        match &self.variant {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", self.os, self.architecture),
+            _ => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+
+    /// Whether an image of this platform satisfies a request for `want`: the
+    /// same OS and architecture, and the same variant when `want` names one
+    /// (`arm64` and `arm64/v8` are one). Any WASI platform satisfies a
+    /// request for another WASI one.
+    pub fn satisfies(&self, want: &Platform) -> bool {
+        if want.is_wasm() {
+            return self.is_wasm();
+        }
+        let (arch, variant) = normalize_arch(&self.architecture, self.variant.as_deref());
+        if self.os != want.os || arch != want.architecture {
+            return false;
+        }
+        match &want.variant {
+            None => true,
+            Some(v) => variant.as_deref() == Some(v.as_str()),
+        }
+    }
+}
+
+/// Docker's architecture aliases, and `arm64/v8` as plain `arm64`.
+fn normalize_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>) {
+    let arch = arch.to_ascii_lowercase();
+    let variant = variant.map(str::to_ascii_lowercase);
+    match (arch.as_str(), variant.as_deref()) {
+        ("x86_64" | "x86-64" | "amd64", _) => ("amd64".into(), None),
+        ("aarch64" | "arm64", Some("v8") | None) => ("arm64".into(), None),
+        ("aarch64" | "arm64", Some(v)) => ("arm64".into(), Some(v.into())),
+        ("armhf", _) => ("arm".into(), Some("v7".into())),
+        ("armel", _) => ("arm".into(), Some("v6".into())),
+        ("i386" | "i686" | "386", _) => ("386".into(), None),
+        _ => (arch, variant),
+    }
+}
+
+/// `os/arch` of each descriptor, for messages.
+pub fn platform_names(ds: &[&Descriptor]) -> String {
+    ds.iter()
+        .map(|d| match &d.platform {
+            Some(p) => p.name(),
+            None => "unknown platform".into(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Picks the image of a multi-platform index among `candidates` (its
+/// entries that are images, see [`Descriptor::is_attestation`]; an archive
+/// passes those it holds). With `want`, the first whose platform satisfies
+/// it. Without, berth's rule: the host's platform, else the only
+/// candidate, else the first Wasm one, which runs anywhere berth does.
+pub fn choose_platform<'a>(
+    candidates: &[&'a Descriptor],
+    want: Option<&Platform>,
+) -> Option<&'a Descriptor> {
+    if let Some(want) = want {
+        // An exact OS match first (`wasip2/wasm` asked, `wasip1` also there).
+        return candidates
+            .iter()
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.satisfies(want) && p.os == want.os)
+            })
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .find(|d| d.platform.as_ref().is_some_and(|p| p.satisfies(want)))
+            })
+            .copied();
+    }
+    let host = Platform::host();
+    if let Some(d) = candidates
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| p.satisfies(&host)))
+    {
+        return Some(d);
+    }
+    if let [only] = candidates {
+        return Some(only);
+    }
+    candidates
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(Platform::is_wasm))
+        .copied()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
@@ -112,6 +271,15 @@ impl Descriptor {
             urls: Vec::new(),
             artifact_type: None,
         }
+    }
+}
+
+impl Descriptor {
+    /// Attestations and other entries of a multi-platform index that are
+    /// not images to run.
+    pub fn is_attestation(&self) -> bool {
+        self.annotations.contains_key("vnd.docker.reference.type")
+            || self.platform.as_ref().is_some_and(|p| p.os == "unknown")
     }
 }
 
@@ -201,5 +369,69 @@ pub fn looks_like_index(bytes: &[u8]) -> bool {
             None => p.manifests.is_some(),
         },
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(os: &str, arch: &str, variant: Option<&str>) -> Descriptor {
+        let id = format!("{os}/{arch}/{variant:?}");
+        let mut d = Descriptor::new(media::OCI_MANIFEST, Digest::of(id.as_bytes()), 1);
+        d.platform = Some(Platform {
+            os: os.into(),
+            architecture: arch.into(),
+            variant: variant.map(Into::into),
+            os_version: None,
+        });
+        d
+    }
+
+    #[test]
+    fn parses_platforms_like_docker() {
+        let p = Platform::parse("linux/x86_64").unwrap();
+        assert_eq!((p.os.as_str(), p.architecture.as_str()), ("linux", "amd64"));
+        assert_eq!(Platform::parse("linux").unwrap().architecture, host_arch());
+        assert_eq!(Platform::parse("wasi").unwrap().name(), "wasi/wasm");
+        assert_eq!(Platform::parse("Linux/ARM64/v8").unwrap().name(), "linux/arm64");
+        assert_eq!(Platform::parse("linux/arm/v7").unwrap().name(), "linux/arm/v7");
+        for bad in ["", "linux/", "a/b/c/d", "linux/am d64"] {
+            assert!(Platform::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chooses_the_requested_platform_or_the_host() {
+        let amd = entry("linux", "amd64", None);
+        let arm = entry("linux", "arm64", Some("v8"));
+        let armv7 = entry("linux", "arm", Some("v7"));
+        let wasm = entry("wasip1", "wasm", None);
+        let all = [&amd, &arm, &armv7, &wasm];
+        let pick = |want: &str| {
+            choose_platform(&all, Some(&Platform::parse(want).unwrap())).map(|d| d.digest.clone())
+        };
+        assert_eq!(pick("linux/amd64"), Some(amd.digest.clone()));
+        assert_eq!(pick("linux/arm64"), Some(arm.digest.clone()));
+        assert_eq!(pick("linux/arm/v7"), Some(armv7.digest.clone()));
+        assert_eq!(pick("wasi/wasm"), Some(wasm.digest.clone()));
+        assert_eq!(pick("linux/s390x"), None);
+        // No request: the host's, else the only one, else Wasm.
+        let host = all
+            .iter()
+            .find(|d| d.platform.as_ref().unwrap().architecture == host_arch())
+            .map(|d| d.digest.clone());
+        assert_eq!(choose_platform(&all, None).map(|d| d.digest.clone()), host);
+        let s390 = entry("linux", "s390x", None);
+        assert_eq!(
+            choose_platform(&[&s390, &wasm], None).map(|d| d.digest.clone()),
+            Some(wasm.digest.clone())
+        );
+        assert_eq!(
+            choose_platform(&[&s390], None).map(|d| d.digest.clone()),
+            Some(s390.digest.clone())
+        );
+        let ppc = entry("linux", "ppc64le", None);
+        assert!(choose_platform(&[&s390, &ppc], None).is_none() || host_arch() == "ppc64le");
     }
 }

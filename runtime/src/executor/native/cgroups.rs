@@ -361,6 +361,37 @@ impl CgroupManager {
         self.cgroup_at(Path::new(&self.parent).join(id))
     }
 
+    /// A cgroup for a container cloned ahead of time (a standby shim's),
+    /// made in the v1 hierarchies only and without limits: moving a task
+    /// into a v1 cgroup waits for an RCU grace period (milliseconds), which
+    /// the standby pays before any container needs it. [`Cgroup::rename_to`]
+    /// then gives it its container's name and [`Cgroup::configure`] its
+    /// limits, both cheap.
+    pub fn create_standby(&self, name: &str) -> Result<Cgroup> {
+        check_name(name, "standby cgroup name")?;
+        let v1 = CgroupManager {
+            hierarchies: self.hierarchies.iter().filter(|h| !h.unified).cloned().collect(),
+            parent: self.parent.clone(),
+        };
+        let cg = v1.cgroup(name);
+        v1.make_dirs(&cg)?;
+        Ok(cg)
+    }
+
+    /// Removes standby cgroups left by shims that died before use.
+    pub fn sweep_standby(&self) {
+        for h in &self.hierarchies {
+            let Ok(entries) = fs::read_dir(h.mount_point.join(&self.parent)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("standby-") {
+                    let _ = fs::remove_dir(e.path());
+                }
+            }
+        }
+    }
+
     /// Makes the container's cgroup in every hierarchy and applies `r`.
     /// Idempotent: an existing cgroup is reused and its limits set again.
     /// If it fails, a cgroup it made is removed again.
@@ -636,6 +667,42 @@ impl Cgroup {
 
     /// Moves process `pid` (all its threads) into this cgroup in every
     /// hierarchy. Its future children follow it.
+    /// Renames the cgroup (v1 allows it within a parent; the tasks stay).
+    pub fn rename_to(&self, parent: &str, id: &str) -> Result<Cgroup> {
+        check_name(id, "container id")?;
+        let rel = Path::new(parent).join(id);
+        for h in &self.hierarchies {
+            let from = h.mount_point.join(&self.rel);
+            let to = h.mount_point.join(&rel);
+            fs::rename(&from, &to).map_err(|e| {
+                Error::internal(format!(
+                    "renaming cgroup {} to {}: {e}",
+                    from.display(),
+                    to.display()
+                ))
+            })?;
+        }
+        Ok(Cgroup {
+            rel,
+            hierarchies: self.hierarchies.clone(),
+        })
+    }
+
+    /// Applies limits and device rules to a cgroup made without them, as
+    /// [`CgroupManager::create`] does.
+    pub fn configure(&self, r: &Resources) -> Result<()> {
+        r.check(true)?;
+        let mut limits = r.limits();
+        if let Some(m) = limits.memory.filter(|&m| m > 0)
+            && limits.swap.is_none()
+            && self.swap_accounted()
+        {
+            limits.swap = Some(m.saturating_mul(2));
+        }
+        self.apply(&limits)?;
+        self.apply_devices(&r.devices)
+    }
+
     pub fn add_pid(&self, pid: i32) -> Result<()> {
         for h in &self.hierarchies {
             write(&self.dir(h), "cgroup.procs", pid)?;

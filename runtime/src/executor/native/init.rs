@@ -25,23 +25,36 @@ use nix::unistd::{Gid, Uid};
 use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// One mount to make inside the container's root.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MountOp {
     /// Absolute path inside the container.
     pub destination: String,
     pub fstype: String,
     pub source: String,
+    #[serde(with = "ms_flags")]
     pub flags: MsFlags,
     pub data: String,
     /// A bind mount of a host file or directory (`source` is a host path).
     pub bind: bool,
 }
 
+mod ms_flags {
+    use nix::mount::MsFlags;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(f: &MsFlags, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(f.bits())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MsFlags, D::Error> {
+        Ok(MsFlags::from_bits_truncate(u64::deserialize(d)?))
+    }
+}
+
 /// Which cgroup filesystem to show at `/sys/fs/cgroup`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum CgroupMount {
     V2,
     /// cgroup v1: per hierarchy, the container's own cgroup directory on the
@@ -52,11 +65,23 @@ pub enum CgroupMount {
     None,
 }
 
-/// Everything the child needs, computed in the shim before `clone` so that
-/// the child does little but system calls.
-#[derive(Debug, Clone)]
+/// The container's overlay root, mounted by the child in its own mount
+/// namespace (so no host mount exists for it, and none is left behind).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Overlay {
+    pub lowers: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+/// Everything the child needs. The shim computes it and sends it to the
+/// child after `clone` (see [`waiting_child_main`]), so that a child can be
+/// cloned ahead of time, before its container is known.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InitConfig {
     pub rootfs: PathBuf,
+    /// `None` when the root is already mounted (an external runtime's).
+    pub overlay: Option<Overlay>,
     pub readonly_rootfs: bool,
     pub hostname: String,
     pub mounts: Vec<MountOp>,
@@ -65,15 +90,16 @@ pub struct InitConfig {
     pub readonly: Vec<String>,
     /// Host files bind-mounted over `/etc/hostname`, `/etc/hosts`,
     /// `/etc/resolv.conf`.
-    pub etc_files: Vec<(PathBuf, &'static str)>,
+    pub etc_files: Vec<(PathBuf, String)>,
     /// The user as Docker takes it: `name`, `uid`, `name:group`, `uid:gid`.
     pub user: String,
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: String,
-    pub caps: CapSets,
+    pub caps: oci_spec::runtime::LinuxCapabilities,
     pub no_new_privileges: bool,
-    pub seccomp: Option<seccomp::Program>,
+    /// The compiled filter, as [`seccomp::Program::to_bytes`] in hex.
+    pub seccomp: Option<String>,
     pub tty: bool,
     /// Initial TTY size (rows, columns).
     pub console_size: Option<[u16; 2]>,
@@ -92,24 +118,37 @@ fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
     move |e| Failure(1, format!("{what}: {e}"))
 }
 
-/// The child's entry point after `clone`. Never returns.
+/// The child's entry point after `clone`: waits for its [`InitConfig`]
+/// and stdio on `socket`, then becomes the container. Never returns.
+///
+/// The shim sends, once the child is in its cgroup, a 4-byte length with
+/// the descriptors attached (stdin, stdout, stderr — or, with a TTY, one
+/// console socket on which the child returns the master of the pty it opens
+/// in the container's own devpts, as runc's console socket), then the
+/// config as JSON. If the shim goes away first, the child ends.
 ///
 /// # Safety
 /// Must run in a freshly cloned child of a single-threaded process (the
 /// shim), which is the only way the shim calls it.
-///
-/// With a TTY, `console` is one end of a socket on which the child sends
-/// the master of the pty it opens in the container's own devpts, as runc's
-/// console socket; `stdio` is then unused.
-pub unsafe fn child_main(
-    cfg: &InitConfig,
-    go: OwnedFd,
-    errors: OwnedFd,
-    stdio: [RawFd; 3],
-    console: Option<RawFd>,
-) -> ! {
+pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
+    // Without its shim nobody logs it or records its exit: it goes too.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     let mut errors = std::fs::File::from(errors);
-    let code = match run(cfg, go, stdio, console) {
+    let code = match receive(&socket).and_then(|(cfg, fds)| {
+        drop(socket);
+        let (stdio, console) = if cfg.tty {
+            ([-1, -1, -1], fds.first().copied())
+        } else if fds.len() == 3 {
+            ([fds[0], fds[1], fds[2]], None)
+        } else {
+            return Err::<Never, Failure>(Failure(1, "the shim sent no stdio".into()));
+        };
+        match run(&cfg, stdio, console) {
+            Ok(never) => match never {},
+            Err(f) => Err(f),
+        }
+    }) {
         Ok(never) => match never {},
         Err(Failure(code, msg)) => {
             let _ = errors.write_all(msg.as_bytes());
@@ -120,24 +159,49 @@ pub unsafe fn child_main(
     unsafe { libc::_exit(code) }
 }
 
+/// Sends a child its config and stdio (see [`waiting_child_main`]).
+pub fn send(socket: &OwnedFd, cfg: &InitConfig, fds: &[RawFd]) -> std::io::Result<()> {
+    let json = serde_json::to_vec(cfg).map_err(std::io::Error::other)?;
+    let len = (json.len() as u32).to_be_bytes();
+    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(fds)];
+    let iov = [std::io::IoSlice::new(&len)];
+    nix::sys::socket::sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
+        .map_err(std::io::Error::from)?;
+    let mut f = std::fs::File::from(socket.try_clone()?);
+    f.write_all(&json)
+}
+
+fn receive(socket: &OwnedFd) -> Result<(InitConfig, Vec<RawFd>), Failure> {
+    let mut len = [0u8; 4];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut fds = Vec::new();
+    {
+        let mut iov = [std::io::IoSliceMut::new(&mut len)];
+        let msg = nix::sys::socket::recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), nix::sys::socket::MsgFlags::empty())
+            .map_err(fail("waiting for the container's config"))?;
+        if msg.bytes != 4 {
+            return Err(Failure(1, "the shim went away before the container started".into()));
+        }
+        for c in msg.cmsgs().map_err(fail("reading the container's stdio"))? {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(r) = c {
+                fds.extend(r);
+            }
+        }
+    }
+    let mut json = vec![0u8; u32::from_be_bytes(len) as usize];
+    let mut f = std::fs::File::from(socket.try_clone().map_err(fail("dup"))?);
+    f.read_exact(&mut json).map_err(fail("reading the container's config"))?;
+    let cfg = serde_json::from_slice(&json).map_err(fail("the container's config"))?;
+    Ok((cfg, fds))
+}
+
 enum Never {}
 
-fn run(cfg: &InitConfig, go: OwnedFd, stdio: [RawFd; 3], console: Option<RawFd>) -> Result<Never, Failure> {
-    // Wait until the shim has put us in our cgroup.
-    let mut byte = [0u8; 1];
-    let mut go = std::fs::File::from(go);
-    match go.read(&mut byte) {
-        Ok(1) => {}
-        _ => return Err(Failure(1, "the shim went away before the container started".into())),
-    }
-    drop(go);
+fn run(cfg: &InitConfig, stdio: [RawFd; 3], console: Option<RawFd>) -> Result<Never, Failure> {
     if cfg.new_cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(fail("creating the cgroup namespace"))?;
     }
     nix::unistd::setsid().map_err(fail("setsid"))?;
-    // Without its shim nobody logs it or records its exit: it goes too.
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     if console.is_none() {
         dup_stdio(stdio)?;
     }
@@ -168,15 +232,24 @@ fn run(cfg: &InitConfig, go: OwnedFd, stdio: [RawFd; 3], console: Option<RawFd>)
     if user.uid != 0 {
         set_keepcaps(false).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
     }
-    if !cfg.no_new_privileges && let Some(prog) = &cfg.seccomp {
+    let caps = CapSets::from_oci(&cfg.caps).map_err(fail("capabilities"))?;
+    let program = match &cfg.seccomp {
+        Some(h) => Some(
+            hex::decode(h)
+                .map_err(fail("seccomp program"))
+                .and_then(|b| seccomp::Program::from_bytes(&b).map_err(fail("seccomp program")))?,
+        ),
+        None => None,
+    };
+    if !cfg.no_new_privileges && let Some(prog) = &program {
         // Without no-new-privileges the filter needs CAP_SYS_ADMIN, which
         // the capability step may drop: install it first, as runc does.
         seccomp::install(prog).map_err(fail("installing the seccomp filter"))?;
     }
-    caps::apply(&cfg.caps).map_err(fail("setting capabilities"))?;
+    caps::apply(&caps).map_err(fail("setting capabilities"))?;
     if cfg.no_new_privileges {
         seccomp::set_no_new_privs().map_err(fail("prctl(PR_SET_NO_NEW_PRIVS)"))?;
-        if let Some(prog) = &cfg.seccomp {
+        if let Some(prog) = &program {
             seccomp::install(prog).map_err(fail("installing the seccomp filter"))?;
         }
     }
@@ -329,6 +402,10 @@ fn setup_rootfs(cfg: &InitConfig, console: Option<RawFd>) -> Result<(), Failure>
     // Nothing we mount may propagate back to the host.
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(fail("making mounts private"))?;
+    if let Some(o) = &cfg.overlay {
+        crate::image::layers::mount_rootfs(&o.lowers, &o.upper, &o.work, &cfg.rootfs)
+            .map_err(fail("mounting the container's root filesystem"))?;
+    }
     let rootfs = cfg.rootfs.to_str().ok_or_else(|| Failure(1, "rootfs path is not UTF-8".into()))?;
     // pivot_root needs the new root to be a mount point.
     mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
@@ -355,7 +432,7 @@ fn setup_rootfs(cfg: &InitConfig, console: Option<RawFd>) -> Result<(), Failure>
         setup_console(cfg, &root, socket)?;
     }
     for (src, dest) in &cfg.etc_files {
-        let target = touch_in(&root, dest).map_err(fail(&format!("creating {dest}")))?;
+        let target = touch_in(&root, dest.as_str()).map_err(fail(&format!("creating {dest}")))?;
         mount(Some(src.as_path()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(fail(&format!("mounting {dest}")))?;
     }

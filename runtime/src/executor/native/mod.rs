@@ -45,7 +45,26 @@ pub struct NativeExecutor {
     /// Compiled seccomp filters by profile and capability mask: compiling
     /// Docker's profile takes about half a millisecond, on every start.
     filters: std::sync::Mutex<std::collections::HashMap<(u64, u64), Arc<Vec<u8>>>>,
+    /// On cgroup v1 hosts, a shim started ahead of time with a container
+    /// child already cloned and in a cgroup (see `shim::standby_main`).
+    standby: Arc<std::sync::Mutex<Option<StandbyShim>>>,
+    /// Whether standbys are used: cgroup v1 (moves between v1 cgroups wait
+    /// for an RCU grace period; renaming a cgroup does not).
+    use_standby: bool,
 }
+
+/// A standby shim berthd can hand a container to.
+struct StandbyShim {
+    jobs: std::os::fd::OwnedFd,
+    ready: bool,
+    born: std::time::Instant,
+    /// Its spawn is still under way.
+    spawning: bool,
+}
+
+/// A standby older than this is replaced rather than used: its container
+/// child's mount namespace is a copy of the host's from when it was cloned.
+const STANDBY_MAX_AGE: Duration = Duration::from_secs(60);
 
 impl NativeExecutor {
     pub fn new(config: NativeConfig) -> Result<NativeExecutor> {
@@ -55,15 +74,106 @@ impl NativeExecutor {
                 config.shim.display()
             )));
         }
+        let use_standby = match cgroups::CgroupManager::detect()
+            .and_then(|m| m.with_parent(&config.cgroup_parent))
+        {
+            Ok(m) => {
+                m.sweep_standby();
+                m.version() == 1
+            }
+            Err(_) => false,
+        };
         Ok(NativeExecutor {
             config,
             shims: Default::default(),
             filters: Default::default(),
+            standby: Default::default(),
+            use_standby,
         })
     }
 
     pub fn cgroup_parent(&self) -> &str {
         &self.config.cgroup_parent
+    }
+
+    /// Takes the standby shim if it is warm and fresh.
+    fn take_standby(&self) -> Option<StandbyShim> {
+        let mut slot = self.standby.lock().unwrap();
+        let sb = slot.as_mut()?;
+        if sb.spawning {
+            return None;
+        }
+        if !sb.ready {
+            let mut b = [0u8; 1];
+            // SAFETY: a non-blocking recv into a valid buffer.
+            let n = unsafe {
+                libc::recv(sb.jobs.as_raw_fd(), b.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT)
+            };
+            if n == 1 {
+                sb.ready = true;
+            } else if n == 0 {
+                // It gave up (no cgroups, a failure): forget it.
+                *slot = None;
+                return None;
+            }
+        }
+        if !sb.ready {
+            return None;
+        }
+        let sb = slot.take()?;
+        (sb.born.elapsed() < STANDBY_MAX_AGE).then_some(sb)
+    }
+
+    /// Starts a standby shim unless one is waiting, on a blocking thread:
+    /// `posix_spawn` waits for the exec, which must not hold up a start.
+    fn replenish_standby(&self) {
+        if !self.use_standby {
+            return;
+        }
+        {
+            let mut slot = self.standby.lock().unwrap();
+            if slot.is_some() {
+                return;
+            }
+            // Mark the slot taken while the spawn runs.
+            let Ok((ours, _theirs)) = std::os::unix::net::UnixStream::pair() else {
+                return;
+            };
+            *slot = Some(StandbyShim {
+                jobs: ours.into(),
+                ready: false,
+                born: std::time::Instant::now(),
+                spawning: true,
+            });
+        }
+        let slot = self.standby.clone();
+        let shim = self.config.shim.clone();
+        let parent = self.config.cgroup_parent.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let spawned = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string()).and_then(|(ours, theirs)| {
+                let args = ["berth-shim".to_string(), "standby".to_string(), parent];
+                spawn_shim(&shim, &args, &[theirs.as_raw_fd()], None)
+                    .map(|pid| (pid, ours))
+                    .map_err(|e| e.to_string())
+            });
+            let mut slot = slot.lock().unwrap();
+            match spawned {
+                Ok((pid, ours)) => {
+                    handle.spawn(reap(pid));
+                    *slot = Some(StandbyShim {
+                        jobs: ours.into(),
+                        ready: false,
+                        born: std::time::Instant::now(),
+                        spawning: false,
+                    });
+                }
+                Err(e) => {
+                    *slot = None;
+                    tracing::warn!(error = %e, "could not start a standby shim");
+                }
+            }
+        });
     }
 
     /// The compiled filter for a profile and capability set, cached.
@@ -224,18 +334,30 @@ impl Executor for NativeExecutor {
                 nix::sys::stat::Mode::empty(),
             )
             .ctx("opening the bundle")?;
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(launch.bundle.join("shim.log"))
-                .ctx("opening shim.log")?;
-            let child = spawn_shim(
-                &self.config.shim,
-                [report_w.as_raw_fd(), theirs.as_raw_fd(), bundle_dir.as_raw_fd()],
-                log.as_raw_fd(),
-            )
-            .map_err(|e| Error::internal(format!("running {}: {e}", self.config.shim.display())))?;
-            drop(log);
+            let fds = [report_w.as_raw_fd(), theirs.as_raw_fd(), bundle_dir.as_raw_fd()];
+            let builtin = launch.native.as_ref().is_some_and(|n| n.runtime.is_none());
+            let standby = if builtin { self.take_standby() } else { None };
+            let child = match standby {
+                Some(sb) => {
+                    // Hand the container to the waiting shim.
+                    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+                    let iov = [std::io::IoSlice::new(b"j")];
+                    nix::sys::socket::sendmsg::<()>(sb.jobs.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
+                        .map_err(|e| Error::internal(format!("handing the container to a standby shim: {e}")))?;
+                    None
+                }
+                None => {
+                    let log = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(launch.bundle.join("shim.log"))
+                        .ctx("opening shim.log")?;
+                    let args = ["berth-shim".to_string()];
+                    let pid = spawn_shim(&self.config.shim, &args, &fds, Some(log.as_raw_fd()))
+                        .map_err(|e| Error::internal(format!("running {}: {e}", self.config.shim.display())))?;
+                    Some(pid)
+                }
+            };
             tracing::trace!(us = t0.elapsed().as_micros() as u64, "native start: shim spawned");
             drop(report_w);
             drop(theirs);
@@ -246,7 +368,10 @@ impl Executor for NativeExecutor {
             let report: StartReport = match serde_json::from_slice(&report) {
                 Ok(r) => r,
                 Err(_) => {
-                    let status = reap(child).await;
+                    let status = match child {
+                        Some(pid) => reap(pid).await,
+                        None => None,
+                    };
                     let log = std::fs::read_to_string(launch.bundle.join("shim.log")).unwrap_or_default();
                     return Err(Error::internal(format!(
                         "berth-shim failed ({}): {}",
@@ -256,8 +381,14 @@ impl Executor for NativeExecutor {
                 }
             };
             tracing::trace!(us = t0.elapsed().as_micros() as u64, "native start: shim reported");
-            // Reap the shim whenever it ends.
-            tokio::spawn(reap(child));
+            // Reap the shim whenever it ends (a standby is reaped already).
+            if let Some(pid) = child {
+                tokio::spawn(reap(pid));
+            }
+            // The next start's standby, now that this one is off the path.
+            if builtin {
+                self.replenish_standby();
+            }
             let pid = match report {
                 StartReport::Started { pid } => pid,
                 StartReport::Failed { error, code } => {
@@ -344,21 +475,28 @@ impl Executor for NativeExecutor {
 
 /// Starts `berth-shim` with `posix_spawn` (a vfork): forking berthd, whose
 /// address space holds the Wasm engine's reservations, would copy its page
-/// tables and take milliseconds. `fds` become the shim's 3, 4 and 5 (report
-/// pipe, daemon socket, bundle directory); its stderr is `log`.
-fn spawn_shim(shim: &std::path::Path, fds: [i32; 3], log: i32) -> nix::Result<nix::unistd::Pid> {
+/// tables and take milliseconds. `fds` become the shim's 3, 4, ... (for a
+/// container: report pipe, daemon socket, bundle directory); its stderr is
+/// `log`, or /dev/null.
+fn spawn_shim(shim: &std::path::Path, args: &[String], fds: &[i32], log: Option<i32>) -> nix::Result<nix::unistd::Pid> {
     use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, posix_spawn};
     let mut actions = PosixSpawnFileActions::init()?;
     actions.add_open(0, "/dev/null", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())?;
     actions.add_open(1, "/dev/null", nix::fcntl::OFlag::O_WRONLY, nix::sys::stat::Mode::empty())?;
-    actions.add_dup2(log, 2)?;
+    match log {
+        Some(fd) => actions.add_dup2(fd, 2)?,
+        None => actions.add_open(2, "/dev/null", nix::fcntl::OFlag::O_WRONLY, nix::sys::stat::Mode::empty())?,
+    }
     for (i, fd) in fds.iter().enumerate() {
         actions.add_dup2(*fd, 3 + i as i32)?;
     }
     let attr = PosixSpawnAttr::init()?;
     let path = std::ffi::CString::new(shim.as_os_str().as_encoded_bytes())
         .map_err(|_| nix::errno::Errno::EINVAL)?;
-    let argv = [c"berth-shim"];
+    let argv: Vec<std::ffi::CString> = args
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()).map_err(|_| nix::errno::Errno::EINVAL))
+        .collect::<nix::Result<_>>()?;
     // A clean environment: the shim's is what `--init` shows as the
     // container's /proc/1/environ.
     let mut env = vec![c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];

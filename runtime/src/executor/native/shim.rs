@@ -106,6 +106,9 @@ pub fn main() -> ! {
     if args.len() == 4 && args[1] == "exec" {
         super::exec::helper_main(Path::new(&args[2]), Path::new(&args[3]));
     }
+    if args.len() == 3 && args[1] == "standby" {
+        standby_main(&args[2].to_string_lossy());
+    }
     // The bundle comes as fd 5, not as an argument or variable, so that
     // nothing of the host's paths shows in the container's /proc/1 when
     // `--init` makes a copy of this process its PID 1.
@@ -127,7 +130,7 @@ pub fn main() -> ! {
     }
     let report = unsafe { std::fs::File::from_raw_fd(3) };
     let daemon = unsafe { std::os::unix::net::UnixStream::from_raw_fd(4) };
-    let code = match Shim::start(&bundle, report, daemon) {
+    let code = match Shim::start(&bundle, report, daemon, None) {
         Ok(shim) => shim.run(),
         Err(()) => 1,
     };
@@ -155,10 +158,173 @@ fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
 
+/// A child cloned into fresh namespaces, waiting for its config.
+struct Waiting {
+    pid: Pid,
+    socket: OwnedFd,
+    errors: OwnedFd,
+}
+
+impl Waiting {
+    /// Clones the child. The shim must be single-threaded.
+    fn clone() -> Result<Waiting, (String, i32)> {
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| (format!("socketpair: {e}"), 1))?;
+        let (err_r, err_w) = pipe_pair().map_err(|e| (format!("pipe: {e}"), 1))?;
+        let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
+        // SAFETY: the shim is single-threaded here (no runtime started
+        // yet), so the child may run ordinary code until it execs.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+        if pid < 0 {
+            return Err((format!("creating the container's namespaces: {}", std::io::Error::last_os_error()), 1));
+        }
+        if pid == 0 {
+            drop(ours);
+            drop(err_r);
+            // Nothing of the shim's but these two may reach the container.
+            close_other_fds(&[theirs.as_raw_fd(), err_w.as_raw_fd()]);
+            // SAFETY: in the freshly cloned child.
+            unsafe { init::waiting_child_main(theirs, err_w) }
+        }
+        Ok(Waiting {
+            pid: Pid::from_raw(pid as i32),
+            socket: ours,
+            errors: err_r,
+        })
+    }
+
+    fn kill(self) {
+        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// Closes every descriptor of this process except 0-2 and `keep`.
+fn close_other_fds(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.to_vec();
+    keep.sort_unstable();
+    let mut from = 3u32;
+    for fd in keep {
+        let fd = fd as u32;
+        if fd >= from {
+            if fd > from {
+                // SAFETY: closing our own descriptors in a range.
+                unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32) };
+            }
+            from = fd + 1;
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) };
+}
+
+/// A standby: a child cloned ahead of time and already in its cgroup.
+struct Standby {
+    child: Waiting,
+    cgroup: Cgroup,
+}
+
+/// `berth-shim standby PARENT`: clones a container child into fresh
+/// namespaces and a cgroup ahead of time, tells berthd it is ready (a byte
+/// on fd 3), and waits on fd 3 for a container to run: the descriptors a
+/// normal shim gets as 3, 4 and 5. Costly steps (exec of the shim, the
+/// namespaces, the cgroup move) are then off the container's start path.
+/// If berthd closes fd 3 instead, it cleans up and exits.
+pub fn standby_main(parent: &str) -> ! {
+    let _ = nix::unistd::setsid();
+    // SAFETY: ignoring SIGPIPE and SIGHUP for this process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    // SAFETY: fd 3 is the job socket berthd gave this process.
+    let jobs = unsafe { OwnedFd::from_raw_fd(3) };
+    let mgr = match CgroupManager::detect().and_then(|m| m.with_parent(parent)) {
+        Ok(m) if m.version() == 1 => m,
+        _ => std::process::exit(3),
+    };
+    let name = format!("standby-{}", &crate::util::random_id()[..16]);
+    let cgroup = match mgr.create_standby(&name) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth-shim: standby cgroup: {e}");
+            std::process::exit(1);
+        }
+    };
+    let child = match Waiting::clone() {
+        Ok(w) => w,
+        Err((e, _)) => {
+            eprintln!("berth-shim: {e}");
+            let _ = cgroup.destroy();
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = cgroup.add_pid(child.pid.as_raw()) {
+        eprintln!("berth-shim: {e}");
+        child.kill();
+        let _ = cgroup.destroy();
+        std::process::exit(1);
+    }
+    let _ = nix::unistd::write(&jobs, b"r");
+    // The job: one byte with the report pipe, daemon socket, bundle dir.
+    let mut byte = [0u8; 1];
+    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let mut fds = Vec::new();
+    let got = {
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        match nix::sys::socket::recvmsg::<()>(jobs.as_raw_fd(), &mut iov, Some(&mut space), nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(msg) if msg.bytes == 1 => {
+                for c in msg.cmsgs().into_iter().flatten() {
+                    if let nix::sys::socket::ControlMessageOwned::ScmRights(r) = c {
+                        fds.extend(r);
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
+    };
+    drop(jobs);
+    if !got || fds.len() != 3 {
+        child.kill();
+        let _ = cgroup.destroy();
+        std::process::exit(0);
+    }
+    // SAFETY: the descriptors berthd sent with the job.
+    let (report, daemon, dir) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::os::unix::net::UnixStream::from_raw_fd(fds[1]),
+            OwnedFd::from_raw_fd(fds[2]),
+        )
+    };
+    let bundle = match std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())) {
+        Ok(b) => b,
+        Err(_) => std::process::exit(1),
+    };
+    drop(dir);
+    let code = match Shim::start(&bundle, report, daemon, Some(Standby { child, cgroup })) {
+        Ok(shim) => shim.run(),
+        Err(()) => 1,
+    };
+    std::process::exit(code)
+}
+
 impl Shim {
     /// Everything up to the container's command running. Reports the
     /// outcome on the report pipe; on failure, undoes what it did.
-    fn start(bundle: &Path, report_pipe: std::fs::File, daemon: std::os::unix::net::UnixStream) -> Result<Shim, ()> {
+    fn start(
+        bundle: &Path,
+        report_pipe: std::fs::File,
+        daemon: std::os::unix::net::UnixStream,
+        standby: Option<Standby>,
+    ) -> Result<Shim, ()> {
         let _ = nix::unistd::setsid();
         // SAFETY: ignoring SIGPIPE and SIGHUP for this process.
         unsafe {
@@ -168,6 +334,7 @@ impl Shim {
         let rootfs = bundle.join("rootfs");
         let mut mounted = false;
         let mut cgroup: Option<Cgroup> = None;
+        let mut standby = standby;
         let result = (|| -> Result<Shim, (String, i32)> {
             let e1 = |what: &str| {
                 let what = what.to_string();
@@ -183,25 +350,21 @@ impl Shim {
             )
             .map_err(|e| e.to_string())
             .map_err(e1("reading config.json"))?;
-
             trace("config read");
-            crate::image::layers::mount_rootfs(&cfg.lowers, &cfg.upper, &cfg.work, &rootfs)
-                .map_err(|e| e.to_string())
-                .map_err(e1("mounting the container's root filesystem"))?;
-            mounted = true;
-            trace("rootfs mounted");
 
             // Stdio: a pty, or pipes.
             let (child_stdio, console, parent) = make_stdio(&cfg).map_err(|e| (format!("setting up stdio: {e}"), 1))?;
-
             let mgr = CgroupManager::detect()
                 .and_then(|m| m.with_parent(&cfg.cgroup_parent))
                 .map_err(|e| (format!("cgroups: {e}"), 1))?;
-            let resources = resources_from_spec(&spec);
-            let init_cfg = init_config(&cfg, &spec, &rootfs, bundle, &mgr)?;
-            trace("init config ready (seccomp compiled)");
 
             if let Some(runtime) = &cfg.runtime {
+                // An external runtime mounts nothing itself: the root must
+                // be mounted where it looks, in the host's namespace.
+                crate::image::layers::mount_rootfs(&cfg.lowers, &cfg.upper, &cfg.work, &rootfs)
+                    .map_err(|e| e.to_string())
+                    .map_err(e1("mounting the container's root filesystem"))?;
+                mounted = true;
                 let spawned = spawn_external(runtime, bundle, &cfg.id, child_stdio);
                 close_child_ends(child_stdio, console);
                 let pid = spawned?;
@@ -219,51 +382,63 @@ impl Shim {
                 });
             }
 
-            let (go_r, go_w) = pipe_pair().map_err(|e| (format!("pipe: {e}"), 1))?;
-            let (err_r, err_w) = pipe_pair().map_err(|e| (format!("pipe: {e}"), 1))?;
-            let flags = libc::CLONE_NEWNS
-                | libc::CLONE_NEWUTS
-                | libc::CLONE_NEWIPC
-                | libc::CLONE_NEWNET
-                | libc::CLONE_NEWPID;
-            // SAFETY: the shim is single-threaded here (no runtime started
-            // yet), so the child may run ordinary code until it execs.
-            let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
-            if pid < 0 {
-                return Err((format!("creating the container's namespaces: {}", std::io::Error::last_os_error()), 1));
-            }
-            if pid == 0 {
-                drop(go_w);
-                drop(err_r);
-                // SAFETY: in the freshly cloned child.
-                unsafe { init::child_main(&init_cfg, go_r, err_w, child_stdio, console) }
-            }
-            let pid = Pid::from_raw(pid as i32);
-            drop(go_r);
-            drop(err_w);
-            close_child_ends(child_stdio, console);
-            let kill_child = |pid: Pid| {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(pid, None);
-            };
-            trace("cloned");
-            let cg = match mgr.create(&cfg.id, &resources) {
-                Ok(cg) => cg,
-                Err(e) => {
-                    kill_child(pid);
-                    return Err((format!("creating the container's cgroup: {e}"), 1));
+            let resources = resources_from_spec(&spec);
+            let init_cfg = init_config(&cfg, &spec, &rootfs, bundle, &mgr)?;
+            trace("init config ready");
+            let child = match standby.take() {
+                Some(Standby { child, cgroup: scg }) => {
+                    let cg = scg
+                        .rename_to(mgr.parent(), &cfg.id)
+                        .map_err(|e| (format!("naming the container's cgroup: {e}"), 1));
+                    match cg {
+                        Ok(cg) => {
+                            cgroup = Some(cg);
+                        }
+                        Err(e) => {
+                            child.kill();
+                            let _ = scg.destroy();
+                            return Err(e);
+                        }
+                    }
+                    let cg = cgroup.as_ref().expect("just set");
+                    if let Err(e) = cg.configure(&resources) {
+                        child.kill();
+                        return Err((format!("configuring the container's cgroup: {e}"), 1));
+                    }
+                    child
+                }
+                None => {
+                    let child = Waiting::clone()?;
+                    trace("cloned");
+                    let cg = match mgr.create(&cfg.id, &resources) {
+                        Ok(cg) => cg,
+                        Err(e) => {
+                            child.kill();
+                            return Err((format!("creating the container's cgroup: {e}"), 1));
+                        }
+                    };
+                    if let Err(e) = cg.add_pid(child.pid.as_raw()) {
+                        child.kill();
+                        let _ = cg.destroy();
+                        return Err((format!("joining the container's cgroup: {e}"), 1));
+                    }
+                    cgroup = Some(cg);
+                    child
                 }
             };
-            if let Err(e) = cg.add_pid(pid.as_raw()) {
-                kill_child(pid);
-                let _ = cg.destroy();
-                return Err((format!("joining the container's cgroup: {e}"), 1));
+            trace("cgroup ready");
+            let fds: Vec<RawFd> = match console {
+                Some(c) => vec![c],
+                None => child_stdio.to_vec(),
+            };
+            let sent = init::send(&child.socket, &init_cfg, &fds);
+            close_child_ends(child_stdio, console);
+            if let Err(e) = sent {
+                child.kill();
+                return Err((format!("handing the container its config: {e}"), 1));
             }
-            cgroup = Some(cg);
-            trace("cgroup created and joined");
-            let mut go = std::fs::File::from(go_w);
-            let _ = go.write_all(b"g");
-            drop(go);
+            let Waiting { pid, socket, errors } = child;
+            drop(socket);
             let mut parent = parent;
             if console.is_some() {
                 // The console socket is `parent.stdout` until the master comes.
@@ -274,7 +449,7 @@ impl Shim {
                 }
             }
             let mut msg = String::new();
-            let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
+            let _ = std::fs::File::from(errors).read_to_string(&mut msg);
             trace("container exec'd");
             if !msg.is_empty() {
                 let code = match nix::sys::wait::waitpid(pid, None) {
@@ -296,6 +471,10 @@ impl Shim {
                 pty_master: parent.pty_master,
             })
         })();
+        if let Some(Standby { child, cgroup: scg }) = standby {
+            child.kill();
+            let _ = scg.destroy();
+        }
         match result {
             Ok(shim) => {
                 report(report_pipe, &StartReport::Started { pid: shim.pid.as_raw() });
@@ -789,11 +968,8 @@ fn init_config(
             data,
         });
     }
-    let caps = match process.capabilities() {
-        Some(c) => caps::CapSets::from_oci(c).map_err(|e| err(e.to_string()))?,
-        None => caps::CapSets::docker(&[]),
-    };
-    let keep: Vec<caps::Capability> = caps.bounding.iter().copied().collect();
+    let caps = process.capabilities().clone().unwrap_or_default();
+    let keep: Vec<caps::Capability> = caps::CapSets::from_oci(&caps).map_err(|e| err(e.to_string()))?.bounding;
     let precompiled = std::fs::read(bundle.join(SECCOMP_FILE)).ok();
     let seccomp = match &cfg.seccomp {
         // An external runtime installs its own filter from config.json.
@@ -814,7 +990,7 @@ fn init_config(
     for (file, dest) in [("hostname", "/etc/hostname"), ("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")] {
         let p = bundle.join(file);
         if p.exists() {
-            etc_files.push((p, dest));
+            etc_files.push((p, dest.to_string()));
         }
     }
     let user = spec
@@ -827,6 +1003,11 @@ fn init_config(
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup));
     Ok(InitConfig {
         rootfs: rootfs.to_path_buf(),
+        overlay: cfg.runtime.is_none().then(|| init::Overlay {
+            lowers: cfg.lowers.clone(),
+            upper: cfg.upper.clone(),
+            work: cfg.work.clone(),
+        }),
         readonly_rootfs: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         hostname: spec.hostname().clone().unwrap_or_default(),
         mounts,
@@ -840,7 +1021,7 @@ fn init_config(
         cwd: process.cwd().to_string_lossy().into_owned(),
         caps,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
-        seccomp,
+        seccomp: seccomp.map(|p| hex::encode(p.to_bytes())),
         tty: cfg.tty,
         console_size: cfg.console_size,
         new_cgroup_ns,

@@ -7,7 +7,11 @@
 //!   cannot starve the API. Epoch interruption makes every guest yield at
 //!   each tick, so `stop` and `kill` take effect within a tick even in a
 //!   busy loop, and a guest blocked in a host call is simply dropped.
-//! - Memory is capped per container by a resource limiter (`--memory`).
+//! - Memory is capped per container by a resource limiter (`--memory`),
+//!   whose cap `docker update` can change while the guest runs.
+//! - `pause` suspends a guest at its next epoch tick: the deadline callback
+//!   sees the pause flag and yields on a future that waits for unpause. A
+//!   guest blocked in a host call stays blocked (it is not running either).
 //! - Compiled code is cached on disk keyed by the module digest and the
 //!   engine's compatibility fingerprint, and the linked `InstancePre` is kept
 //!   in memory, so only the first create of a module compiles. Precompiled
@@ -30,10 +34,10 @@ use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OnceCell, oneshot};
+use tokio::sync::{OnceCell, oneshot, watch};
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
@@ -118,11 +122,33 @@ impl WasiView for P2State {
 }
 
 /// Caps the total linear memory of one container and remembers whether the
-/// cap was hit.
+/// cap was hit. The cap lives in [`LimitCell`], shared with the container's
+/// control so that `docker update --memory` takes effect at the next growth.
 struct MemoryLimit {
-    max: Option<u64>,
-    total: u64,
+    cell: Arc<LimitCell>,
     exceeded: Option<u64>,
+}
+
+/// A running guest's memory cap and use, shared between its store and its
+/// control.
+struct LimitCell {
+    /// The cap in bytes; `u64::MAX` is none.
+    max: AtomicU64,
+    /// Linear memory in use, in bytes.
+    used: AtomicU64,
+}
+
+impl LimitCell {
+    fn new(max: Option<u64>) -> LimitCell {
+        LimitCell {
+            max: AtomicU64::new(max.unwrap_or(u64::MAX)),
+            used: AtomicU64::new(0),
+        }
+    }
+
+    fn max(&self) -> Option<u64> {
+        Some(self.max.load(Ordering::Relaxed)).filter(|m| *m != u64::MAX)
+    }
 }
 
 impl ResourceLimiter for MemoryLimit {
@@ -132,8 +158,8 @@ impl ResourceLimiter for MemoryLimit {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let after = self.total + (desired - current) as u64;
-        if let Some(max) = self.max
+        let after = self.cell.used.load(Ordering::Relaxed) + (desired - current) as u64;
+        if let Some(max) = self.cell.max()
             && after > max
         {
             self.exceeded = Some(after);
@@ -141,7 +167,7 @@ impl ResourceLimiter for MemoryLimit {
                 "memory limit exceeded: the module asked for {after} bytes of linear memory; the container's limit is {max} bytes"
             );
         }
-        self.total = after;
+        self.cell.used.store(after, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -480,11 +506,12 @@ impl WasmExecutor {
         b.preopened_dir(&launch.rootfs, "/", wasmtime_wasi::FsPerms::ReadWrite)
             .map_err(|e| Error::internal(format!("opening the container's filesystem: {e:#}")))?;
         b.initial_cwd(launch.cwd());
+        let cell = Arc::new(LimitCell::new(launch.memory_limit()));
         let limits = MemoryLimit {
-            max: launch.memory_limit(),
-            total: 0,
+            cell: cell.clone(),
             exceeded: None,
         };
+        let (pause_tx, pause_rx) = watch::channel(false);
 
         let (kill_tx, kill_rx) = oneshot::channel::<i32>();
         let engine = self.engine.clone();
@@ -500,7 +527,7 @@ impl WasmExecutor {
                             wasi: b.build_p1(),
                             limits,
                         };
-                        run_module(&engine, pre, state).await
+                        run_module(&engine, pre, state, pause_rx).await
                     }
                     Prepared::Component(pre) => {
                         let state = P2State {
@@ -508,7 +535,7 @@ impl WasmExecutor {
                             table: ResourceTable::new(),
                             limits,
                         };
-                        run_component(&engine, pre, state).await
+                        run_component(&engine, pre, state, pause_rx).await
                     }
                 }
             };
@@ -540,25 +567,46 @@ impl WasmExecutor {
             pid: 0,
             control: Box::new(WasmControl {
                 kill: Mutex::new(Some(kill_tx)),
+                pause: pause_tx,
+                limit: cell,
             }),
         })
     }
 }
 
+/// A store that yields at every epoch tick, and while `paused` is true
+/// stays suspended at the tick until it turns false (or its sender goes).
 fn new_store<T: Send>(
     engine: &Engine,
     state: T,
     limits: fn(&mut T) -> &mut MemoryLimit,
+    paused: watch::Receiver<bool>,
 ) -> Store<T> {
     let mut store = Store::new(engine, state);
     store.limiter(move |s| limits(s) as &mut dyn ResourceLimiter);
-    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    store.epoch_deadline_callback(move |_| {
+        if !*paused.borrow() {
+            return Ok(UpdateDeadline::Yield(1));
+        }
+        let mut rx = paused.clone();
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                let _ = rx.wait_for(|p| !*p).await;
+            }),
+        ))
+    });
     store.set_epoch_deadline(1);
     store
 }
 
-async fn run_module(engine: &Engine, pre: InstancePre<P1State>, state: P1State) -> ExitStatus {
-    let mut store = new_store(engine, state, |s| &mut s.limits);
+async fn run_module(
+    engine: &Engine,
+    pre: InstancePre<P1State>,
+    state: P1State,
+    paused: watch::Receiver<bool>,
+) -> ExitStatus {
+    let mut store = new_store(engine, state, |s| &mut s.limits, paused);
     let result = async {
         let instance = pre.instantiate_async(&mut store).await?;
         tracing::trace!("wasm: instantiated");
@@ -570,8 +618,13 @@ async fn run_module(engine: &Engine, pre: InstancePre<P1State>, state: P1State) 
     classify(result.map(|()| 0), &store.data().limits)
 }
 
-async fn run_component(engine: &Engine, pre: CommandPre<P2State>, state: P2State) -> ExitStatus {
-    let mut store = new_store(engine, state, |s| &mut s.limits);
+async fn run_component(
+    engine: &Engine,
+    pre: CommandPre<P2State>,
+    state: P2State,
+    paused: watch::Receiver<bool>,
+) -> ExitStatus {
+    let mut store = new_store(engine, state, |s| &mut s.limits, paused);
     let result = async {
         let command = pre.instantiate_async(&mut store).await?;
         command.wasi_cli_run().call_run(&mut store).await
@@ -627,11 +680,41 @@ fn classify(result: wasmtime::Result<i64>, limits: &MemoryLimit) -> ExitStatus {
 
 struct WasmControl {
     kill: Mutex<Option<oneshot::Sender<i32>>>,
+    /// True while paused; the store's epoch callback waits on it.
+    pause: watch::Sender<bool>,
+    limit: Arc<LimitCell>,
 }
 
 impl Control for WasmControl {
     /// WASI has no terminal size: there is nothing to resize.
     fn resize(&self, _rows: u16, _cols: u16) -> Result<()> {
+        Ok(())
+    }
+
+    fn pause(&self) -> Result<()> {
+        self.pause.send_replace(true);
+        Ok(())
+    }
+
+    fn resume(&self) -> Result<()> {
+        self.pause.send_replace(false);
+        Ok(())
+    }
+
+    /// Takes effect at the guest's next memory growth. Linear memory never
+    /// shrinks, so a cap below what the guest holds already is refused.
+    fn set_memory_limit(&self, limit: Option<u64>) -> Result<()> {
+        let used = self.limit.used.load(Ordering::Relaxed);
+        if let Some(l) = limit
+            && l < used
+        {
+            return Err(Error::invalid(format!(
+                "cannot lower the memory limit to {l} bytes: the module already uses {used} bytes of linear memory, which cannot shrink"
+            )));
+        }
+        self.limit
+            .max
+            .store(limit.unwrap_or(u64::MAX), Ordering::Relaxed);
         Ok(())
     }
 
