@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # berth's demo: builds berth and the samples, starts a berthd on a scratch
-# root, and runs Wasm containers through the berth CLI.
+# root, and runs a Wasm and a Linux container side by side through the
+# berth CLI. Run it as root (Linux containers need namespaces and cgroups).
 #
 #   samples/demo.sh           build and run the demo, then stop the daemon
 #   samples/demo.sh --keep    leave the daemon running afterwards
@@ -19,6 +20,7 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 step "building berth (cargo build) and the samples"
 cargo build --quiet --bins
 samples/build.sh
+samples/busybox/build.sh
 berth=target/debug/berth
 berthd=target/debug/berthd
 
@@ -41,18 +43,23 @@ step "making images from the samples"
 for s in hello hello-p2 spin sleep; do
     show $berth wasm import "samples/out/$s.wasm" "$s:latest"
 done
+show $berth import -c 'CMD ["sh"]' samples/out/busybox-rootfs.tar busybox:latest
 show $berth images
 
 step "a WASI preview 1 module and a preview 2 component"
 show $berth run --rm -e GREETING=hello hello a b
 show $berth run --rm hello-p2 x
 
-step "side by side: detached containers, logs, stop"
-show $berth run -d --name sleeper sleep 600
-show $berth run -d --name spinner --memory 16m spin
+step "a Linux container: namespaces, overlayfs, cgroups, Docker's defaults"
+show $berth run --rm busybox sh -c 'echo "hello from $(hostname), pid $$"; grep CapEff /proc/self/status'
+
+step "side by side: a Wasm and a Linux container, detached"
+show $berth run -d --name wasm-sleeper sleep 600
+show $berth run -d --name linux-sleeper -m 32m busybox sleep 600
 show $berth ps
-show $berth logs sleeper
-show $berth stop sleeper spinner
+show $berth exec linux-sleeper ps
+show $berth logs wasm-sleeper
+show $berth stop -t 1 wasm-sleeper linux-sleeper
 show $berth ps -a
 
 step "exit codes come through"

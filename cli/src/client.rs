@@ -749,7 +749,10 @@ impl Client {
 
     /// `GET /exec/{id}/json`
     pub async fn exec_inspect(&self, id: &str) -> Result<ExecInspect> {
-        self.get(&format!("/exec/{}/json", seg(id))).await?.json().await
+        self.get(&format!("/exec/{}/json", seg(id)))
+            .await?
+            .json()
+            .await
     }
 
     /// `POST /exec/{id}/resize?h=&w=`
@@ -800,7 +803,11 @@ impl Client {
     }
 
     /// `GET /containers/{id}/top?ps_args=`: `{"Titles": [...], "Processes": [[...]]}`.
-    pub async fn container_top(&self, id: &str, ps_args: Option<&str>) -> Result<serde_json::Value> {
+    pub async fn container_top(
+        &self,
+        id: &str,
+        ps_args: Option<&str>,
+    ) -> Result<serde_json::Value> {
         let mut q = Query::new();
         q.opt("ps_args", ps_args);
         self.get(&format!("/containers/{}/top{}", seg(id), q.as_str()))

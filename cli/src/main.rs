@@ -20,44 +20,44 @@ use clap::{ArgAction, Parser, Subcommand};
 
 use client::transport::DEFAULT_HOST;
 use client::{Client, Host};
+use commands::commit::CommitCommand;
 use commands::container::ContainerCommand;
+use commands::cp::CpCommand;
 use commands::create::CreateCommand;
+use commands::diff::DiffCommand;
+use commands::events::EventsCommand;
+use commands::exec::ExecCommand;
+use commands::export::ExportCommand;
 use commands::image::ImageCommand;
 use commands::images::ImagesCommand;
-use commands::exec::ExecCommand;
-use commands::stats::StatsCommand;
 use commands::import::ImportCommand;
 use commands::info::InfoCommand;
 use commands::inspect::InspectCommand;
 use commands::kill::KillCommand;
 use commands::load::LoadCommand;
+use commands::login::LoginCommand;
+use commands::logout::LogoutCommand;
 use commands::logs::LogsCommand;
+use commands::pause::{PauseCommand, UnpauseCommand};
 use commands::ps::PsCommand;
+use commands::pull::PullCommand;
+use commands::push::PushCommand;
+use commands::rename::RenameCommand;
 use commands::restart::RestartCommand;
 use commands::rm::RmCommand;
 use commands::rmi::RmiCommand;
 use commands::run::RunCommand;
 use commands::save::SaveCommand;
 use commands::start::StartCommand;
+use commands::stats::StatsCommand;
 use commands::stop::StopCommand;
+use commands::system::SystemCommand;
 use commands::tag::TagCommand;
+use commands::top::TopCommand;
+use commands::update::UpdateCommand;
 use commands::version::VersionCommand;
 use commands::wait::WaitCommand;
 use commands::wasm::WasmCommand;
-use commands::login::LoginCommand;
-use commands::logout::LogoutCommand;
-use commands::pull::PullCommand;
-use commands::push::PushCommand;
-use commands::commit::CommitCommand;
-use commands::cp::CpCommand;
-use commands::diff::DiffCommand;
-use commands::export::ExportCommand;
-use commands::events::EventsCommand;
-use commands::pause::{PauseCommand, UnpauseCommand};
-use commands::rename::RenameCommand;
-use commands::system::SystemCommand;
-use commands::top::TopCommand;
-use commands::update::UpdateCommand;
 
 /// A container engine for Linux containers and WebAssembly
 #[derive(Parser, Debug)]
@@ -270,7 +270,16 @@ mod tests {
             &["berth", "save", "-o", "x.tar", "a", "b"],
             &["berth", "top", "x", "-o", "pid,comm"],
             &["berth", "update", "-m", "64m", "--cpus", "0.5", "x"],
-            &["berth", "events", "--since", "10m", "-f", "type=container", "--format", "{{json .}}"],
+            &[
+                "berth",
+                "events",
+                "--since",
+                "10m",
+                "-f",
+                "type=container",
+                "--format",
+                "{{json .}}",
+            ],
             &["berth", "container", "prune", "-f"],
             &["berth", "image", "prune", "-af"],
             &["berth", "system", "df"],

@@ -7,18 +7,18 @@
 //! writes.
 
 use crate::container::{Containers, NativeSetup};
+use crate::error::{Error, Result, ResultExt};
 use crate::executor::native::cgroups::CgroupManager;
 use crate::executor::native::{NativeConfig, NativeExecutor, default_shim_path};
-use crate::image::layers::LayerStore;
-use std::collections::HashMap;
-use crate::error::{Error, Result, ResultExt};
 use crate::executor::wasm::{WasmConfig, WasmExecutor};
 use crate::executor::{Executor, WasiTarget, WasmModule};
+use crate::image::layers::LayerStore;
 use crate::image::{self, Images, Reference};
 use crate::store::{BlobStore, Db};
 use crate::util::{self, Digest};
 use berth_api_types::image::WasmImportResponse;
 use berth_api_types::system as wire;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -100,6 +100,9 @@ impl Engine {
         let root = config.root.clone();
         std::fs::create_dir_all(&root).ctx(format!("creating {}", root.display()))?;
         let lock = lock_root(&root)?;
+        // A daemon that died during a `cp` from a stopped container left its
+        // overlay mounted under ROOT/tmp-mounts.
+        crate::container::fs::sweep_temp_mounts(&root);
         let db = Arc::new(Db::open(&root.join("berth.redb"))?);
         let id = match db.get::<String>(crate::store::db::META, "daemon-id")? {
             Some(id) => id,
@@ -332,7 +335,11 @@ impl Engine {
         let (containers, running, paused) = self.containers.count();
         let uname = nix::sys::utsname::uname().ok();
         let cgroup_version = self.cgroups.as_ref().map(|c| c.version()).unwrap_or(0);
-        let features = self.cgroups.as_ref().map(|c| c.features()).unwrap_or_default();
+        let features = self
+            .cgroups
+            .as_ref()
+            .map(|c| c.features())
+            .unwrap_or_default();
         let mut runtimes = serde_json::Map::new();
         runtimes.insert(
             "berth".into(),
@@ -385,12 +392,19 @@ impl Engine {
                 local_node_state: "inactive".into(),
             },
             security_options: if self.native.is_some() {
-                vec!["name=seccomp,profile=builtin".into(), "name=no-new-privileges".into()]
+                vec![
+                    "name=seccomp,profile=builtin".into(),
+                    "name=no-new-privileges".into(),
+                ]
             } else {
                 vec![]
             },
             cgroup_driver: "cgroupfs".into(),
-            cgroup_version: if cgroup_version == 0 { String::new() } else { cgroup_version.to_string() },
+            cgroup_version: if cgroup_version == 0 {
+                String::new()
+            } else {
+                cgroup_version.to_string()
+            },
             logging_driver: "json-file".into(),
             labels: vec![],
             experimental_build: false,

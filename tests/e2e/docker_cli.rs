@@ -129,7 +129,11 @@ fn rename_through_docker_and_berth() {
     assert_eq!(r.status, 409, "{}", r.text());
     let r = d.http("POST", "/v1.47/containers/second/rename?name=", None);
     assert_eq!(r.status, 400, "{}", r.text());
-    let r = d.http("POST", "/v1.47/containers/second/rename?name=bad%20name", None);
+    let r = d.http(
+        "POST",
+        "/v1.47/containers/second/rename?name=bad%20name",
+        None,
+    );
     assert_eq!(r.status, 400, "{}", r.text());
     let r = d.http("POST", "/v1.47/containers/nope/rename?name=x2", None);
     assert_eq!(r.status, 404, "{}", r.text());
@@ -161,7 +165,13 @@ fn pause_and_unpause_a_native_container() {
     dok(
         &d,
         &[
-            "run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "busybox",
+            "sh",
+            "-c",
             "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done",
         ],
     );
@@ -206,7 +216,10 @@ fn pause_and_unpause_a_native_container() {
     assert_eq!(status(&d, "ticker"), "exited");
 
     // Kill of a paused container, and forced removal of one.
-    dok(&d, &["run", "-d", "--name", "sleeper", "busybox", "sleep", "1000"]);
+    dok(
+        &d,
+        &["run", "-d", "--name", "sleeper", "busybox", "sleep", "1000"],
+    );
     dok(&d, &["pause", "sleeper"]);
     dok(&d, &["kill", "sleeper"]);
     assert_eq!(dok(&d, &["wait", "sleeper"]).trim(), "137");
@@ -266,12 +279,29 @@ fn pause_suspends_a_wasm_guest() {
 #[test]
 fn top_lists_native_processes_and_refuses_wasm() {
     let Some(d) = native_daemon() else { return };
-    dok(&d, &["run", "-d", "--name", "tp", "busybox", "sh", "-c", "sleep 1000 & sleep 999"]);
-    d.eventually("two sleeps", || dok(&d, &["top", "tp"]).contains("sleep 999"));
+    dok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "tp",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 1000 & sleep 999",
+        ],
+    );
+    d.eventually("two sleeps", || {
+        dok(&d, &["top", "tp"]).contains("sleep 999")
+    });
     let out = dok(&d, &["top", "tp"]);
     let lines: Vec<&str> = out.lines().collect();
     let titles: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(titles, ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]);
+    assert_eq!(
+        titles,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    );
     assert!(out.contains("sleep 1000"), "{out}");
     assert!(out.contains("sleep 999"), "{out}");
     let pid = d.inspect("tp")["State"]["Pid"].as_i64().unwrap();
@@ -288,9 +318,18 @@ fn top_lists_native_processes_and_refuses_wasm() {
 
     // ps arguments, as Docker passes them to ps.
     let out = dok(&d, &["top", "tp", "-o", "pid,comm"]);
-    assert_eq!(out.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["PID", "COMMAND"]);
+    assert_eq!(
+        out.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["PID", "COMMAND"]
+    );
     assert_eq!(out.lines().count(), 3, "{out}");
-    let r = d.http("GET", "/v1.47/containers/tp/top?ps_args=-ef", None).json();
+    let r = d
+        .http("GET", "/v1.47/containers/tp/top?ps_args=-ef", None)
+        .json();
     assert_eq!(r["Titles"][7], "CMD");
     assert_eq!(r["Processes"].as_array().unwrap().len(), 2);
 
@@ -316,7 +355,11 @@ fn top_lists_native_processes_and_refuses_wasm() {
     assert_eq!(r.status, 400);
     let out = d.berth(&["top", "wt"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("one module instance"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("one module instance"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ----- update ------------------------------------------------------------
@@ -327,7 +370,10 @@ fn cgroup_limits(d: &Daemon, name: &str) -> String {
     dok(
         d,
         &[
-            "exec", name, "sh", "-c",
+            "exec",
+            name,
+            "sh",
+            "-c",
             "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
              cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max; \
              cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
@@ -338,9 +384,24 @@ fn cgroup_limits(d: &Daemon, name: &str) -> String {
 #[test]
 fn update_changes_a_running_native_container() {
     let Some(d) = native_daemon() else { return };
-    dok(&d, &["run", "-d", "--name", "up", "busybox", "sleep", "1000"]);
+    dok(
+        &d,
+        &["run", "-d", "--name", "up", "busybox", "sleep", "1000"],
+    );
     assert_eq!(
-        dok(&d, &["update", "-m", "64m", "--cpus", "0.5", "--pids-limit", "50", "up"]),
+        dok(
+            &d,
+            &[
+                "update",
+                "-m",
+                "64m",
+                "--cpus",
+                "0.5",
+                "--pids-limit",
+                "50",
+                "up"
+            ]
+        ),
         "up\n"
     );
     let limits = cgroup_limits(&d, "up");
@@ -353,7 +414,16 @@ fn update_changes_a_running_native_container() {
 
     // The berth CLI; the restart policy.
     assert_eq!(
-        d.ok(&["update", "--memory", "32m", "--pids-limit", "40", "--restart", "on-failure:2", "up"]),
+        d.ok(&[
+            "update",
+            "--memory",
+            "32m",
+            "--pids-limit",
+            "40",
+            "--restart",
+            "on-failure:2",
+            "up"
+        ]),
         "up\n"
     );
     let l = cgroup_limits(&d, "up");
@@ -375,7 +445,12 @@ fn update_changes_a_running_native_container() {
     assert!(derr(&d, &["update", "--cpu-quota", "1000", "up"]).contains("NanoCPUs"));
     let err = derr(&d, &["update", "--blkio-weight", "300", "up"]);
     assert!(err.contains("cannot update BlkioWeight"), "{err}");
-    dok(&d, &["run", "-d", "--rm", "--name", "auto", "busybox", "sleep", "1000"]);
+    dok(
+        &d,
+        &[
+            "run", "-d", "--rm", "--name", "auto", "busybox", "sleep", "1000",
+        ],
+    );
     let err = derr(&d, &["update", "--restart", "always", "auto"]);
     assert!(err.contains("AutoRemove"), "{err}");
 
@@ -440,7 +515,13 @@ fn events_stream_live_and_from_history() {
     // A live subscriber, filtered to one container.
     let mut live = docker_cmd(
         &d,
-        &["events", "--filter", "label=team=blue", "--format", "{{json .}}"],
+        &[
+            "events",
+            "--filter",
+            "label=team=blue",
+            "--format",
+            "{{json .}}",
+        ],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -458,7 +539,10 @@ fn events_stream_live_and_from_history() {
     });
     // Give the CLI a moment to connect and subscribe.
     std::thread::sleep(Duration::from_millis(1000));
-    dok(&d, &["create", "--name", "ev", "-l", "team=blue", "wsleep", "100"]);
+    dok(
+        &d,
+        &["create", "--name", "ev", "-l", "team=blue", "wsleep", "100"],
+    );
     dok(&d, &["create", "--name", "other", "wsleep", "100"]);
     dok(&d, &["start", "ev"]);
     dok(&d, &["rename", "ev", "ev2"]);
@@ -497,20 +581,50 @@ fn events_stream_live_and_from_history() {
     let until = format!("{:.3}", now_unix());
     let out = dok(
         &d,
-        &["events", "--since", &t0, "--until", &until, "--filter", "event=die", "--format", "{{json .}}"],
+        &[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &until,
+            "--filter",
+            "event=die",
+            "--format",
+            "{{json .}}",
+        ],
     );
     let ev = json_lines(&out);
     assert_eq!(actions(&ev), ["die"], "{out}");
     let out = dok(
         &d,
-        &["events", "--since", &t0, "--until", &until, "--filter", "type=container", "--filter", "label=team=blue"],
+        &[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &until,
+            "--filter",
+            "type=container",
+            "--filter",
+            "label=team=blue",
+        ],
     );
     assert!(out.lines().all(|l| l.contains("team=blue")), "{out}");
     assert!(out.contains("container destroy"), "{out}");
     // Image events: the import.
     let out = dok(
         &d,
-        &["events", "--since", &t0, "--until", &until, "--filter", "type=image", "--format", "{{json .}}"],
+        &[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &until,
+            "--filter",
+            "type=image",
+            "--format",
+            "{{json .}}",
+        ],
     );
     let ev = json_lines(&out);
     assert_eq!(actions(&ev), ["import"], "{out}");
@@ -527,15 +641,37 @@ fn events_stream_live_and_from_history() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     // The berth CLI: default lines and JSON.
-    let out = d.ok(&["events", "--since", &t0, "--until", &until, "-f", "container=other"]);
+    let out = d.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "-f",
+        "container=other",
+    ]);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains(" container create "), "{out}");
     assert!(out.contains("(image=wsleep, name=other)"), "{out}");
-    let out = d.ok(&["events", "--since", "1m", "--until", &until, "-f", "event=rename", "--format", "{{json .}}"]);
+    let out = d.ok(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        &until,
+        "-f",
+        "event=rename",
+        "--format",
+        "{{json .}}",
+    ]);
     assert_eq!(actions(&json_lines(&out)), ["rename", "rename"], "{out}");
 
     // Bad filters are a 400.
-    let r = d.http("GET", "/v1.47/events?filters=%7B%22colour%22%3A%5B%22red%22%5D%7D", None);
+    let r = d.http(
+        "GET",
+        "/v1.47/events?filters=%7B%22colour%22%3A%5B%22red%22%5D%7D",
+        None,
+    );
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
@@ -543,13 +679,27 @@ fn events_stream_live_and_from_history() {
 fn events_of_native_containers_and_exec() {
     let Some(d) = native_daemon() else { return };
     let t0 = format!("{:.3}", now_unix() - 1.0);
-    dok(&d, &["run", "-d", "--name", "nx", "busybox", "sleep", "1000"]);
+    dok(
+        &d,
+        &["run", "-d", "--name", "nx", "busybox", "sleep", "1000"],
+    );
     dok(&d, &["exec", "nx", "true"]);
     dok(&d, &["restart", "-t", "1", "nx"]);
     dok(&d, &["rm", "-f", "nx"]);
     let until = format!("{:.3}", now_unix() + 0.2);
     std::thread::sleep(Duration::from_millis(300));
-    let out = dok(&d, &["events", "--since", &t0, "--until", &until, "--format", "{{json .}}"]);
+    let out = dok(
+        &d,
+        &[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &until,
+            "--format",
+            "{{json .}}",
+        ],
+    );
     let got: Vec<String> = actions(&json_lines(&out))
         .into_iter()
         .map(|a| a.split(':').next().unwrap().to_string())
@@ -597,7 +747,10 @@ fn container_prune_removes_stopped_containers() {
     let j = r.json();
     assert_eq!(j["ContainersDeleted"], serde_json::json!([done2]));
     assert!(j["SpaceReclaimed"].is_u64());
-    assert_eq!(dok(&d, &["container", "prune", "-f"]), "Total reclaimed space: 0B\n");
+    assert_eq!(
+        dok(&d, &["container", "prune", "-f"]),
+        "Total reclaimed space: 0B\n"
+    );
     assert_eq!(status(&d, "alive"), "running");
 
     // The berth CLI.
@@ -605,7 +758,11 @@ fn container_prune_removes_stopped_containers() {
     let out = d.ok(&["container", "prune", "-f"]);
     assert!(out.starts_with("Deleted Containers:\n"), "{out}");
     assert_eq!(dok(&d, &["ps", "-aq"]), "");
-    let r = d.http("POST", "/v1.47/containers/prune?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D", None);
+    let r = d.http(
+        "POST",
+        "/v1.47/containers/prune?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
+        None,
+    );
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
@@ -614,7 +771,15 @@ fn container_prune_reclaims_native_writable_layers() {
     let Some(d) = native_daemon() else { return };
     dok(
         &d,
-        &["run", "--name", "writer", "busybox", "sh", "-c", "dd if=/dev/zero of=/blob bs=1000 count=100 2>/dev/null"],
+        &[
+            "run",
+            "--name",
+            "writer",
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/blob bs=1000 count=100 2>/dev/null",
+        ],
     );
     let df = d.http("GET", "/v1.47/system/df", None).json();
     let c = df["Containers"]
@@ -668,12 +833,31 @@ fn image_prune_removes_unused_images() {
     let out = d.ok(&["image", "prune", "-a", "-f"]);
     assert!(out.contains("untagged: used:1"), "{out}");
     assert_eq!(dok(&d, &["images", "-q"]), "");
-    let r = d.http("POST", "/v1.47/images/prune?filters=%7B%22dangling%22%3A%5B%22false%22%5D%7D", None);
+    let r = d.http(
+        "POST",
+        "/v1.47/images/prune?filters=%7B%22dangling%22%3A%5B%22false%22%5D%7D",
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["ImagesDeleted"], serde_json::json!([]));
     assert_eq!(r.json()["SpaceReclaimed"], 0);
     // Untag and delete events.
-    let out = dok(&d, &["events", "--since", "5m", "--until", &format!("{:.3}", now_unix()), "--filter", "type=image", "--filter", "event=delete", "--format", "{{json .}}"]);
+    let out = dok(
+        &d,
+        &[
+            "events",
+            "--since",
+            "5m",
+            "--until",
+            &format!("{:.3}", now_unix()),
+            "--filter",
+            "type=image",
+            "--filter",
+            "event=delete",
+            "--format",
+            "{{json .}}",
+        ],
+    );
     assert_eq!(json_lines(&out).len(), 4, "{out}");
 }
 
@@ -687,8 +871,15 @@ fn system_df_reports_real_numbers() {
     dok(&d, &["run", "-d", "--name", "alive", "wsleep", "1000"]);
     dok(&d, &["run", "--name", "done", "hello"]);
     let out = dok(&d, &["system", "df"]);
-    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(lines[0], ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], "{out}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        "{out}"
+    );
     assert_eq!(&lines[1][..3], ["Images", "2", "2"], "{out}");
     assert_eq!(&lines[2][..3], ["Containers", "2", "1"], "{out}");
     assert_eq!(&lines[3][..4], ["Local", "Volumes", "0", "0"], "{out}");
@@ -721,13 +912,21 @@ fn system_df_reports_real_numbers() {
     }
     assert_eq!(df["Volumes"], serde_json::json!([]));
     assert_eq!(df["BuildCache"], serde_json::json!([]));
-    let only = d.http("GET", "/v1.47/system/df?type=container", None).json();
-    assert!(only.get("Images").is_none() && only.get("Containers").is_some(), "{only}");
+    let only = d
+        .http("GET", "/v1.47/system/df?type=container", None)
+        .json();
+    assert!(
+        only.get("Images").is_none() && only.get("Containers").is_some(),
+        "{only}"
+    );
 
     // The berth CLI.
     let out = d.ok(&["system", "df"]);
     assert!(out.starts_with("TYPE "), "{out}");
-    assert!(out.lines().nth(2).unwrap().starts_with("Containers "), "{out}");
+    assert!(
+        out.lines().nth(2).unwrap().starts_with("Containers "),
+        "{out}"
+    );
 }
 
 // ----- what berth does not implement ----------------------------------------
@@ -776,7 +975,15 @@ fn unsupported_docker_commands_fail_at_once_with_501() {
     // A 501 to a request with a body: the body is read first, so the
     // client sees the answer, not a broken pipe.
     let big = vec![b' '; 4 << 20];
-    let r = d.http("POST", "/v1.47/networks/create", Some(("application/json", &big)));
+    let r = d.http(
+        "POST",
+        "/v1.47/networks/create",
+        Some(("application/json", &big)),
+    );
     assert_eq!(r.status, 501);
-    assert!(r.message().contains("berthd does not implement"), "{}", r.text());
+    assert!(
+        r.message().contains("berthd does not implement"),
+        "{}",
+        r.text()
+    );
 }

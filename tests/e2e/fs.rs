@@ -612,7 +612,8 @@ fn hostile_archives_and_symlinks_stay_inside_the_container() {
     };
     check("running");
     // A host file the container must not see through its symlink to /.
-    let secret = Path::new("/tmp").join(format!("berth-secret-{}", std::process::id()));
+    // (In the test's own directory, so it goes with it.)
+    let secret = d.dir.path().join("host-secret");
     std::fs::write(&secret, "host secret\n").unwrap();
     let inside = format!("hz:/hostroot{}", secret.display());
     let work = scratch(&d, "hostile");
@@ -671,5 +672,4 @@ fn hostile_archives_and_symlinks_stay_inside_the_container() {
     assert!(!host_file.exists());
     let id = d.inspect("wz")["Id"].as_str().unwrap().to_string();
     assert!(!d.root.join("containers").join(&id).join(&marker).exists());
-    let _ = std::fs::remove_file(&secret);
 }

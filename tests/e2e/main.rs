@@ -7,4 +7,5 @@ mod fs;
 mod harness;
 mod images;
 mod native;
+mod registry;
 mod wasm;

@@ -29,11 +29,18 @@ fn sh(d: &Daemon, extra: &[&str], script: &str) -> (String, i32) {
 #[test]
 fn runs_and_exit_codes_propagate() {
     let Some(d) = daemon() else { return };
-    assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hello native"]), "hello native\n");
+    assert_eq!(
+        d.ok(&["run", "--rm", "busybox", "echo", "hello native"]),
+        "hello native\n"
+    );
     assert_eq!(sh(&d, &[], "exit 3").1, 3);
     let out = d.berth(&["run", "--rm", "busybox", "nosuchcommand"]);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
-    assert!(stderr(&out).contains("executable file not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("executable file not found"),
+        "{}",
+        stderr(&out)
+    );
     let st = d.http("GET", "/images/busybox/json", None).json();
     assert_eq!(st["Executor"], "native");
     d.ok(&["run", "--name", "ex", "busybox", "true"]);
@@ -55,14 +62,27 @@ fn isolation_is_dockers() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "boxhost");
     assert_ne!(lines[0], host);
-    assert!(lines[1].starts_with("sh -c hostname"), "PID 1 is the container's: {out}");
+    assert!(
+        lines[1].starts_with("sh -c hostname"),
+        "PID 1 is the container's: {out}"
+    );
     let procs: usize = lines[2].trim().parse().unwrap();
     assert!(procs <= 4, "host processes are invisible: {out}");
     let mounts: usize = lines[3].trim().parse().unwrap();
-    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count();
-    assert!(mounts < host_mounts + 30 && mounts > 5, "its own mount table: {mounts}");
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        mounts < host_mounts + 30 && mounts > 5,
+        "its own mount table: {mounts}"
+    );
     // Docker's 14 default capabilities and nothing else.
-    assert_eq!(lines[4].split_whitespace().nth(1), Some("00000000a80425fb"), "{out}");
+    assert_eq!(
+        lines[4].split_whitespace().nth(1),
+        Some("00000000a80425fb"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -88,7 +108,12 @@ fn default_seccomp_masks_and_readonly_paths() {
     // /proc/keys above and that unconfined lifts the mount ban.
     let (out, _) = sh(
         &d,
-        &["--security-opt", "seccomp=unconfined", "--cap-add", "SYS_ADMIN"],
+        &[
+            "--security-opt",
+            "seccomp=unconfined",
+            "--cap-add",
+            "SYS_ADMIN",
+        ],
         "unshare -m true; echo unshare=$?",
     );
     assert_eq!(out, "unshare=0\n", "unconfined with SYS_ADMIN may unshare");
@@ -96,10 +121,21 @@ fn default_seccomp_masks_and_readonly_paths() {
     // --privileged: every capability the daemon itself may grant.
     let (out, _) = sh(&d, &["--privileged"], "grep CapEff /proc/self/status");
     let host = std::fs::read_to_string("/proc/self/status").unwrap();
-    let bnd = host.lines().find(|l| l.starts_with("CapBnd:")).unwrap().split_whitespace().nth(1).unwrap().to_string();
+    let bnd = host
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
     assert_eq!(out.split_whitespace().nth(1), Some(bnd.as_str()), "{out}");
     // --cap-drop works.
-    let (out, _) = sh(&d, &["--cap-drop", "CHOWN"], "touch /f; chown 1000 /f 2>/dev/null; echo chown=$?");
+    let (out, _) = sh(
+        &d,
+        &["--cap-drop", "CHOWN"],
+        "touch /f; chown 1000 /f 2>/dev/null; echo chown=$?",
+    );
     assert_eq!(out, "chown=1\n");
     // --read-only.
     let (out, _) = sh(&d, &["--read-only"], "touch /f 2>/dev/null; echo touch=$?");
@@ -115,8 +151,16 @@ fn users_workdir_and_env() {
     assert_eq!(out, "4321\n4322\n");
     let out = d.berth(&["run", "--rm", "-u", "ghost", "busybox", "true"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("unable to find user ghost"), "{}", stderr(&out));
-    let (out, _) = sh(&d, &["-w", "/work/dir", "-e", "A=b"], "pwd; echo $A; echo $HOSTNAME | wc -c");
+    assert!(
+        stderr(&out).contains("unable to find user ghost"),
+        "{}",
+        stderr(&out)
+    );
+    let (out, _) = sh(
+        &d,
+        &["-w", "/work/dir", "-e", "A=b"],
+        "pwd; echo $A; echo $HOSTNAME | wc -c",
+    );
     assert_eq!(out, "/work/dir\nb\n13\n");
 }
 
@@ -146,23 +190,53 @@ fn fork_bomb_stops_at_the_pids_limit() {
     // The bomb forks until the kernel refuses (EAGAIN at the pids limit);
     // busybox's shell then gives up with status 2.
     let out = d.berth(&[
-        "run", "--rm", "--pids-limit", "20", "busybox", "sh", "-c", "while true; do sleep 100 & done",
+        "run",
+        "--rm",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do sleep 100 & done",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("can't fork"), "{}", stderr(&out));
     // The default limit stops one too, without --pids-limit.
-    let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", "while true; do sleep 100 & done"]);
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do sleep 100 & done",
+    ]);
     assert!(stderr(&out).contains("can't fork"), "{}", stderr(&out));
     // The host is fine: it still forks.
-    assert!(std::process::Command::new("true").status().unwrap().success());
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success()
+    );
 }
 
 #[test]
 fn stop_signal_and_timeout() {
     let Some(d) = daemon() else { return };
     // A process that handles SIGTERM exits with its own code.
-    d.ok(&["run", "-d", "--name", "trapper", "busybox", "sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"]);
-    d.eventually("running", || d.inspect("trapper")["State"]["Running"] == true);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; while true; do sleep 0.1; done",
+    ]);
+    d.eventually("running", || {
+        d.inspect("trapper")["State"]["Running"] == true
+    });
     std::thread::sleep(std::time::Duration::from_millis(300));
     d.ok(&["stop", "-t", "10", "trapper"]);
     assert_eq!(d.inspect("trapper")["State"]["ExitCode"], 42);
@@ -171,7 +245,16 @@ fn stop_signal_and_timeout() {
     d.ok(&["stop", "-t", "1", "stubborn"]);
     assert_eq!(d.inspect("stubborn")["State"]["ExitCode"], 137);
     // kill -s gives 128+signal.
-    d.ok(&["run", "-d", "--name", "killme", "busybox", "sh", "-c", "while true; do sleep 0.1; done"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "killme",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do sleep 0.1; done",
+    ]);
     d.ok(&["kill", "-s", "SIGKILL", "killme"]);
     d.eventually("exit", || d.inspect("killme")["State"]["Running"] == false);
     assert_eq!(d.inspect("killme")["State"]["ExitCode"], 137);
@@ -180,32 +263,71 @@ fn stop_signal_and_timeout() {
 #[test]
 fn init_reaps_and_forwards() {
     let Some(d) = daemon() else { return };
-    let (out, _) = sh(&d, &["--init"], "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$; tr '\\0' '\\n' < /proc/1/environ");
+    let (out, _) = sh(
+        &d,
+        &["--init"],
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$; tr '\\0' '\\n' < /proc/1/environ",
+    );
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], "berth-shim ", "PID 1 is berth's init: {out}");
     assert_ne!(l[1], "1", "with --init the command is not PID 1");
-    assert!(!out.contains("/berth-e2e-"), "no host path leaks into the container: {out}");
-    d.ok(&["run", "-d", "--init", "--name", "withinit", "busybox", "sleep", "100"]);
+    assert!(
+        !out.contains("/berth-e2e-"),
+        "no host path leaks into the container: {out}"
+    );
+    d.ok(&[
+        "run", "-d", "--init", "--name", "withinit", "busybox", "sleep", "100",
+    ]);
     d.ok(&["stop", "-t", "5", "withinit"]);
-    assert_eq!(d.inspect("withinit")["State"]["ExitCode"], 143, "the init forwarded SIGTERM");
+    assert_eq!(
+        d.inspect("withinit")["State"]["ExitCode"],
+        143,
+        "the init forwarded SIGTERM"
+    );
 }
 
 #[test]
 fn exec_runs_inside_the_container() {
     let Some(d) = daemon() else { return };
-    d.ok(&["run", "-d", "--name", "target", "-h", "exechost", "busybox", "sleep", "100"]);
-    let out = d.berth(&["exec", "target", "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; exit 4"]);
+    d.ok(&[
+        "run", "-d", "--name", "target", "-h", "exechost", "busybox", "sleep", "100",
+    ]);
+    let out = d.berth(&[
+        "exec",
+        "target",
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/cmdline | tr '\\0' ' '; exit 4",
+    ]);
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(stdout(&out), "exechost\nsleep 100 ");
     assert_eq!(d.ok(&["exec", "-u", "app", "target", "id", "-u"]), "1000\n");
-    assert_eq!(d.ok(&["exec", "-w", "/tmp", "-e", "X=y", "target", "sh", "-c", "pwd; echo $X"]), "/tmp\ny\n");
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=y",
+            "target",
+            "sh",
+            "-c",
+            "pwd; echo $X"
+        ]),
+        "/tmp\ny\n"
+    );
     let mut child = d
         .berth_cmd(&["exec", "-i", "target", "cat"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"piped in\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
     assert_eq!(stdout(&child.wait_with_output().unwrap()), "piped in\n");
     let out = d.berth(&["exec", "target", "nosuchcmd"]);
     assert_eq!(out.status.code(), Some(127));
@@ -213,19 +335,32 @@ fn exec_runs_inside_the_container() {
     let r = d.http(
         "POST",
         "/containers/target/exec",
-        Some(("application/json", br#"{"Cmd":["true"],"AttachStdout":true}"#)),
+        Some((
+            "application/json",
+            br#"{"Cmd":["true"],"AttachStdout":true}"#,
+        )),
     );
     assert_eq!(r.status, 201);
     let id = r.json()["Id"].as_str().unwrap().to_string();
-    let r = d.http("POST", &format!("/exec/{id}/start"), Some(("application/json", br#"{"Detach":true}"#)));
+    let r = d.http(
+        "POST",
+        &format!("/exec/{id}/start"),
+        Some(("application/json", br#"{"Detach":true}"#)),
+    );
     assert_eq!(r.status, 200);
     d.eventually("exec to finish", || {
         d.http("GET", &format!("/exec/{id}/json"), None).json()["ExitCode"] == 0
     });
     // exec into a stopped container is a 409.
     d.ok(&["kill", "target"]);
-    d.eventually("stopped", || d.inspect("target")["State"]["Running"] == false);
-    let r = d.http("POST", "/containers/target/exec", Some(("application/json", br#"{"Cmd":["true"]}"#)));
+    d.eventually("stopped", || {
+        d.inspect("target")["State"]["Running"] == false
+    });
+    let r = d.http(
+        "POST",
+        "/containers/target/exec",
+        Some(("application/json", br#"{"Cmd":["true"]}"#)),
+    );
     assert_eq!(r.status, 409);
 }
 
@@ -235,7 +370,10 @@ fn tty_gives_a_raw_terminal_stream() {
     let r = d.http(
         "POST",
         "/containers/create?name=tty1",
-        Some(("application/json", br#"{"Image":"busybox","Cmd":["sh","-c","tty; echo hi"],"Tty":true}"#)),
+        Some((
+            "application/json",
+            br#"{"Image":"busybox","Cmd":["sh","-c","tty; echo hi"],"Tty":true}"#,
+        )),
     );
     assert_eq!(r.status, 201, "{}", r.text());
     d.ok(&["start", "tty1"]);
@@ -244,7 +382,10 @@ fn tty_gives_a_raw_terminal_stream() {
     let text = r.text();
     // Raw (no 8-byte frame headers), with the terminal's CRLF.
     assert!(text.starts_with("/dev/pts/0\r\nhi\r\n"), "{text:?}");
-    assert_eq!(r.header("Content-Type"), Some("application/vnd.docker.raw-stream"));
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/vnd.docker.raw-stream")
+    );
 }
 
 #[test]
@@ -254,12 +395,21 @@ fn hostile_layers_are_refused_and_the_host_is_untouched() {
     std::fs::create_dir_all(&sentinel).unwrap();
     let layers: Vec<(&str, Vec<u8>)> = vec![
         ("dotdot", raw_tar(&[("../../x", Entry::File(b"x"))])),
-        ("absolute", raw_tar(&[("/etc/berth-hostile", Entry::File(b"x"))])),
+        (
+            "absolute",
+            raw_tar(&[("/etc/berth-hostile", Entry::File(b"x"))]),
+        ),
         (
             "symlink",
-            raw_tar(&[("evil", Entry::Symlink("/")), ("evil/etc/berth-hostile", Entry::File(b"x"))]),
+            raw_tar(&[
+                ("evil", Entry::Symlink("/")),
+                ("evil/etc/berth-hostile", Entry::File(b"x")),
+            ]),
         ),
-        ("hardlink", raw_tar(&[("pw", Entry::Hardlink("/etc/passwd"))])),
+        (
+            "hardlink",
+            raw_tar(&[("pw", Entry::Hardlink("/etc/passwd"))]),
+        ),
     ];
     let passwd_before = std::fs::read("/etc/passwd").unwrap();
     for (name, layer) in layers {
@@ -274,7 +424,11 @@ fn hostile_layers_are_refused_and_the_host_is_untouched() {
         std::fs::write(&path, tar).unwrap();
         let out = d.berth(&["load", "-i", path.to_str().unwrap()]);
         assert!(!out.status.success(), "{name} was loaded");
-        assert!(stderr(&out).contains("refus") || stderr(&out).contains("outside"), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refus") || stderr(&out).contains("outside"),
+            "{name}: {}",
+            stderr(&out)
+        );
         let r = d.http("GET", &format!("/images/hostile-{name}/json"), None);
         assert_eq!(r.status, 404, "{name}: no image was recorded");
     }
@@ -323,27 +477,58 @@ fn raw_tar(entries: &[(&str, Entry)]) -> Vec<u8> {
 #[test]
 fn containers_survive_a_daemon_crash_and_are_readopted() {
     let Some(mut d) = daemon() else { return };
-    d.ok(&["run", "-d", "--name", "survivor", "busybox", "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]);
-    d.ok(&["run", "-d", "--name", "quitter", "busybox", "sh", "-c", "sleep 1; exit 7"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quitter",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 7",
+    ]);
     d.eventually("ticking", || d.ok(&["logs", "survivor"]).contains("tick 1"));
     let pid = d.inspect("survivor")["State"]["Pid"].as_i64().unwrap();
     d.crash();
     // While berthd is down: one keeps running, the other exits.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the container outlived berthd");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the container outlived berthd"
+    );
     d.start_again();
     let st = d.inspect("survivor");
     assert_eq!(st["State"]["Status"], "running", "{}", st["State"]);
     assert_eq!(st["State"]["Pid"], pid);
     let q = d.inspect("quitter");
     assert_eq!(q["State"]["Status"], "exited");
-    assert_eq!(q["State"]["ExitCode"], 7, "its real exit code: {}", q["State"]);
+    assert_eq!(
+        q["State"]["ExitCode"], 7,
+        "its real exit code: {}",
+        q["State"]
+    );
     // Logs kept flowing while berthd was away, and still do.
     let before = d.ok(&["logs", "survivor"]).lines().count();
     assert!(before >= 8, "{before} lines");
-    d.eventually("more ticks", || d.ok(&["logs", "survivor"]).lines().count() > before + 2);
+    d.eventually("more ticks", || {
+        d.ok(&["logs", "survivor"]).lines().count() > before + 2
+    });
     // wait and stop work on the re-adopted container.
-    let waiter = d.berth_cmd(&["wait", "survivor"]).stdout(Stdio::piped()).spawn().unwrap();
+    let waiter = d
+        .berth_cmd(&["wait", "survivor"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     d.ok(&["stop", "-t", "1", "survivor"]);
     assert_eq!(stdout(&waiter.wait_with_output().unwrap()).trim(), "137");
 }
@@ -354,7 +539,18 @@ fn external_runtime_runc() {
     if require("runc").is_none() {
         return;
     }
-    assert_eq!(d.ok(&["run", "--rm", "--runtime", "runc", "busybox", "echo", "via runc"]), "via runc\n");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "busybox",
+            "echo",
+            "via runc"
+        ]),
+        "via runc\n"
+    );
     let (out, code) = sh(&d, &["--runtime", "runc"], "hostname | wc -c; exit 9");
     assert_eq!((out.as_str(), code), ("13\n", 9));
     let out = d.berth(&["run", "--rm", "--runtime", "nosuch", "busybox", "true"]);
@@ -372,10 +568,21 @@ fn native_and_wasm_side_by_side() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["Names"][0].as_str().unwrap().to_string(), c["Executor"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["Names"][0].as_str().unwrap().to_string(),
+                c["Executor"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(kinds.contains(&("/linux".into(), "native".into())), "{kinds:?}");
-    assert!(kinds.contains(&("/wasm".into(), "wasm".into())), "{kinds:?}");
+    assert!(
+        kinds.contains(&("/linux".into(), "native".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("/wasm".into(), "wasm".into())),
+        "{kinds:?}"
+    );
     d.ok(&["rm", "-f", "linux", "wasm"]);
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
@@ -383,12 +590,28 @@ fn native_and_wasm_side_by_side() {
 #[test]
 fn stats_report_cgroup_counters() {
     let Some(d) = daemon() else { return };
-    d.ok(&["run", "-d", "--name", "busy", "-m", "64m", "busybox", "sh", "-c", "while true; do :; done"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ]);
     let r = d.http("GET", "/containers/busy/stats?stream=0", None);
     assert_eq!(r.status, 200, "{}", r.text());
     let s = r.json();
     assert_eq!(s["memory_stats"]["limit"], 64 * 1024 * 1024);
-    assert!(s["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > s["precpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap());
+    assert!(
+        s["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap()
+            > s["precpu_stats"]["cpu_usage"]["total_usage"]
+                .as_u64()
+                .unwrap()
+    );
     assert!(s["pids_stats"]["current"].as_u64().unwrap() >= 1);
     let out = d.ok(&["stats", "--no-stream", "busy"]);
     assert!(out.contains("busy") && out.contains("64MiB"), "{out}");

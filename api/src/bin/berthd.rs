@@ -95,7 +95,9 @@ async fn serve(args: Args) -> Result<()> {
             .unwrap_or(r)
             .trim_end_matches('/');
         if bare.is_empty() || bare.contains(['/', ' ']) {
-            bail!("invalid --insecure-registry {r:?}: use HOST[:PORT] (CIDR ranges are not supported)");
+            bail!(
+                "invalid --insecure-registry {r:?}: use HOST[:PORT] (CIDR ranges are not supported)"
+            );
         }
         config.insecure_registries.push(r.clone());
     }

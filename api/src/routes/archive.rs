@@ -13,7 +13,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use berth_api_types::archive::{PATH_STAT_HEADER, PathStat};
+use berth_api_types::archive::PathStat;
 use berth_api_types::container as wire;
 use berth_runtime::Error;
 use berth_runtime::container::fs::{ArchiveStream, CommitOptions, ExtractOptions};
@@ -88,10 +88,6 @@ async fn archive_get(
 ) -> ApiResult<Response> {
     let path = required_path(&q)?;
     let (stat, rx) = engine.containers().archive(&id, path).await?;
-    debug_assert_eq!(
-        PATH_STAT_HEADER.to_ascii_lowercase(),
-        "x-docker-container-path-stat"
-    );
     Ok((
         [
             stat_header(&stat)?,
@@ -245,6 +241,190 @@ fn body_reader(body: Body) -> BodyReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::Request as HttpRequest;
+    use berth_api_types::archive::PATH_STAT_HEADER;
+    use berth_runtime::{Engine, EngineConfig};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Vec<u8>, Option<String>) {
+        let req = HttpRequest::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let stat = resp
+            .headers()
+            .get(PATH_STAT_HEADER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, bytes.to_vec(), stat)
+    }
+
+    /// A ustar archive of one file, by hand (the api crate has no tar).
+    fn one_file_tar(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        let octal = |h: &mut [u8; 512], at: usize, len: usize, v: u64| {
+            let s = format!("{v:0w$o}", w = len - 1);
+            h[at..at + len - 1].copy_from_slice(s.as_bytes());
+        };
+        octal(&mut h, 100, 8, 0o644);
+        octal(&mut h, 108, 8, 0);
+        octal(&mut h, 116, 8, 0);
+        octal(&mut h, 124, 12, data.len() as u64);
+        octal(&mut h, 136, 12, 0);
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].fill(b' ');
+        let sum: u64 = h.iter().map(|b| u64::from(*b)).sum();
+        let s = format!("{sum:06o}\0 ");
+        h[148..156].copy_from_slice(s.as_bytes());
+        let mut out = h.to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out.extend_from_slice(&[0u8; 1024]);
+        out
+    }
+
+    /// The whole set on a Wasm container (no root needed): copy in, stat,
+    /// copy out, changes, export, commit, and the 400s and 404s.
+    #[tokio::test]
+    async fn archive_endpoints_on_a_wasm_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::new(dir.path());
+        config.wasm_pool_slots = 4;
+        let engine = Engine::open(config).await.unwrap();
+        engine
+            .import_wasm(
+                b"(module (func (export \"_start\")))".to_vec(),
+                "empty",
+                None,
+            )
+            .await
+            .unwrap();
+        let app = crate::server::router(engine);
+        let (st, body, _) = call(
+            &app,
+            "POST",
+            "/v1.47/containers/create?name=fsw",
+            br#"{"Image":"empty"}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(
+            st,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+
+        let (st, body, _) = call(
+            &app,
+            "PUT",
+            "/v1.47/containers/fsw/archive?path=/",
+            one_file_tar("hello.txt", b"hi there"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let (st, _, stat) = call(
+            &app,
+            "HEAD",
+            "/v1.47/containers/fsw/archive?path=/hello.txt",
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let stat = PathStat::from_header(&stat.expect("the stat header")).unwrap();
+        assert_eq!((stat.name.as_str(), stat.size), ("hello.txt", 8));
+        let (st, body, stat) = call(
+            &app,
+            "GET",
+            "/v1.47/containers/fsw/archive?path=/hello.txt",
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(stat.is_some());
+        assert_eq!(
+            &body[..10],
+            b"hello.txt\0",
+            "one entry named by the base name"
+        );
+        assert_eq!(&body[512..520], b"hi there");
+
+        let (st, body, _) = call(&app, "GET", "/v1.47/containers/fsw/changes", vec![]).await;
+        assert_eq!(st, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, serde_json::json!([{"Path": "/hello.txt", "Kind": 1}]));
+        let (st, body, _) = call(&app, "GET", "/v1.47/containers/fsw/export", vec![]).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(body.windows(9).any(|w| w == b"hello.txt"));
+
+        // Refusals.
+        let (st, _, _) = call(
+            &app,
+            "HEAD",
+            "/v1.47/containers/fsw/archive?path=/nope",
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        let (st, _, _) = call(&app, "HEAD", "/v1.47/containers/fsw/archive", vec![]).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        let (st, _, _) = call(&app, "GET", "/v1.47/containers/ghost/changes", vec![]).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        let (st, body, _) = call(
+            &app,
+            "PUT",
+            "/v1.47/containers/fsw/archive?path=/hello.txt",
+            one_file_tar("x", b""),
+        )
+        .await;
+        assert_eq!(
+            st,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        // A Wasm container with files cannot be committed; one without can.
+        let (st, _, _) = call(&app, "POST", "/v1.47/commit?container=fsw&repo=x", vec![]).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        let (st, _, _) = call(
+            &app,
+            "POST",
+            "/v1.47/containers/create?name=fsw2",
+            br#"{"Image":"empty"}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let (st, body, _) = call(
+            &app,
+            "POST",
+            "/v1.47/commit?container=fsw2&repo=empty2&tag=v1&changes=ENV%20A%3Db",
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            st,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["Id"].as_str().unwrap().starts_with("sha256:"));
+        let (st, body, _) = call(&app, "GET", "/v1.47/images/empty2:v1/json", vec![]).await;
+        assert_eq!(st, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["Config"]["Env"][0], "A=b", "{v}");
+    }
 
     #[test]
     fn the_stat_header_is_dockers() {

@@ -83,7 +83,11 @@ async fn list(State(engine): State<AppState>, Q(q): Q<ListQuery>) -> ApiResult<R
             .collect::<Vec<_>>()
     })
     .await
-    .map_err(|e| ApiError(berth_runtime::Error::internal(format!("measuring containers: {e}"))))?;
+    .map_err(|e| {
+        ApiError(berth_runtime::Error::internal(format!(
+            "measuring containers: {e}"
+        )))
+    })?;
     Ok(axum::Json(with_sizes).into_response())
 }
 
@@ -402,9 +406,13 @@ async fn resize(
     let dim = |v: Option<i64>, name: &str| {
         v.filter(|n| (0..=u16::MAX as i64).contains(n))
             .map(|n| n as u16)
-            .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number from 0 to 65535")))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("{name} must be a number from 0 to 65535"))
+            })
     };
-    engine.containers().resize(&id, dim(q.h, "h")?, dim(q.w, "w")?)?;
+    engine
+        .containers()
+        .resize(&id, dim(q.h, "h")?, dim(q.w, "w")?)?;
     Ok(StatusCode::OK)
 }
 
@@ -458,7 +466,9 @@ async fn stats(
         }
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            let Ok(next) = containers.stats_sample(&id, Some(&prev)) else { return };
+            let Ok(next) = containers.stats_sample(&id, Some(&prev)) else {
+                return;
+            };
             if tx.send(json_line(&next.json)).await.is_err() {
                 return;
             }
@@ -466,7 +476,10 @@ async fn stats(
         }
     });
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body_from_channel(rx),
     )
         .into_response())
@@ -543,7 +556,10 @@ async fn exec_start(
         .expect("valid response"))
 }
 
-async fn exec_inspect(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn exec_inspect(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     Ok(axum::Json(engine.containers().exec_inspect(&id)?).into_response())
 }
 
@@ -555,9 +571,13 @@ async fn exec_resize(
     let dim = |v: Option<i64>, name: &str| {
         v.filter(|n| (0..=u16::MAX as i64).contains(n))
             .map(|n| n as u16)
-            .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number from 0 to 65535")))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("{name} must be a number from 0 to 65535"))
+            })
     };
-    engine.containers().exec_resize(&id, dim(q.h, "h")?, dim(q.w, "w")?)?;
+    engine
+        .containers()
+        .exec_resize(&id, dim(q.h, "h")?, dim(q.w, "w")?)?;
     Ok(StatusCode::OK)
 }
 

@@ -444,7 +444,10 @@ async fn create(
     .expect("serializes");
     body.push(b'\n');
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response())
@@ -478,9 +481,9 @@ async fn pull(
         auth: registry_auth(headers)?,
     };
     let registry = engine.registry().clone();
-    Ok(progress_stream(move |progress| async move {
-        registry.pull(opts, &progress).await.map(drop)
-    })
+    Ok(progress_stream(
+        move |progress| async move { registry.pull(opts, &progress).await.map(drop) },
+    )
     .await)
 }
 
@@ -550,7 +553,9 @@ where
             return match handle.await {
                 Ok(Ok(())) => StatusCode::OK.into_response(),
                 Ok(Err(e)) => registry_error(e),
-                Err(e) => ApiError(Error::internal(format!("the task failed: {e}"))).into_response(),
+                Err(e) => {
+                    ApiError(Error::internal(format!("the task failed: {e}"))).into_response()
+                }
             };
         }
     };

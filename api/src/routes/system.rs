@@ -106,7 +106,8 @@ async fn events(State(engine): State<AppState>, Q(q): Q<EventsQuery>) -> ApiResu
         let deadline = match until {
             Some(u) if u <= now_nanos => return,
             Some(u) => Some(
-                tokio::time::Instant::now() + std::time::Duration::from_nanos((u - now_nanos) as u64),
+                tokio::time::Instant::now()
+                    + std::time::Duration::from_nanos((u - now_nanos) as u64),
             ),
             None => None,
         };
@@ -170,4 +171,120 @@ async fn image_prune(State(engine): State<AppState>, Q(q): Q<PruneQuery>) -> Api
         "SpaceReclaimed": report.space_reclaimed,
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use berth_runtime::{Engine, EngineConfig};
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    async fn app() -> (tempfile::TempDir, std::sync::Arc<Engine>, axum::Router) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::new(dir.path());
+        config.wasm_pool_slots = 4;
+        let engine = Engine::open(config).await.unwrap();
+        let router = crate::server::router(engine.clone());
+        (dir, engine, router)
+    }
+
+    async fn call(app: &axum::Router, method: &str, uri: &str) -> (StatusCode, Vec<u8>) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, bytes.to_vec())
+    }
+
+    fn json_of(b: &[u8]) -> Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    #[tokio::test]
+    async fn events_with_until_in_the_past_answer_the_history_and_end() {
+        let (_d, engine, app) = app().await;
+        engine.events().image("tag", "sha256:aa", "x:1");
+        engine.events().image("untag", "sha256:aa", "x:1");
+        let until = chrono::Utc::now().timestamp() + 1;
+        // `until` one second ahead: the history, then the end of the stream.
+        let f = "%7B%22event%22%3A%5B%22untag%22%5D%7D";
+        let (status, body) = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            call(
+                &app,
+                "GET",
+                &format!("/v1.47/events?since=0&until={until}&filters={f}"),
+            ),
+        )
+        .await
+        .expect("the stream ends at until");
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8(body).unwrap();
+        let events: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 1, "{text}");
+        assert_eq!(events[0]["Action"], "untag");
+        assert_eq!(events[0]["Actor"]["Attributes"]["name"], "x:1");
+        let (status, _) = call(&app, "GET", "/events?since=yesterday").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn prune_and_disk_usage_shapes() {
+        let (_d, _engine, app) = app().await;
+        let (status, body) = call(&app, "GET", "/system/df").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            json_of(&body),
+            json!({"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []})
+        );
+        let (_, body) = call(&app, "GET", "/system/df?type=volume").await;
+        assert_eq!(json_of(&body), json!({"Volumes": []}));
+        let (status, _) = call(&app, "GET", "/system/df?type=bogus").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, body) = call(&app, "POST", "/v1.41/images/prune").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            json_of(&body),
+            json!({"ImagesDeleted": [], "SpaceReclaimed": 0})
+        );
+        let (status, body) = call(&app, "POST", "/containers/prune").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            json_of(&body),
+            json!({"ContainersDeleted": [], "SpaceReclaimed": 0})
+        );
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/images/prune?filters=%7B%22x%22%3A%5B%221%22%5D%7D",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn management_of_a_missing_container_is_404() {
+        let (_d, _engine, app) = app().await;
+        for (method, uri) in [
+            ("POST", "/containers/nope/rename?name=other"),
+            ("POST", "/containers/nope/pause"),
+            ("POST", "/containers/nope/unpause"),
+            ("GET", "/containers/nope/top"),
+            ("POST", "/containers/nope/update"),
+        ] {
+            let (status, body) = call(&app, method, uri).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}");
+            assert_eq!(json_of(&body)["message"], "No such container: nope");
+        }
+    }
 }

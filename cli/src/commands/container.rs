@@ -10,15 +10,15 @@ use super::kill::KillCommand;
 use super::logs::LogsCommand;
 use super::pause::{PauseCommand, UnpauseCommand};
 use super::prune::ContainerPruneCommand;
-use super::rename::RenameCommand;
-use super::top::TopCommand;
-use super::update::UpdateCommand;
 use super::ps::PsCommand;
+use super::rename::RenameCommand;
 use super::restart::RestartCommand;
 use super::rm::RmCommand;
 use super::run::RunCommand;
 use super::start::StartCommand;
 use super::stop::StopCommand;
+use super::top::TopCommand;
+use super::update::UpdateCommand;
 use super::wait::WaitCommand;
 use crate::client::Client;
 

@@ -112,7 +112,11 @@ pub struct ContainerOptions {
     pub stop_signal: Option<String>,
 
     /// Timeout (in seconds) to stop a container
-    #[arg(long = "stop-timeout", value_name = "SECONDS", allow_hyphen_values = true)]
+    #[arg(
+        long = "stop-timeout",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
     pub stop_timeout: Option<i64>,
 
     /// Print usage
@@ -122,9 +126,13 @@ pub struct ContainerOptions {
 
 /// `--cpus 1.5` as NanoCpus.
 fn parse_cpus(s: &str) -> Result<i64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("invalid value {s:?} for --cpus: give a number such as 1.5"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("invalid value {s:?} for --cpus: give a number such as 1.5"))?;
     if !(v.is_finite() && v >= 0.0) {
-        return Err(format!("invalid value {s:?} for --cpus: it must not be negative"));
+        return Err(format!(
+            "invalid value {s:?} for --cpus: it must not be negative"
+        ));
     }
     Ok((v * 1e9).round() as i64)
 }

@@ -100,7 +100,10 @@ fn line(e: &Value) -> String {
         s(&e["Action"]),
         s(&e["Actor"]["ID"])
     ));
-    if let Some(attrs) = e["Actor"]["Attributes"].as_object().filter(|a| !a.is_empty()) {
+    if let Some(attrs) = e["Actor"]["Attributes"]
+        .as_object()
+        .filter(|a| !a.is_empty())
+    {
         let mut keys: Vec<&String> = attrs.keys().collect();
         keys.sort();
         let parts: Vec<String> = keys
@@ -178,7 +181,10 @@ mod tests {
         let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         assert_eq!(timestamp("10m", now), "1699999400.000000000");
         assert_eq!(timestamp("1700000000", now), "1700000000");
-        assert_eq!(timestamp("2023-11-14T22:13:20Z", now), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            timestamp("2023-11-14T22:13:20Z", now),
+            "2023-11-14T22:13:20Z"
+        );
     }
 
     #[test]

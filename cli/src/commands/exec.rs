@@ -61,7 +61,11 @@ impl ExecCommand {
             .map(|e| parse_env(e, |k| std::env::var(k).ok()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(anyhow::Error::msg)?;
-        let console = if self.tty && !self.detach { term::size() } else { None };
+        let console = if self.tty && !self.detach {
+            term::size()
+        } else {
+            None
+        };
         let config = ExecConfig {
             attach_stdin: self.interactive && !self.detach,
             attach_stdout: !self.detach,
@@ -91,8 +95,14 @@ impl ExecCommand {
         } else {
             None
         };
-        let streamed =
-            stream_session(client, Session::Exec(&id), stream, self.tty, self.interactive).await;
+        let streamed = stream_session(
+            client,
+            Session::Exec(&id),
+            stream,
+            self.tty,
+            self.interactive,
+        )
+        .await;
         drop(raw);
         streamed?;
         let inspect = client.exec_inspect(&id).await?;

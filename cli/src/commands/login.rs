@@ -60,7 +60,10 @@ impl LoginCommand {
                 if self.password_stdin {
                     bail!("Must provide --username with --password-stdin");
                 }
-                let stored = config.get(&key).map(|c| c.username).filter(|u| !u.is_empty());
+                let stored = config
+                    .get(&key)
+                    .map(|c| c.username)
+                    .filter(|u| !u.is_empty());
                 prompt_username(stored.as_deref())?
             }
         };
@@ -102,10 +105,7 @@ impl LoginCommand {
         };
         config.set(&key, &creds)?;
         config.save()?;
-        println!(
-            "{}",
-            answer["Status"].as_str().unwrap_or("Login Succeeded")
-        );
+        println!("{}", answer["Status"].as_str().unwrap_or("Login Succeeded"));
         Ok(0)
     }
 }
@@ -169,9 +169,11 @@ pub fn registry_host(server: &str) -> String {
         .unwrap_or(s);
     let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
     match host.as_str() {
-        "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "index.docker.io".into()
-        }
+        ""
+        | "docker.io"
+        | "index.docker.io"
+        | "registry-1.docker.io"
+        | "registry.hub.docker.com" => "index.docker.io".into(),
         _ => host,
     }
 }
@@ -210,10 +212,9 @@ impl ConfigFile {
             Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Map::new(),
             Ok(b) => match serde_json::from_slice::<Value>(&b) {
                 Ok(Value::Object(m)) => m,
-                Ok(_) | Err(_) => bail!(
-                    "{} is not a JSON object; fix or remove it",
-                    path.display()
-                ),
+                Ok(_) | Err(_) => {
+                    bail!("{} is not a JSON object; fix or remove it", path.display())
+                }
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Map::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -322,9 +323,13 @@ impl ConfigFile {
             ),
         );
         if !c.identity_token.is_empty() {
-            entry.insert("identitytoken".into(), Value::String(c.identity_token.clone()));
+            entry.insert(
+                "identitytoken".into(),
+                Value::String(c.identity_token.clone()),
+            );
         }
-        self.auths_mut().insert(key.to_string(), Value::Object(entry));
+        self.auths_mut()
+            .insert(key.to_string(), Value::Object(entry));
         Ok(())
     }
 
@@ -491,7 +496,10 @@ mod tests {
         with_config(Some(docker), |dir| {
             let mut c = load_from(dir);
             let got = c.get("127.0.0.1:5000").unwrap();
-            assert_eq!((got.username.as_str(), got.password.as_str()), ("user", "s3cret"));
+            assert_eq!(
+                (got.username.as_str(), got.password.as_str()),
+                ("user", "s3cret")
+            );
             c.set(
                 "localhost:6000",
                 &Credentials {

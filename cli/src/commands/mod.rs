@@ -2,8 +2,8 @@
 //! `async fn execute(self, &Client) -> anyhow::Result<i32>` returning the
 //! process exit code. Commands print; the client does not.
 
-pub mod container;
 pub mod commit;
+pub mod container;
 pub mod cp;
 pub mod create;
 pub mod diff;

@@ -105,7 +105,10 @@ impl ImagePruneCommand {
                 return Ok(1);
             }
         };
-        let items = report["ImagesDeleted"].as_array().cloned().unwrap_or_default();
+        let items = report["ImagesDeleted"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut out = std::io::stdout().lock();
         let mut reclaimed = 0;
         if !items.is_empty() {

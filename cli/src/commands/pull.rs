@@ -127,7 +127,7 @@ pub async fn show_progress(resp: Response<'_>, quiet: bool) -> Result<()> {
     let mut display = if quiet {
         Display::Quiet(Decoder::default())
     } else if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        Display::Bars(Bars::new())
+        Display::Bars(Box::new(Bars::new()))
     } else {
         Display::Plain(JsonMessagePrinter::default())
     };
@@ -171,7 +171,7 @@ pub async fn show_progress(resp: Response<'_>, quiet: bool) -> Result<()> {
 enum Display {
     Plain(JsonMessagePrinter),
     Quiet(Decoder),
-    Bars(Bars),
+    Bars(Box<Bars>),
 }
 
 fn fail_on_error(m: &JsonMessage) -> Result<()> {
@@ -229,6 +229,9 @@ impl Decoder {
 struct Bars {
     mp: MultiProgress,
     bars: HashMap<String, ProgressBar>,
+    /// Lines that come once layers are shown (`Digest:`, `Status:`): they
+    /// go below the layers at the end, as docker prints them.
+    trailer: Vec<String>,
     decoder: Decoder,
     text: ProgressStyle,
     bar: ProgressStyle,
@@ -248,13 +251,14 @@ impl Bars {
         let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
         let text = ProgressStyle::with_template("{prefix}: {msg}").expect("valid template");
         let bar = ProgressStyle::with_template(
-            "{prefix}: {msg:<12} [{bar:40}] {bytes:>9}/{total_bytes}",
+            "{prefix}: {msg:<12} [{bar:40}] {decimal_bytes:>9}/{decimal_total_bytes}",
         )
         .expect("valid template")
         .progress_chars("=> ");
         Bars {
             mp,
             bars: HashMap::new(),
+            trailer: Vec::new(),
             decoder: Decoder::default(),
             text,
             bar,
@@ -288,12 +292,20 @@ impl Bars {
             } else {
                 format!("{id}: {status}")
             };
-            self.mp.println(line)?;
+            if self.bars.is_empty() {
+                self.mp.println(line)?;
+            } else {
+                self.trailer.push(line);
+            }
             return Ok(());
         }
         let (bar_style, text_style) = (self.bar.clone(), self.text.clone());
         let b = self.line(id).clone();
-        match m.progress_detail.as_ref().and_then(|d| d.total.zip(d.current)) {
+        match m
+            .progress_detail
+            .as_ref()
+            .and_then(|d| d.total.zip(d.current))
+        {
             Some((total, current)) if total > 0 => {
                 if b.length() != Some(total as u64) {
                     b.set_style(bar_style);
@@ -322,6 +334,9 @@ impl Bars {
                 b.finish();
             }
         }
+        for line in self.trailer.drain(..) {
+            println!("{line}");
+        }
     }
 
     fn abandon(&mut self) {
@@ -347,7 +362,10 @@ mod tests {
         let r = CliRef::parse("localhost/app@sha256:abc").unwrap();
         assert_eq!(r.domain, "localhost");
         assert_eq!(r.digest.as_deref(), Some("sha256:abc"));
-        assert_eq!(CliRef::parse("team/app").unwrap().canonical_name(), "docker.io/team/app");
+        assert_eq!(
+            CliRef::parse("team/app").unwrap().canonical_name(),
+            "docker.io/team/app"
+        );
         assert!(CliRef::parse("a:").is_err());
         assert!(CliRef::parse("").is_err());
     }

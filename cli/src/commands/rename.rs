@@ -19,7 +19,10 @@ pub struct RenameCommand {
 
 impl RenameCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
-        match client.container_rename(&self.container, &self.new_name).await {
+        match client
+            .container_rename(&self.container, &self.new_name)
+            .await
+        {
             Ok(()) => Ok(0),
             Err(e) => {
                 eprintln!("{e}");

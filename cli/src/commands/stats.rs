@@ -43,8 +43,10 @@ impl Row {
     /// docker stats' arithmetic over one sample.
     pub fn from_sample(v: &Value) -> Row {
         let u = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-        let cpu_delta = u("/cpu_stats/cpu_usage/total_usage") as f64 - u("/precpu_stats/cpu_usage/total_usage") as f64;
-        let sys_delta = u("/cpu_stats/system_cpu_usage") as f64 - u("/precpu_stats/system_cpu_usage") as f64;
+        let cpu_delta = u("/cpu_stats/cpu_usage/total_usage") as f64
+            - u("/precpu_stats/cpu_usage/total_usage") as f64;
+        let sys_delta =
+            u("/cpu_stats/system_cpu_usage") as f64 - u("/precpu_stats/system_cpu_usage") as f64;
         let online = u("/cpu_stats/online_cpus").max(1) as f64;
         let cpu_percent = if cpu_delta > 0.0 && sys_delta > 0.0 {
             cpu_delta / sys_delta * online * 100.0
@@ -60,7 +62,10 @@ impl Row {
             .filter(|c| *c < usage)
             .unwrap_or(0);
         let (mut read, mut write) = (0, 0);
-        if let Some(entries) = v.pointer("/blkio_stats/io_service_bytes_recursive").and_then(Value::as_array) {
+        if let Some(entries) = v
+            .pointer("/blkio_stats/io_service_bytes_recursive")
+            .and_then(Value::as_array)
+        {
             for e in entries {
                 let n = e["value"].as_u64().unwrap_or(0);
                 match e["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
@@ -71,8 +76,17 @@ impl Row {
             }
         }
         Row {
-            id: v["id"].as_str().unwrap_or_default().chars().take(12).collect(),
-            name: v["name"].as_str().unwrap_or_default().trim_start_matches('/').to_string(),
+            id: v["id"]
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(12)
+                .collect(),
+            name: v["name"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             cpu_percent,
             mem_usage: usage - cache,
             mem_limit: u("/memory_stats/limit"),
@@ -92,10 +106,18 @@ impl Row {
             self.id.clone(),
             self.name.clone(),
             format!("{:.2}%", self.cpu_percent),
-            format!("{} / {}", bytes_size(self.mem_usage as i64), bytes_size(self.mem_limit as i64)),
+            format!(
+                "{} / {}",
+                bytes_size(self.mem_usage as i64),
+                bytes_size(self.mem_limit as i64)
+            ),
             format!("{mem_percent:.2}%"),
             "0B / 0B".to_string(),
-            format!("{} / {}", human_size(self.block_read as i64), human_size(self.block_write as i64)),
+            format!(
+                "{} / {}",
+                human_size(self.block_read as i64),
+                human_size(self.block_write as i64)
+            ),
             self.pids.to_string(),
         ]
     }
@@ -117,7 +139,14 @@ impl StatsCommand {
         loop {
             let samples = futures_join(client, &names).await;
             let mut table = Table::new(&[
-                "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS",
+                "CONTAINER ID",
+                "NAME",
+                "CPU %",
+                "MEM USAGE / LIMIT",
+                "MEM %",
+                "NET I/O",
+                "BLOCK I/O",
+                "PIDS",
             ]);
             let mut failed = false;
             for (name, s) in names.iter().zip(samples) {
@@ -155,7 +184,8 @@ async fn futures_join(
     let mut out = Vec::with_capacity(set.len());
     // Start them all before awaiting any.
     let mut pinned: Vec<_> = set.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<Result<Value, crate::client::ClientError>>> = (0..pinned.len()).map(|_| None).collect();
+    let mut done: Vec<Option<Result<Value, crate::client::ClientError>>> =
+        (0..pinned.len()).map(|_| None).collect();
     let mut left = pinned.len();
     std::future::poll_fn(|cx| {
         for (i, f) in pinned.iter_mut().enumerate() {
@@ -166,7 +196,11 @@ async fn futures_join(
                 left -= 1;
             }
         }
-        if left == 0 { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        if left == 0 {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     })
     .await;
     out.extend(done.into_iter().map(|r| r.expect("every future finished")));

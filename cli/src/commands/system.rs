@@ -47,7 +47,11 @@ impl DfCommand {
 /// disk usage formatter.
 fn reclaimable(reclaimable: i64, total: i64) -> String {
     if total > 0 {
-        format!("{} ({}%)", human_size(reclaimable), reclaimable * 100 / total)
+        format!(
+            "{} ({}%)",
+            human_size(reclaimable),
+            reclaimable * 100 / total
+        )
     } else {
         human_size(reclaimable)
     }
@@ -135,9 +139,18 @@ mod tests {
         });
         let text = render(&du).render();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE");
-        assert_eq!(lines[1], "Images          2         1         2MB       500kB (25%)");
-        assert_eq!(lines[2], "Containers      2         1         120B      20B (16%)");
+        assert_eq!(
+            lines[0],
+            "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE"
+        );
+        assert_eq!(
+            lines[1],
+            "Images          2         1         2MB       500kB (25%)"
+        );
+        assert_eq!(
+            lines[2],
+            "Containers      2         1         120B      20B (16%)"
+        );
         assert_eq!(lines[3], "Local Volumes   0         0         0B        0B");
         assert_eq!(lines[4], "Build Cache     0         0         0B        0B");
     }

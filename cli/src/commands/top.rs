@@ -17,7 +17,11 @@ pub struct TopCommand {
     pub container: String,
 
     /// Options for ps (default: -ef)
-    #[arg(value_name = "ps OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "ps OPTIONS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub ps_args: Vec<String>,
 }
 
@@ -47,7 +51,9 @@ impl TopCommand {
         if let Some(ps) = top["Processes"].as_array() {
             rows.extend(ps.iter().map(strings));
         }
-        std::io::stdout().lock().write_all(render(&rows).as_bytes())?;
+        std::io::stdout()
+            .lock()
+            .write_all(render(&rows).as_bytes())?;
         Ok(0)
     }
 }

@@ -63,13 +63,23 @@ fn nano_cpus(s: &str) -> Result<i64, String> {
 impl UpdateCommand {
     /// The `UpdateConfig` body: zero for what is not changed, as Docker.
     fn config(&self) -> Result<serde_json::Value, String> {
-        let memory = self.memory.as_deref().map(parse_ram).transpose()?.unwrap_or(0);
+        let memory = self
+            .memory
+            .as_deref()
+            .map(parse_ram)
+            .transpose()?
+            .unwrap_or(0);
         let memory_swap = match self.memory_swap.as_deref() {
             None => 0,
             Some("-1") => -1,
             Some(s) => parse_ram(s)?,
         };
-        let nano = self.cpus.as_deref().map(nano_cpus).transpose()?.unwrap_or(0);
+        let nano = self
+            .cpus
+            .as_deref()
+            .map(nano_cpus)
+            .transpose()?
+            .unwrap_or(0);
         let restart = self
             .restart
             .as_deref()
@@ -143,7 +153,16 @@ mod tests {
     #[test]
     fn builds_dockers_update_config() {
         let t = T::try_parse_from([
-            "t", "-m", "64m", "--cpus", "1.5", "--pids-limit", "-1", "--restart", "on-failure:3", "c",
+            "t",
+            "-m",
+            "64m",
+            "--cpus",
+            "1.5",
+            "--pids-limit",
+            "-1",
+            "--restart",
+            "on-failure:3",
+            "c",
         ])
         .unwrap();
         let v = t.u.config().unwrap();

@@ -10,6 +10,14 @@
 //!
 //! This module knows nothing of containers or images beyond the attributes
 //! it is handed, and nothing of HTTP.
+//!
+//! Who publishes what: the container manager publishes every container
+//! event; `Engine::import_wasm` publishes `import` and image pruning
+//! `untag`/`delete`/`prune`. Still to wire where the image code lives (call
+//! `engine.events().image(action, id, name)`): `pull` and `push` (ID = the
+//! reference, as Docker), `tag` (ID = image ID, name = the new reference),
+//! `untag` and `delete` from `docker rmi`, `load`, `save`, and `import`
+//! from `POST /images/create?fromSrc=-`.
 
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -413,7 +421,12 @@ mod tests {
             "0123456789ab",
             attrs(&[("name", "web"), ("image", "busybox")]),
         );
-        let untag = Event::new("image", "untag", "sha256:feed", attrs(&[("name", "busybox:latest")]));
+        let untag = Event::new(
+            "image",
+            "untag",
+            "sha256:feed",
+            attrs(&[("name", "busybox:latest")]),
+        );
         let f = |j: &str| EventFilter::parse(j).unwrap();
         assert!(f("").matches(&die));
         assert!(f(r#"{"type":["container"]}"#).matches(&die));

@@ -85,7 +85,10 @@ impl Containers {
             )));
         }
         if rec.state.status != Status::Running {
-            return Err(Error::conflict(format!("Container {} is not running", c.id)));
+            return Err(Error::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::invalid("No exec command specified"));
@@ -135,7 +138,10 @@ impl Containers {
             )));
         }
         if rec.state.status != Status::Running {
-            return Err(Error::conflict(format!("Container {} is not running", c.id)));
+            return Err(Error::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         let launch = self.launch(&c, &rec)?;
         let mut env = crate::container::spec::native_env(
@@ -195,13 +201,10 @@ impl Containers {
         let e2 = exec.clone();
         tokio::spawn(async move {
             let code = match child.wait().await {
-                Ok(s) => s
-                    .code()
-                    .map(|c| c as i64)
-                    .unwrap_or_else(|| {
-                        use std::os::unix::process::ExitStatusExt;
-                        128 + s.signal().unwrap_or(0) as i64
-                    }),
+                Ok(s) => s.code().map(|c| c as i64).unwrap_or_else(|| {
+                    use std::os::unix::process::ExitStatusExt;
+                    128 + s.signal().unwrap_or(0) as i64
+                }),
                 Err(_) => 126,
             };
             {

@@ -156,44 +156,20 @@ impl Containers {
         let first = stat_tx.clone();
         let this = self.clone();
         tokio::spawn(async move {
+            let body = tx.clone();
             let result = this
                 .with_root(&c, move |root| {
-                    let prepared = (|| -> Result<(Found, PathStat)> {
-                        let found = locate(&root.fd, &p, &cname)?;
-                        let st = path_stat(&root.fd, &p, found.stat())?;
-                        check_archivable(&found, &p)?;
-                        Ok((found, st))
-                    })();
-                    let found = match prepared {
-                        Ok((found, st)) => {
-                            send_once(&first, Ok(st));
-                            found
-                        }
-                        Err(e) => {
-                            send_once(&first, Err(e.clone()));
-                            return Err(e);
-                        }
-                    };
-                    let mut out = TarOut::new(io::BufWriter::with_capacity(
-                        256 << 10,
-                        ChannelWriter(tx.clone()),
-                    ));
-                    let written = write_found(&mut out, found, &p.base).and_then(|()| {
-                        out.finish()?;
-                        out.w
-                            .flush()
-                            .map_err(|e| io_error("sending the archive", e))
-                    });
-                    if let Err(e) = &written {
-                        let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-                    }
-                    written
+                    let found = locate(&root.fd, &p, &cname)?;
+                    let st = path_stat(&root.fd, &p, found.stat())?;
+                    check_archivable(&found, &p)?;
+                    send_once(&first, Ok(st));
+                    let mut out =
+                        TarOut::new(io::BufWriter::with_capacity(256 << 10, ChannelWriter(body)));
+                    write_found(&mut out, found, &p.base)?;
+                    Ok(out)
                 })
                 .await;
-            if let Err(e) = result {
-                send_once(&stat_tx, Err(e.clone()));
-                tracing::debug!(error = %e, "archive of a container path");
-            }
+            finish_stream(result, tx, &stat_tx, "archive of a container path").await;
         });
         let stat = stat_rx
             .await
@@ -242,31 +218,19 @@ impl Containers {
         let first = ready.clone();
         let this = self.clone();
         tokio::spawn(async move {
+            let body = tx.clone();
             let result = this
                 .with_root(&c, move |root| {
                     send_once(&first, Ok(()));
-                    let mut out = TarOut::new(io::BufWriter::with_capacity(
-                        256 << 10,
-                        ChannelWriter(tx.clone()),
-                    ));
+                    let mut out =
+                        TarOut::new(io::BufWriter::with_capacity(256 << 10, ChannelWriter(body)));
                     let st = fstat(&root.fd).map_err(|e| errno("reading the root", e))?;
                     out.dev = Some(st.st_dev);
-                    let written = out.children(root.fd.as_fd(), b"").and_then(|()| {
-                        out.finish()?;
-                        out.w
-                            .flush()
-                            .map_err(|e| io_error("sending the archive", e))
-                    });
-                    if let Err(e) = &written {
-                        let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-                    }
-                    written
+                    out.children(root.fd.as_fd(), b"")?;
+                    Ok(out)
                 })
                 .await;
-            if let Err(e) = result {
-                send_once(&ready, Err(e.clone()));
-                tracing::debug!(error = %e, "export of a container");
-            }
+            finish_stream(result, tx, &ready, "export of a container").await;
         });
         ready_rx
             .await
@@ -453,6 +417,34 @@ struct Root {
 fn send_once<T>(slot: &Mutex<Option<oneshot::Sender<T>>>, value: T) {
     if let Some(tx) = slot.lock().unwrap().take() {
         let _ = tx.send(value);
+    }
+}
+
+/// Ends an archive stream once the container's root has been released (a
+/// temporary mount unmounted, the container unlocked): the end-of-archive
+/// blocks, or the error, go out only then, so a client that has the whole
+/// archive (or the error) never races the cleanup.
+async fn finish_stream<T>(
+    result: Result<TarOut<io::BufWriter<ChannelWriter>>>,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    first: &Mutex<Option<oneshot::Sender<Result<T>>>>,
+    what: &'static str,
+) {
+    let result = match result {
+        Ok(mut out) => tokio::task::spawn_blocking(move || {
+            out.finish()?;
+            out.w
+                .flush()
+                .map_err(|e| io_error("sending the archive", e))
+        })
+        .await
+        .unwrap_or_else(|e| Err(Error::internal(format!("finishing the archive: {e}")))),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "{what}");
+        send_once(first, Err(e.clone()));
+        let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
     }
 }
 

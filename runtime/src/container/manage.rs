@@ -110,8 +110,9 @@ impl Containers {
             }
             let mut rec = inner.record.clone();
             rec.name = new_name.clone();
-            self.db
-                .write(Durability::Immediate, |tx| tx.put(CONTAINERS, &rec.id, &rec))?;
+            self.db.write(Durability::Immediate, |tx| {
+                tx.put(CONTAINERS, &rec.id, &rec)
+            })?;
             inner.record.name = new_name.clone();
             if reg.by_name.get(&old) == Some(&c.id) {
                 reg.by_name.remove(&old);
@@ -142,7 +143,10 @@ impl Containers {
                     )));
                 }
                 _ => {
-                    return Err(Error::conflict(format!("Container {} is not running", c.id)));
+                    return Err(Error::conflict(format!(
+                        "Container {} is not running",
+                        c.id
+                    )));
                 }
             }
             (inner.record.clone(), inner.control.clone())
@@ -157,7 +161,10 @@ impl Containers {
             ExecutorKind::Wasm => match control {
                 Some(ctl) => ctl.pause()?,
                 None => {
-                    return Err(Error::conflict(format!("Container {} is not running", c.id)));
+                    return Err(Error::conflict(format!(
+                        "Container {} is not running",
+                        c.id
+                    )));
                 }
             },
         }
@@ -165,7 +172,10 @@ impl Containers {
             let mut inner = c.inner.lock().unwrap();
             if inner.record.state.status != Status::Running {
                 // It ended while being frozen.
-                return Err(Error::conflict(format!("Container {} is not running", c.id)));
+                return Err(Error::conflict(format!(
+                    "Container {} is not running",
+                    c.id
+                )));
             }
             inner.record.state.status = Status::Paused;
             inner.record.clone()
@@ -234,7 +244,10 @@ impl Containers {
             ));
         }
         if !matches!(rec.state.status, Status::Running | Status::Paused) {
-            return Err(Error::conflict(format!("Container {} is not running", c.id)));
+            return Err(Error::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         let cg = self.cgroup_of(&rec.id)?;
         let args = ps_args.trim().to_string();
@@ -279,10 +292,8 @@ impl Containers {
             super::spec::Restart::parse(&probe)?;
             host.restart_policy = req.restart_policy.clone();
         }
-        let cpu_set = req.nano_cpus != 0
-            || req.cpu_quota != 0
-            || req.cpu_period != 0
-            || req.cpu_shares != 0;
+        let cpu_set =
+            req.nano_cpus != 0 || req.cpu_quota != 0 || req.cpu_period != 0 || req.cpu_shares != 0;
         let running = matches!(rec.state.status, Status::Running | Status::Paused);
         match rec.executor {
             ExecutorKind::Wasm => {
@@ -352,7 +363,9 @@ impl Containers {
                     host.cpu_period = req.cpu_period;
                 }
                 if let Some(p) = req.pids_limit {
-                    host.pids_limit = Some(p);
+                    // 0 and -1 both lift the limit; kept as -1 so that the
+                    // next start does not read 0 as "the default limit".
+                    host.pids_limit = Some(if p <= 0 { -1 } else { p });
                 }
             }
         }
@@ -400,7 +413,10 @@ fn check_native_update(
             ));
         }
     }
-    if req.memory > 0 && req.memory_swap == 0 && host.memory_swap > 0 && req.memory > host.memory_swap
+    if req.memory > 0
+        && req.memory_swap == 0
+        && host.memory_swap > 0
+        && req.memory > host.memory_swap
     {
         return Err(Error::invalid(
             "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
@@ -679,7 +695,10 @@ mod tests {
         let text = "  PID TTY      STAT   TIME COMMAND\n    1 ?        Ss     0:00 sleep 100\n   42 pts/0    S      0:00 sh -c echo hi\n";
         let r = top::parse_ps(text, &[42]).unwrap();
         assert_eq!(r.titles, ["PID", "TTY", "STAT", "TIME", "COMMAND"]);
-        assert_eq!(r.processes, vec![vec!["42", "pts/0", "S", "0:00", "sh -c echo hi"]]);
+        assert_eq!(
+            r.processes,
+            vec![vec!["42", "pts/0", "S", "0:00", "sh -c echo hi"]]
+        );
         assert!(top::parse_ps("USER COMMAND\nroot x\n", &[1]).is_err());
     }
 

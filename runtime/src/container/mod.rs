@@ -622,9 +622,26 @@ impl Containers {
             .collect()
     }
 
+    /// Commits a container's record. A registered container's *current*
+    /// record is written, under its lock, rather than the caller's copy:
+    /// callers clone the record, unlock, then persist, and a copy taken
+    /// before a concurrent change (a rename during a start) must not undo
+    /// it in the database. The caller must hold neither the registry nor
+    /// the container lock.
     fn persist(&self, rec: &ContainerRecord, durability: Durability) -> Result<()> {
-        self.db
-            .write(durability, |tx| tx.put(CONTAINERS, &rec.id, rec))?;
+        let registered = self.registry.read().unwrap().by_id.get(&rec.id).cloned();
+        match registered {
+            Some(c) => {
+                let inner = c.inner.lock().unwrap();
+                self.db
+                    .write(durability, |tx| tx.put(CONTAINERS, &rec.id, &inner.record))?;
+            }
+            // Not registered yet (create commits before it registers).
+            None => {
+                self.db
+                    .write(durability, |tx| tx.put(CONTAINERS, &rec.id, rec))?;
+            }
+        }
         if matches!(durability, Durability::None) {
             self.dirty.store(true, Ordering::Relaxed);
             self.flush_wanted.notify_one();
@@ -703,9 +720,13 @@ impl Containers {
                 };
                 let runtime = match &n.runtime {
                     None => None,
-                    Some(name) => Some(self.native.runtimes.get(name).cloned().ok_or_else(|| {
-                        Error::invalid(format!("runtime {name} is no longer registered with berthd"))
-                    })?),
+                    Some(name) => {
+                        Some(self.native.runtimes.get(name).cloned().ok_or_else(|| {
+                            Error::invalid(format!(
+                                "runtime {name} is no longer registered with berthd"
+                            ))
+                        })?)
+                    }
                 };
                 let native = NativeLaunch {
                     lowers: self.native.layers.lowers(&n.layers)?,
@@ -717,7 +738,9 @@ impl Containers {
                         .host_config
                         .console_size
                         .filter(|[h, w]| *h > 0 && *w > 0)
-                        .map(|[h, w]| [h.min(u16::MAX as u64) as u16, w.min(u16::MAX as u64) as u16]),
+                        .map(|[h, w]| {
+                            [h.min(u16::MAX as u64) as u16, w.min(u16::MAX as u64) as u16]
+                        }),
                 };
                 (spec, Some(native))
             }
@@ -817,7 +840,8 @@ impl Containers {
         handle: &image::ImageHandle,
     ) -> Result<NativeRecord> {
         let host = &request.host_config;
-        let caps = crate::executor::native::caps::resolve(&host.cap_add, &host.cap_drop, host.privileged)?;
+        let caps =
+            crate::executor::native::caps::resolve(&host.cap_add, &host.cap_drop, host.privileged)?;
         let security = spec::SecurityOpts::parse(&host.security_opt)?;
         if let Some(p) = &security.seccomp_profile {
             crate::executor::native::seccomp::parse(p.as_bytes())?;
@@ -1255,10 +1279,7 @@ impl Containers {
         }
         let control = {
             let mut inner = c.inner.lock().unwrap();
-            if !matches!(
-                inner.record.state.status,
-                Status::Running | Status::Paused
-            ) {
+            if !matches!(inner.record.state.status, Status::Running | Status::Paused) {
                 return Err(Error::conflict(format!(
                     "Cannot kill container: {}: Container {} is not running",
                     name, c.id
@@ -1289,11 +1310,17 @@ impl Containers {
             (inner.control.clone(), inner.record.config.tty)
         };
         if !tty {
-            return Err(Error::invalid(format!("container {} has no TTY to resize", c.id)));
+            return Err(Error::invalid(format!(
+                "container {} has no TTY to resize",
+                c.id
+            )));
         }
         match control {
             Some(ctl) => ctl.resize(rows, cols),
-            None => Err(Error::conflict(format!("Container {} is not running", c.id))),
+            None => Err(Error::conflict(format!(
+                "Container {} is not running",
+                c.id
+            ))),
         }
     }
 
@@ -1385,9 +1412,9 @@ impl Containers {
             }
             util::fsutil::remove_dir_all_if_exists(&dir)
         })
-            .await
-            .ctx("removing container files")?
-            .ctx("removing container files")?;
+        .await
+        .ctx("removing container files")?
+        .ctx("removing container files")?;
         {
             let mut reg = self.registry.write().unwrap();
             reg.by_id.remove(&rec.id);
@@ -1663,10 +1690,7 @@ impl Containers {
         for c in cs {
             let (control, exits) = {
                 let inner = c.inner.lock().unwrap();
-                if !matches!(
-                    inner.record.state.status,
-                    Status::Running | Status::Paused
-                ) {
+                if !matches!(inner.record.state.status, Status::Running | Status::Paused) {
                     continue;
                 }
                 if live_restore && inner.record.executor == ExecutorKind::Native {
@@ -1731,7 +1755,9 @@ fn write_etc_files(dir: &Path, hostname: &str) -> Result<()> {
         .lines()
         .filter(|l| {
             !(l.trim_start().starts_with("nameserver")
-                && l.split_whitespace().nth(1).is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
+                && l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|ip| ip.starts_with("127.") || ip == "::1"))
         })
         .map(|l| format!("{l}\n"))
         .collect();

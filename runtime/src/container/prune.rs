@@ -129,7 +129,11 @@ pub fn parse_timestamp(
     if let Some(t) = util::parse_rfc3339(s) {
         return Ok(t);
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
             return Ok(t.and_utc());
         }
@@ -275,7 +279,8 @@ impl Containers {
                 Err(e) => tracing::debug!(container = %id, error = %e, "not pruned"),
             }
         }
-        self.events.publish_prune("container", report.space_reclaimed);
+        self.events
+            .publish_prune("container", report.space_reclaimed);
         Ok(report)
     }
 }
@@ -291,7 +296,9 @@ mod tests {
         assert_eq!(t("1600000000"), 1_600_000_000);
         assert_eq!(t("1600000000.5"), 1_600_000_000);
         assert_eq!(
-            parse_timestamp("1600000000.5", now).unwrap().timestamp_subsec_millis(),
+            parse_timestamp("1600000000.5", now)
+                .unwrap()
+                .timestamp_subsec_millis(),
             500
         );
         assert_eq!(t("10m"), 1_700_000_000 - 600);
@@ -305,7 +312,9 @@ mod tests {
     fn prune_filters() {
         let f = PruneFilters::parse(r#"{"label":["a"],"label!":["b=1"]}"#, false).unwrap();
         let labels = |p: &[(&str, &str)]| -> BTreeMap<String, String> {
-            p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         assert!(f.matches("2020-01-01T00:00:00Z", &labels(&[("a", "x")])));
         assert!(!f.matches("2020-01-01T00:00:00Z", &labels(&[("a", "x"), ("b", "1")])));

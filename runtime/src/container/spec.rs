@@ -235,7 +235,9 @@ pub fn check_supported(
                 "Conflicting options: Nano CPUs and CPU Period cannot both be set",
             ));
         }
-        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as i64;
         if host.nano_cpus < 0 || host.nano_cpus > ncpu * 1_000_000_000 {
             return Err(Error::invalid(format!(
                 "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
@@ -463,7 +465,10 @@ mod tests {
     fn runtimes() {
         let native: std::collections::HashMap<String, ()> = [("crun".to_string(), ())].into();
         let none = std::collections::HashMap::<String, ()>::new();
-        assert_eq!(choose_executor(ExecutorKind::Wasm, "", &none).unwrap(), ExecutorKind::Wasm);
+        assert_eq!(
+            choose_executor(ExecutorKind::Wasm, "", &none).unwrap(),
+            ExecutorKind::Wasm
+        );
         assert_eq!(
             choose_executor(ExecutorKind::Wasm, "io.containerd.wasmtime.v1", &none).unwrap(),
             ExecutorKind::Wasm
@@ -476,9 +481,11 @@ mod tests {
         );
         assert!(choose_executor(ExecutorKind::Wasm, "crun", &native).is_err());
         let e = choose_executor(ExecutorKind::Native, "kata", &native).unwrap_err();
-        assert!(e.to_string().contains("crun") && e.to_string().contains("--add-runtime"), "{e}");
+        assert!(
+            e.to_string().contains("crun") && e.to_string().contains("--add-runtime"),
+            "{e}"
+        );
     }
-
 }
 
 /// Docker's default `PATH` for containers whose image sets none.
@@ -646,7 +653,10 @@ pub fn native_spec(input: &NativeSpecInput) -> Result<Spec> {
     let mut cpu = serde_json::Map::new();
     if h.nano_cpus > 0 {
         cpu.insert("period".into(), 100_000u64.into());
-        cpu.insert("quota".into(), (h.nano_cpus * 100_000 / 1_000_000_000).into());
+        cpu.insert(
+            "quota".into(),
+            (h.nano_cpus * 100_000 / 1_000_000_000).into(),
+        );
     } else if h.cpu_quota > 0 {
         cpu.insert("quota".into(), h.cpu_quota.into());
         if h.cpu_period > 0 {
@@ -727,5 +737,6 @@ pub fn native_spec(input: &NativeSpecInput) -> Result<Spec> {
             "readonlyPaths": readonly,
         },
     });
-    serde_json::from_value(spec).map_err(|e| Error::internal(format!("building the runtime spec: {e}")))
+    serde_json::from_value(spec)
+        .map_err(|e| Error::internal(format!("building the runtime spec: {e}")))
 }

@@ -25,7 +25,13 @@ fn system_cpu_ns() -> u64 {
         .lines()
         .next()
         .filter(|l| l.starts_with("cpu "))
-        .map(|l| l.split_whitespace().skip(1).take(8).filter_map(|v| v.parse::<u64>().ok()).sum())
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(8)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
@@ -60,7 +66,9 @@ impl Containers {
                 "stats are not available for Wasm containers yet: their memory and CPU are not cgroup counters",
             ));
         }
-        let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let online = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let read = crate::util::now_rfc3339();
         let running = rec.state.status == Status::Running || rec.state.status == Status::Paused;
         let stats = if running {

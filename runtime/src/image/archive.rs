@@ -965,9 +965,9 @@ fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &str) -> io::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::manifest::host_arch;
     use crate::image::tests::{fixture, put_wasm};
     use crate::image::{ExecutorKind, ImageKind};
-    use crate::image::manifest::host_arch;
 
     /// A tar built entry by entry, with raw names so that bad ones can be
     /// written too.

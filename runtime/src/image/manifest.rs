@@ -394,8 +394,14 @@ mod tests {
         assert_eq!((p.os.as_str(), p.architecture.as_str()), ("linux", "amd64"));
         assert_eq!(Platform::parse("linux").unwrap().architecture, host_arch());
         assert_eq!(Platform::parse("wasi").unwrap().name(), "wasi/wasm");
-        assert_eq!(Platform::parse("Linux/ARM64/v8").unwrap().name(), "linux/arm64");
-        assert_eq!(Platform::parse("linux/arm/v7").unwrap().name(), "linux/arm/v7");
+        assert_eq!(
+            Platform::parse("Linux/ARM64/v8").unwrap().name(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().name(),
+            "linux/arm/v7"
+        );
         for bad in ["", "linux/", "a/b/c/d", "linux/am d64"] {
             assert!(Platform::parse(bad).is_err(), "{bad:?}");
         }

@@ -45,7 +45,10 @@ impl fmt::Debug for AuthConfig {
         f.debug_struct("AuthConfig")
             .field("username", &self.username)
             .field("serveraddress", &self.serveraddress)
-            .field("password", &(!self.password.is_empty()).then_some("<redacted>"))
+            .field(
+                "password",
+                &(!self.password.is_empty()).then_some("<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -138,9 +141,11 @@ pub fn registry_host(server: &str) -> String {
         .unwrap_or(s);
     let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
     match host.as_str() {
-        "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            HUB_HOST.to_string()
-        }
+        ""
+        | "docker.io"
+        | "index.docker.io"
+        | "registry-1.docker.io"
+        | "registry.hub.docker.com" => HUB_HOST.to_string(),
         _ => host,
     }
 }
@@ -238,7 +243,11 @@ pub(crate) fn realm_allowed(
     let (reg_name, reg_port) = split_host_port(host);
     let same_name = realm_host == reg_name;
     let same_port = url.port_or_known_default()
-        == reg_port.or(if scheme == "http" { Some(80) } else { Some(443) });
+        == reg_port.or(if scheme == "http" {
+            Some(80)
+        } else {
+            Some(443)
+        });
     match url.scheme() {
         "https" => {}
         "http" if scheme == "http" && same_name && same_port => return Ok(()),
@@ -253,7 +262,10 @@ pub(crate) fn realm_allowed(
         return Ok(());
     }
     let is_ip = reg_name.parse::<std::net::IpAddr>().is_ok()
-        || reg_name.trim_matches(|c| c == '[' || c == ']').parse::<std::net::Ipv6Addr>().is_ok();
+        || reg_name
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok();
     if !is_ip {
         let labels: Vec<&str> = reg_name.split('.').collect();
         // `registry.example.com` may use `auth.example.com` or
@@ -281,7 +293,10 @@ fn split_host_port(host: &str) -> (String, Option<u16>) {
     if let Some(rest) = h.strip_prefix('[') {
         // [::1]:5000
         if let Some((addr, port)) = rest.split_once(']') {
-            return (addr.to_string(), port.strip_prefix(':').and_then(|p| p.parse().ok()));
+            return (
+                addr.to_string(),
+                port.strip_prefix(':').and_then(|p| p.parse().ok()),
+            );
         }
     }
     match h.rsplit_once(':') {
@@ -393,11 +408,19 @@ mod tests {
         let ok = |h: &str, s: &str, r: &str| realm_allowed(h, s, r).is_ok();
         assert!(ok(HUB_HOST, "https", "https://auth.docker.io/token"));
         assert!(ok("ghcr.io", "https", "https://ghcr.io/token"));
-        assert!(ok("registry.gitlab.com", "https", "https://gitlab.com/jwt/auth"));
+        assert!(ok(
+            "registry.gitlab.com",
+            "https",
+            "https://gitlab.com/jwt/auth"
+        ));
         assert!(ok("quay.io", "https", "https://auth.quay.io/token"));
         assert!(ok("127.0.0.1:5000", "http", "http://127.0.0.1:5000/token"));
         // Another host, an IP's neighbour, or a downgrade to HTTP: refused.
-        assert!(!ok("registry.example.com", "https", "https://evil.example.net/t"));
+        assert!(!ok(
+            "registry.example.com",
+            "https",
+            "https://evil.example.net/t"
+        ));
         assert!(!ok("ghcr.io", "https", "https://evil.io/token"));
         assert!(!ok("127.0.0.1:5000", "http", "http://127.0.0.1:6000/token"));
         assert!(!ok("127.0.0.1:5000", "http", "https://127.0.0.2/token"));
@@ -409,10 +432,20 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000", "localhost"] {
+        for h in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "localhost",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["registry.example:5000", "10.0.0.1:5000", "localhost.example.com"] {
+        for h in [
+            "registry.example:5000",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }

@@ -18,6 +18,7 @@ use crate::store::BlobStore;
 use crate::util::Digest;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use oci_client::client::BlobResponse;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
@@ -57,9 +58,12 @@ impl Fetch {
     }
 }
 
+/// Downloads listed by digest, each with the id of its task.
+type Listing = Arc<Mutex<HashMap<Digest, (u64, Weak<Fetch>)>>>;
+
 #[derive(Default)]
 pub(crate) struct InFlight {
-    map: Arc<Mutex<HashMap<Digest, (u64, Weak<Fetch>)>>>,
+    map: Listing,
     next: AtomicU64,
     /// Downloads started, for tests.
     started: AtomicU64,
@@ -67,8 +71,17 @@ pub(crate) struct InFlight {
 
 impl InFlight {
     /// Joins the download of `digest` in flight (unless `fresh`), or starts
-    /// `start` as a new one. Says whether this call started it.
-    pub fn join_or_start<F, Fut>(&self, digest: &Digest, fresh: bool, start: F) -> (Arc<Fetch>, bool)
+    /// `start` as a new one, unless the blob is `present` (checked under
+    /// the lock, so that a download that just finished is not repeated:
+    /// one commits its blob before it unlists itself). Says whether this
+    /// call started it; `None` when the blob is there.
+    pub fn join_or_start<F, Fut>(
+        &self,
+        digest: &Digest,
+        fresh: bool,
+        present: impl FnOnce() -> bool,
+        start: F,
+    ) -> Option<(Arc<Fetch>, bool)>
     where
         F: FnOnce(watch::Sender<u64>) -> Fut,
         Fut: Future<Output = RegistryResult<()>> + Send + 'static,
@@ -78,7 +91,10 @@ impl InFlight {
             && let Some((_, w)) = map.get(digest)
             && let Some(f) = w.upgrade()
         {
-            return (f, false);
+            return Some((f, false));
+        }
+        if present() {
+            return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.started.fetch_add(1, Ordering::Relaxed);
@@ -106,7 +122,7 @@ impl InFlight {
             task: task.abort_handle(),
         });
         map.insert(digest.clone(), (id, Arc::downgrade(&fetch)));
-        (fetch, true)
+        Some((fetch, true))
     }
 
     #[cfg(test)]
@@ -131,11 +147,26 @@ pub(crate) async fn download(
 ) -> RegistryResult<()> {
     let host = session.host.clone();
     let name = digest.to_string();
-    let mut stream = session
-        .client
-        .pull_blob_stream(&session.oref, name.as_str())
-        .await
-        .map_err(|e| map_oci(&host, e, None))?;
+    // The whole blob as a range: oci-client then hands the bytes over
+    // without hashing them itself (a partial response), and the blob
+    // writer's check of digest and size is the one pass over the data. A
+    // registry that ignores ranges answers 200 and oci-client checks too.
+    let mut stream = if size > 0 {
+        match session
+            .client
+            .pull_blob_stream_partial(&session.oref, name.as_str(), 0, None)
+            .await
+        {
+            Ok(BlobResponse::Full(s) | BlobResponse::Partial(s)) => s,
+            Err(e) => return Err(map_oci(&host, e, None)),
+        }
+    } else {
+        session
+            .client
+            .pull_blob_stream(&session.oref, name.as_str())
+            .await
+            .map_err(|e| map_oci(&host, e, None))?
+    };
     if let Some(n) = stream.content_length
         && n != size
     {
@@ -162,36 +193,44 @@ pub(crate) async fn download(
         // The download stopped: the temp file goes with the writer.
         Ok(false)
     });
-    let mut received = 0u64;
-    while let Some(item) = stream.next().await {
-        let data = item.map_err(|e| blob_error(&host, &digest, &e))?;
-        received += data.len() as u64;
-        if received > size {
-            return Err(Error::invalid(format!(
-                "the registry {host} sends more than the {size} bytes of blob {digest}"
-            ))
-            .into());
+    let streamed: RegistryResult<()> = async {
+        let mut received = 0u64;
+        while let Some(item) = stream.next().await {
+            let data = item.map_err(|e| blob_error(&host, &digest, &e))?;
+            received += data.len() as u64;
+            if received > size {
+                return Err(Error::invalid(format!(
+                    "the registry {host} sends more than the {size} bytes of blob {digest}"
+                ))
+                .into());
+            }
+            if tx.send(Chunk::Data(data)).await.is_err() {
+                // The writer failed; it says why below.
+                return Ok(());
+            }
+            progress.send_replace(received);
         }
-        if tx.send(Chunk::Data(data)).await.is_err() {
-            break;
-        }
-        progress.send_replace(received);
+        let _ = tx.send(Chunk::End).await;
+        Ok(())
     }
-    let _ = tx.send(Chunk::End).await;
+    .await;
+    // The writer ends (and its temp file goes) before anyone hears of the
+    // outcome.
     drop(tx);
-    let committed = writer
+    let written = writer
         .await
-        .map_err(|e| Error::internal(format!("writing blob {digest}: {e}")))?
-        .map_err(|e| {
-            RegistryError::from(Error::invalid(format!(
-                "blob {digest} from {host} is corrupt, nothing was stored: {}",
-                e.message()
-            )))
-        })?;
-    if !committed {
-        return Err(Error::internal(format!("writing blob {digest} stopped")).into());
+        .map_err(|e| Error::internal(format!("writing blob {digest}: {e}")))?;
+    streamed?;
+    match written {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::internal(format!("writing blob {digest} stopped")).into()),
+        Err(e) if e.kind() == crate::ErrorKind::InvalidArgument => Err(Error::invalid(format!(
+            "blob {digest} from {host} is corrupt, nothing was stored: {}",
+            e.message()
+        ))
+        .into()),
+        Err(e) => Err(e.context(format!("storing blob {digest}")).into()),
     }
-    Ok(())
 }
 
 fn blob_error(host: &str, digest: &Digest, e: &std::io::Error) -> RegistryError {
@@ -204,7 +243,11 @@ fn blob_error(host: &str, digest: &Digest, e: &std::io::Error) -> RegistryError 
              ({d}); nothing was stored"
         ))
         .into(),
-        None => Error::internal(format!("downloading blob {digest} from {host}: {}", chain(e))).into(),
+        None => Error::internal(format!(
+            "downloading blob {digest} from {host}: {}",
+            chain(e)
+        ))
+        .into(),
     }
 }
 
@@ -218,19 +261,30 @@ mod tests {
         let inflight = InFlight::default();
         let d = Digest::of(b"x");
         let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
-        let (a, started) = inflight.join_or_start(&d, false, |_p| async move {
-            let _ = gate_rx.await;
-            Ok(())
-        });
+        let (a, started) = inflight
+            .join_or_start(
+                &d,
+                false,
+                || false,
+                |_p| async move {
+                    let _ = gate_rx.await;
+                    Ok(())
+                },
+            )
+            .unwrap();
         assert!(started);
-        let (b, started) = inflight.join_or_start(&d, false, |_p| async { unreachable!() });
+        let (b, started) = inflight
+            .join_or_start(&d, false, || false, |_p| async { unreachable!() })
+            .unwrap();
         assert!(!started);
         gate_tx.send(()).unwrap();
         a.wait().await.unwrap();
         b.wait().await.unwrap();
         assert_eq!(inflight.started(), 1);
         // Finished downloads are unlisted: the next one starts afresh.
-        let (_c, started) = inflight.join_or_start(&d, false, |_p| async { Ok(()) });
+        let (_c, started) = inflight
+            .join_or_start(&d, false, || false, |_p| async { Ok(()) })
+            .unwrap();
         assert!(started);
     }
 
@@ -245,12 +299,21 @@ mod tests {
                 let _ = self.0.take().unwrap().send(());
             }
         }
-        let (a, _) = inflight.join_or_start(&d, false, move |_p| async move {
-            let _tell = Tell(Some(dropped_tx));
-            std::future::pending::<()>().await;
-            Ok(())
-        });
-        let (b, _) = inflight.join_or_start(&d, false, |_p| async { unreachable!() });
+        let (a, _) = inflight
+            .join_or_start(
+                &d,
+                false,
+                || false,
+                move |_p| async move {
+                    let _tell = Tell(Some(dropped_tx));
+                    std::future::pending::<()>().await;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let (b, _) = inflight
+            .join_or_start(&d, false, || false, |_p| async { unreachable!() })
+            .unwrap();
         drop(a);
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(b);
@@ -259,19 +322,40 @@ mod tests {
             .expect("download aborted")
             .unwrap();
         // A new pull starts a new download.
-        let (_c, started) = inflight.join_or_start(&d, false, |_p| async { Ok(()) });
+        let (_c, started) = inflight
+            .join_or_start(&d, false, || false, |_p| async { Ok(()) })
+            .unwrap();
         assert!(started);
+    }
+
+    #[tokio::test]
+    async fn a_present_blob_starts_nothing() {
+        let inflight = InFlight::default();
+        let d = Digest::of(b"p");
+        assert!(
+            inflight
+                .join_or_start(&d, false, || true, |_p| async { unreachable!() })
+                .is_none()
+        );
+        assert_eq!(inflight.started(), 0);
     }
 
     #[tokio::test]
     async fn failures_reach_every_waiter_and_fresh_starts_anew() {
         let inflight = InFlight::default();
         let d = Digest::of(b"z");
-        let (a, _) = inflight.join_or_start(&d, false, |_p| async {
-            Err(Error::invalid("corrupt").into())
-        });
+        let (a, _) = inflight
+            .join_or_start(
+                &d,
+                false,
+                || false,
+                |_p| async { Err(Error::invalid("corrupt").into()) },
+            )
+            .unwrap();
         assert!(a.wait().await.unwrap_err().to_string().contains("corrupt"));
-        let (b, started) = inflight.join_or_start(&d, true, |_p| async { Ok(()) });
+        let (b, started) = inflight
+            .join_or_start(&d, true, || false, |_p| async { Ok(()) })
+            .unwrap();
         assert!(started);
         b.wait().await.unwrap();
     }

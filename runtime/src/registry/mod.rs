@@ -133,11 +133,7 @@ impl Registry {
             .map_err(|e| Error::internal(format!("setting up the registry client: {e}")))?;
         Ok(Registry {
             images,
-            insecure: config
-                .insecure
-                .iter()
-                .map(|h| registry_host(h))
-                .collect(),
+            insecure: config.insecure.iter().map(|h| registry_host(h)).collect(),
             http,
             clients: Mutex::new(HashMap::new()),
             inflight: Arc::new(fetch::InFlight::default()),

@@ -13,7 +13,7 @@ use crate::image::manifest::{
 };
 use crate::image::{ImageConfigFile, ImageKind, ImageRecord, Reference, kind};
 use crate::util::Digest;
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{TryStreamExt, stream};
 use oci_client::RegistryOperation;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -59,10 +59,12 @@ impl Registry {
             (None, Some(t)) => t.to_string(),
             (None, None) => unreachable!("with_default_tag"),
         };
+        let started = Instant::now();
         let session = Arc::new(
             self.session(&reference, &opts.auth, RegistryOperation::Pull)
                 .await?,
         );
+        let t_session = started.elapsed();
         let top = session.manifest(&what).await?;
         progress.status_id(&what, format!("Pulling from {}", reference.path()));
         let top_digest = top.digest.clone();
@@ -115,10 +117,17 @@ impl Registry {
         let repo_digest = format!("{}@{}", reference.familiar_name(), top_digest);
         let before = self.images.resolve(&reference.to_string()).ok();
         let mut attempt = 0;
+        let t_config = started.elapsed();
+        let mut t_layers;
         let record = loop {
             attempt += 1;
+            if attempt > 1 {
+                self.fetch_blob(&session, &cfg.digest, cfg.size as u64, |_| {})
+                    .await?;
+            }
             self.fetch_layers(&session, &manifest.layers, unpack.clone(), progress)
                 .await?;
+            t_layers = started.elapsed();
             // The manifest last: the image is recorded only now, with
             // everything it needs stored and checked.
             let images = self.images.clone();
@@ -136,9 +145,13 @@ impl Registry {
             .map_err(|e| Error::internal(format!("recording the image: {e}")))?;
             match result {
                 Ok(r) => break r,
-                // A blob went (an image removed meanwhile swept it): fetch
-                // what is missing once more.
-                Err(e) if attempt == 1 && e.message().contains("missing from the content store") => {
+                // A blob went (the removal of an image that shared it swept
+                // it meanwhile): fetch what is missing once more.
+                Err(e)
+                    if attempt == 1
+                        && (e.message().contains("missing from the content store")
+                            || e.message().contains("is not in the content store")) =>
+                {
                     tracing::info!(error = %e, "a blob of the image went during the pull; fetching it again");
                     continue;
                 }
@@ -146,6 +159,14 @@ impl Registry {
             }
         };
         let updated = !before.is_some_and(|b| b.id == record.id && b.manifest.digest == mdigest);
+        tracing::debug!(
+            image = %reference,
+            session_ms = t_session.as_millis() as u64,
+            manifests_and_config_ms = (t_config - t_session).as_millis() as u64,
+            layers_ms = (t_layers - t_config).as_millis() as u64,
+            commit_ms = (started.elapsed() - t_layers).as_millis() as u64,
+            "pulled"
+        );
         progress.status(format!("Digest: {top_digest}"));
         progress.status(if updated {
             format!("Status: Downloaded newer image for {reference}")
@@ -245,9 +266,13 @@ impl Registry {
         for l in missing.iter().skip(PARALLEL_TRANSFERS) {
             progress.layer(l.digest.short(), "Waiting");
         }
-        stream::iter(missing)
-            .map(|l| self.pull_layer(session, l, unpack.clone(), progress))
-            .buffer_unordered(PARALLEL_TRANSFERS)
+        // Downloads take a slot; unpacking does not, so the next download
+        // starts while a finished layer is unpacked.
+        let slots = tokio::sync::Semaphore::new(PARALLEL_TRANSFERS);
+        missing
+            .into_iter()
+            .map(|l| self.pull_layer(session, l, unpack.clone(), &slots, progress))
+            .collect::<stream::FuturesUnordered<_>>()
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
@@ -258,14 +283,22 @@ impl Registry {
         session: &Arc<Session>,
         layer: Descriptor,
         unpack: Option<Arc<LayerStore>>,
+        slots: &tokio::sync::Semaphore,
         progress: &Progress,
     ) -> RegistryResult<()> {
         let id = layer.digest.short().to_string();
         let size = layer.size as u64;
+        let slot = slots
+            .acquire()
+            .await
+            .map_err(|_| Error::internal("download slots closed"))?;
+        let started = Instant::now();
         self.fetch_blob(session, &layer.digest, size, |n| {
             progress.bytes(&id, "Downloading", n, size)
         })
         .await?;
+        drop(slot);
+        let downloaded = started.elapsed();
         progress.layer(&id, "Verifying Checksum");
         progress.layer(&id, "Download complete");
         if let Some(store) = unpack {
@@ -277,6 +310,12 @@ impl Registry {
                 .map_err(|e| Error::internal(format!("unpacking layer {}: {e}", layer.digest)))?
                 .map_err(|e| e.context(format!("layer {}", layer.digest)))?;
         }
+        tracing::debug!(
+            layer = %layer.digest,
+            download_ms = downloaded.as_millis() as u64,
+            unpack_ms = (started.elapsed() - downloaded).as_millis() as u64,
+            "layer stored"
+        );
         progress.layer(&id, "Pull complete");
         Ok(())
     }
@@ -295,10 +334,18 @@ impl Registry {
             if self.blobs().size(digest) == Some(size) {
                 return Ok(());
             }
-            let (fetch, started) = {
+            let joined = {
                 let (s, d, b) = (session.clone(), digest.clone(), self.blobs().clone());
-                self.inflight
-                    .join_or_start(digest, attempt > 0, move |p| download(s, d, size, b, p))
+                let blobs = self.blobs().clone();
+                self.inflight.join_or_start(
+                    digest,
+                    attempt > 0,
+                    || blobs.size(digest) == Some(size),
+                    move |p| download(s, d, size, b, p),
+                )
+            };
+            let Some((fetch, started)) = joined else {
+                return Ok(());
             };
             let mut bytes = fetch.bytes();
             let mut last: Option<Instant> = None;

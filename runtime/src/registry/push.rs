@@ -136,10 +136,9 @@ impl Registry {
                 session.oref.repository().to_string(),
                 tag.clone(),
             );
-            let content_type = reqwest::header::HeaderValue::from_str(
-                manifest.effective_media_type(),
-            )
-            .map_err(|e| Error::invalid(format!("the manifest's media type: {e}")))?;
+            let content_type =
+                reqwest::header::HeaderValue::from_str(manifest.effective_media_type())
+                    .map_err(|e| Error::invalid(format!("the manifest's media type: {e}")))?;
             session
                 .client
                 .push_manifest_raw(&oref, bytes.clone(), content_type)
@@ -147,7 +146,8 @@ impl Registry {
                 .map_err(|e| map_oci(&session.host, e, None))?;
             let size = bytes.len() as u64;
             progress.status(format!("{tag}: digest: {digest} size: {size}"));
-            progress.aux(serde_json::json!({"Tag": tag, "Digest": digest.to_string(), "Size": size}));
+            progress
+                .aux(serde_json::json!({"Tag": tag, "Digest": digest.to_string(), "Size": size}));
             let images = self.images.clone();
             let repo_digest = format!("{}@{}", reference.familiar_name(), digest);
             let md = digest.clone();
@@ -211,7 +211,9 @@ impl Registry {
                 }
             }
         };
-        result.map_err(|e| map_oci(&session.host, e, None).context(format!("pushing blob {}", desc.digest)))?;
+        result.map_err(|e| {
+            map_oci(&session.host, e, None).context(format!("pushing blob {}", desc.digest))
+        })?;
         if let Some(p) = progress {
             p.bytes(&id, "Pushing", size, size);
             p.layer(&id, "Pushed");

@@ -231,7 +231,9 @@ impl Registry {
             .form(&form)
             .send()
             .await
-            .map_err(|e| RegistryError::from(Error::internal(format!("token service {realm}: {e}"))))?;
+            .map_err(|e| {
+                RegistryError::from(Error::internal(format!("token service {realm}: {e}")))
+            })?;
         let status = res.status();
         if !status.is_success() {
             return Err(RegistryError::unauthorized(format!(
@@ -364,7 +366,10 @@ fn hash_identity(parts: &[&str]) -> String {
 
 /// A connection-level failure, with the fix when it is a scheme mismatch.
 pub(crate) fn unreachable(host: &str, scheme: &str, e: &reqwest::Error) -> RegistryError {
-    let mut msg = format!("cannot reach the registry {host} over {scheme}: {}", chain(e));
+    let mut msg = format!(
+        "cannot reach the registry {host} over {scheme}: {}",
+        chain(e)
+    );
     if scheme == "https" {
         msg.push_str(&format!(
             " (if {host} serves plain HTTP, start berthd with --insecure-registry {host})"
@@ -389,15 +394,21 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// An oci-client error in berth's words.
-pub(crate) fn map_oci(host: &str, e: OciDistributionError, withheld: Option<&str>) -> RegistryError {
+pub(crate) fn map_oci(
+    host: &str,
+    e: OciDistributionError,
+    withheld: Option<&str>,
+) -> RegistryError {
     let with_note = |m: String| match withheld {
         Some(w) => format!("{m} ({w})"),
         None => m,
     };
     match e {
-        OciDistributionError::UnauthorizedError { url } => RegistryError::unauthorized(with_note(
-            format!("{url}: unauthorized: authentication required; log in with 'berth login {host}'"),
-        )),
+        OciDistributionError::UnauthorizedError { url } => {
+            RegistryError::unauthorized(with_note(format!(
+                "{url}: unauthorized: authentication required; log in with 'berth login {host}'"
+            )))
+        }
         OciDistributionError::AuthenticationFailure(reason) => {
             RegistryError::unauthorized(with_note(format!(
                 "{host}: the token service refused the request: {}",
@@ -444,12 +455,16 @@ pub(crate) fn map_oci(host: &str, e: OciDistributionError, withheld: Option<&str
         ))
         .into(),
         OciDistributionError::RequestError(r) => match r.status() {
-            Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => RegistryError::unauthorized(
-                with_note(format!(
+            Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                RegistryError::unauthorized(with_note(format!(
                     "registry {host}: {}; log in with 'berth login {host}'",
                     chain(&r)
-                )),
-            ),
+                )))
+            }
+            _ if r.is_connect() || r.is_timeout() => {
+                let scheme = r.url().map(|u| u.scheme().to_string());
+                unreachable(host, scheme.as_deref().unwrap_or("https"), &r)
+            }
             _ => Error::internal(format!("registry {host}: {}", chain(&r))).into(),
         },
         other => Error::internal(format!("registry {host}: {}", chain(&other))).into(),
@@ -581,12 +596,12 @@ impl Session {
             None => m,
         };
         match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::unauthorized(note(
-                format!(
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                RegistryError::unauthorized(note(format!(
                     "{url}: {detail}; log in with 'berth login {}' if the repository needs credentials",
                     self.host
-                ),
-            )),
+                )))
+            }
             StatusCode::NOT_FOUND => Error::not_found(format!(
                 "manifest for {}/{}:{what} not found: {detail}",
                 self.host,

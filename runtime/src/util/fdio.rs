@@ -6,7 +6,8 @@ use tokio::io::unix::AsyncFd;
 
 /// Makes `fd` non-blocking and registers it with the reactor.
 pub fn nonblocking(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
-    let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+    let flags =
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
     let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
     nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(std::io::Error::from)?;
     // SAFETY: the fd is owned by the AsyncFd and closed only when it drops.
@@ -22,7 +23,11 @@ pub async fn read_async(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> std::io::Resul
             if n < 0 {
                 let e = std::io::Error::last_os_error();
                 // A pty master reads EIO once the slave side is gone.
-                if e.raw_os_error() == Some(libc::EIO) { Ok(0) } else { Err(e) }
+                if e.raw_os_error() == Some(libc::EIO) {
+                    Ok(0)
+                } else {
+                    Err(e)
+                }
             } else {
                 Ok(n as usize)
             }
@@ -39,7 +44,11 @@ pub async fn write_all_async(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io:
         match guard.try_io(|inner| {
             // SAFETY: writing from a valid buffer.
             let n = unsafe { libc::write(inner.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-            if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
         }) {
             Ok(Ok(n)) => data = &data[n..],
             Ok(Err(e)) => return Err(e),
@@ -48,4 +57,3 @@ pub async fn write_all_async(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io:
     }
     Ok(())
 }
-

@@ -370,7 +370,12 @@ impl CgroupManager {
     pub fn create_standby(&self, name: &str) -> Result<Cgroup> {
         check_name(name, "standby cgroup name")?;
         let v1 = CgroupManager {
-            hierarchies: self.hierarchies.iter().filter(|h| !h.unified).cloned().collect(),
+            hierarchies: self
+                .hierarchies
+                .iter()
+                .filter(|h| !h.unified)
+                .cloned()
+                .collect(),
             parent: self.parent.clone(),
         };
         let cg = v1.cgroup(name);

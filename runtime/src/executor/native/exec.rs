@@ -46,8 +46,9 @@ pub fn helper_main(bundle: &Path, spec_file: &Path) -> ! {
 
 fn run_helper(bundle: &Path, spec_file: &Path) -> std::result::Result<i32, (i32, String)> {
     let e = |m: String| (126, m);
-    let spec: ExecSpec = serde_json::from_slice(&std::fs::read(spec_file).map_err(|x| e(x.to_string()))?)
-        .map_err(|x| e(format!("exec spec: {x}")))?;
+    let spec: ExecSpec =
+        serde_json::from_slice(&std::fs::read(spec_file).map_err(|x| e(x.to_string()))?)
+            .map_err(|x| e(format!("exec spec: {x}")))?;
     let _ = std::fs::remove_file(spec_file);
     let shim: ShimConfig = serde_json::from_slice(
         &std::fs::read(bundle.join(super::shim::CONFIG_FILE)).map_err(|x| e(x.to_string()))?,
@@ -59,27 +60,42 @@ fn run_helper(bundle: &Path, spec_file: &Path) -> std::result::Result<i32, (i32,
     .map_err(|x| e(format!("config.json: {x}")))?;
 
     // Compile what the process will need before entering the container.
-    let sets = match (spec.privileged, oci.process().as_ref().and_then(|p| p.capabilities().as_ref())) {
+    let sets = match (
+        spec.privileged,
+        oci.process()
+            .as_ref()
+            .and_then(|p| p.capabilities().as_ref()),
+    ) {
         (true, _) => caps::CapSets::docker(&caps::all_supported()),
         (false, Some(c)) => caps::CapSets::from_oci(c).map_err(|x| e(x.to_string()))?,
         (false, None) => caps::CapSets::docker(&[]),
     };
-    let keep: Vec<caps::Capability> = sets.bounding.iter().copied().collect();
+    let keep: Vec<caps::Capability> = sets.bounding.to_vec();
     let program = match (&shim.seccomp, spec.privileged) {
         (SeccompChoice::Unconfined, _) | (_, true) => None,
-        (SeccompChoice::Default, _) => Some(seccomp::compile(seccomp::default_profile(), &keep).map_err(|x| e(x.to_string()))?),
+        (SeccompChoice::Default, _) => Some(
+            seccomp::compile(seccomp::default_profile(), &keep).map_err(|x| e(x.to_string()))?,
+        ),
         (SeccompChoice::Profile(json), _) => {
             let p = seccomp::parse(json.as_bytes()).map_err(|x| e(x.to_string()))?;
             Some(seccomp::compile(&p, &keep).map_err(|x| e(x.to_string()))?)
         }
     };
-    let no_new_privs = oci.process().as_ref().and_then(|p| p.no_new_privileges()).unwrap_or(true);
+    let no_new_privs = oci
+        .process()
+        .as_ref()
+        .and_then(|p| p.no_new_privileges())
+        .unwrap_or(true);
     let default_user = oci
         .annotations()
         .as_ref()
         .and_then(|a| a.get("org.berth.user").cloned())
         .unwrap_or_default();
-    let user_spec = if spec.user.is_empty() { default_user } else { spec.user.clone() };
+    let user_spec = if spec.user.is_empty() {
+        default_user
+    } else {
+        spec.user.clone()
+    };
 
     // Join the container's cgroups, then its namespaces.
     join_cgroups(spec.pid).map_err(|x| e(format!("joining the container's cgroup: {x}")))?;
@@ -161,9 +177,16 @@ fn child(
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
     }
-    let groups: Vec<nix::unistd::Gid> = user.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+    let groups: Vec<nix::unistd::Gid> = user
+        .groups
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
     nix::unistd::setgroups(&groups).map_err(f("setgroups"))?;
-    let (gid, uid) = (nix::unistd::Gid::from_raw(user.gid), nix::unistd::Uid::from_raw(user.uid));
+    let (gid, uid) = (
+        nix::unistd::Gid::from_raw(user.gid),
+        nix::unistd::Uid::from_raw(user.uid),
+    );
     nix::unistd::setresgid(gid, gid, gid).map_err(f("setgid"))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(f("setuid"))?;
     if !no_new_privs && let Some(p) = program {
@@ -176,14 +199,30 @@ fn child(
             seccomp::install(p).map_err(|x| (126, format!("seccomp: {x}")))?;
         }
     }
-    let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
+    let cwd = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
     nix::unistd::chdir(cwd).map_err(|x| (126, format!("chdir to \"{cwd}\": {x}")))?;
-    let (path, argv, envp) = init::prepare_exec_pub(&spec.args, &env).map_err(|(c, m)| (c, format!("OCI runtime exec failed: exec failed: {m}")))?;
+    let (path, argv, envp) = init::prepare_exec_pub(&spec.args, &env)
+        .map_err(|(c, m)| (c, format!("OCI runtime exec failed: exec failed: {m}")))?;
     let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     let prog = path.to_string_lossy().into_owned();
     Err(match err {
-        nix::errno::Errno::ENOENT => (127, format!("OCI runtime exec failed: exec failed: unable to start container process: exec: \"{prog}\": stat {prog}: no such file or directory")),
-        e => (126, format!("OCI runtime exec failed: exec failed: unable to start container process: exec: \"{prog}\": {}", e.desc())),
+        nix::errno::Errno::ENOENT => (
+            127,
+            format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{prog}\": stat {prog}: no such file or directory"
+            ),
+        ),
+        e => (
+            126,
+            format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{prog}\": {}",
+                e.desc()
+            ),
+        ),
     })
 }
 
@@ -208,7 +247,10 @@ fn join_cgroups(pid: i32) -> std::io::Result<()> {
             let ok = if controllers.is_empty() {
                 *fstype == "cgroup2"
             } else {
-                *fstype == "cgroup" && controllers.split(',').all(|c| opts.split(',').any(|o| o == c))
+                *fstype == "cgroup"
+                    && controllers
+                        .split(',')
+                        .all(|c| opts.split(',').any(|o| o == c))
             };
             ok.then(|| PathBuf::from(point))
         });
@@ -252,24 +294,50 @@ pub struct ExecProcess {
 }
 
 /// Starts `berth-shim exec` for a container.
-pub fn spawn(shim: &Path, bundle: &Path, id: &str, spec: &ExecSpec, stdin: bool, console: Option<[u16; 2]>) -> Result<ExecProcess> {
+pub fn spawn(
+    shim: &Path,
+    bundle: &Path,
+    id: &str,
+    spec: &ExecSpec,
+    stdin: bool,
+    console: Option<[u16; 2]>,
+) -> Result<ExecProcess> {
     let spec_file = bundle.join(format!("exec-{id}.json"));
-    std::fs::write(&spec_file, serde_json::to_vec(spec).ctx("encoding the exec spec")?).ctx("writing the exec spec")?;
+    std::fs::write(
+        &spec_file,
+        serde_json::to_vec(spec).ctx("encoding the exec spec")?,
+    )
+    .ctx("writing the exec spec")?;
     let mut cmd = tokio::process::Command::new(shim);
     cmd.arg("exec").arg(bundle).arg(&spec_file);
     let proc_ = if spec.tty {
-        let ws = console.map(|[rows, cols]| nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 });
+        let ws = console.map(|[rows, cols]| nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        });
         let pty = nix::pty::openpty(ws.as_ref(), None).ctx("openpty")?;
         let master = pty.master;
-        nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).ctx("fcntl")?;
+        nix::fcntl::fcntl(
+            &master,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .ctx("fcntl")?;
         let slave = pty.slave;
         cmd.stdin(std::process::Stdio::from(slave.try_clone().ctx("dup")?))
             .stdout(std::process::Stdio::from(slave.try_clone().ctx("dup")?))
             .stderr(std::process::Stdio::from(slave));
-        let child = cmd.spawn().map_err(|x| Error::internal(format!("running {}: {x}", shim.display())))?;
+        let child = cmd
+            .spawn()
+            .map_err(|x| Error::internal(format!("running {}: {x}", shim.display())))?;
         ExecProcess {
             child,
-            stdin: if stdin { Some(master.try_clone().ctx("dup")?) } else { None },
+            stdin: if stdin {
+                Some(master.try_clone().ctx("dup")?)
+            } else {
+                None
+            },
             stdout: master.try_clone().ctx("dup")?,
             stderr: None,
             pty: Some(master),
@@ -283,8 +351,11 @@ pub fn spawn(shim: &Path, bundle: &Path, id: &str, spec: &ExecSpec, stdin: bool,
         } else {
             cmd.stdin(std::process::Stdio::null());
         }
-        cmd.stdout(std::process::Stdio::from(out_w)).stderr(std::process::Stdio::from(err_w));
-        let child = cmd.spawn().map_err(|x| Error::internal(format!("running {}: {x}", shim.display())))?;
+        cmd.stdout(std::process::Stdio::from(out_w))
+            .stderr(std::process::Stdio::from(err_w));
+        let child = cmd
+            .spawn()
+            .map_err(|x| Error::internal(format!("running {}: {x}", shim.display())))?;
         ExecProcess {
             child,
             stdin: stdin.then_some(in_w),

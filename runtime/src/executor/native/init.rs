@@ -22,10 +22,10 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
 use nix::unistd::{Gid, Uid};
+use serde::{Deserialize, Serialize};
 use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// One mount to make inside the container's root.
@@ -133,7 +133,15 @@ fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
 pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
     // Without its shim nobody logs it or records its exit: it goes too.
     // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     let mut errors = std::fs::File::from(errors);
     let code = match receive(&socket).and_then(|(cfg, fds)| {
         drop(socket);
@@ -165,8 +173,14 @@ pub fn send(socket: &OwnedFd, cfg: &InitConfig, fds: &[RawFd]) -> std::io::Resul
     let len = (json.len() as u32).to_be_bytes();
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(fds)];
     let iov = [std::io::IoSlice::new(&len)];
-    nix::sys::socket::sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
-        .map_err(std::io::Error::from)?;
+    nix::sys::socket::sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &cmsg,
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .map_err(std::io::Error::from)?;
     let mut f = std::fs::File::from(socket.try_clone()?);
     f.write_all(&json)
 }
@@ -177,10 +191,18 @@ fn receive(socket: &OwnedFd) -> Result<(InitConfig, Vec<RawFd>), Failure> {
     let mut fds = Vec::new();
     {
         let mut iov = [std::io::IoSliceMut::new(&mut len)];
-        let msg = nix::sys::socket::recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), nix::sys::socket::MsgFlags::empty())
-            .map_err(fail("waiting for the container's config"))?;
+        let msg = nix::sys::socket::recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .map_err(fail("waiting for the container's config"))?;
         if msg.bytes != 4 {
-            return Err(Failure(1, "the shim went away before the container started".into()));
+            return Err(Failure(
+                1,
+                "the shim went away before the container started".into(),
+            ));
         }
         for c in msg.cmsgs().map_err(fail("reading the container's stdio"))? {
             if let nix::sys::socket::ControlMessageOwned::ScmRights(r) = c {
@@ -190,7 +212,8 @@ fn receive(socket: &OwnedFd) -> Result<(InitConfig, Vec<RawFd>), Failure> {
     }
     let mut json = vec![0u8; u32::from_be_bytes(len) as usize];
     let mut f = std::fs::File::from(socket.try_clone().map_err(fail("dup"))?);
-    f.read_exact(&mut json).map_err(fail("reading the container's config"))?;
+    f.read_exact(&mut json)
+        .map_err(fail("reading the container's config"))?;
     let cfg = serde_json::from_slice(&json).map_err(fail("the container's config"))?;
     Ok((cfg, fds))
 }
@@ -199,7 +222,8 @@ enum Never {}
 
 fn run(cfg: &InitConfig, stdio: [RawFd; 3], console: Option<RawFd>) -> Result<Never, Failure> {
     if cfg.new_cgroup_ns {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(fail("creating the cgroup namespace"))?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(fail("creating the cgroup namespace"))?;
     }
     nix::unistd::setsid().map_err(fail("setsid"))?;
     if console.is_none() {
@@ -217,7 +241,8 @@ fn run(cfg: &InitConfig, stdio: [RawFd; 3], console: Option<RawFd>) -> Result<Ne
     }
     if cfg.cwd != "/" {
         // Docker creates a missing working directory.
-        mkdir_all_in("/", &cfg.cwd).map_err(fail(&format!("creating the working directory {}", cfg.cwd)))?;
+        mkdir_all_in("/", &cfg.cwd)
+            .map_err(fail(&format!("creating the working directory {}", cfg.cwd)))?;
     }
 
     // Switch user keeping the capabilities the container is granted.
@@ -241,7 +266,9 @@ fn run(cfg: &InitConfig, stdio: [RawFd; 3], console: Option<RawFd>) -> Result<Ne
         ),
         None => None,
     };
-    if !cfg.no_new_privileges && let Some(prog) = &program {
+    if !cfg.no_new_privileges
+        && let Some(prog) = &program
+    {
         // Without no-new-privileges the filter needs CAP_SYS_ADMIN, which
         // the capability step may drop: install it first, as runc does.
         seccomp::install(prog).map_err(fail("installing the seccomp filter"))?;
@@ -254,14 +281,27 @@ fn run(cfg: &InitConfig, stdio: [RawFd; 3], console: Option<RawFd>) -> Result<Ne
         }
     }
     nix::unistd::chdir(cfg.cwd.as_str()).map_err(|e| {
-        Failure(1, format!("chdir to cwd (\"{}\") set in config.json failed: {e}", cfg.cwd))
+        Failure(
+            1,
+            format!(
+                "chdir to cwd (\"{}\") set in config.json failed: {e}",
+                cfg.cwd
+            ),
+        )
     })?;
 
     let (path, argv, envp) = prepare_exec(&cfg.args, &env)?;
     // Whatever else is open (the error pipe included) closes at exec: the
     // container gets its stdio and nothing of the shim's.
     // SAFETY: close_range with the CLOEXEC flag only marks descriptors.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if cfg.init {
         run_as_init(&path, &argv, &envp)
     } else {
@@ -274,7 +314,10 @@ fn dup_stdio(stdio: [RawFd; 3]) -> Result<(), Failure> {
         if *fd != i as RawFd {
             // SAFETY: plain dup2 on descriptors the shim handed over.
             if unsafe { libc::dup2(*fd, i as RawFd) } < 0 {
-                return Err(Failure(1, format!("setting up stdio: {}", std::io::Error::last_os_error())));
+                return Err(Failure(
+                    1,
+                    format!("setting up stdio: {}", std::io::Error::last_os_error()),
+                ));
             }
         }
     }
@@ -294,31 +337,58 @@ fn setup_console(cfg: &InitConfig, root: &OwnedFd, socket: RawFd) -> Result<(), 
         if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) < 0
             || libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) < 0
         {
-            return Err(Failure(1, format!("setting up the pty: {}", std::io::Error::last_os_error())));
+            return Err(Failure(
+                1,
+                format!("setting up the pty: {}", std::io::Error::last_os_error()),
+            ));
         }
     }
     if let Some([rows, cols]) = cfg.console_size {
-        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCSWINSZ with a valid winsize.
         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
     let slave_path = format!("/dev/pts/{n}");
     let slave = open_in(root, &slave_path, OFlag::O_RDWR).map_err(fail("opening the pty slave"))?;
     let target = touch_in(root, "/dev/console").map_err(fail("creating /dev/console"))?;
-    let slave_in_root = open_in(root, &slave_path, OFlag::O_PATH).map_err(fail("opening the pty slave"))?;
-    mount(Some(fd_path(&slave_in_root).as_str()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(fail("mounting /dev/console"))?;
+    let slave_in_root =
+        open_in(root, &slave_path, OFlag::O_PATH).map_err(fail("opening the pty slave"))?;
+    mount(
+        Some(fd_path(&slave_in_root).as_str()),
+        fd_path(&target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(fail("mounting /dev/console"))?;
     let fd = slave.as_raw_fd();
     dup_stdio([fd, fd, fd])?;
     // SAFETY: stdin is the pty slave; make it our controlling terminal.
     if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-        return Err(Failure(1, format!("setting the controlling terminal: {}", std::io::Error::last_os_error())));
+        return Err(Failure(
+            1,
+            format!(
+                "setting the controlling terminal: {}",
+                std::io::Error::last_os_error()
+            ),
+        ));
     }
     let fds = [master.as_raw_fd()];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     let iov = [std::io::IoSlice::new(b"m")];
-    nix::sys::socket::sendmsg::<()>(socket, &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
-        .map_err(fail("sending the pty to the shim"))?;
+    nix::sys::socket::sendmsg::<()>(
+        socket,
+        &iov,
+        &cmsg,
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .map_err(fail("sending the pty to the shim"))?;
     // SAFETY: done with the socket.
     unsafe { libc::close(socket) };
     Ok(())
@@ -346,7 +416,11 @@ fn open_in(root: &OwnedFd, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
 /// `mkdir -p` of `path` inside the root at `root_path`, every component
 /// resolved inside the root. Returns the directory, opened.
 fn mkdir_all_in(root_path: &str, path: &str) -> nix::Result<OwnedFd> {
-    let root = nix::fcntl::open(root_path, OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())?;
+    let root = nix::fcntl::open(
+        root_path,
+        OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     mkdir_all_at(&root, path)
 }
 
@@ -400,30 +474,70 @@ fn fd_path(fd: &OwnedFd) -> String {
 
 fn setup_rootfs(cfg: &InitConfig, console: Option<RawFd>) -> Result<(), Failure> {
     // Nothing we mount may propagate back to the host.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(fail("making mounts private"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(fail("making mounts private"))?;
     if let Some(o) = &cfg.overlay {
         crate::image::layers::mount_rootfs(&o.lowers, &o.upper, &o.work, &cfg.rootfs)
             .map_err(fail("mounting the container's root filesystem"))?;
     }
-    let rootfs = cfg.rootfs.to_str().ok_or_else(|| Failure(1, "rootfs path is not UTF-8".into()))?;
+    let rootfs = cfg
+        .rootfs
+        .to_str()
+        .ok_or_else(|| Failure(1, "rootfs path is not UTF-8".into()))?;
     // pivot_root needs the new root to be a mount point.
-    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(fail("bind-mounting the root filesystem"))?;
-    let root = nix::fcntl::open(rootfs, OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(fail("opening the root filesystem"))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(fail("bind-mounting the root filesystem"))?;
+    let root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("opening the root filesystem"))?;
 
     for m in &cfg.mounts {
-        let target = mkdir_all_at(&root, &m.destination).map_err(fail(&format!("creating mount point {}", m.destination)))?;
+        let target = mkdir_all_at(&root, &m.destination)
+            .map_err(fail(&format!("creating mount point {}", m.destination)))?;
         let data = (!m.data.is_empty()).then_some(m.data.as_str());
         let source = m.source.as_str();
-        let flags = if m.bind { MsFlags::MS_BIND | MsFlags::MS_REC } else { m.flags };
-        mount(Some(source), fd_path(&target).as_str(), (!m.bind).then_some(m.fstype.as_str()), flags, data)
-            .map_err(fail(&format!("mounting {} on {}", m.fstype, m.destination)))?;
+        let flags = if m.bind {
+            MsFlags::MS_BIND | MsFlags::MS_REC
+        } else {
+            m.flags
+        };
+        mount(
+            Some(source),
+            fd_path(&target).as_str(),
+            (!m.bind).then_some(m.fstype.as_str()),
+            flags,
+            data,
+        )
+        .map_err(fail(&format!("mounting {} on {}", m.fstype, m.destination)))?;
         if m.bind && m.flags.contains(MsFlags::MS_RDONLY) {
-            let t = open_in(&root, &m.destination, OFlag::O_PATH).map_err(fail("reopening a bind mount"))?;
-            mount(None::<&str>, fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | (m.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)), None::<&str>)
-                .map_err(fail(&format!("making {} read-only", m.destination)))?;
+            let t = open_in(&root, &m.destination, OFlag::O_PATH)
+                .map_err(fail("reopening a bind mount"))?;
+            mount(
+                None::<&str>,
+                fd_path(&t).as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | (m.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)),
+                None::<&str>,
+            )
+            .map_err(fail(&format!("making {} read-only", m.destination)))?;
         }
     }
     mount_cgroups(cfg, &root)?;
@@ -433,27 +547,69 @@ fn setup_rootfs(cfg: &InitConfig, console: Option<RawFd>) -> Result<(), Failure>
     }
     for (src, dest) in &cfg.etc_files {
         let target = touch_in(&root, dest.as_str()).map_err(fail(&format!("creating {dest}")))?;
-        mount(Some(src.as_path()), fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(fail(&format!("mounting {dest}")))?;
+        mount(
+            Some(src.as_path()),
+            fd_path(&target).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(fail(&format!("mounting {dest}")))?;
     }
     for p in &cfg.masked {
-        let Ok(t) = open_in(&root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW) else { continue };
-        let is_dir = nix::sys::stat::fstat(t.as_fd()).map(|s| SFlag::from_bits_truncate(s.st_mode).contains(SFlag::S_IFDIR)).unwrap_or(false);
+        let Ok(t) = open_in(&root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW) else {
+            continue;
+        };
+        let is_dir = nix::sys::stat::fstat(t.as_fd())
+            .map(|s| SFlag::from_bits_truncate(s.st_mode).contains(SFlag::S_IFDIR))
+            .unwrap_or(false);
         let r = if is_dir {
-            mount(Some("tmpfs"), fd_path(&t).as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+            mount(
+                Some("tmpfs"),
+                fd_path(&t).as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
         } else {
-            mount(Some("/dev/null"), fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(
+                Some("/dev/null"),
+                fd_path(&t).as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
         };
         r.map_err(fail(&format!("masking {p}")))?;
     }
     for p in &cfg.readonly {
-        let Ok(t) = open_in(&root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW) else { continue };
+        let Ok(t) = open_in(&root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW) else {
+            continue;
+        };
         let path = fd_path(&t);
-        mount(Some(path.as_str()), path.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(fail(&format!("binding {p}")))?;
-        let t = open_in(&root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW).map_err(fail("reopening a read-only path"))?;
-        mount(None::<&str>, fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
-            .map_err(fail(&format!("making {p} read-only")))?;
+        mount(
+            Some(path.as_str()),
+            path.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(fail(&format!("binding {p}")))?;
+        let t = open_in(&root, p, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+            .map_err(fail("reopening a read-only path"))?;
+        mount(
+            None::<&str>,
+            fd_path(&t).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(fail(&format!("making {p} read-only")))?;
     }
 
     // pivot_root(".", ".") stacks the old root under the new one; detaching
@@ -463,37 +619,89 @@ fn setup_rootfs(cfg: &InitConfig, console: Option<RawFd>) -> Result<(), Failure>
     umount2(".", MntFlags::MNT_DETACH).map_err(fail("detaching the old root"))?;
     nix::unistd::chdir("/").map_err(fail("chdir /"))?;
     if cfg.readonly_rootfs {
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
-            .map_err(fail("making the root filesystem read-only"))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(fail("making the root filesystem read-only"))?;
     }
     Ok(())
 }
 
 fn mount_cgroups(cfg: &InitConfig, root: &OwnedFd) -> Result<(), Failure> {
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | if cfg.privileged { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+    let flags = MsFlags::MS_NOSUID
+        | MsFlags::MS_NOEXEC
+        | MsFlags::MS_NODEV
+        | if cfg.privileged {
+            MsFlags::empty()
+        } else {
+            MsFlags::MS_RDONLY
+        };
     match &cfg.cgroup_mount {
         CgroupMount::None => Ok(()),
         CgroupMount::V2 => {
-            let t = mkdir_all_at(root, "/sys/fs/cgroup").map_err(fail("creating /sys/fs/cgroup"))?;
-            mount(Some("cgroup2"), fd_path(&t).as_str(), Some("cgroup2"), flags, None::<&str>).map_err(fail("mounting cgroup2"))
+            let t =
+                mkdir_all_at(root, "/sys/fs/cgroup").map_err(fail("creating /sys/fs/cgroup"))?;
+            mount(
+                Some("cgroup2"),
+                fd_path(&t).as_str(),
+                Some("cgroup2"),
+                flags,
+                None::<&str>,
+            )
+            .map_err(fail("mounting cgroup2"))
         }
         CgroupMount::V1(controllers) => {
-            let t = mkdir_all_at(root, "/sys/fs/cgroup").map_err(fail("creating /sys/fs/cgroup"))?;
-            mount(Some("tmpfs"), fd_path(&t).as_str(), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV, Some("mode=755"))
-                .map_err(fail("mounting /sys/fs/cgroup"))?;
+            let t =
+                mkdir_all_at(root, "/sys/fs/cgroup").map_err(fail("creating /sys/fs/cgroup"))?;
+            mount(
+                Some("tmpfs"),
+                fd_path(&t).as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
+                Some("mode=755"),
+            )
+            .map_err(fail("mounting /sys/fs/cgroup"))?;
             for (dir, name) in controllers {
                 let dest = format!("/sys/fs/cgroup/{name}");
                 let t = mkdir_all_at(root, &dest).map_err(fail(&format!("creating {dest}")))?;
-                mount(Some(dir.as_path()), fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .map_err(fail(&format!("mounting the {name} cgroup")))?;
-                let t = open_in(root, &dest, OFlag::O_PATH).map_err(fail(&format!("reopening {dest}")))?;
-                mount(None::<&str>, fd_path(&t).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None::<&str>)
-                    .map_err(fail(&format!("making the {name} cgroup read-only")))?;
+                mount(
+                    Some(dir.as_path()),
+                    fd_path(&t).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(fail(&format!("mounting the {name} cgroup")))?;
+                let t = open_in(root, &dest, OFlag::O_PATH)
+                    .map_err(fail(&format!("reopening {dest}")))?;
+                mount(
+                    None::<&str>,
+                    fd_path(&t).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+                    None::<&str>,
+                )
+                .map_err(fail(&format!("making the {name} cgroup read-only")))?;
             }
             if !cfg.privileged {
-                let t = open_in(root, "/sys/fs/cgroup", OFlag::O_PATH).map_err(fail("reopening /sys/fs/cgroup"))?;
-                mount(None::<&str>, fd_path(&t).as_str(), None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV, Some("mode=755"))
-                    .map_err(fail("making /sys/fs/cgroup read-only"))?;
+                let t = open_in(root, "/sys/fs/cgroup", OFlag::O_PATH)
+                    .map_err(fail("reopening /sys/fs/cgroup"))?;
+                mount(
+                    None::<&str>,
+                    fd_path(&t).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_REMOUNT
+                        | MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NOEXEC
+                        | MsFlags::MS_NODEV,
+                    Some("mode=755"),
+                )
+                .map_err(fail("making /sys/fs/cgroup read-only"))?;
             }
             Ok(())
         }
@@ -513,13 +721,30 @@ fn make_devices(root: &OwnedFd, privileged: bool) -> nix::Result<()> {
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ] {
-        match mknodat(dev.as_fd(), name, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor)) {
+        match mknodat(
+            dev.as_fd(),
+            name,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(major, minor),
+        ) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
             Err(e) => return Err(e),
         }
         // mknod is subject to the umask.
-        nix::sys::stat::fchmodat(dev.as_fd(), name, Mode::from_bits_truncate(0o666), nix::sys::stat::FchmodatFlags::NoFollowSymlink)
-            .or_else(|e| if e == nix::errno::Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })?;
+        nix::sys::stat::fchmodat(
+            dev.as_fd(),
+            name,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+        )
+        .or_else(|e| {
+            if e == nix::errno::Errno::EOPNOTSUPP {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
     }
     for (link, target) in [
         ("fd", "/proc/self/fd"),
@@ -597,29 +822,40 @@ pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, St
         .filter(|f| f.len() >= 3)
         .collect();
     let u = if u.is_empty() { "0" } else { u };
-    let entry = users.iter().find(|f| f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u));
+    let entry = users
+        .iter()
+        .find(|f| f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u));
     let (uid, mut gid, name, home) = match (entry, u.parse::<u32>()) {
         (Some(f), _) => (
-            f[2].parse::<u32>().map_err(|_| format!("invalid uid in /etc/passwd for {}", f[0]))?,
-            f[3].parse::<u32>().map_err(|_| format!("invalid gid in /etc/passwd for {}", f[0]))?,
+            f[2].parse::<u32>()
+                .map_err(|_| format!("invalid uid in /etc/passwd for {}", f[0]))?,
+            f[3].parse::<u32>()
+                .map_err(|_| format!("invalid gid in /etc/passwd for {}", f[0]))?,
             Some(f[0]),
             f[5].to_string(),
         ),
         (None, Ok(n)) => (n, 0, None, "/".to_string()),
         (None, Err(_)) => {
-            return Err(format!("unable to find user {u}: no matching entries in passwd file"));
+            return Err(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ));
         }
     };
     if let Some(g) = g.filter(|g| !g.is_empty()) {
         gid = match groups.iter().find(|f| f[0] == g) {
-            Some(f) => f[2].parse().map_err(|_| format!("invalid gid in /etc/group for {g}"))?,
-            None => g.parse().map_err(|_| format!("unable to find group {g}: no matching entries in group file"))?,
+            Some(f) => f[2]
+                .parse()
+                .map_err(|_| format!("invalid gid in /etc/group for {g}"))?,
+            None => g.parse().map_err(|_| {
+                format!("unable to find group {g}: no matching entries in group file")
+            })?,
         };
     }
     let mut sup: Vec<u32> = Vec::new();
     if let Some(name) = name {
         for f in &groups {
-            if f.len() >= 4 && f[3].split(',').any(|m| m == name)
+            if f.len() >= 4
+                && f[3].split(',').any(|m| m == name)
                 && let Ok(id) = f[2].parse::<u32>()
                 && !sup.contains(&id)
             {
@@ -630,21 +866,30 @@ pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, St
     if !sup.contains(&gid) {
         sup.insert(0, gid);
     }
-    Ok(User { uid, gid, groups: sup, home: if home.is_empty() { "/".into() } else { home } })
+    Ok(User {
+        uid,
+        gid,
+        groups: sup,
+        home: if home.is_empty() { "/".into() } else { home },
+    })
 }
 
+/// A resolved program: its path, argv and envp, ready for `execve`.
+pub type Program = (CString, Vec<CString>, Vec<CString>);
+
 /// [`prepare_exec`] for the exec helper: (exit code, message) on failure.
-pub fn prepare_exec_pub(
-    args: &[String],
-    env: &[String],
-) -> Result<(CString, Vec<CString>, Vec<CString>), (i32, String)> {
+pub fn prepare_exec_pub(args: &[String], env: &[String]) -> Result<Program, (i32, String)> {
     prepare_exec(args, env).map_err(|Failure(c, m)| (c, m))
 }
 
 /// Finds the program as `execvp` would, in the container's `PATH`.
-fn prepare_exec(args: &[String], env: &[String]) -> Result<(CString, Vec<CString>, Vec<CString>), Failure> {
-    let cstr = |s: &str| CString::new(s).map_err(|_| Failure(1, format!("argument {s:?} contains a NUL byte")));
-    let prog = args.first().ok_or_else(|| Failure(1, "no command specified".into()))?;
+fn prepare_exec(args: &[String], env: &[String]) -> Result<Program, Failure> {
+    let cstr = |s: &str| {
+        CString::new(s).map_err(|_| Failure(1, format!("argument {s:?} contains a NUL byte")))
+    };
+    let prog = args
+        .first()
+        .ok_or_else(|| Failure(1, "no command specified".into()))?;
     let path = if prog.contains('/') {
         prog.clone()
     } else {
@@ -660,9 +905,17 @@ fn prepare_exec(args: &[String], env: &[String]) -> Result<(CString, Vec<CString
                 std::fs::metadata(p).is_ok_and(|m| m.is_file())
                     && nix::unistd::access(p.as_str(), nix::unistd::AccessFlags::X_OK).is_ok()
             })
-            .ok_or_else(|| Failure(127, format!("exec: \"{prog}\": executable file not found in $PATH")))?
+            .ok_or_else(|| {
+                Failure(
+                    127,
+                    format!("exec: \"{prog}\": executable file not found in $PATH"),
+                )
+            })?
     };
-    let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let argv = args
+        .iter()
+        .map(|a| cstr(a))
+        .collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     Ok((cstr(&path)?, argv, envp))
 }
@@ -671,7 +924,10 @@ fn exec(path: &CStr, argv: &[CString], envp: &[CString]) -> Failure {
     let err = nix::unistd::execve(path, argv, envp).unwrap_err();
     let prog = path.to_string_lossy();
     match err {
-        nix::errno::Errno::ENOENT => Failure(127, format!("exec: \"{prog}\": stat {prog}: no such file or directory")),
+        nix::errno::Errno::ENOENT => Failure(
+            127,
+            format!("exec: \"{prog}\": stat {prog}: no such file or directory"),
+        ),
         nix::errno::Errno::EACCES => Failure(126, format!("exec: \"{prog}\": permission denied")),
         e => Failure(126, format!("exec: \"{prog}\": {}", e.desc())),
     }
@@ -728,9 +984,9 @@ fn run_as_init(path: &CStr, argv: &[CString], envp: &[CString]) -> Result<Never,
                         // SAFETY: PID 1 ends; the kernel ends the rest.
                         unsafe { libc::_exit(code) }
                     }
-                    Ok(nix::sys::wait::WaitStatus::Signaled(pid, s, _)) if pid == child => {
-                        unsafe { libc::_exit(128 + s as i32) }
-                    }
+                    Ok(nix::sys::wait::WaitStatus::Signaled(pid, s, _)) if pid == child => unsafe {
+                        libc::_exit(128 + s as i32)
+                    },
                     Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => break,
                     Ok(_) => continue,
                 }
@@ -751,12 +1007,44 @@ mod tests {
     #[test]
     fn users_resolve_like_docker() {
         let r = |s| resolve_user_in(s, PASSWD, GROUP);
-        assert_eq!(r("").unwrap(), User { uid: 0, gid: 0, groups: vec![0], home: "/root".into() });
-        assert_eq!(r("app").unwrap(), User { uid: 1000, gid: 1000, groups: vec![1000, 10], home: "/home/app".into() });
+        assert_eq!(
+            r("").unwrap(),
+            User {
+                uid: 0,
+                gid: 0,
+                groups: vec![0],
+                home: "/root".into()
+            }
+        );
+        assert_eq!(
+            r("app").unwrap(),
+            User {
+                uid: 1000,
+                gid: 1000,
+                groups: vec![1000, 10],
+                home: "/home/app".into()
+            }
+        );
         assert_eq!(r("1000").unwrap().home, "/home/app");
         assert_eq!(r("app:staff").unwrap().gid, 50);
-        assert_eq!(r("4242:4343").unwrap(), User { uid: 4242, gid: 4343, groups: vec![4343], home: "/".into() });
-        assert!(r("ghost").unwrap_err().contains("unable to find user ghost"));
-        assert!(r("app:nogroup").unwrap_err().contains("unable to find group"));
+        assert_eq!(
+            r("4242:4343").unwrap(),
+            User {
+                uid: 4242,
+                gid: 4343,
+                groups: vec![4343],
+                home: "/".into()
+            }
+        );
+        assert!(
+            r("ghost")
+                .unwrap_err()
+                .contains("unable to find user ghost")
+        );
+        assert!(
+            r("app:nogroup")
+                .unwrap_err()
+                .contains("unable to find group")
+        );
     }
 }

@@ -37,6 +37,9 @@ pub struct NativeConfig {
 }
 
 /// Runs native containers, each under a `berth-shim`.
+/// A seccomp profile's hash and the capability mask it was compiled for.
+type FilterKey = (u64, u64);
+
 pub struct NativeExecutor {
     config: NativeConfig,
     /// Per container, whether its last shim is gone: a new start waits for
@@ -44,7 +47,7 @@ pub struct NativeExecutor {
     shims: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Receiver<bool>>>,
     /// Compiled seccomp filters by profile and capability mask: compiling
     /// Docker's profile takes about half a millisecond, on every start.
-    filters: std::sync::Mutex<std::collections::HashMap<(u64, u64), Arc<Vec<u8>>>>,
+    filters: std::sync::Mutex<std::collections::HashMap<FilterKey, Arc<Vec<u8>>>>,
     /// On cgroup v1 hosts, a shim started ahead of time with a container
     /// child already cloned and in a cgroup (see `shim::standby_main`).
     standby: Arc<std::sync::Mutex<Option<StandbyShim>>>,
@@ -107,7 +110,12 @@ impl NativeExecutor {
             let mut b = [0u8; 1];
             // SAFETY: a non-blocking recv into a valid buffer.
             let n = unsafe {
-                libc::recv(sb.jobs.as_raw_fd(), b.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT)
+                libc::recv(
+                    sb.jobs.as_raw_fd(),
+                    b.as_mut_ptr().cast(),
+                    1,
+                    libc::MSG_DONTWAIT,
+                )
             };
             if n == 1 {
                 sb.ready = true;
@@ -151,12 +159,14 @@ impl NativeExecutor {
         let parent = self.config.cgroup_parent.clone();
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let spawned = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string()).and_then(|(ours, theirs)| {
-                let args = ["berth-shim".to_string(), "standby".to_string(), parent];
-                spawn_shim(&shim, &args, &[theirs.as_raw_fd()], None)
-                    .map(|pid| (pid, ours))
-                    .map_err(|e| e.to_string())
-            });
+            let spawned = std::os::unix::net::UnixStream::pair()
+                .map_err(|e| e.to_string())
+                .and_then(|(ours, theirs)| {
+                    let args = ["berth-shim".to_string(), "standby".to_string(), parent];
+                    spawn_shim(&shim, &args, &[theirs.as_raw_fd()], None)
+                        .map(|pid| (pid, ours))
+                        .map_err(|e| e.to_string())
+                });
             let mut slot = slot.lock().unwrap();
             match spawned {
                 Ok((pid, ours)) => {
@@ -177,14 +187,22 @@ impl NativeExecutor {
     }
 
     /// The compiled filter for a profile and capability set, cached.
-    fn compiled_filter(&self, choice: &shim::SeccompChoice, spec: &oci_spec::runtime::Spec) -> Result<Option<Arc<Vec<u8>>>> {
+    fn compiled_filter(
+        &self,
+        choice: &shim::SeccompChoice,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<Option<Arc<Vec<u8>>>> {
         use std::hash::{Hash, Hasher};
         let profile = match choice {
             shim::SeccompChoice::Unconfined => return Ok(None),
             shim::SeccompChoice::Default => None,
             shim::SeccompChoice::Profile(json) => Some(json.as_str()),
         };
-        let keep: Vec<caps::Capability> = match spec.process().as_ref().and_then(|p| p.capabilities().as_ref()) {
+        let keep: Vec<caps::Capability> = match spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().as_ref())
+        {
             Some(c) => caps::CapSets::from_oci(c)?.bounding,
             None => Vec::new(),
         };
@@ -324,17 +342,26 @@ impl Executor for NativeExecutor {
             }
             let t0 = std::time::Instant::now();
             self.write_bundle(launch)?;
-            tracing::trace!(us = t0.elapsed().as_micros() as u64, "native start: bundle written");
+            tracing::trace!(
+                us = t0.elapsed().as_micros() as u64,
+                "native start: bundle written"
+            );
             let (ours, theirs) = std::os::unix::net::UnixStream::pair().ctx("socketpair")?;
             let (report_r, report_w) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe")?;
             let bundle_dir = nix::fcntl::open(
                 &launch.bundle,
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
             )
             .ctx("opening the bundle")?;
-            let fds = [report_w.as_raw_fd(), theirs.as_raw_fd(), bundle_dir.as_raw_fd()];
+            let fds = [
+                report_w.as_raw_fd(),
+                theirs.as_raw_fd(),
+                bundle_dir.as_raw_fd(),
+            ];
             let builtin = launch.native.as_ref().is_some_and(|n| n.runtime.is_none());
             let standby = if builtin { self.take_standby() } else { None };
             let child = match standby {
@@ -342,8 +369,16 @@ impl Executor for NativeExecutor {
                     // Hand the container to the waiting shim.
                     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
                     let iov = [std::io::IoSlice::new(b"j")];
-                    nix::sys::socket::sendmsg::<()>(sb.jobs.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
-                        .map_err(|e| Error::internal(format!("handing the container to a standby shim: {e}")))?;
+                    nix::sys::socket::sendmsg::<()>(
+                        sb.jobs.as_raw_fd(),
+                        &iov,
+                        &cmsg,
+                        nix::sys::socket::MsgFlags::empty(),
+                        None,
+                    )
+                    .map_err(|e| {
+                        Error::internal(format!("handing the container to a standby shim: {e}"))
+                    })?;
                     None
                 }
                 None => {
@@ -354,11 +389,16 @@ impl Executor for NativeExecutor {
                         .ctx("opening shim.log")?;
                     let args = ["berth-shim".to_string()];
                     let pid = spawn_shim(&self.config.shim, &args, &fds, Some(log.as_raw_fd()))
-                        .map_err(|e| Error::internal(format!("running {}: {e}", self.config.shim.display())))?;
+                        .map_err(|e| {
+                            Error::internal(format!("running {}: {e}", self.config.shim.display()))
+                        })?;
                     Some(pid)
                 }
             };
-            tracing::trace!(us = t0.elapsed().as_micros() as u64, "native start: shim spawned");
+            tracing::trace!(
+                us = t0.elapsed().as_micros() as u64,
+                "native start: shim spawned"
+            );
             drop(report_w);
             drop(theirs);
             drop(bundle_dir);
@@ -372,7 +412,8 @@ impl Executor for NativeExecutor {
                         Some(pid) => reap(pid).await,
                         None => None,
                     };
-                    let log = std::fs::read_to_string(launch.bundle.join("shim.log")).unwrap_or_default();
+                    let log =
+                        std::fs::read_to_string(launch.bundle.join("shim.log")).unwrap_or_default();
                     return Err(Error::internal(format!(
                         "berth-shim failed ({}): {}",
                         status.map(|s| format!("{s:?}")).unwrap_or_default(),
@@ -380,7 +421,10 @@ impl Executor for NativeExecutor {
                     )));
                 }
             };
-            tracing::trace!(us = t0.elapsed().as_micros() as u64, "native start: shim reported");
+            tracing::trace!(
+                us = t0.elapsed().as_micros() as u64,
+                "native start: shim reported"
+            );
             // Reap the shim whenever it ends (a standby is reaped already).
             if let Some(pid) = child {
                 tokio::spawn(reap(pid));
@@ -414,7 +458,14 @@ impl Executor for NativeExecutor {
         console: Option<[u16; 2]>,
     ) -> Result<exec::ExecProcess> {
         let id = crate::util::random_id();
-        exec::spawn(&self.config.shim, &launch.bundle, &id[..16], &spec, stdin, console)
+        exec::spawn(
+            &self.config.shim,
+            &launch.bundle,
+            &id[..16],
+            &spec,
+            stdin,
+            console,
+        )
     }
 
     fn reattach<'a>(
@@ -447,7 +498,9 @@ impl Executor for NativeExecutor {
                 .ok()
                 .flatten();
                 match state {
-                    Some(protocol::State { exited: Some(e), .. }) => {
+                    Some(protocol::State {
+                        exited: Some(e), ..
+                    }) => {
                         let _ = protocol::write_frame(&mut stream, protocol::ACK_EXIT, &[]).await;
                         return Ok(Reattached::Exited(exit_status(&e)));
                     }
@@ -478,14 +531,34 @@ impl Executor for NativeExecutor {
 /// tables and take milliseconds. `fds` become the shim's 3, 4, ... (for a
 /// container: report pipe, daemon socket, bundle directory); its stderr is
 /// `log`, or /dev/null.
-fn spawn_shim(shim: &std::path::Path, args: &[String], fds: &[i32], log: Option<i32>) -> nix::Result<nix::unistd::Pid> {
+fn spawn_shim(
+    shim: &std::path::Path,
+    args: &[String],
+    fds: &[i32],
+    log: Option<i32>,
+) -> nix::Result<nix::unistd::Pid> {
     use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, posix_spawn};
     let mut actions = PosixSpawnFileActions::init()?;
-    actions.add_open(0, "/dev/null", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())?;
-    actions.add_open(1, "/dev/null", nix::fcntl::OFlag::O_WRONLY, nix::sys::stat::Mode::empty())?;
+    actions.add_open(
+        0,
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    actions.add_open(
+        1,
+        "/dev/null",
+        nix::fcntl::OFlag::O_WRONLY,
+        nix::sys::stat::Mode::empty(),
+    )?;
     match log {
         Some(fd) => actions.add_dup2(fd, 2)?,
-        None => actions.add_open(2, "/dev/null", nix::fcntl::OFlag::O_WRONLY, nix::sys::stat::Mode::empty())?,
+        None => actions.add_open(
+            2,
+            "/dev/null",
+            nix::fcntl::OFlag::O_WRONLY,
+            nix::sys::stat::Mode::empty(),
+        )?,
     }
     for (i, fd) in fds.iter().enumerate() {
         actions.add_dup2(*fd, 3 + i as i32)?;
@@ -499,7 +572,8 @@ fn spawn_shim(shim: &std::path::Path, args: &[String], fds: &[i32], log: Option<
         .collect::<nix::Result<_>>()?;
     // A clean environment: the shim's is what `--init` shows as the
     // container's /proc/1/environ.
-    let mut env = vec![c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];
+    let mut env =
+        vec![c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];
     if let Some(t) = std::env::var_os("BERTH_SHIM_TRACE") {
         let mut v = b"BERTH_SHIM_TRACE=".to_vec();
         v.extend_from_slice(t.as_encoded_bytes());
@@ -517,7 +591,8 @@ async fn reap(pid: nix::unistd::Pid) -> Option<nix::sys::wait::WaitStatus> {
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd >= 0 {
         // SAFETY: the kernel just gave us this descriptor.
-        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        let fd =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
         // SAFETY: the AsyncFd owns the pidfd and closes it when dropped.
         if let Ok(afd) = unsafe {
             tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
@@ -591,7 +666,10 @@ fn attach_shim(
     let (gone_tx, gone_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         while let Some((kind, payload)) = rx.recv().await {
-            if protocol::write_frame(&mut wr, kind, &payload).await.is_err() {
+            if protocol::write_frame(&mut wr, kind, &payload)
+                .await
+                .is_err()
+            {
                 return;
             }
         }

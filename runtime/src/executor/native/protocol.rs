@@ -41,7 +41,11 @@ pub struct State {
     pub exited: Option<super::shim::ExitFile>,
 }
 
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, kind: u8, payload: &[u8]) -> io::Result<()> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    kind: u8,
+    payload: &[u8],
+) -> io::Result<()> {
     let mut buf = Vec::with_capacity(5 + payload.len());
     buf.push(kind);
     buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -59,7 +63,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<(u
     }
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is too large"),
+        ));
     }
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload).await?;

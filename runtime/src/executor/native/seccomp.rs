@@ -599,7 +599,7 @@ impl Program {
 
     /// Reads [`Program::to_bytes`] back.
     pub fn from_bytes(b: &[u8]) -> Result<Program> {
-        if b.len() < 4 || (b.len() - 4) % 8 != 0 || b.len() > 4 + 8 * 4096 {
+        if b.len() < 4 || !(b.len() - 4).is_multiple_of(8) || b.len() > 4 + 8 * 4096 {
             return Err(Error::invalid("malformed compiled seccomp program"));
         }
         let flags = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);

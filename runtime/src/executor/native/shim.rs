@@ -20,6 +20,7 @@ use super::protocol::{self, State};
 use super::{caps, seccomp};
 use crate::container::logs::LogSink;
 use crate::executor::OutputSink;
+use crate::util::fdio::{nonblocking, read_async, write_all_async};
 use berth_api_types::stream::StreamKind;
 use nix::mount::MsFlags;
 use nix::sys::signal::Signal;
@@ -30,7 +31,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use crate::util::fdio::{nonblocking, read_async, write_all_async};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
@@ -87,7 +87,9 @@ pub enum StartReport {
 fn trace(step: &str) {
     use std::sync::OnceLock;
     static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
-    if let Some(t0) = START.get_or_init(|| std::env::var_os("BERTH_SHIM_TRACE").map(|_| std::time::Instant::now())) {
+    if let Some(t0) = START
+        .get_or_init(|| std::env::var_os("BERTH_SHIM_TRACE").map(|_| std::time::Instant::now()))
+    {
         eprintln!("berth-shim: {:>8} us  {step}", t0.elapsed().as_micros());
     }
 }
@@ -119,7 +121,9 @@ pub fn main() -> ! {
             b
         }
         Err(_) => {
-            eprintln!("berth-shim: berthd runs this with its bundle as fd 5; it is not meant to be run by hand");
+            eprintln!(
+                "berth-shim: berthd runs this with its bundle as fd 5; it is not meant to be run by hand"
+            );
             std::process::exit(2);
         }
     };
@@ -176,12 +180,31 @@ impl Waiting {
         )
         .map_err(|e| (format!("socketpair: {e}"), 1))?;
         let (err_r, err_w) = pipe_pair().map_err(|e| (format!("pipe: {e}"), 1))?;
-        let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
+        let flags = libc::CLONE_NEWNS
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWNET
+            | libc::CLONE_NEWPID;
         // SAFETY: the shim is single-threaded here (no runtime started
         // yet), so the child may run ordinary code until it execs.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (flags | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
         if pid < 0 {
-            return Err((format!("creating the container's namespaces: {}", std::io::Error::last_os_error()), 1));
+            return Err((
+                format!(
+                    "creating the container's namespaces: {}",
+                    std::io::Error::last_os_error()
+                ),
+                1,
+            ));
         }
         if pid == 0 {
             drop(ours);
@@ -278,7 +301,12 @@ pub fn standby_main(parent: &str) -> ! {
     let mut fds = Vec::new();
     let got = {
         let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-        match nix::sys::socket::recvmsg::<()>(jobs.as_raw_fd(), &mut iov, Some(&mut space), nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC) {
+        match nix::sys::socket::recvmsg::<()>(
+            jobs.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
             Ok(msg) if msg.bytes == 1 => {
                 for c in msg.cmsgs().into_iter().flatten() {
                     if let nix::sys::socket::ControlMessageOwned::ScmRights(r) = c {
@@ -341,19 +369,24 @@ impl Shim {
                 move |e: String| (format!("{what}: {e}"), 1)
             };
             let cfg: ShimConfig = serde_json::from_slice(
-                &std::fs::read(bundle.join(CONFIG_FILE)).map_err(|e| e.to_string()).map_err(e1("reading shim.json"))?,
+                &std::fs::read(bundle.join(CONFIG_FILE))
+                    .map_err(|e| e.to_string())
+                    .map_err(e1("reading shim.json"))?,
             )
             .map_err(|e| e.to_string())
             .map_err(e1("reading shim.json"))?;
             let spec: oci_spec::runtime::Spec = serde_json::from_slice(
-                &std::fs::read(bundle.join(SPEC_FILE)).map_err(|e| e.to_string()).map_err(e1("reading config.json"))?,
+                &std::fs::read(bundle.join(SPEC_FILE))
+                    .map_err(|e| e.to_string())
+                    .map_err(e1("reading config.json"))?,
             )
             .map_err(|e| e.to_string())
             .map_err(e1("reading config.json"))?;
             trace("config read");
 
             // Stdio: a pty, or pipes.
-            let (child_stdio, console, parent) = make_stdio(&cfg).map_err(|e| (format!("setting up stdio: {e}"), 1))?;
+            let (child_stdio, console, parent) =
+                make_stdio(&cfg).map_err(|e| (format!("setting up stdio: {e}"), 1))?;
             let mgr = CgroupManager::detect()
                 .and_then(|m| m.with_parent(&cfg.cgroup_parent))
                 .map_err(|e| (format!("cgroups: {e}"), 1))?;
@@ -437,13 +470,21 @@ impl Shim {
                 child.kill();
                 return Err((format!("handing the container its config: {e}"), 1));
             }
-            let Waiting { pid, socket, errors } = child;
+            let Waiting {
+                pid,
+                socket,
+                errors,
+            } = child;
             drop(socket);
             let mut parent = parent;
             if console.is_some() {
                 // The console socket is `parent.stdout` until the master comes.
                 if let Ok(master) = receive_master(&parent.stdout) {
-                    parent.stdin = if cfg.open_stdin { master.try_clone().ok() } else { None };
+                    parent.stdin = if cfg.open_stdin {
+                        master.try_clone().ok()
+                    } else {
+                        None
+                    };
                     parent.stdout = master.try_clone().map_err(|e| (e.to_string(), 1))?;
                     parent.pty_master = Some(master);
                 }
@@ -477,7 +518,12 @@ impl Shim {
         }
         match result {
             Ok(shim) => {
-                report(report_pipe, &StartReport::Started { pid: shim.pid.as_raw() });
+                report(
+                    report_pipe,
+                    &StartReport::Started {
+                        pid: shim.pid.as_raw(),
+                    },
+                );
                 Ok(shim)
             }
             Err((error, code)) => {
@@ -495,7 +541,10 @@ impl Shim {
 
     /// Supervises the container until it exits and its exit is recorded.
     fn run(self) -> i32 {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("berth-shim: {e}");
@@ -530,7 +579,10 @@ impl Shim {
             let _ = conn_tx.send(s).await;
         }
         // The connection manager: one current daemon; commands in, frames out.
-        let state = Arc::new(std::sync::Mutex::new(State { pid: self.pid.as_raw(), exited: None }));
+        let state = Arc::new(std::sync::Mutex::new(State {
+            pid: self.pid.as_raw(),
+            exited: None,
+        }));
         {
             tokio::spawn(async move {
                 let mut current: Option<tokio::net::unix::OwnedWriteHalf> = None;
@@ -573,14 +625,24 @@ impl Shim {
         // Output readers.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(2);
         let mut readers = 0;
-        for (fd, kind) in [(Some(self.stdout.try_clone().expect("dup")), StreamKind::Stdout), (self.stderr.take(), StreamKind::Stderr)] {
+        for (fd, kind) in [
+            (
+                Some(self.stdout.try_clone().expect("dup")),
+                StreamKind::Stdout,
+            ),
+            (self.stderr.take(), StreamKind::Stderr),
+        ] {
             let Some(fd) = fd else { continue };
             readers += 1;
             let sink = sink.clone();
             let out_tx = out_tx.clone();
             let done_tx = done_tx.clone();
             tokio::spawn(async move {
-                let frame_kind = if kind == StreamKind::Stderr { protocol::STDERR } else { protocol::STDOUT };
+                let frame_kind = if kind == StreamKind::Stderr {
+                    protocol::STDERR
+                } else {
+                    protocol::STDOUT
+                };
                 if let Ok(afd) = nonblocking(fd) {
                     let mut buf = vec![0u8; 32 * 1024];
                     loop {
@@ -599,7 +661,8 @@ impl Shim {
         drop(done_tx);
 
         let mut stdin = self.stdin.take().and_then(|fd| nonblocking(fd).ok());
-        let mut sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
+        let mut sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+        {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("berth-shim: {e}");
@@ -688,7 +751,12 @@ impl Shim {
             let _ = std::fs::rename(&tmp, bundle.join(EXIT_FILE));
         }
         state.lock().unwrap().exited = Some(exit.clone());
-        let _ = out_tx.send((protocol::EXITED, serde_json::to_vec(&exit).unwrap_or_default())).await;
+        let _ = out_tx
+            .send((
+                protocol::EXITED,
+                serde_json::to_vec(&exit).unwrap_or_default(),
+            ))
+            .await;
 
         // Wait for berthd to record it (or give up: it reads exit.json
         // when it comes back).
@@ -698,7 +766,9 @@ impl Shim {
                     Some((protocol::ACK_EXIT, _)) => acked = true,
                     Some((protocol::HELLO, _)) => {
                         let st = state.lock().unwrap().clone();
-                        let _ = out_tx.send((protocol::STATE, serde_json::to_vec(&st).unwrap_or_default())).await;
+                        let _ = out_tx
+                            .send((protocol::STATE, serde_json::to_vec(&st).unwrap_or_default()))
+                            .await;
                     }
                     Some(_) => {}
                     None => break,
@@ -754,7 +824,9 @@ fn bind_socket(bundle: &Path) -> Option<UnixListener> {
     match UnixListener::bind(&path) {
         Ok(l) => Some(l),
         Err(e) => {
-            eprintln!("berth-shim: listening on {SOCKET_FILE}: {e}; berthd cannot re-adopt this container after a restart");
+            eprintln!(
+                "berth-shim: listening on {SOCKET_FILE}: {e}; berthd cannot re-adopt this container after a restart"
+            );
             None
         }
     }
@@ -766,7 +838,9 @@ fn reap(pid: Pid) -> Option<(i64, Option<i32>)> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return Some((code as i64, None)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Some((128 + sig as i64, Some(sig as i32))),
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                return Some((128 + sig as i64, Some(sig as i32)));
+            }
             Ok(WaitStatus::StillAlive) => return None,
             Ok(_) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
@@ -800,43 +874,87 @@ fn make_stdio(cfg: &ShimConfig) -> std::io::Result<([RawFd; 3], Option<RawFd>, P
         return Ok((
             [-1, -1, -1],
             Some(fd),
-            ParentStdio { stdin: None, stdout: ours, stderr: None, pty_master: None },
+            ParentStdio {
+                stdin: None,
+                stdout: ours,
+                stderr: None,
+                pty_master: None,
+            },
         ));
     }
     if cfg.tty {
         // An external runtime gets a pty of ours as plain stdio.
-        let ws = cfg.console_size.map(|[rows, cols]| nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 });
+        let ws = cfg.console_size.map(|[rows, cols]| nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        });
         let pty = nix::pty::openpty(ws.as_ref(), None).map_err(std::io::Error::from)?;
         let master = pty.master;
-        nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(std::io::Error::from)?;
+        nix::fcntl::fcntl(
+            &master,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(std::io::Error::from)?;
         let slave = pty.slave.as_raw_fd();
         std::mem::forget(pty.slave);
         let stdin = cfg.open_stdin.then(|| master.try_clone()).transpose()?;
         return Ok((
             [slave, slave, slave],
             None,
-            ParentStdio { stdin, stdout: master.try_clone()?, stderr: None, pty_master: Some(master) },
+            ParentStdio {
+                stdin,
+                stdout: master.try_clone()?,
+                stderr: None,
+                pty_master: Some(master),
+            },
         ));
     }
     let (in_r, in_w) = if cfg.open_stdin {
         let (r, w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
         (r, Some(w))
     } else {
-        (nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).map_err(std::io::Error::from)?, None)
+        (
+            nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDONLY,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(std::io::Error::from)?,
+            None,
+        )
     };
     let (out_r, out_w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
     let (err_r, err_w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
     for fd in [&out_r, &err_r] {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(std::io::Error::from)?;
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(std::io::Error::from)?;
     }
     if let Some(w) = &in_w {
-        nix::fcntl::fcntl(w, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(std::io::Error::from)?;
+        nix::fcntl::fcntl(
+            w,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(std::io::Error::from)?;
     }
     let fds = [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
     std::mem::forget(in_r);
     std::mem::forget(out_w);
     std::mem::forget(err_w);
-    Ok((fds, None, ParentStdio { stdin: in_w, stdout: out_r, stderr: Some(err_r), pty_master: None }))
+    Ok((
+        fds,
+        None,
+        ParentStdio {
+            stdin: in_w,
+            stdout: out_r,
+            stderr: Some(err_r),
+            pty_master: None,
+        },
+    ))
 }
 
 /// Receives the pty master the container sends over the console socket.
@@ -844,8 +962,13 @@ fn receive_master(socket: &OwnedFd) -> std::io::Result<OwnedFd> {
     let mut buf = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(std::io::Error::from)?;
+    let msg = nix::sys::socket::recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?;
     for c in msg.cmsgs().map_err(std::io::Error::from)? {
         if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c
             && let Some(fd) = fds.first()
@@ -871,7 +994,12 @@ fn close_child_ends(stdio: [RawFd; 3], console: Option<RawFd>) {
 }
 
 fn set_winsize(fd: RawFd, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ with a valid winsize on the pty master.
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
 }
@@ -894,7 +1022,12 @@ fn resources_from_spec(spec: &oci_spec::runtime::Spec) -> Resources {
     if let Some(p) = res.pids() {
         r.pids_limit = Some(p.limit());
     }
-    r.devices = res.devices().iter().flatten().map(super::devices::DeviceRule::from).collect();
+    r.devices = res
+        .devices()
+        .iter()
+        .flatten()
+        .map(super::devices::DeviceRule::from)
+        .collect();
     r
 }
 
@@ -926,7 +1059,10 @@ fn init_config(
     mgr: &CgroupManager,
 ) -> Result<InitConfig, (String, i32)> {
     let err = |m: String| (m, 1);
-    let process = spec.process().as_ref().ok_or_else(|| err("config.json has no process".into()))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| err("config.json has no process".into()))?;
     let linux = spec.linux().as_ref();
     let mut mounts = Vec::new();
     let mut cgroup_mount = CgroupMount::None;
@@ -963,13 +1099,19 @@ fn init_config(
             destination: dest,
             bind: fstype == "bind" || flags.contains(MsFlags::MS_BIND),
             fstype,
-            source: m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            source: m
+                .source()
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             flags,
             data,
         });
     }
     let caps = process.capabilities().clone().unwrap_or_default();
-    let keep: Vec<caps::Capability> = caps::CapSets::from_oci(&caps).map_err(|e| err(e.to_string()))?.bounding;
+    let keep: Vec<caps::Capability> = caps::CapSets::from_oci(&caps)
+        .map_err(|e| err(e.to_string()))?
+        .bounding;
     let precompiled = std::fs::read(bundle.join(SECCOMP_FILE)).ok();
     let seccomp = match &cfg.seccomp {
         // An external runtime installs its own filter from config.json.
@@ -980,14 +1122,22 @@ fn init_config(
             seccomp::Program::from_bytes(precompiled.as_deref().unwrap_or_default())
                 .map_err(|e| err(format!("seccomp: {e}")))?,
         ),
-        SeccompChoice::Default => Some(seccomp::compile(seccomp::default_profile(), &keep).map_err(|e| err(format!("seccomp: {e}")))?),
+        SeccompChoice::Default => Some(
+            seccomp::compile(seccomp::default_profile(), &keep)
+                .map_err(|e| err(format!("seccomp: {e}")))?,
+        ),
         SeccompChoice::Profile(json) => {
-            let p = seccomp::parse(json.as_bytes()).map_err(|e| err(format!("seccomp profile: {e}")))?;
+            let p = seccomp::parse(json.as_bytes())
+                .map_err(|e| err(format!("seccomp profile: {e}")))?;
             Some(seccomp::compile(&p, &keep).map_err(|e| err(format!("seccomp: {e}")))?)
         }
     };
     let mut etc_files = Vec::new();
-    for (file, dest) in [("hostname", "/etc/hostname"), ("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")] {
+    for (file, dest) in [
+        ("hostname", "/etc/hostname"),
+        ("hosts", "/etc/hosts"),
+        ("resolv.conf", "/etc/resolv.conf"),
+    ] {
         let p = bundle.join(file);
         if p.exists() {
             etc_files.push((p, dest.to_string()));
@@ -999,8 +1149,10 @@ fn init_config(
         .and_then(|a| a.get("org.berth.user").cloned())
         .unwrap_or_default();
     let namespaces = linux.and_then(|l| l.namespaces().as_ref());
-    let new_cgroup_ns = namespaces
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup));
+    let new_cgroup_ns = namespaces.is_some_and(|ns| {
+        ns.iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
+    });
     Ok(InitConfig {
         rootfs: rootfs.to_path_buf(),
         overlay: cfg.runtime.is_none().then(|| init::Overlay {
@@ -1008,12 +1160,20 @@ fn init_config(
             upper: cfg.upper.clone(),
             work: cfg.work.clone(),
         }),
-        readonly_rootfs: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+        readonly_rootfs: spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
         hostname: spec.hostname().clone().unwrap_or_default(),
         mounts,
         cgroup_mount,
-        masked: linux.and_then(|l| l.masked_paths().clone()).unwrap_or_default(),
-        readonly: linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default(),
+        masked: linux
+            .and_then(|l| l.masked_paths().clone())
+            .unwrap_or_default(),
+        readonly: linux
+            .and_then(|l| l.readonly_paths().clone())
+            .unwrap_or_default(),
         etc_files,
         user,
         args: process.args().clone().unwrap_or_default(),
@@ -1026,13 +1186,20 @@ fn init_config(
         console_size: cfg.console_size,
         new_cgroup_ns,
         init: cfg.init,
-        privileged: linux.and_then(|l| l.masked_paths().as_ref()).is_none_or(|m| m.is_empty()),
+        privileged: linux
+            .and_then(|l| l.masked_paths().as_ref())
+            .is_none_or(|m| m.is_empty()),
     })
 }
 
 /// Runs the container with an external OCI runtime (`crun run`, `runc
 /// run`) in the foreground; its exit is the container's.
-fn spawn_external(runtime: &Path, bundle: &Path, id: &str, stdio: [RawFd; 3]) -> Result<Pid, (String, i32)> {
+fn spawn_external(
+    runtime: &Path,
+    bundle: &Path,
+    id: &str,
+    stdio: [RawFd; 3],
+) -> Result<Pid, (String, i32)> {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(runtime);
     cmd.arg("--root")
@@ -1049,7 +1216,9 @@ fn spawn_external(runtime: &Path, bundle: &Path, id: &str, stdio: [RawFd; 3]) ->
         }
         Ok(unsafe { std::process::Stdio::from_raw_fd(d) })
     };
-    cmd.stdin(dup(stdio[0])?).stdout(dup(stdio[1])?).stderr(dup(stdio[2])?);
+    cmd.stdin(dup(stdio[0])?)
+        .stdout(dup(stdio[1])?)
+        .stderr(dup(stdio[2])?);
     cmd.process_group(0);
     let child = cmd
         .spawn()
