@@ -163,6 +163,19 @@ impl Engine {
             },
         )?);
         containers.restore().await;
+        // Layers unpacked for images that are gone (removed, or a pull that
+        // died before its image was recorded).
+        if let Some(store) = images.layer_store() {
+            match store.list() {
+                Ok(all) => {
+                    let freed = sweep_layers(&images, &containers, all);
+                    if freed > 0 {
+                        tracing::info!(bytes = freed, "removed unpacked layers no image uses");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not list unpacked layers"),
+            }
+        }
         let engine = Arc::new(Engine {
             root,
             id,
@@ -440,6 +453,42 @@ impl Engine {
         self.containers.events()
     }
 
+    /// `DELETE /images/{name}` (`rmi`): untags or removes the image as
+    /// Docker does, publishes the `untag`/`delete` events, and removes its
+    /// unpacked layers that nothing else needs.
+    pub async fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<berth_api_types::image::DeleteItem>> {
+        let images = self.images.clone();
+        let containers = self.containers.clone();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let record = images.resolve(&name)?;
+            let layers: Vec<Digest> = images
+                .handle(&record)
+                .map(|h| h.manifest.layers.into_iter().map(|l| l.digest).collect())
+                .unwrap_or_default();
+            let items = images.remove(&name, force, |id| containers.users_of(id))?;
+            let events = containers.events();
+            for item in &items {
+                if let Some(t) = &item.untagged {
+                    events.image("untag", &record.id.to_string(), t);
+                }
+                if let Some(d) = &item.deleted {
+                    events.image("delete", d, "");
+                }
+            }
+            if items.iter().any(|i| i.deleted.is_some()) {
+                sweep_layers(&images, &containers, layers);
+            }
+            Ok(items)
+        })
+        .await
+        .ctx("removing an image")?
+    }
+
     /// `POST /images/prune`: removes images no container uses; only
     /// dangling (untagged) ones unless `dangling=false`, as Docker. The
     /// space reclaimed is that of the blobs that went, plus the unpacked
@@ -581,28 +630,38 @@ fn prune_images(
         .filter(|(d, _)| !after.contains_key(*d))
         .map(|(_, s)| *s)
         .sum();
-    // Unpacked layers of the removed images that nothing needs any more.
-    if let Some(store) = images.layer_store() {
-        let mut keep = containers.layers_in_use();
-        for (r, _) in images.list() {
-            if let Ok(h) = images.handle(&r) {
-                keep.extend(h.manifest.layers.into_iter().map(|l| l.digest));
-            }
-        }
-        for d in dropped_layers {
-            if keep.contains(&d) || images.blobs().contains(&d) {
-                continue;
-            }
-            let size = crate::container::prune::dir_size(&store.path(&d));
-            match store.remove(&d) {
-                Ok(true) => report.space_reclaimed += size,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(layer = %d, error = %e, "removing an unpacked layer"),
-            }
-        }
-    }
+    report.space_reclaimed += sweep_layers(images, containers, dropped_layers);
     events.publish_prune("image", report.space_reclaimed);
     Ok(report)
+}
+
+/// Removes those of `candidates` (unpacked layers) that no image and no
+/// container needs any more; returns the bytes freed. A layer whose blob
+/// is still stored is kept: an image being pulled or loaded has stored it
+/// and will commit its record in a moment.
+fn sweep_layers(images: &Images, containers: &Containers, candidates: Vec<Digest>) -> u64 {
+    let Some(store) = images.layer_store() else {
+        return 0;
+    };
+    let mut keep = containers.layers_in_use();
+    for (r, _) in images.list() {
+        if let Ok(h) = images.handle(&r) {
+            keep.extend(h.manifest.layers.into_iter().map(|l| l.digest));
+        }
+    }
+    let mut freed = 0;
+    for d in candidates {
+        if keep.contains(&d) || images.blobs().contains(&d) {
+            continue;
+        }
+        let size = crate::container::prune::dir_size(&store.path(&d));
+        match store.remove(&d) {
+            Ok(true) => freed += size,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(layer = %d, error = %e, "removing an unpacked layer"),
+        }
+    }
+    freed
 }
 
 /// Image summaries for `system df` with `SharedSize` (bytes of layers

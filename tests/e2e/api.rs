@@ -195,6 +195,44 @@ fn images_tag_inspect_save_load_and_remove() {
     assert_eq!(d.ok(&["images", "-q"]), "");
     let out = d.ok(&["load", "-i", tar.to_str().unwrap()]);
     assert!(out.contains("Loaded image: hello:latest"), "{out}");
+    // Each of those published Docker's image event.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let events = d.http(
+        "GET",
+        &format!("/events?since=0&until={now:.6}&filters=%7B%22type%22%3A%5B%22image%22%5D%7D"),
+        None,
+    );
+    assert_eq!(events.status, 200, "{}", events.text());
+    let actions: Vec<String> = events
+        .text()
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(e["Type"], "image", "{l}");
+            format!(
+                "{} {}",
+                e["Action"].as_str().unwrap(),
+                e["Actor"]["Attributes"]["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "import hello:latest",
+            "tag localhost:5000/team/hello:v2",
+            "save hello",
+            "untag localhost:5000/team/hello:v2",
+            "untag hello:latest",
+            "delete ",
+            "load hello:latest",
+        ],
+        "{}",
+        events.text()
+    );
     assert!(
         d.ok(&["run", "--rm", "hello"])
             .starts_with("Hello from Wasm!")

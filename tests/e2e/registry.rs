@@ -276,6 +276,30 @@ fn round_trip(d: &Daemon, cli: &Cli, reg: &str) {
         inspect_image(d, &bb)["RepoDigests"],
         json!([format!("{reg}/busybox@{digest}")])
     );
+    // `run` pulls an image that is not here, its progress on stderr.
+    cli.ok(&["rmi", &bb]);
+    let out = cli.run(&["run", "--rm", &bb, "echo", "auto-pulled"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "auto-pulled\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("Unable to find image '{bb}' locally"))
+            && err.contains(&format!("Status: Downloaded newer image for {bb}")),
+        "{err}"
+    );
+    // `--pull never` does not.
+    cli.ok(&["rmi", &bb]);
+    // Removing the last image that uses a layer removes it unpacked too.
+    let unpacked: Vec<_> = std::fs::read_dir(d.root.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    assert!(unpacked.is_empty(), "{unpacked:?}");
+    let err = cli.fails(&["run", "--rm", "--pull", "never", &bb, "true"]);
+    assert!(err.contains("No such image"), "{err}");
+    assert_eq!(image_count(d), 1, "only hello is left");
+    cli.ok(&["pull", "-q", &bb]);
 }
 
 #[test]

@@ -210,6 +210,11 @@ async fn post_image(
             target = target.with_tag(&q.tag)?;
         }
         engine.images().tag(name, &target)?;
+        let id = engine.images().resolve(name)?.id;
+        let target = target.with_default_tag();
+        engine
+            .events()
+            .image("tag", &id.to_string(), &target.to_string());
         return Ok(StatusCode::CREATED.into_response());
     }
     if let Some(name) = rest.strip_suffix("/push") {
@@ -221,11 +226,15 @@ async fn post_image(
         let registry = engine.registry().clone();
         // An image that is not here is a 404 before the stream starts.
         let targets = registry.push_targets(&opts)?;
+        let events = engine.events().clone();
         return Ok(progress_stream(move |progress| async move {
-            registry
-                .push(targets, &opts.auth, &progress)
-                .await
-                .map(drop)
+            let pushed = registry.push(targets, &opts.auth, &progress).await?;
+            for p in pushed {
+                // Docker's push event: the reference as the ID and name.
+                let r = p.reference.to_string();
+                events.image("push", &r, &r);
+            }
+            Ok(())
         })
         .await);
     }
@@ -247,10 +256,7 @@ async fn remove(
     Q(q): Q<RemoveQuery>,
 ) -> ApiResult<Response> {
     let _ = q.noprune;
-    let containers = engine.containers().clone();
-    let items = engine
-        .images()
-        .remove(&name, q.force, |id| containers.users_of(id))?;
+    let items = engine.remove_image(&name, q.force).await?;
     Ok(axum::Json(items).into_response())
 }
 
@@ -312,12 +318,20 @@ async fn load(
     let _ = q.quiet;
     let reader = body_reader(req.into_body());
     let images = engine.images().clone();
-    let lines = tokio::task::spawn_blocking(move || {
+    let (loaded, lines) = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
-        archive::load(&images, reader, &mut |l| lines.push(l)).map(|_| lines)
+        archive::load(&images, reader, &mut |l| lines.push(l)).map(|r| (r, lines))
     })
     .await
     .map_err(|e| ApiError(Error::internal(format!("loading images: {e}"))))??;
+    for record in &loaded {
+        let tags = engine.images().tags_of(&record.id);
+        engine.events().image(
+            "load",
+            &record.id.to_string(),
+            tags.first().map(String::as_str).unwrap_or_default(),
+        );
+    }
     let mut body = Vec::new();
     for l in lines {
         serde_json::to_writer(&mut body, &JsonMessage::stream(format!("{l}\n")))
@@ -363,7 +377,8 @@ impl Write for ChannelWriter {
 /// an unknown image is a 404, not a broken stream.
 async fn save(engine: AppState, names: Vec<String>) -> ApiResult<Response> {
     for n in &names {
-        engine.images().resolve(n)?;
+        let record = engine.images().resolve(n)?;
+        engine.events().image("save", &record.id.to_string(), n);
     }
     let (tx, rx) = mpsc::channel(16);
     let images = engine.images().clone();
@@ -437,6 +452,12 @@ async fn create(
     })
     .await
     .map_err(|e| ApiError(Error::internal(format!("importing: {e}"))))??;
+    let tags = engine.images().tags_of(&record.id);
+    engine.events().image(
+        "import",
+        &record.id.to_string(),
+        tags.first().map(String::as_str).unwrap_or_default(),
+    );
     let mut body = serde_json::to_vec(&JsonMessage {
         status: Some(record.id.to_string()),
         ..Default::default()
@@ -481,9 +502,14 @@ async fn pull(
         auth: registry_auth(headers)?,
     };
     let registry = engine.registry().clone();
-    Ok(progress_stream(
-        move |progress| async move { registry.pull(opts, &progress).await.map(drop) },
-    )
+    let events = engine.events().clone();
+    Ok(progress_stream(move |progress| async move {
+        let outcome = registry.pull(opts, &progress).await?;
+        // Docker's pull event: the reference as the ID and name.
+        let r = outcome.reference.to_string();
+        events.image("pull", &r, &r);
+        Ok(())
+    })
     .await)
 }
 

@@ -4,7 +4,8 @@ use anyhow::Result;
 use berth_api_types::container::{Config, CreateRequest, HostConfig, RestartPolicy};
 use clap::Args;
 
-use crate::client::{Client, ClientError};
+use super::pull::{Output, pull};
+use crate::client::Client;
 use crate::format::units::parse_ram;
 use crate::opts::{parse_env, parse_labels, parse_restart, with_default_tag};
 
@@ -54,6 +55,10 @@ pub struct ContainerOptions {
     /// Set platform if the image is multi-platform (e.g. linux/amd64, wasi/wasm)
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
+
+    /// Pull image before creating: always, missing, never
+    #[arg(long, value_name = "WHEN", default_value = "missing", value_parser = ["always", "missing", "never"])]
+    pub pull: String,
 
     /// Runtime to use for this container (e.g. an OCI runtime such as crun)
     #[arg(long, value_name = "RUNTIME")]
@@ -242,31 +247,54 @@ impl ContainerOptions {
         })
     }
 
-    /// Creates the container, printing Docker's "Unable to find image" line
-    /// when the image is missing and the daemon's warnings.
+    /// Creates the container as docker does: with `--pull missing` (the
+    /// default) an image that is not here is pulled (progress on stderr)
+    /// and the create tried again; `--pull always` pulls first, `--pull
+    /// never` only says the image is missing. Prints the daemon's warnings.
     pub async fn create(
         &self,
         client: &Client,
         image: &str,
         req: &CreateRequest,
-    ) -> Result<String, ClientError> {
-        match client
-            .container_create(self.name.as_deref(), self.platform.as_deref(), req)
+    ) -> Result<String> {
+        let platform = self.platform.as_deref();
+        if self.pull == "always" {
+            pull(
+                client,
+                &with_default_tag(image),
+                platform,
+                false,
+                Output::Stderr,
+            )
+            .await?;
+        }
+        let created = match client
+            .container_create(self.name.as_deref(), platform, req)
             .await
         {
-            Ok(created) => {
-                for w in &created.warnings {
-                    eprintln!("WARNING: {w}");
+            Err(e) if e.is_not_found() => {
+                eprintln!("Unable to find image '{}' locally", with_default_tag(image));
+                if self.pull != "missing" {
+                    return Err(e.into());
                 }
-                Ok(created.id)
+                pull(
+                    client,
+                    &with_default_tag(image),
+                    platform,
+                    false,
+                    Output::Stderr,
+                )
+                .await?;
+                client
+                    .container_create(self.name.as_deref(), platform, req)
+                    .await?
             }
-            Err(e) => {
-                if e.is_not_found() {
-                    eprintln!("Unable to find image '{}' locally", with_default_tag(image));
-                }
-                Err(e)
-            }
+            r => r?,
+        };
+        for w in &created.warnings {
+            eprintln!("WARNING: {w}");
         }
+        Ok(created.id)
     }
 }
 

@@ -8,6 +8,8 @@ use super::import::ImportCommand;
 use super::inspect::{self, InspectArgs, Kind};
 use super::load::LoadCommand;
 use super::prune::ImagePruneCommand;
+use super::pull::PullCommand;
+use super::push::PushCommand;
 use super::rmi::RmiCommand;
 use super::save::SaveCommand;
 use super::tag::TagCommand;
@@ -28,6 +30,8 @@ pub enum ImageCommand {
     Save(SaveCommand),
     Tag(TagCommand),
     Prune(ImagePruneCommand),
+    Pull(PullCommand),
+    Push(PushCommand),
 }
 
 /// Display detailed information on one or more images
@@ -49,6 +53,8 @@ impl ImageCommand {
             ImageCommand::Save(c) => c.execute(client).await,
             ImageCommand::Tag(c) => c.execute(client).await,
             ImageCommand::Prune(c) => c.execute(client).await,
+            ImageCommand::Pull(c) => c.execute(client).await,
+            ImageCommand::Push(c) => c.execute(client).await,
         }
     }
 }

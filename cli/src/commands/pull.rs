@@ -33,25 +33,80 @@ pub struct PullCommand {
 
 impl PullCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
-        let r = CliRef::parse(&self.name)?;
-        let tag = match (&r.digest, &r.tag) {
-            (Some(d), _) => d.clone(),
-            (None, Some(t)) => t.clone(),
-            (None, None) => {
-                if !self.quiet {
-                    println!("Using default tag: latest");
-                }
-                "latest".to_string()
-            }
-        };
-        let auth = registry_auth_for(&r.domain);
-        let resp = client
-            .image_pull(&r.name, &tag, self.platform.as_deref(), auth.as_deref())
-            .await?;
-        show_progress(resp, self.quiet).await?;
-        let sep = if r.digest.is_some() { '@' } else { ':' };
-        println!("{}{sep}{tag}", r.canonical_name());
+        let name = pull(
+            client,
+            &self.name,
+            self.platform.as_deref(),
+            self.quiet,
+            Output::Stdout,
+        )
+        .await?;
+        println!("{name}");
         Ok(0)
+    }
+}
+
+/// Pulls `name` as `docker pull` does, its progress on `out` (`run` and
+/// `create` pull to stderr, so that stdout holds only the container's
+/// output or ID). Returns the full name pulled (`docker.io/library/x:tag`).
+pub async fn pull(
+    client: &Client,
+    name: &str,
+    platform: Option<&str>,
+    quiet: bool,
+    out: Output,
+) -> Result<String> {
+    let r = CliRef::parse(name)?;
+    let tag = match (&r.digest, &r.tag) {
+        (Some(d), _) => d.clone(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => {
+            if !quiet {
+                out.line("Using default tag: latest");
+            }
+            "latest".to_string()
+        }
+    };
+    let auth = registry_auth_for(&r.domain);
+    let resp = client
+        .image_pull(&r.name, &tag, platform, auth.as_deref())
+        .await?;
+    show_progress(resp, quiet, out).await?;
+    let sep = if r.digest.is_some() { '@' } else { ':' };
+    Ok(format!("{}{sep}{tag}", r.canonical_name()))
+}
+
+/// Where progress goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+impl Output {
+    fn writer(self) -> Box<dyn Write> {
+        match self {
+            Output::Stdout => Box::new(std::io::stdout()),
+            Output::Stderr => Box::new(std::io::stderr()),
+        }
+    }
+
+    fn is_terminal(self) -> bool {
+        match self {
+            Output::Stdout => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            Output::Stderr => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+
+    fn line(self, s: &str) {
+        let _ = writeln!(self.writer(), "{s}");
+    }
+
+    fn draw_target(self) -> ProgressDrawTarget {
+        match self {
+            Output::Stdout => ProgressDrawTarget::stdout(),
+            Output::Stderr => ProgressDrawTarget::stderr(),
+        }
     }
 }
 
@@ -122,17 +177,17 @@ impl CliRef {
 /// Shows a pull or push message stream: bars on a terminal, plain lines
 /// otherwise, nothing but errors with `quiet`. An error message in the
 /// stream fails the command with its text.
-pub async fn show_progress(resp: Response<'_>, quiet: bool) -> Result<()> {
+pub async fn show_progress(resp: Response<'_>, quiet: bool, target: Output) -> Result<()> {
     let mut stream = resp.into_stream();
     let mut display = if quiet {
         Display::Quiet(Decoder::default())
-    } else if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        Display::Bars(Box::new(Bars::new()))
+    } else if target.is_terminal() {
+        Display::Bars(Box::new(Bars::new(target)))
     } else {
         Display::Plain(JsonMessagePrinter::default())
     };
-    // Not locked: indicatif writes to stdout too.
-    let mut out = std::io::stdout();
+    // Not locked: indicatif writes to the same stream.
+    let mut out = target.writer();
     while let Some(chunk) = stream
         .chunk()
         .await
@@ -235,6 +290,7 @@ struct Bars {
     decoder: Decoder,
     text: ProgressStyle,
     bar: ProgressStyle,
+    target: Output,
 }
 
 /// States after which a layer's line stops changing.
@@ -247,8 +303,8 @@ const FINAL: &[&str] = &[
 ];
 
 impl Bars {
-    fn new() -> Bars {
-        let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+    fn new(target: Output) -> Bars {
+        let mp = MultiProgress::with_draw_target(target.draw_target());
         let text = ProgressStyle::with_template("{prefix}: {msg}").expect("valid template");
         let bar = ProgressStyle::with_template(
             "{prefix}: {msg:<12} [{bar:40}] {decimal_bytes:>9}/{decimal_total_bytes}",
@@ -262,6 +318,7 @@ impl Bars {
             decoder: Decoder::default(),
             text,
             bar,
+            target,
         }
     }
 
@@ -335,7 +392,7 @@ impl Bars {
             }
         }
         for line in self.trailer.drain(..) {
-            println!("{line}");
+            self.target.line(&line);
         }
     }
 

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use super::login::registry_auth_for;
-use super::pull::{CliRef, show_progress};
+use super::pull::{CliRef, Output, show_progress};
 use crate::client::Client;
 
 /// Upload an image to a registry
@@ -46,7 +46,7 @@ impl PushCommand {
         let resp = client
             .image_push(&r.name, tag.as_deref(), auth.as_deref())
             .await?;
-        show_progress(resp, self.quiet).await?;
+        show_progress(resp, self.quiet, Output::Stdout).await?;
         if self.quiet {
             match &tag {
                 Some(t) => println!("{}:{t}", r.canonical_name()),

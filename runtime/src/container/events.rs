@@ -12,12 +12,11 @@
 //! it is handed, and nothing of HTTP.
 //!
 //! Who publishes what: the container manager publishes every container
-//! event; `Engine::import_wasm` publishes `import` and image pruning
-//! `untag`/`delete`/`prune`. Still to wire where the image code lives (call
-//! `engine.events().image(action, id, name)`): `pull` and `push` (ID = the
-//! reference, as Docker), `tag` (ID = image ID, name = the new reference),
-//! `untag` and `delete` from `docker rmi`, `load`, `save`, and `import`
-//! from `POST /images/create?fromSrc=-`.
+//! event; `Engine::import_wasm` publishes `import`, image pruning
+//! `untag`/`delete`/`prune`, and the image routes (`api/src/routes/images.rs`)
+//! `pull` and `push` (ID = the reference, as Docker), `tag` (ID = image ID,
+//! name = the new reference), `untag` and `delete` from `docker rmi`, `load`,
+//! `save` and `import`.
 
 use crate::error::{Error, Result};
 use serde::Serialize;
