@@ -46,6 +46,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 
+/// Under `ROOT/containers`: files of removed containers, deleted in the
+/// background (and emptied at start).
+const TRASH: &str = ".trash";
+
 /// Docker's container states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -187,8 +191,17 @@ struct Inner {
 impl Inner {
     /// The stdin writer of a container created with `OpenStdin`, making the
     /// channel if this run has none yet.
+    ///
+    /// A client attached before the start may already have sent its input
+    /// and closed it (`echo hi | docker run -i IMG cat` half-closes as soon
+    /// as `echo` is done): then the channel waiting for the process holds
+    /// that input and no writer, and it must stay so — a fresh channel
+    /// would drop the input and never end.
     fn stdin_writer(&mut self) -> Option<StdinWriter> {
         if !self.record.config.open_stdin {
+            return None;
+        }
+        if self.stdin.is_none() && self.stdin_pending.is_some() {
             return None;
         }
         if self.stdin.is_none() {
@@ -398,12 +411,16 @@ impl Containers {
                 Ok(())
             })?;
         }
+        // Files of removed containers not deleted before the daemon stopped.
+        if let Err(e) = util::fsutil::remove_dir_all_if_exists(&dir.join(TRASH)) {
+            tracing::warn!(error = %e, "emptying the removed containers' trash");
+        }
         // Directories without a record: a removal interrupted before its
         // files went, or a create that never committed.
         for entry in std::fs::read_dir(&dir).ctx(format!("listing {}", dir.display()))? {
             let entry = entry.ctx("listing containers")?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !registry.by_id.contains_key(&name) {
+            if name != TRASH && !registry.by_id.contains_key(&name) {
                 tracing::info!(container = %name, "removing files of a container that has no record");
                 let _ = util::fsutil::remove_dir_all_if_exists(&entry.path());
             }
@@ -1074,6 +1091,7 @@ impl Containers {
                     return Err(e);
                 }
             };
+            tracing::trace!(container = %c.id, "start: executor returned");
             let rec = {
                 let mut inner = c.inner.lock().unwrap();
                 let st = &mut inner.record.state;
@@ -1094,6 +1112,7 @@ impl Containers {
             if let Err(e) = self.persist(&rec, Durability::None) {
                 tracing::warn!(container = %c.id, error = %e, "recording start");
             }
+            tracing::trace!(container = %c.id, "start: recorded");
             self.emit(c, "start", &[]);
             let _ = started_tx.send(());
             Ok(())
@@ -1152,6 +1171,7 @@ impl Containers {
         });
         if rec.host_config.auto_remove && !shutting_down {
             let _op = c.ops.lock().await;
+            tracing::trace!(container = %c.id, "auto-remove: locked");
             if !c.inner.lock().unwrap().removed
                 && let Err(e) = self.remove_locked(&c).await
             {
@@ -1404,17 +1424,34 @@ impl Containers {
         self.dirty.store(true, Ordering::Relaxed);
         self.flush_wanted.notify_one();
         let dir = c.dir.clone();
-        let native = rec.native.is_some();
-        tokio::task::spawn_blocking(move || {
-            if native {
-                // The shim unmounts at exit; make sure before deleting.
-                let _ = crate::image::layers::unmount(&dir.join("rootfs"));
+        if rec.native.is_some() {
+            // The shim unmounts at exit; make sure before moving the files.
+            let _ = crate::image::layers::unmount(&dir.join("rootfs"));
+        }
+        // The files move to the trash at once (one rename) and are deleted
+        // in the background: `rm` and `run --rm` do not wait for a
+        // container's writable layer to be deleted file by file. What a
+        // crash leaves in the trash is deleted at the next start.
+        let trash = self.dir.join(TRASH).join(&rec.id);
+        let moved = std::fs::create_dir_all(self.dir.join(TRASH))
+            .and_then(|()| std::fs::rename(&dir, &trash));
+        match moved {
+            Ok(()) => {
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = util::fsutil::remove_dir_all_if_exists(&trash) {
+                        tracing::warn!(path = %trash.display(), error = %e, "deleting a removed container's files");
+                    }
+                });
             }
-            util::fsutil::remove_dir_all_if_exists(&dir)
-        })
-        .await
-        .ctx("removing container files")?
-        .ctx("removing container files")?;
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {}
+            Err(_) => {
+                tokio::task::spawn_blocking(move || util::fsutil::remove_dir_all_if_exists(&dir))
+                    .await
+                    .ctx("removing container files")?
+                    .ctx("removing container files")?;
+            }
+        }
+        tracing::trace!(container = %rec.id, "remove: files removed");
         {
             let mut reg = self.registry.write().unwrap();
             reg.by_id.remove(&rec.id);

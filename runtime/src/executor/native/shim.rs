@@ -337,6 +337,16 @@ pub fn standby_main(parent: &str) -> ! {
         Err(_) => std::process::exit(1),
     };
     drop(dir);
+    // From here on this shim serves one container: its messages go to that
+    // container's shim.log, as a freshly spawned shim's do.
+    if let Ok(log) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(bundle.join("shim.log"))
+    {
+        // SAFETY: dup2 of an open file onto this process's stderr.
+        unsafe { libc::dup2(log.as_raw_fd(), 2) };
+    }
     let code = match Shim::start(&bundle, report, daemon, Some(Standby { child, cgroup })) {
         Ok(shim) => shim.run(),
         Err(()) => 1,
