@@ -25,14 +25,16 @@ berth=target/debug/berth
 berthd=target/debug/berthd
 
 step "starting berthd on $demo"
-if [ -S "$sock" ] && $berth version >/dev/null 2>&1; then
+if [ -f "$demo/berthd.pid" ] && kill -0 "$(cat "$demo/berthd.pid")" 2>/dev/null; then
     echo "stopping the berthd left by an earlier demo"
-    pkill -f "berthd --root $demo/root" || true
-    sleep 0.5
+    old=$(cat "$demo/berthd.pid")
+    kill "$old"
+    for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
 fi
 mkdir -p "$demo"
 $berthd --root "$demo/root" --host "$BERTH_HOST" >"$demo/berthd.log" 2>&1 &
 daemon=$!
+echo $daemon >"$demo/berthd.pid"
 if [ $keep = 0 ]; then
     trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
 fi

@@ -76,6 +76,26 @@ fn bad_create_requests_are_400_and_create_nothing() {
         Some(("application/json", br#"{"Image":"hello"}"#)),
     );
     assert_eq!(r.status, 400, "{}", r.text());
+    // Options berth does not implement are refused, not dropped.
+    for (body, want) in [
+        (
+            br#"{"Image": "hello", "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": 9, "Hard": 9}]}}"#
+                as &[u8],
+            "HostConfig.Ulimits (--ulimit) is not supported",
+        ),
+        (
+            br#"{"Image": "hello", "HostConfig": {"Dns": ["192.0.2.1"]}}"#,
+            "HostConfig.Dns (--dns) is not supported",
+        ),
+    ] {
+        let r = d.http(
+            "POST",
+            "/containers/create",
+            Some(("application/json", body)),
+        );
+        assert_eq!(r.status, 501, "{}", r.text());
+        assert!(r.message().contains(want), "{}", r.message());
+    }
     assert_eq!(
         d.http("GET", "/containers/json?all=1", None).json(),
         json!([])

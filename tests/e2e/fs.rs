@@ -562,6 +562,28 @@ fn wasm_containers_copy_export_diff_and_commit() {
     assert!(out.lines().any(|l| l == "A /d-in.txt"), "{out}");
 }
 
+#[test]
+fn a_read_only_wasm_container_cannot_write_its_filesystem() {
+    let d = Daemon::start();
+    let work = scratch(&d, "wasm-ro");
+    std::fs::write(work.join("fs.wat"), FS_WAT).unwrap();
+    d.ok(&["wasm", "import", s(&work.join("fs.wat")), "fsdemo"]);
+    // The module skips the write when path_open fails, and exits 0.
+    d.ok(&["run", "--name", "ro", "--read-only", "fsdemo"]);
+    assert_eq!(
+        d.ok(&["diff", "ro"]),
+        "",
+        "nothing written with --read-only"
+    );
+    let out = d.berth(&["cp", "ro:/out.txt", s(&work.join("out.txt"))]);
+    assert!(
+        !out.status.success(),
+        "no /out.txt in a read-only container"
+    );
+    d.ok(&["run", "--name", "rw", "fsdemo"]);
+    assert_eq!(d.ok(&["diff", "rw"]), "A /out.txt\n", "written without it");
+}
+
 /// A tar with one entry whose name climbs out with `..`.
 fn climbing_tar(name: &str) -> Vec<u8> {
     let mut h = tar::Header::new_gnu();

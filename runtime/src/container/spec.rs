@@ -208,6 +208,7 @@ pub fn check_supported(
             "volumes and bind mounts (-v, --mount, --tmpfs) are not supported yet",
         ));
     }
+    refuse_unsupported_host_fields(host)?;
     if has_port_bindings(host) || host.publish_all_ports {
         return Err(Error::not_implemented(
             "publishing ports (-p, -P) needs container networking, which berth does not implement yet",
@@ -245,6 +246,11 @@ pub fn check_supported(
         }
         if host.cpu_shares < 0 {
             return Err(Error::invalid("invalid CPU shares: they can't be negative"));
+        }
+        if !host.devices.is_empty() {
+            return Err(Error::not_implemented(
+                "--device is not supported by berth yet: the container gets Docker's default devices only",
+            ));
         }
     }
     if kind == ExecutorKind::Wasm {
@@ -286,6 +292,100 @@ pub fn check_supported(
         }
     }
     Ok(warnings)
+}
+
+/// `HostConfig` fields berth does not act on, with the `docker run` flag
+/// that sets each. A request that gives one a value is refused rather than
+/// run without it; clients send most of them with zero values, which mean
+/// "not set".
+const UNSUPPORTED_HOST_FIELDS: &[(&str, &str)] = &[
+    ("BlkioWeight", "--blkio-weight"),
+    ("BlkioWeightDevice", "--blkio-weight-device"),
+    ("BlkioDeviceReadBps", "--device-read-bps"),
+    ("BlkioDeviceWriteBps", "--device-write-bps"),
+    ("BlkioDeviceReadIOps", "--device-read-iops"),
+    ("BlkioDeviceWriteIOps", "--device-write-iops"),
+    ("CgroupParent", "--cgroup-parent"),
+    ("CgroupnsMode", "--cgroupns"),
+    ("Cgroup", "--cgroup"),
+    ("ContainerIDFile", ""),
+    ("CpuCount", ""),
+    ("CpuPercent", ""),
+    ("CpuRealtimePeriod", "--cpu-rt-period"),
+    ("CpuRealtimeRuntime", "--cpu-rt-runtime"),
+    ("CpusetCpus", "--cpuset-cpus"),
+    ("CpusetMems", "--cpuset-mems"),
+    ("DeviceCgroupRules", "--device-cgroup-rule"),
+    ("DeviceRequests", "--gpus"),
+    ("Dns", "--dns"),
+    ("DnsOptions", "--dns-option"),
+    ("DnsSearch", "--dns-search"),
+    ("ExtraHosts", "--add-host"),
+    ("GroupAdd", "--group-add"),
+    ("IOMaximumBandwidth", ""),
+    ("IOMaximumIOps", ""),
+    ("IpcMode", "--ipc"),
+    ("KernelMemory", "--kernel-memory"),
+    ("KernelMemoryTCP", ""),
+    ("Links", "--link"),
+    ("MaskedPaths", ""),
+    ("MemoryReservation", "--memory-reservation"),
+    ("MemorySwappiness", "--memory-swappiness"),
+    ("OomKillDisable", "--oom-kill-disable"),
+    ("OomScoreAdj", "--oom-score-adj"),
+    ("PidMode", "--pid"),
+    ("ReadonlyPaths", ""),
+    ("ShmSize", "--shm-size"),
+    ("StorageOpt", "--storage-opt"),
+    ("Sysctls", "--sysctl"),
+    ("UTSMode", "--uts"),
+    ("Ulimits", "--ulimit"),
+    ("UsernsMode", "--userns"),
+    ("VolumeDriver", "--volume-driver"),
+    ("VolumesFrom", "--volumes-from"),
+];
+
+/// Refuses a request that sets a `HostConfig` field berth would otherwise
+/// drop (see [`UNSUPPORTED_HOST_FIELDS`]).
+fn refuse_unsupported_host_fields(host: &HostConfig) -> Result<()> {
+    for (field, flag) in UNSUPPORTED_HOST_FIELDS {
+        let Some(value) = host.extra.get(*field) else {
+            continue;
+        };
+        // Values that say "the default" in Docker's API.
+        let default = match (*field, value) {
+            ("CgroupnsMode", serde_json::Value::String(m)) => m == "private",
+            ("OomKillDisable", serde_json::Value::Bool(b)) => !b,
+            ("MemorySwappiness", serde_json::Value::Number(n)) => n.as_i64() == Some(-1),
+            _ => false,
+        };
+        if default || is_zero(value) {
+            continue;
+        }
+        let flag = if flag.is_empty() {
+            String::new()
+        } else {
+            format!(" ({flag})")
+        };
+        return Err(Error::not_implemented(format!(
+            "HostConfig.{field}{flag} is not supported by berth yet: create the container without it"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a JSON value is the zero value a Go client sends for a field it
+/// leaves unset.
+fn is_zero(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
 }
 
 fn has_port_bindings(host: &HostConfig) -> bool {
@@ -435,6 +535,43 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn host_fields_berth_would_drop_are_refused() {
+        let host = |j| serde_json::from_value::<HostConfig>(j).unwrap();
+        let c = Config::default();
+        for kind in [ExecutorKind::Native, ExecutorKind::Wasm] {
+            let e = check_supported(
+                kind,
+                &c,
+                &host(
+                    serde_json::json!({"Ulimits": [{"Name": "nofile", "Soft": 100, "Hard": 100}]}),
+                ),
+            )
+            .unwrap_err();
+            assert!(
+                e.to_string().contains("HostConfig.Ulimits (--ulimit)"),
+                "{e}"
+            );
+            assert!(
+                check_supported(kind, &c, &host(serde_json::json!({"ShmSize": 1048576}))).is_err()
+            );
+            assert!(
+                check_supported(kind, &c, &host(serde_json::json!({"Dns": ["1.1.1.1"]}))).is_err()
+            );
+        }
+        // The zero values the docker CLI sends for every field it knows,
+        // and Docker's own defaults, pass.
+        let zeros = host(serde_json::json!({
+            "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": null, "GroupAdd": null,
+            "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0, "PidMode": "",
+            "UTSMode": "", "UsernsMode": "", "ShmSize": 0, "CgroupnsMode": "private",
+            "Ulimits": null, "CpusetCpus": "", "MemorySwappiness": null, "OomKillDisable": false,
+            "BlkioWeightDevice": [], "DeviceCgroupRules": null, "MaskedPaths": null,
+            "ContainerIDFile": "", "VolumeDriver": "", "VolumesFrom": null, "CpuCount": 0
+        }));
+        assert!(check_supported(ExecutorKind::Native, &c, &zeros).is_ok());
     }
 
     #[test]

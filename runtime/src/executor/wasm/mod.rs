@@ -503,7 +503,13 @@ impl WasmExecutor {
                 stdio::ChannelReader::new(rx),
             ));
         }
-        b.preopened_dir(&launch.rootfs, "/", wasmtime_wasi::FsPerms::ReadWrite)
+        // `--read-only`: the guest may read its filesystem, not change it.
+        let perms = if launch.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+            wasmtime_wasi::FsPerms::ReadOnly
+        } else {
+            wasmtime_wasi::FsPerms::ReadWrite
+        };
+        b.preopened_dir(&launch.rootfs, "/", perms)
             .map_err(|e| Error::internal(format!("opening the container's filesystem: {e:#}")))?;
         b.initial_cwd(launch.cwd());
         let cell = Arc::new(LimitCell::new(launch.memory_limit()));
