@@ -203,6 +203,11 @@ pub fn check_supported(
             )));
         }
     }
+    if !host.log_config.config.is_empty() {
+        return Err(Error::not_implemented(
+            "log options (--log-opt) are not supported by berth yet: logs are kept whole, without rotation",
+        ));
+    }
     if !host.binds.is_empty() || !host.mounts.is_empty() || !host.tmpfs.is_empty() {
         return Err(Error::not_implemented(
             "volumes and bind mounts (-v, --mount, --tmpfs) are not supported yet",
@@ -560,6 +565,10 @@ mod tests {
             assert!(
                 check_supported(kind, &c, &host(serde_json::json!({"Dns": ["1.1.1.1"]}))).is_err()
             );
+            let log_opt = host(
+                serde_json::json!({"LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}}}),
+            );
+            assert!(check_supported(kind, &c, &log_opt).is_err());
         }
         // The zero values the docker CLI sends for every field it knows,
         // and Docker's own defaults, pass.
