@@ -5,7 +5,9 @@
 
 set -euo pipefail
 BENCH_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH_TMP="$(mktemp -d /tmp/berth-bench.XXXXXX)"
+# BENCH_TMPDIR puts the scratch root (daemon root included) elsewhere, say
+# on a tmpfs to take the disk out of the figures.
+BENCH_TMP="$(mktemp -d "${BENCH_TMPDIR:-/tmp}/berth-bench.XXXXXX")"
 BERTH="$BENCH_REPO/target/release/berth"
 BERTHD="$BENCH_REPO/target/release/berthd"
 BENCH_DAEMON_PID=""

@@ -6,7 +6,8 @@
 #
 #   bench/wasm-start.sh            (RUNS=100 by default)
 #
-# Needs: root, hyperfine, runc and/or crun, busybox-static, python3.
+# Needs: root, hyperfine, runc and/or crun, busybox-static, python3;
+# wasmtime on PATH (or WASMTIME=path) for its rows.
 source "$(dirname "$0")/lib.sh"
 RUNS="${RUNS:-100}"
 need hyperfine "apt-get install hyperfine"
@@ -41,6 +42,16 @@ if command -v runc >/dev/null; then
     runc_ms=$(cd "$bundle" && bench_median runc "$RUNS" runc run --bundle "$bundle" bench-runc)
     rows+=("runc run busybox /bin/true|$runc_ms")
 fi
+# The same module in the wasmtime CLI, one process per run (its compiled
+# code cache on, as by default), and from a module compiled ahead of time.
+WASMTIME="${WASMTIME:-$(command -v wasmtime || true)}"
+if [ -n "$WASMTIME" ]; then
+    "$WASMTIME" compile -o "$BENCH_TMP/hello.cwasm" "$BENCH_REPO/samples/out/hello.wasm"
+    wt_ms=$(bench_median wasmtime "$RUNS" "$WASMTIME" run "$BENCH_REPO/samples/out/hello.wasm")
+    rows+=("wasmtime run hello.wasm|$wt_ms")
+    wtc_ms=$(bench_median wasmtime-aot "$RUNS" "$WASMTIME" run --allow-precompiled "$BENCH_TMP/hello.cwasm")
+    rows+=("wasmtime run --allow-precompiled hello.cwasm|$wtc_ms")
+fi
 if command -v crun >/dev/null; then
     bundle=$(bench_busybox_bundle)
     bench_crun_ready
@@ -50,11 +61,12 @@ fi
 
 echo
 echo "Wasm start, median of $RUNS runs ($(nproc) CPUs, $(uname -r))"
-printf '%-40s %10s\n' "command" "ms"
-for r in "${rows[@]}"; do printf '%-40s %10s\n' "${r%%|*}" "${r##*|}"; done
+printf '%-50s %10s\n' "command" "ms"
+for r in "${rows[@]}"; do printf '%-50s %10s\n' "${r%%|*}" "${r##*|}"; done
 echo
 printf 'berthd, per container (median): create %s us, start->running %s us, start->exit %s us, create+start->exit %s us\n' \
     "$create_us" "$start_us" "$exit_us" "$total_us"
+[ -n "${wt_ms:-}" ] && python3 -c "print('ratio berth/wasmtime run: %.2f; berth/wasmtime run precompiled: %.2f' % ($berth_ms/$wt_ms, $berth_ms/$wtc_ms))"
 [ -n "${crun_ms:-}" ] && python3 -c "print('ratio berth/crun: %.2f' % ($berth_ms/$crun_ms))"
 [ -n "${runc_ms:-}" ] && python3 -c "print('ratio berth/runc: %.2f' % ($berth_ms/$runc_ms))"
 python3 -c "print('targets: whole run < 5 ms: %s; daemon create+start->exit < 500 us: %s' % ('met' if $berth_ms < 5 else 'MISSED', 'met' if $total_us < 500 else 'MISSED'))"
