@@ -52,7 +52,7 @@ impl EngineConfig {
     pub fn new(root: impl Into<PathBuf>) -> EngineConfig {
         EngineConfig {
             root: root.into(),
-            wasm_pool_slots: 1000,
+            wasm_pool_slots: crate::executor::wasm::DEFAULT_POOL_SLOTS,
             runtimes: HashMap::new(),
             shim: None,
             cgroup_parent: "berth".into(),

@@ -90,11 +90,18 @@ pub struct Daemon {
     pub socket: PathBuf,
     child: Option<Child>,
     log: PathBuf,
+    /// `--wasm-pool-slots` (64: tests never run more at once).
+    pool_slots: u32,
 }
 
 impl Daemon {
     /// Starts berthd on a fresh root.
     pub fn start() -> Daemon {
+        Daemon::start_with_pool(64)
+    }
+
+    /// Starts berthd on a fresh root with room for `slots` Wasm containers.
+    pub fn start_with_pool(slots: u32) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -108,6 +115,7 @@ impl Daemon {
             socket,
             child: None,
             log,
+            pool_slots: slots,
         };
         d.spawn();
         d
@@ -129,7 +137,7 @@ impl Daemon {
             .arg("--host")
             .arg(self.host())
             .arg("--wasm-pool-slots")
-            .arg("64")
+            .arg(self.pool_slots.to_string())
             .env("BERTH_LOG", "berth=debug,info")
             .stdout(log.try_clone().unwrap())
             .stderr(log)

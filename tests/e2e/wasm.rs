@@ -96,6 +96,27 @@ fn detached_logs_follow_then_stop_a_sleeping_module() {
 }
 
 #[test]
+fn a_full_instance_pool_refuses_the_next_start_clearly() {
+    let d = Daemon::start_with_pool(2);
+    d.import("sleep.wasm", "sleep");
+    d.ok(&["run", "-d", "--name", "p1", "sleep", "3600"]);
+    d.ok(&["run", "-d", "--name", "p2", "sleep", "3600"]);
+    let out = d.berth(&["run", "-d", "--name", "p3", "sleep", "3600"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already runs 2 Wasm containers")
+            && stderr(&out).contains("--wasm-pool-slots"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(d.inspect("p3")["State"]["Status"], "created");
+    // A slot freed is a slot to use.
+    d.ok(&["rm", "-f", "p1"]);
+    d.ok(&["start", "p3"]);
+    assert_eq!(d.inspect("p3")["State"]["Status"], "running");
+}
+
+#[test]
 fn busy_loop_is_stopped_within_its_timeout() {
     let d = Daemon::start();
     d.import("spin.wasm", "spin");

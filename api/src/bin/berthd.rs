@@ -30,8 +30,9 @@ struct Args {
     )]
     hosts: Vec<String>,
 
-    /// How many Wasm containers may run at once (wasmtime instance pool).
-    #[arg(long, default_value_t = 1000)]
+    /// How many Wasm containers may run at once (wasmtime instance pool;
+    /// each slot reserves address space, not memory).
+    #[arg(long, default_value_t = berth_runtime::executor::wasm::DEFAULT_POOL_SLOTS)]
     wasm_pool_slots: u32,
 
     /// Register an external OCI runtime: NAME=PATH (repeatable). crun and

@@ -53,6 +53,11 @@ pub const TRAP_EXIT_CODE: i64 = 134;
 /// Exit code when the memory limit stopped the module (as an OOM kill).
 pub const OOM_EXIT_CODE: i64 = 137;
 
+/// Wasm containers that may run at once by default. Each slot reserves
+/// address space for one linear memory (4 GiB plus guard pages), not memory:
+/// 10,000 slots take about 42 TB of the 128 TB a process can address.
+pub const DEFAULT_POOL_SLOTS: u32 = 10_000;
+
 /// Settings for the Wasm engine.
 #[derive(Debug, Clone)]
 pub struct WasmConfig {
@@ -72,7 +77,7 @@ impl WasmConfig {
     pub fn new(cache_dir: PathBuf) -> WasmConfig {
         WasmConfig {
             cache_dir,
-            pool_slots: 1000,
+            pool_slots: DEFAULT_POOL_SLOTS,
             max_memory: 4 << 30,
             tick: Duration::from_millis(10),
             threads: std::thread::available_parallelism()
@@ -471,6 +476,13 @@ impl super::Executor for WasmExecutor {
 impl WasmExecutor {
     /// Starting a Wasm guest needs no waiting: it is spawned at once.
     fn start_now(&self, launch: &Launch, stdio: Stdio, on_exit: ExitCallback) -> Result<Running> {
+        let slots = self.config.pool_slots.max(1) as i64;
+        if self.running.load(Ordering::Relaxed) >= slots {
+            return Err(Error::conflict(format!(
+                "berthd already runs {slots} Wasm containers, its limit: stop some, or start \
+                 berthd with a larger --wasm-pool-slots"
+            )));
+        }
         let module = launch
             .wasm
             .as_ref()
