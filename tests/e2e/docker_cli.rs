@@ -13,13 +13,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A daemon, if the docker CLI is installed (required in CI).
-fn daemon() -> Option<Daemon> {
+pub(crate) fn daemon() -> Option<Daemon> {
     require("docker")?;
     Some(Daemon::start())
 }
 
 /// A daemon with busybox, for native containers (needs root).
-fn native_daemon() -> Option<Daemon> {
+pub(crate) fn native_daemon() -> Option<Daemon> {
     require("docker")?;
     if !native_ok() {
         return None;
@@ -29,7 +29,7 @@ fn native_daemon() -> Option<Daemon> {
     Some(d)
 }
 
-fn docker_cmd(d: &Daemon, args: &[&str]) -> Command {
+pub(crate) fn docker_cmd(d: &Daemon, args: &[&str]) -> Command {
     let mut c = Command::new(which("docker").expect("docker is installed"));
     c.arg("-H")
         .arg(d.host())
@@ -70,7 +70,7 @@ fn docker(d: &Daemon, args: &[&str]) -> Output {
 }
 
 /// `docker ARGS...` that must succeed; its stdout.
-fn dok(d: &Daemon, args: &[&str]) -> String {
+pub(crate) fn dok(d: &Daemon, args: &[&str]) -> String {
     let out = docker(d, args);
     assert!(
         out.status.success(),
@@ -84,7 +84,7 @@ fn dok(d: &Daemon, args: &[&str]) -> String {
 }
 
 /// `docker ARGS...` that must fail; its stderr.
-fn derr(d: &Daemon, args: &[&str]) -> String {
+pub(crate) fn derr(d: &Daemon, args: &[&str]) -> String {
     let out = docker(d, args);
     assert!(
         !out.status.success(),
@@ -94,7 +94,7 @@ fn derr(d: &Daemon, args: &[&str]) -> String {
     stderr(&out)
 }
 
-fn status(d: &Daemon, name: &str) -> String {
+pub(crate) fn status(d: &Daemon, name: &str) -> String {
     d.inspect(name)["State"]["Status"]
         .as_str()
         .unwrap_or_default()

@@ -3,6 +3,8 @@
 mod api;
 mod daemon;
 mod docker_cli;
+mod docker_core;
+mod docker_py;
 mod fs;
 mod harness;
 mod images;

@@ -31,14 +31,14 @@ fn free_port() -> u16 {
 }
 
 /// The distribution registry on a free loopback port, stopped on drop.
-struct DistRegistry {
+pub(crate) struct DistRegistry {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 impl DistRegistry {
-    fn start(with_auth: bool) -> Option<DistRegistry> {
+    pub(crate) fn start(with_auth: bool) -> Option<DistRegistry> {
         let bin = require("docker-registry")?;
         let dir = tempfile::Builder::new()
             .prefix("berth-registry-")
@@ -83,7 +83,7 @@ impl DistRegistry {
         Some(r)
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 

@@ -61,7 +61,9 @@ struct ListQuery {
 
 async fn list(State(engine): State<AppState>, Q(q): Q<ListQuery>) -> ApiResult<Response> {
     let filters = ListFilters::parse(&q.filters)?;
-    let mut out = engine.containers().list(q.all, &filters)?;
+    // A limit (`ps -n`, `ps -l`) counts stopped containers too, as Docker's.
+    let all = q.all || q.limit.is_some_and(|n| n > 0);
+    let mut out = engine.containers().list(all, &filters)?;
     if let Some(n) = q.limit.filter(|n| *n > 0) {
         out.truncate(n as usize);
     }

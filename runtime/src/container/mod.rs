@@ -792,6 +792,9 @@ impl Containers {
             ));
         }
         let image = self.images.resolve(&request.config.image)?;
+        if let Some(want) = request.platform.as_deref().filter(|p| !p.is_empty()) {
+            check_platform(&request.config.image, &image, want)?;
+        }
         let handle = self.images.handle(&image)?;
         let kind = spec::choose_executor(
             image.kind.executor(),
@@ -961,6 +964,12 @@ impl Containers {
         };
         let mut config = config;
         config.image = request.config.image.clone();
+        // The log driver in effect, as Docker records it (docker-py reads
+        // it to decide whether `containers.run` can return the logs).
+        let mut host_config = request.host_config.clone();
+        if host_config.log_config.kind.is_empty() {
+            host_config.log_config.kind = "json-file".into();
+        }
         let record = ContainerRecord {
             id: id.to_string(),
             name: name.to_string(),
@@ -968,7 +977,7 @@ impl Containers {
             image: request.config.image.clone(),
             image_id: image.id.clone(),
             config,
-            host_config: request.host_config.clone(),
+            host_config,
             path: argv[0].clone(),
             args: argv[1..].to_vec(),
             executor: kind,
@@ -1052,7 +1061,10 @@ impl Containers {
             };
             let executor = self.executor(rec.executor)?.clone();
             let launch = self.launch(c, &rec)?;
-            executor.prepare(&launch).await?;
+            if let Err(e) = executor.prepare(&launch).await {
+                self.remove_after_failed_start(c).await;
+                return Err(e);
+            }
             c.logs.begin()?;
             let stdin_rx = {
                 let mut inner = c.inner.lock().unwrap();
@@ -1088,6 +1100,7 @@ impl Containers {
                         inner.record.clone()
                     };
                     let _ = self.persist(&rec, Durability::None);
+                    self.remove_after_failed_start(c).await;
                     return Err(e);
                 }
             };
@@ -1117,6 +1130,17 @@ impl Containers {
             let _ = started_tx.send(());
             Ok(())
         })
+    }
+
+    /// A start that failed removes an `--rm` container, as Docker does: a
+    /// client waiting for its removal (`docker run --rm`) then returns.
+    async fn remove_after_failed_start(&self, c: &Container) {
+        if !c.inner.lock().unwrap().record.host_config.auto_remove {
+            return;
+        }
+        if let Err(e) = self.remove_locked(c).await {
+            tracing::warn!(container = %c.id, error = %e, "auto-removing container");
+        }
     }
 
     async fn on_exit(self: Arc<Self>, c: Arc<Container>, status: ExitStatus) {
@@ -1772,6 +1796,30 @@ fn event_attributes(rec: &ContainerRecord, extra: &[(&str, String)]) -> BTreeMap
         a.insert((*k).to_string(), v.clone());
     }
     a
+}
+
+/// `create?platform=...` on a local image, as Docker checks it: an image of
+/// another platform is "not found" (so a client pulls the one asked for).
+/// A Wasm image satisfies any WASI platform, whatever OS its config names.
+fn check_platform(reference: &str, image: &image::ImageRecord, want: &str) -> Result<()> {
+    use image::manifest::Platform;
+    let want = Platform::parse(want)?;
+    if image.os.is_empty() {
+        return Ok(());
+    }
+    let have = Platform {
+        os: image.os.clone(),
+        architecture: image.architecture.clone(),
+        ..Default::default()
+    };
+    if have.satisfies(&want) || (want.is_wasm() && matches!(image.kind, ImageKind::Wasm { .. })) {
+        return Ok(());
+    }
+    Err(Error::not_found(format!(
+        "image with reference {reference} was found but its platform ({}) does not match the specified platform ({})",
+        have.name(),
+        want.name()
+    )))
 }
 
 /// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for a native

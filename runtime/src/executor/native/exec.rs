@@ -293,6 +293,43 @@ pub struct ExecProcess {
     pub pty: Option<OwnedFd>,
 }
 
+/// A pty in the container's own devpts, as runc makes exec consoles, so
+/// that the process's terminal is a `/dev/pts/N` it can see (`tty` names
+/// it). The master is opened inside the container's root; the slave comes
+/// from the master (`TIOCGPTPEER`), never by path. None if that fails.
+fn container_pty(pid: i32, ws: Option<&nix::pty::Winsize>) -> Option<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    let root = nix::fcntl::open(
+        format!("/proc/{pid}/root").as_str(),
+        OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    let master = init::open_in(&root, "/dev/pts/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY).ok()?;
+    let mut unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK with a valid pointer; TIOCGPTPEER returns a new fd.
+    let slave = unsafe {
+        if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) < 0 {
+            return None;
+        }
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
+    if let Some(ws) = ws {
+        // SAFETY: TIOCSWINSZ with a valid winsize.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, ws) };
+    }
+    Some((master, slave))
+}
+
 /// Starts `berth-shim exec` for a container.
 pub fn spawn(
     shim: &Path,
@@ -317,14 +354,18 @@ pub fn spawn(
             ws_xpixel: 0,
             ws_ypixel: 0,
         });
-        let pty = nix::pty::openpty(ws.as_ref(), None).ctx("openpty")?;
-        let master = pty.master;
-        nix::fcntl::fcntl(
-            &master,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        )
-        .ctx("fcntl")?;
-        let slave = pty.slave;
+        let (master, slave) = match container_pty(spec.pid, ws.as_ref()) {
+            Some(pair) => pair,
+            None => {
+                let pty = nix::pty::openpty(ws.as_ref(), None).ctx("openpty")?;
+                nix::fcntl::fcntl(
+                    &pty.master,
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+                )
+                .ctx("fcntl")?;
+                (pty.master, pty.slave)
+            }
+        };
         cmd.stdin(std::process::Stdio::from(slave.try_clone().ctx("dup")?))
             .stdout(std::process::Stdio::from(slave.try_clone().ctx("dup")?))
             .stderr(std::process::Stdio::from(slave));

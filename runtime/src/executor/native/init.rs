@@ -404,7 +404,7 @@ fn set_keepcaps(on: bool) -> std::io::Result<()> {
 
 /// Opens `path` inside the root `root` (an fd), symlinks resolved as if
 /// `root` were `/`.
-fn open_in(root: &OwnedFd, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+pub(super) fn open_in(root: &OwnedFd, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
