@@ -75,7 +75,7 @@ if [ -n "$WASMTIME" ]; then
     sleep 2
     wt_kib=$(python3 -c "print('%.1f' % ($(pss "${pids[@]}") / $PEERS))")
     kill "${pids[@]}" 2>/dev/null || true
-    wait 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
 fi
 
 echo

@@ -1381,3 +1381,47 @@ fn stats_no_stream_of_a_native_container() {
     assert_eq!(all, "st\n");
     dok(&d, &["rm", "-f", "st"]);
 }
+
+#[test]
+fn stats_of_a_wasm_container_come_from_the_engine() {
+    let Some(d) = daemon() else { return };
+    d.import("spin.wasm", "spin");
+    dok(&d, &["run", "-d", "--name", "wst", "-m", "16m", "spin"]);
+    // One sample a second apart: the busy guest used CPU in between.
+    let r = d.http("GET", "/containers/wst/stats?stream=0", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s = r.json();
+    let total = s["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap();
+    let before = s["precpu_stats"]["cpu_usage"]["total_usage"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        total > before + 100_000_000,
+        "a busy loop uses CPU: {before} -> {total}"
+    );
+    assert!(s["memory_stats"]["usage"].as_u64().unwrap() >= 65536, "{s}");
+    assert_eq!(s["memory_stats"]["limit"], 16 * 1024 * 1024, "{s}");
+    let out = dok(
+        &d,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.CPUPerc}} {{.MemUsage}}",
+            "wst",
+        ],
+    );
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(parts[0], "wst", "{out}");
+    let cpu: f64 = parts[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 10.0, "{out}");
+    assert_eq!(&parts[3..], ["/", "16MiB"], "{out}");
+    dok(&d, &["rm", "-f", "wst"]);
+    // A stopped one has zeros, as Docker's.
+    dok(&d, &["create", "--name", "wst2", "spin"]);
+    let s = d
+        .http("GET", "/containers/wst2/stats?stream=0", None)
+        .json();
+    assert_eq!(s["cpu_stats"]["cpu_usage"]["total_usage"], 0);
+    assert_eq!(s["memory_stats"], serde_json::json!({}));
+}

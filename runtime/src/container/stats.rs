@@ -1,12 +1,13 @@
 //! `GET /containers/{id}/stats`: samples of a native container's cgroup
-//! counters in Docker's JSON shape (`read`, `cpu_stats`, `precpu_stats`,
+//! counters, or of a Wasm container's own accounting (linear memory, time
+//! spent running the guest), in Docker's JSON shape (`read`, `cpu_stats`, `precpu_stats`,
 //! `memory_stats`, `pids_stats`, `blkio_stats`), which `docker stats`
 //! turns into percentages.
 
 use super::{Containers, Status};
-use crate::error::{Error, Result};
-use crate::executor::ExecutorKind;
+use crate::error::Result;
 use crate::executor::native::cgroups::Stats;
+use crate::executor::{ExecutorKind, Usage};
 use serde_json::{Value, json};
 
 /// One sample, kept to serve as the next sample's `precpu_stats`.
@@ -61,16 +62,20 @@ impl Containers {
     pub fn stats_sample(&self, name: &str, prev: Option<&Sample>) -> Result<Sample> {
         let c = self.get(name)?;
         let rec = c.record();
-        if rec.executor == ExecutorKind::Wasm {
-            return Err(Error::not_implemented(
-                "stats are not available for Wasm containers yet: their memory and CPU are not cgroup counters",
-            ));
-        }
         let online = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         let read = crate::util::now_rfc3339();
         let running = rec.state.status == Status::Running || rec.state.status == Status::Paused;
+        if rec.executor == ExecutorKind::Wasm {
+            // The executor's own accounting: the guest's linear memory and
+            // the time spent running it.
+            let usage = running
+                .then(|| c.inner.lock().unwrap().control.clone())
+                .flatten()
+                .and_then(|control| control.usage());
+            return Ok(wasm_sample(&rec, usage, online, read, prev));
+        }
         let stats = if running {
             self.native
                 .cgroups
@@ -133,6 +138,56 @@ impl Containers {
         });
         Ok(Sample { read, cpu, json })
     }
+}
+
+/// A Wasm container's sample: `usage` is `None` when it is not running.
+fn wasm_sample(
+    rec: &super::ContainerRecord,
+    usage: Option<Usage>,
+    online: usize,
+    read: String,
+    prev: Option<&Sample>,
+) -> Sample {
+    let cpu = json!({
+        "cpu_usage": {
+            "total_usage": usage.map_or(0, |u| u.cpu_ns),
+            "usage_in_kernelmode": 0,
+            "usage_in_usermode": usage.map_or(0, |u| u.cpu_ns),
+        },
+        "system_cpu_usage": system_cpu_ns(),
+        "online_cpus": online,
+        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+    });
+    let memory = match usage {
+        None => json!({}),
+        Some(u) => json!({
+            "usage": u.memory,
+            "stats": {},
+            "limit": u.memory_limit.unwrap_or_else(host_memory),
+        }),
+    };
+    let (preread, precpu) = match prev {
+        Some(p) => (p.read.clone(), p.cpu.clone()),
+        None => (
+            crate::util::ZERO_TIME.to_string(),
+            json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}),
+        ),
+    };
+    let json = json!({
+        "read": read,
+        "preread": preread,
+        "pids_stats": {},
+        "blkio_stats": {},
+        "num_procs": 0,
+        "storage_stats": {},
+        "cpu_stats": cpu,
+        "precpu_stats": precpu,
+        "memory_stats": memory,
+        "name": format!("/{}", rec.name),
+        "id": rec.id,
+        "networks": {},
+    });
+    Sample { read, cpu, json }
 }
 
 fn host_memory() -> u64 {

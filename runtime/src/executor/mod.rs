@@ -153,6 +153,11 @@ pub trait Control: Send + Sync {
             "this executor cannot unpause a container",
         ))
     }
+    /// What the process has used, for executors that account for it
+    /// themselves (Wasm); native containers are read from their cgroup.
+    fn usage(&self) -> Option<Usage> {
+        None
+    }
     /// Changes the memory limit of the running process (`docker update
     /// --memory`), in bytes; `None` lifts it. Native containers are updated
     /// through their cgroup instead.
@@ -162,6 +167,17 @@ pub trait Control: Send + Sync {
             "this executor cannot change a running container's memory limit",
         ))
     }
+}
+
+/// Resources a running container has used (see [`Control::usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Time spent running the guest, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory in use, in bytes.
+    pub memory: u64,
+    /// The memory limit, if there is one.
+    pub memory_limit: Option<u64>,
 }
 
 /// A started process.

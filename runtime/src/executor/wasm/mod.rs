@@ -23,7 +23,7 @@
 mod stdio;
 
 use super::{
-    Control, DefaultAction, ExecutorKind, ExitCallback, ExitStatus, Launch, Running, Stdio,
+    Control, DefaultAction, ExecutorKind, ExitCallback, ExitStatus, Launch, Running, Stdio, Usage,
     WasiTarget, WasmModule, default_action,
 };
 use crate::error::{Error, Result, ResultExt};
@@ -536,6 +536,8 @@ impl WasmExecutor {
         let output = stdio.output;
         let running = self.running.clone();
         running.fetch_add(1, Ordering::Relaxed);
+        let cpu_ns = Arc::new(AtomicU64::new(0));
+        let cpu = cpu_ns.clone();
         let task = async move {
             tracing::trace!("wasm: task running");
             let run = async {
@@ -559,6 +561,15 @@ impl WasmExecutor {
             };
             // A panic in wasmtime or WASI must still end the container.
             let run = std::panic::AssertUnwindSafe(run).catch_unwind();
+            // The time spent in its polls is the guest's CPU time: the
+            // guest, and the host calls it makes, run inside them.
+            let mut run = Box::pin(run);
+            let run = std::future::poll_fn(move |cx| {
+                let began = std::time::Instant::now();
+                let r = run.as_mut().poll(cx);
+                cpu.fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                r
+            });
             let status = tokio::select! {
                 status = run => status.unwrap_or_else(|_| ExitStatus {
                     code: 255,
@@ -587,6 +598,7 @@ impl WasmExecutor {
                 kill: Mutex::new(Some(kill_tx)),
                 pause: pause_tx,
                 limit: cell,
+                cpu_ns,
             }),
         })
     }
@@ -701,9 +713,19 @@ struct WasmControl {
     /// True while paused; the store's epoch callback waits on it.
     pause: watch::Sender<bool>,
     limit: Arc<LimitCell>,
+    /// Time spent running the guest.
+    cpu_ns: Arc<AtomicU64>,
 }
 
 impl Control for WasmControl {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage {
+            cpu_ns: self.cpu_ns.load(Ordering::Relaxed),
+            memory: self.limit.used.load(Ordering::Relaxed),
+            memory_limit: self.limit.max(),
+        })
+    }
+
     /// WASI has no terminal size: there is nothing to resize.
     fn resize(&self, _rows: u16, _cols: u16) -> Result<()> {
         Ok(())
