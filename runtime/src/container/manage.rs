@@ -14,7 +14,6 @@ use crate::error::{Error, Result, ResultExt};
 use crate::executor::ExecutorKind;
 use crate::executor::native::cgroups::{Cgroup, Resources};
 use crate::store::Durability;
-use crate::store::db::CONTAINERS;
 use berth_api_types::container::RestartPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -110,9 +109,7 @@ impl Containers {
             }
             let mut rec = inner.record.clone();
             rec.name = new_name.clone();
-            self.db.write(Durability::Immediate, |tx| {
-                tx.put(CONTAINERS, &rec.id, &rec)
-            })?;
+            self.write_now(&rec, Durability::Immediate)?;
             inner.record.name = new_name.clone();
             if reg.by_name.get(&old) == Some(&c.id) {
                 reg.by_name.remove(&old);

@@ -21,6 +21,7 @@ pub mod logs;
 pub mod manage;
 pub mod names;
 pub mod prune;
+pub mod spares;
 pub mod spec;
 pub mod stats;
 
@@ -334,12 +335,19 @@ pub struct Containers {
     execs: exec::Execs,
     registry: RwLock<Registry>,
     shutting_down: AtomicBool,
-    /// Non-durable commits are waiting for a flush.
-    dirty: AtomicBool,
-    /// Wakes the flusher when something is dirty.
+    /// Record changes not written yet: the newest snapshot of each changed
+    /// container (`None`: removed), which the flusher writes in one durable
+    /// transaction (group commit).
+    pending: Mutex<HashMap<String, Option<ContainerRecord>>>,
+    /// Held while records are written, so that a staged snapshot never
+    /// lands after a newer record written at once.
+    write_lock: Mutex<()>,
+    /// Wakes the flusher when something is pending.
     flush_wanted: Arc<tokio::sync::Notify>,
     /// Where lifecycle events go (`docker events`).
     events: Arc<EventBus>,
+    /// Container directories made ahead of time.
+    spares: Arc<spares::Spares>,
 }
 
 impl Containers {
@@ -415,12 +423,13 @@ impl Containers {
         if let Err(e) = util::fsutil::remove_dir_all_if_exists(&dir.join(TRASH)) {
             tracing::warn!(error = %e, "emptying the removed containers' trash");
         }
+        let spares = spares::Spares::open(&dir).ctx("emptying the spare container directories")?;
         // Directories without a record: a removal interrupted before its
         // files went, or a create that never committed.
         for entry in std::fs::read_dir(&dir).ctx(format!("listing {}", dir.display()))? {
             let entry = entry.ctx("listing containers")?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name != TRASH && !registry.by_id.contains_key(&name) {
+            if name != TRASH && name != spares::DIR && !registry.by_id.contains_key(&name) {
                 tracing::info!(container = %name, "removing files of a container that has no record");
                 let _ = util::fsutil::remove_dir_all_if_exists(&entry.path());
             }
@@ -435,9 +444,11 @@ impl Containers {
             execs: exec::Execs::default(),
             registry: RwLock::new(registry),
             shutting_down: AtomicBool::new(false),
-            dirty: AtomicBool::new(false),
+            pending: Mutex::new(HashMap::new()),
+            write_lock: Mutex::new(()),
             flush_wanted: Arc::new(tokio::sync::Notify::new()),
             events: Arc::new(EventBus::default()),
+            spares,
         })
     }
 
@@ -647,31 +658,59 @@ impl Containers {
     /// the container lock.
     fn persist(&self, rec: &ContainerRecord, durability: Durability) -> Result<()> {
         let registered = self.registry.read().unwrap().by_id.get(&rec.id).cloned();
-        match registered {
-            Some(c) => {
-                let inner = c.inner.lock().unwrap();
-                self.db
-                    .write(durability, |tx| tx.put(CONTAINERS, &rec.id, &inner.record))?;
-            }
-            // Not registered yet (create commits before it registers).
-            None => {
-                self.db
-                    .write(durability, |tx| tx.put(CONTAINERS, &rec.id, rec))?;
-            }
-        }
-        if matches!(durability, Durability::None) {
-            self.dirty.store(true, Ordering::Relaxed);
-            self.flush_wanted.notify_one();
+        // The newest state: the registered container's (not registered yet
+        // while create commits).
+        let snapshot = match registered {
+            Some(c) => c.inner.lock().unwrap().record.clone(),
+            None => rec.clone(),
+        };
+        match durability {
+            // Group commit: staged now, written and fsynced by the flusher a
+            // moment later with whatever else changed meanwhile.
+            Durability::None => self.stage(&rec.id, Some(snapshot)),
+            _ => self.write_now(&snapshot, durability)?,
         }
         Ok(())
     }
 
-    /// Makes state changes committed without fsync durable.
+    /// Stages a record change for the flusher (`None`: the record goes).
+    fn stage(&self, id: &str, rec: Option<ContainerRecord>) {
+        self.pending.lock().unwrap().insert(id.to_string(), rec);
+        self.flush_wanted.notify_one();
+    }
+
+    /// Writes a record at once, superseding what is staged for it.
+    fn write_now(&self, rec: &ContainerRecord, durability: Durability) -> Result<()> {
+        let _w = self.write_lock.lock().unwrap();
+        self.pending.lock().unwrap().remove(&rec.id);
+        self.db
+            .write(durability, |tx| tx.put(CONTAINERS, &rec.id, rec))
+    }
+
+    /// Writes the staged record changes durably, in one transaction.
     pub fn flush(&self) -> Result<()> {
-        if self.dirty.swap(false, Ordering::Relaxed) {
-            self.db.flush()?;
+        let _w = self.write_lock.lock().unwrap();
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap());
+        if batch.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let written = self.db.write(Durability::Immediate, |tx| {
+            for (id, rec) in &batch {
+                match rec {
+                    Some(r) => tx.put(CONTAINERS, id, r)?,
+                    None => tx.delete(CONTAINERS, id)?,
+                }
+            }
+            Ok(())
+        });
+        if written.is_err() {
+            // Kept for the next try, unless something newer was staged.
+            let mut pending = self.pending.lock().unwrap();
+            for (id, rec) in batch {
+                pending.entry(id).or_insert(rec);
+            }
+        }
+        written
     }
 
     /// Flushes state changes as soon as they are made, off the request
@@ -681,7 +720,7 @@ impl Containers {
     pub async fn run_flusher(this: std::sync::Weak<Containers>) {
         loop {
             let Some(me) = this.upgrade() else { return };
-            if !me.dirty.load(Ordering::Relaxed) {
+            if me.pending.lock().unwrap().is_empty() {
                 let wanted = me.flush_wanted.clone();
                 drop(me);
                 wanted.notified().await;
@@ -927,7 +966,9 @@ impl Containers {
         executor: &Arc<dyn Executor>,
     ) -> Result<()> {
         let dir = self.dir.join(id);
-        std::fs::create_dir_all(dir.join("rootfs")).ctx(format!("creating {}", dir.display()))?;
+        self.spares
+            .take_into(&dir)
+            .ctx(format!("creating {}", dir.display()))?;
         if native.is_some() {
             write_etc_files(&dir, &spec::hostname(&config, id))?;
         }
@@ -1443,10 +1484,7 @@ impl Containers {
         // The record goes first, then the files. A crash in between leaves
         // either a record without its directory or a directory without its
         // record; the next start removes both kinds (see `open`).
-        self.db
-            .write(Durability::None, |tx| tx.delete(CONTAINERS, &rec.id))?;
-        self.dirty.store(true, Ordering::Relaxed);
-        self.flush_wanted.notify_one();
+        self.stage(&rec.id, None);
         let dir = c.dir.clone();
         if rec.native.is_some() {
             // The shim unmounts at exit; make sure before moving the files.

@@ -2339,7 +2339,11 @@ mod tests {
             assert!(!read_trim(&d, "cpuset.mems").unwrap().is_empty());
         }
 
-        let i = t.spawn("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exec sleep 30");
+        // The string makes the shell allocate (and charge) memory in the
+        // cgroup: pages it touched before joining stay charged elsewhere.
+        let i = t.spawn(
+            "x=$(seq 1 50000); i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exec sleep 30",
+        );
         let pid = t.pid(i);
         assert!(cg.pids().unwrap().contains(&pid));
         let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
@@ -2348,7 +2352,9 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let s = loop {
             let s = cg.stats().unwrap();
-            if s.cpu.total_ns > 0 && s.cpu.user_ns > 0 || Instant::now() > deadline {
+            if s.cpu.total_ns > 0 && s.cpu.user_ns > 0 && s.memory.usage > 0
+                || Instant::now() > deadline
+            {
                 break s;
             }
             sleep(Duration::from_millis(50));

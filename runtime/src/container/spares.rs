@@ -1,0 +1,123 @@
+//! Container directories made ahead of time.
+//!
+//! Every container needs a directory with a `rootfs` directory and a
+//! `log.json` in it. Allocating those inodes while the client waits is most
+//! of a Wasm container's create on some filesystems (ext4 without a journal
+//! scans past every recently deleted inode before it reuses one), so berthd
+//! keeps a few ready under `ROOT/containers/.spare` and a create renames
+//! one into place. They are never reused: a removed container's directory
+//! is deleted as before, and the spares are made fresh, off the request
+//! path. Spares left by a stopped daemon are deleted at the next start.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The directory, under `ROOT/containers`.
+pub const DIR: &str = ".spare";
+
+/// How many berthd keeps ready: enough for a burst of creates while the
+/// background refill catches up.
+const COUNT: usize = 4;
+
+pub struct Spares {
+    dir: PathBuf,
+    ready: Mutex<Vec<PathBuf>>,
+    filling: AtomicBool,
+    next: AtomicU64,
+}
+
+impl Spares {
+    /// Empties `containers/.spare` (what an earlier daemon left there).
+    pub fn open(containers: &Path) -> std::io::Result<Arc<Spares>> {
+        let dir = containers.join(DIR);
+        crate::util::fsutil::remove_dir_all_if_exists(&dir)?;
+        Ok(Arc::new(Spares {
+            dir,
+            ready: Mutex::new(Vec::new()),
+            filling: AtomicBool::new(false),
+            next: AtomicU64::new(0),
+        }))
+    }
+
+    /// Makes `dest` a container directory (with `rootfs/` and an empty
+    /// `log.json`): a spare renamed into place, or made now if none is
+    /// ready. Starts a refill in the background.
+    pub fn take_into(self: &Arc<Self>, dest: &Path) -> std::io::Result<()> {
+        let spare = self.ready.lock().unwrap().pop();
+        self.fill();
+        if let Some(spare) = spare {
+            match std::fs::rename(&spare, dest) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(path = %spare.display(), error = %e, "could not use a spare container directory");
+                    let _ = crate::util::fsutil::remove_dir_all_if_exists(&spare);
+                }
+            }
+        }
+        make(dest)
+    }
+
+    /// Refills the spares on a blocking thread, unless a refill runs.
+    fn fill(self: &Arc<Self>) {
+        if self.filling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.filling.store(false, Ordering::Release);
+            return;
+        };
+        let this = self.clone();
+        handle.spawn_blocking(move || {
+            while this.ready.lock().unwrap().len() < COUNT {
+                let n = this.next.fetch_add(1, Ordering::Relaxed);
+                let path = this.dir.join(n.to_string());
+                if let Err(e) = make(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "making a spare container directory");
+                    let _ = crate::util::fsutil::remove_dir_all_if_exists(&path);
+                    break;
+                }
+                this.ready.lock().unwrap().push(path);
+            }
+            this.filling.store(false, Ordering::Release);
+        });
+    }
+}
+
+fn make(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir.join("rootfs"))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log.json"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_create_takes_a_fresh_spare_and_the_pool_refills() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join(DIR).join("old")).unwrap();
+        let spares = Spares::open(root.path()).unwrap();
+        assert!(!root.path().join(DIR).exists(), "left-overs are deleted");
+        // None ready yet: made on the spot.
+        let a = root.path().join("a");
+        spares.take_into(&a).unwrap();
+        assert!(a.join("rootfs").is_dir() && a.join("log.json").is_file());
+        for _ in 0..200 {
+            if spares.ready.lock().unwrap().len() == COUNT {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(spares.ready.lock().unwrap().len(), COUNT);
+        let b = root.path().join("b");
+        spares.take_into(&b).unwrap();
+        assert!(b.join("rootfs").is_dir());
+        assert_eq!(std::fs::read_dir(b.join("rootfs")).unwrap().count(), 0);
+        assert_eq!(std::fs::metadata(b.join("log.json")).unwrap().len(), 0);
+    }
+}
