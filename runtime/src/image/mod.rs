@@ -28,7 +28,7 @@ pub use manifest::{Descriptor, Manifest};
 pub use reference::Reference;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// What berth keeps about one image.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -72,7 +72,13 @@ pub struct Images {
     /// Where native images' layers are unpacked when they are stored.
     layers: Option<Arc<layers::LayerStore>>,
     state: RwLock<State>,
+    /// Parsed manifests and configs by manifest digest: content-addressed,
+    /// so never stale. A create reads them without touching the disk.
+    parsed: Mutex<HashMap<Digest, Arc<(Manifest, ImageConfigFile)>>>,
 }
+
+/// Parsed images kept in memory at most (the cache starts over past it).
+const PARSED_CACHE: usize = 512;
 
 /// How an image's name was given, for resolution.
 enum Lookup {
@@ -108,6 +114,7 @@ impl Images {
             db,
             layers: None,
             state: RwLock::new(state),
+            parsed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -317,20 +324,31 @@ impl Images {
 
     /// Opens an image's manifest and config for a container to be created.
     pub fn handle(&self, record: &ImageRecord) -> Result<ImageHandle> {
-        let manifest = Manifest::parse(
-            &self
-                .blobs
-                .read_limited(&record.manifest.digest, manifest::MAX_MANIFEST_SIZE)?,
-        )?;
-        let config = ImageConfigFile::parse(
-            &self
-                .blobs
-                .read_limited(&manifest.config.digest, manifest::MAX_CONFIG_SIZE)?,
-        )?;
+        let key = &record.manifest.digest;
+        let cached = self.parsed.lock().unwrap().get(key).cloned();
+        let parsed = match cached {
+            Some(p) => p,
+            None => {
+                let manifest =
+                    Manifest::parse(&self.blobs.read_limited(key, manifest::MAX_MANIFEST_SIZE)?)?;
+                let config = ImageConfigFile::parse(
+                    &self
+                        .blobs
+                        .read_limited(&manifest.config.digest, manifest::MAX_CONFIG_SIZE)?,
+                )?;
+                let p = Arc::new((manifest, config));
+                let mut cache = self.parsed.lock().unwrap();
+                if cache.len() >= PARSED_CACHE {
+                    cache.clear();
+                }
+                cache.insert(key.clone(), p.clone());
+                p
+            }
+        };
         Ok(ImageHandle {
             record: record.clone(),
-            config,
-            manifest,
+            config: parsed.1.clone(),
+            manifest: parsed.0.clone(),
         })
     }
 

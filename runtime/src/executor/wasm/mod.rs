@@ -570,12 +570,19 @@ impl WasmExecutor {
                 cpu.fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 r
             });
+            let mut spent = None;
             let status = tokio::select! {
-                status = run => status.unwrap_or_else(|_| ExitStatus {
-                    code: 255,
-                    error: Some("the Wasm engine failed while running this container (see berthd's log)".into()),
-                    ..Default::default()
-                }),
+                done = run => match done {
+                    Ok((status, store)) => {
+                        spent = Some(store);
+                        status
+                    }
+                    Err(_) => ExitStatus {
+                        code: 255,
+                        error: Some("the Wasm engine failed while running this container (see berthd's log)".into()),
+                        ..Default::default()
+                    },
+                },
                 Ok(sig) = kill_rx => ExitStatus { code: 128 + sig as i64, ..Default::default() },
             };
             if let Some(msg) = status.detail.as_ref().or(status.error.as_ref()) {
@@ -584,8 +591,13 @@ impl WasmExecutor {
                     format!("{}\n", msg.trim_end()).as_bytes(),
                 );
             }
+            // The exit is recorded on its own task while this one gives the
+            // instance slot back (resetting the memory the guest touched):
+            // the client waiting for the exit does not wait for that.
+            let exit = tokio::spawn(on_exit(status));
+            drop(spent);
             running.fetch_sub(1, Ordering::Relaxed);
-            on_exit(status).await;
+            let _ = exit.await;
         };
         tracing::trace!("wasm: spawning");
         self.runtime
@@ -635,7 +647,7 @@ async fn run_module(
     pre: InstancePre<P1State>,
     state: P1State,
     paused: watch::Receiver<bool>,
-) -> ExitStatus {
+) -> (ExitStatus, Spent) {
     let mut store = new_store(engine, state, |s| &mut s.limits, paused);
     let result = async {
         let instance = pre.instantiate_async(&mut store).await?;
@@ -645,25 +657,32 @@ async fn run_module(
     }
     .await;
     tracing::trace!("wasm: returned");
-    classify(result.map(|()| 0), &store.data().limits)
+    let status = classify(result.map(|()| 0), &store.data().limits);
+    (status, Box::new(store))
 }
+
+/// A finished guest's store, dropped beside the recording of its exit:
+/// giving its instance slot back to the pool (resetting the memory it
+/// touched) is not on the way to the client waiting for the exit.
+type Spent = Box<dyn std::any::Any + Send>;
 
 async fn run_component(
     engine: &Engine,
     pre: CommandPre<P2State>,
     state: P2State,
     paused: watch::Receiver<bool>,
-) -> ExitStatus {
+) -> (ExitStatus, Spent) {
     let mut store = new_store(engine, state, |s| &mut s.limits, paused);
     let result = async {
         let command = pre.instantiate_async(&mut store).await?;
         command.wasi_cli_run().call_run(&mut store).await
     }
     .await;
-    classify(
+    let status = classify(
         result.map(|r| if r.is_ok() { 0 } else { 1 }),
         &store.data().limits,
-    )
+    );
+    (status, Box::new(store))
 }
 
 /// Turns a guest's result into an exit status: `proc_exit`/`exit` give their
