@@ -583,6 +583,22 @@ fn native_and_wasm_side_by_side() {
         kinds.contains(&("/wasm".into(), "wasm".into())),
         "{kinds:?}"
     );
+    // The native one's /etc files, as Docker shows where they come from.
+    let linux = d.inspect("linux");
+    let hostname = linux["HostnamePath"].as_str().unwrap();
+    assert!(hostname.ends_with("/hostname"), "{linux}");
+    assert_eq!(
+        std::fs::read_to_string(hostname).unwrap().trim(),
+        d.ok(&["exec", "linux", "hostname"]).trim()
+    );
+    assert!(linux["HostsPath"].as_str().unwrap().ends_with("/hosts"));
+    assert!(
+        linux["ResolvConfPath"]
+            .as_str()
+            .unwrap()
+            .ends_with("/resolv.conf")
+    );
+    assert_eq!(d.inspect("wasm")["HostnamePath"], "");
     d.ok(&["rm", "-f", "linux", "wasm"]);
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }

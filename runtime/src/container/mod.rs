@@ -1687,9 +1687,11 @@ impl Containers {
                 finished_at: rec.state.finished_at.clone(),
             },
             image: rec.image_id.to_string(),
-            resolv_conf_path: String::new(),
-            hostname_path: String::new(),
-            hosts_path: String::new(),
+            // The files bind-mounted into a native container (a Wasm
+            // container has none), as Docker shows them.
+            resolv_conf_path: etc_path(&rec, &c.dir, "resolv.conf"),
+            hostname_path: etc_path(&rec, &c.dir, "hostname"),
+            hosts_path: etc_path(&rec, &c.dir, "hosts"),
             log_path: c.logs.path().display().to_string(),
             name: format!("/{}", rec.name),
             restart_count: rec.restart_count,
@@ -1862,6 +1864,15 @@ fn check_platform(reference: &str, image: &image::ImageRecord, want: &str) -> Re
 
 /// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` for a native
 /// container, bind-mounted over its own.
+/// Where a native container's `/etc/<name>` comes from; empty for Wasm.
+fn etc_path(rec: &ContainerRecord, dir: &Path, name: &str) -> String {
+    if rec.native.is_some() {
+        dir.join(name).display().to_string()
+    } else {
+        String::new()
+    }
+}
+
 fn write_etc_files(dir: &Path, hostname: &str) -> Result<()> {
     std::fs::write(dir.join("hostname"), format!("{hostname}\n")).ctx("writing hostname")?;
     std::fs::write(
