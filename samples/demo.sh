@@ -31,6 +31,13 @@ if [ -f "$demo/berthd.pid" ] && kill -0 "$(cat "$demo/berthd.pid")" 2>/dev/null;
     kill "$old"
     for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
 fi
+if [ -S "$sock" ] && $berth version >/dev/null 2>&1; then
+    echo "a berthd still serves $sock; stop it, then run the demo again" >&2
+    exit 1
+fi
+# Every demo starts from an empty root, so that it can run again.
+awk -v d="$demo/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
+rm -rf "$demo/root"
 mkdir -p "$demo"
 $berthd --root "$demo/root" --host "$BERTH_HOST" >"$demo/berthd.log" 2>&1 &
 daemon=$!
