@@ -1296,6 +1296,13 @@ fn import_a_rootfs_tarball() {
         ),
         format!("{} linux\n", id.trim())
     );
+    assert_eq!(
+        dok(
+            &d,
+            &["image", "inspect", "-f", "{{.Comment}}", "imported:v1"]
+        ),
+        "Imported from -\n"
+    );
     // With Dockerfile changes, and from stdin.
     dok(
         &d,

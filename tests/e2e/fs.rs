@@ -405,6 +405,7 @@ fn commit_makes_an_image_that_runs_with_the_changes() {
         .json();
     assert_eq!(img["Id"], id.trim());
     assert_eq!(img["Author"], "me", "{img}");
+    assert_eq!(img["Comment"], "a message", "{img}");
     assert_eq!(img["Config"]["Cmd"][0], "cat", "{img}");
     // Committed again from a container of the new image: layers stack.
     d.ok(&[
@@ -417,6 +418,8 @@ fn commit_makes_an_image_that_runs_with_the_changes() {
         "echo second > /second",
     ]);
     d.ok(&["commit", "cm2", "committed:v2"]);
+    let img = d.http("GET", "/images/committed:v2/json", None).json();
+    assert_eq!(img["Comment"], "", "a commit without -m has no comment");
     assert_eq!(
         d.ok(&["run", "--rm", "committed:v2", "cat", "/hello", "/second"]),
         "hello-commit\nsecond\n"

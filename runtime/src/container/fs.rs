@@ -2144,6 +2144,13 @@ fn new_config(
     }
     config["config"] = serde_json::to_value(&meta.config).ctx("encoding the container config")?;
     let mut entry = json!({"created": meta.created, "created_by": meta.created_by});
+    // The image's comment is this commit's, as Docker's (none: none).
+    match config.as_object_mut() {
+        Some(o) if meta.comment.is_empty() => {
+            o.remove("comment");
+        }
+        _ => config["comment"] = json!(meta.comment),
+    }
     if !meta.comment.is_empty() {
         entry["comment"] = json!(meta.comment);
     }

@@ -12,6 +12,9 @@ pub struct ImageConfigFile {
     pub created: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// Docker's image comment (`docker commit -m`, `docker import -m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     pub architecture: String,
     pub os: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -95,6 +95,7 @@ pub fn import_rootfs(
         "config": config_changes.to_json(),
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
         "history": [{"created": created, "comment": comment}],
+        "comment": comment,
     });
     if let Some(v) = variant {
         config["variant"] = v.into();

@@ -575,7 +575,7 @@ impl Images {
             repo_tags: tags,
             repo_digests: record.repo_digests.clone(),
             parent: String::new(),
-            comment: String::new(),
+            comment: h.config.comment.clone().unwrap_or_default(),
             created: record.created.clone(),
             docker_version: String::new(),
             author: h.config.author.clone().unwrap_or_default(),
