@@ -555,6 +555,41 @@ fn external_runtime_runc() {
     assert_eq!((out.as_str(), code), ("13\n", 9));
     let out = d.berth(&["run", "--rm", "--runtime", "nosuch", "busybox", "true"]);
     assert!(stderr(&out).contains("unknown runtime"), "{}", stderr(&out));
+    // A kill ends the container, not just runc: nothing is left running
+    // and its cgroup goes.
+    let id = d
+        .ok(&["run", "-d", "--runtime", "runc", "busybox", "sleep", "1000"])
+        .trim()
+        .to_string();
+    d.eventually("the container to run", || {
+        d.inspect(&id)["State"]["Running"] == true
+    });
+    let cgroup = std::path::Path::new("/sys/fs/cgroup/pids/berth").join(&id);
+    // berth reports a runc container running once `runc run` is started,
+    // a moment before runc has exec'd the container's process (see
+    // docs/api-compat.md): wait for the process itself.
+    let procs = || {
+        std::fs::read_to_string(cgroup.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    };
+    d.eventually("runc to start the container's process", || {
+        procs().iter().any(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep"))
+        })
+    });
+    let pids = procs();
+    d.ok(&["kill", &id]);
+    assert_eq!(d.ok(&["wait", &id]).trim(), "137");
+    d.ok(&["rm", &id]);
+    d.eventually("its processes and cgroup to go", || {
+        !cgroup.exists()
+            && pids
+                .iter()
+                .all(|p| !std::path::Path::new("/proc").join(p).exists())
+    });
 }
 
 #[test]

@@ -702,6 +702,17 @@ impl Shim {
                         protocol::STDIN_CLOSE => stdin = None,
                         protocol::SIGNAL if payload.len() == 4 => {
                             let sig = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) as i32;
+                            if sig == libc::SIGKILL && self.cfg.runtime.is_some() {
+                                // `runc run` passes signals on to the
+                                // container, but SIGKILL would end runc
+                                // itself and leave the container running:
+                                // kill the container's cgroup instead, and
+                                // runc ends (and cleans up) with it.
+                                if let Some(cg) = self.external_cgroup() {
+                                    let _ = cg.kill_all(libc::SIGKILL);
+                                    continue;
+                                }
+                            }
                             // Raw numbers: real-time signals (SIGRTMIN+3 is
                             // a common stop signal) have no `Signal` value.
                             // SAFETY: kill with a pid and a signal number.
@@ -793,6 +804,15 @@ impl Shim {
         0
     }
 
+    /// The cgroup an external runtime made for the container (berth names
+    /// it in `config.json`'s `cgroupsPath`).
+    fn external_cgroup(&self) -> Option<Cgroup> {
+        CgroupManager::detect()
+            .ok()
+            .and_then(|m| m.with_parent(&self.cfg.cgroup_parent).ok())
+            .and_then(|m| m.open(&self.cfg.id))
+    }
+
     fn cleanup(&self) {
         if let Some(cg) = &self.cgroup {
             let _ = cg.kill_all(libc::SIGKILL);
@@ -801,12 +821,13 @@ impl Shim {
                 eprintln!("berth-shim: removing the cgroup: {e}");
             }
             trace("cgroup removed");
-        } else if let Some(cg) = CgroupManager::detect()
-            .ok()
-            .and_then(|m| m.with_parent(&self.cfg.cgroup_parent).ok())
-            .and_then(|m| m.open(&self.cfg.id))
-        {
-            let _ = cg.destroy();
+        } else if let Some(cg) = self.external_cgroup() {
+            // What the external runtime left: nothing may outlive the
+            // container, and its cgroup goes with it.
+            let _ = cg.kill_all(libc::SIGKILL);
+            if let Err(e) = cg.destroy() {
+                eprintln!("berth-shim: removing the cgroup: {e}");
+            }
         }
         if let Err(e) = crate::image::layers::unmount(&self.rootfs) {
             eprintln!("berth-shim: unmounting the root filesystem: {e}");
