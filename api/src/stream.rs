@@ -10,6 +10,47 @@ use futures_util::stream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 
+/// A request body read synchronously, for archive code that runs on a
+/// blocking thread (extraction, image loads and imports).
+pub struct BodyReader {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    cur: Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Feeds `body` to a [`BodyReader`] from a task on the runtime.
+pub fn body_reader(body: Body) -> BodyReader {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            let item = chunk.map_err(|e| format!("reading request body: {e}"));
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    BodyReader {
+        rx,
+        cur: Bytes::new(),
+    }
+}
+
 /// A response body that yields what arrives on `rx` until it closes.
 pub fn body_from_channel(rx: mpsc::Receiver<Bytes>) -> Body {
     Body::from_stream(stream::unfold(rx, |mut rx| async move {

@@ -7,6 +7,7 @@
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Q, QueryPairs, docker_bool};
+use crate::stream::body_reader;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -17,11 +18,7 @@ use berth_api_types::archive::PathStat;
 use berth_api_types::container as wire;
 use berth_runtime::Error;
 use berth_runtime::container::fs::{ArchiveStream, CommitOptions, ExtractOptions};
-use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::Deserialize;
-use std::io::Read;
-use tokio::sync::mpsc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -196,46 +193,6 @@ async fn commit(
         axum::Json(berth_api_types::IdResponse { id: id.to_string() }),
     )
         .into_response())
-}
-
-/// The request body, read synchronously on the extraction's blocking
-/// thread.
-struct BodyReader {
-    rx: mpsc::Receiver<Result<Bytes, String>>,
-    cur: Bytes,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur.split_to(n));
-        Ok(n)
-    }
-}
-
-fn body_reader(body: Body) -> BodyReader {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let item = chunk.map_err(|e| format!("reading request body: {e}"));
-            let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
-                return;
-            }
-        }
-    });
-    BodyReader {
-        rx,
-        cur: Bytes::new(),
-    }
 }
 
 #[cfg(test)]

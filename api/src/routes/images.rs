@@ -15,7 +15,7 @@
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Q, QueryPairs, docker_bool};
-use crate::stream::body_from_channel;
+use crate::stream::{body_from_channel, body_reader};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -31,9 +31,8 @@ use berth_runtime::registry::{
 };
 use berth_runtime::util::Digest;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::Deserialize;
-use std::io::{Read, Write};
+use std::io::Write;
 use tokio::sync::mpsc;
 
 pub fn routes() -> Router<AppState> {
@@ -258,46 +257,6 @@ async fn remove(
     let _ = q.noprune;
     let items = engine.remove_image(&name, q.force).await?;
     Ok(axum::Json(items).into_response())
-}
-
-/// A request body read synchronously, for archive code that runs on a
-/// blocking thread.
-struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, String>>,
-    cur: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur.split_to(n));
-        Ok(n)
-    }
-}
-
-fn body_reader(body: Body) -> ChannelReader {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let item = chunk.map_err(|e| format!("reading request body: {e}"));
-            let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
-                return;
-            }
-        }
-    });
-    ChannelReader {
-        rx,
-        cur: Bytes::new(),
-    }
 }
 
 #[derive(Deserialize, Default)]
