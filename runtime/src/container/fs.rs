@@ -56,6 +56,9 @@ use crate::error::{Error, Result, ResultExt};
 use crate::executor::ExecutorKind;
 use crate::image::manifest::{Descriptor, Manifest, media};
 use crate::image::{Reference, import};
+use crate::util::dirfd::{
+    cstring, dir_flags, file_type, lstat_at, read_dir_names, remove_tree, set_xattr_fd,
+};
 use crate::util::{self, Digest, digest::Hasher};
 use berth_api_types::archive::{Change, PathStat, go_file_mode};
 use berth_api_types::container as wire;
@@ -681,14 +684,6 @@ fn open_in_root(root: BorrowedFd<'_>, comps: &[Vec<u8>], flags: OFlag) -> nix::R
     }
 }
 
-fn dir_flags() -> OFlag {
-    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
-}
-
-fn file_type(st: &FileStat) -> SFlag {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
-}
-
 fn is_dir(st: &FileStat) -> bool {
     file_type(st) == SFlag::S_IFDIR
 }
@@ -696,14 +691,6 @@ fn is_dir(st: &FileStat) -> bool {
 /// overlayfs's whiteout: a character device 0/0.
 fn is_whiteout(st: &FileStat) -> bool {
     file_type(st) == SFlag::S_IFCHR && st.st_rdev == 0
-}
-
-fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> nix::Result<Option<FileStat>> {
-    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(st)),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// What a client's path names.
@@ -1165,47 +1152,6 @@ fn write_found<W: Write>(out: &mut TarOut<W>, found: Found, base: &[u8]) -> Resu
     }
 }
 
-/// The names in a directory, sorted, `.` and `..` left out.
-fn read_dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
-    use std::os::fd::IntoRawFd;
-    let raw = openat(dir, ".", dir_flags(), Mode::empty())?.into_raw_fd();
-    // SAFETY: `raw` is an open directory descriptor we own; fdopendir takes
-    // it over and closedir closes it.
-    let d = unsafe { libc::fdopendir(raw) };
-    if d.is_null() {
-        let e = io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so the descriptor is still ours.
-        drop(unsafe { OwnedFd::from_raw_fd(raw) });
-        return Err(e);
-    }
-    let mut out = Vec::new();
-    let result = loop {
-        Errno::clear();
-        // SAFETY: `d` is a valid DIR* until closedir below.
-        let ent = unsafe { libc::readdir(d) };
-        if ent.is_null() {
-            break match Errno::last_raw() {
-                0 => Ok(()),
-                e => Err(io::Error::from_raw_os_error(e)),
-            };
-        }
-        // SAFETY: readdir returned a valid dirent whose d_name is
-        // NUL-terminated.
-        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
-        if name != b"." && name != b".." {
-            out.push(name.to_vec());
-        }
-    };
-    // SAFETY: `d` came from fdopendir and is closed once.
-    unsafe { libc::closedir(d) };
-    out.sort();
-    result.map(|()| out)
-}
-
-fn cstring(b: &[u8]) -> io::Result<std::ffi::CString> {
-    std::ffi::CString::new(b).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
 /// One xattr of an open file; `None` if it has none (or cannot say).
 fn get_xattr(fd: BorrowedFd<'_>, key: &str) -> Option<Vec<u8>> {
     let k = cstring(key.as_bytes()).ok()?;
@@ -1230,25 +1176,6 @@ fn get_xattr(fd: BorrowedFd<'_>, key: &str) -> Option<Vec<u8>> {
             continue;
         }
         return None;
-    }
-}
-
-fn set_xattr_fd(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<()> {
-    let k = cstring(key.as_bytes())?;
-    // SAFETY: valid descriptor, NUL-terminated name, value from one slice.
-    let r = unsafe {
-        libc::fsetxattr(
-            fd.as_raw_fd(),
-            k.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 
@@ -1800,21 +1727,6 @@ fn parent_error(e: Errno, comps: &[Vec<u8>]) -> Error {
         }
         e => errno(&format!("opening {}", show(&comps.join(&b'/'))), e),
     }
-}
-
-/// Removes the tree at `name` in `dir` without following symlinks.
-fn remove_tree(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    let fd = openat(dir, name, dir_flags(), Mode::empty())?;
-    for child in read_dir_names(fd.as_fd())? {
-        let st = fstatat(fd.as_fd(), child.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
-        if is_dir(&st) {
-            remove_tree(fd.as_fd(), &child)?;
-        } else {
-            unlinkat(fd.as_fd(), child.as_slice(), UnlinkatFlags::NoRemoveDir)?;
-        }
-    }
-    unlinkat(dir, name, UnlinkatFlags::RemoveDir)?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------

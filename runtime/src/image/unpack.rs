@@ -29,18 +29,19 @@
 //! (see `layers.rs`).
 
 use crate::error::{Error, Result};
+use crate::util::dirfd::{cstring, dir_flags, file_type, remove_tree, set_xattr_fd};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{
-    FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, fstatat, futimens,
-    mkdirat, mknodat, utimensat,
+    FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, futimens, mkdirat,
+    mknodat, utimensat,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -194,20 +195,8 @@ fn show(comps: &[Vec<u8>]) -> String {
     String::from_utf8_lossy(&comps.join(&b'/')).into_owned()
 }
 
-fn dir_flags() -> OFlag {
-    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
-}
-
 fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> Res<Option<FileStat>> {
-    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(st)),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(Fail::Io("stat", e.into())),
-    }
-}
-
-fn file_type(st: &FileStat) -> SFlag {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+    crate::util::dirfd::lstat_at(dir, name).map_err(|e| Fail::Io("stat", e.into()))
 }
 
 impl Unpacker {
@@ -738,30 +727,6 @@ fn pax_time(v: &[u8]) -> Option<TimeSpec> {
     }
 }
 
-fn cstring(b: &[u8]) -> io::Result<std::ffi::CString> {
-    std::ffi::CString::new(b).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-fn set_xattr_fd(fd: BorrowedFd<'_>, key: &str, value: &[u8]) -> io::Result<()> {
-    let k = cstring(key.as_bytes())?;
-    // SAFETY: valid descriptor, NUL-terminated name, value pointer and
-    // length from one slice.
-    let r = unsafe {
-        libc::fsetxattr(
-            fd.as_raw_fd(),
-            k.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// `lsetxattr` on `name` in `dir`, through `/proc/self/fd/N/name`: the
 /// magic link names the directory we hold, and the last component is not
 /// followed.
@@ -790,57 +755,6 @@ fn set_xattr_nofollow_at(
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// The names in a directory, from its descriptor.
-fn read_dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
-    let fd = openat(dir, ".", dir_flags(), Mode::empty())?;
-    let raw = fd.into_raw_fd();
-    // SAFETY: `raw` is an open directory descriptor we own; fdopendir takes
-    // it over and closedir closes it.
-    let d = unsafe { libc::fdopendir(raw) };
-    if d.is_null() {
-        let e = io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so the descriptor is still ours.
-        drop(unsafe { OwnedFd::from_raw_fd(raw) });
-        return Err(e);
-    }
-    let mut out = Vec::new();
-    let result = loop {
-        Errno::clear();
-        // SAFETY: `d` is a valid DIR* until closedir below.
-        let ent = unsafe { libc::readdir(d) };
-        if ent.is_null() {
-            break match Errno::last_raw() {
-                0 => Ok(()),
-                e => Err(io::Error::from_raw_os_error(e)),
-            };
-        }
-        // SAFETY: readdir returned a valid dirent whose d_name is
-        // NUL-terminated.
-        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
-        if name != b"." && name != b".." {
-            out.push(name.to_vec());
-        }
-    };
-    // SAFETY: `d` came from fdopendir and is closed once.
-    unsafe { libc::closedir(d) };
-    result.map(|()| out)
-}
-
-/// Removes the tree at `name` in `dir` without following symlinks.
-fn remove_tree(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    let fd = openat(dir, name, dir_flags(), Mode::empty())?;
-    for child in read_dir_names(fd.as_fd())? {
-        let st = fstatat(fd.as_fd(), child.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
-        if file_type(&st) == SFlag::S_IFDIR {
-            remove_tree(fd.as_fd(), &child)?;
-        } else {
-            unlinkat(fd.as_fd(), child.as_slice(), UnlinkatFlags::NoRemoveDir)?;
-        }
-    }
-    unlinkat(dir, name, UnlinkatFlags::RemoveDir)?;
-    Ok(())
 }
 
 /// Tar building for tests, hostile entries included (names and link

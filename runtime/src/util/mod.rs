@@ -3,6 +3,7 @@
 //! images.
 
 pub mod digest;
+pub mod dirfd;
 pub mod fdio;
 pub mod fsutil;
 
