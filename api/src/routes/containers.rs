@@ -400,21 +400,21 @@ struct ResizeQuery {
     w: Option<i64>,
 }
 
+/// A TTY dimension from a resize query: 0 to 65535, else 400.
+fn tty_dim(v: Option<i64>, name: &str) -> Result<u16, ApiError> {
+    v.filter(|n| (0..=u16::MAX as i64).contains(n))
+        .map(|n| n as u16)
+        .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number from 0 to 65535")))
+}
+
 async fn resize(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     Q(q): Q<ResizeQuery>,
 ) -> ApiResult<StatusCode> {
-    let dim = |v: Option<i64>, name: &str| {
-        v.filter(|n| (0..=u16::MAX as i64).contains(n))
-            .map(|n| n as u16)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("{name} must be a number from 0 to 65535"))
-            })
-    };
     engine
         .containers()
-        .resize(&id, dim(q.h, "h")?, dim(q.w, "w")?)?;
+        .resize(&id, tty_dim(q.h, "h")?, tty_dim(q.w, "w")?)?;
     Ok(StatusCode::OK)
 }
 
@@ -570,16 +570,9 @@ async fn exec_resize(
     Path(id): Path<String>,
     Q(q): Q<ResizeQuery>,
 ) -> ApiResult<StatusCode> {
-    let dim = |v: Option<i64>, name: &str| {
-        v.filter(|n| (0..=u16::MAX as i64).contains(n))
-            .map(|n| n as u16)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("{name} must be a number from 0 to 65535"))
-            })
-    };
     engine
         .containers()
-        .exec_resize(&id, dim(q.h, "h")?, dim(q.w, "w")?)?;
+        .exec_resize(&id, tty_dim(q.h, "h")?, tty_dim(q.w, "w")?)?;
     Ok(StatusCode::OK)
 }
 
