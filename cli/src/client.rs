@@ -830,11 +830,16 @@ impl Client {
 
     /// `POST /containers/prune?filters=`: `{"ContainersDeleted", "SpaceReclaimed"}`.
     pub async fn container_prune(&self, filters: Option<&str>) -> Result<serde_json::Value> {
+        self.prune("containers", filters).await
+    }
+
+    /// `POST /{kind}/prune?filters=`.
+    async fn prune(&self, kind: &str, filters: Option<&str>) -> Result<serde_json::Value> {
         let mut q = Query::new();
         q.opt("filters", filters);
         self.send(
             Method::POST,
-            &format!("/containers/prune{}", q.as_str()),
+            &format!("/{kind}/prune{}", q.as_str()),
             body::empty(),
             None,
             Mode::Long,
@@ -879,18 +884,7 @@ impl Client {
 
     /// `POST /images/prune?filters=`: `{"ImagesDeleted", "SpaceReclaimed"}`.
     pub async fn image_prune(&self, filters: Option<&str>) -> Result<serde_json::Value> {
-        let mut q = Query::new();
-        q.opt("filters", filters);
-        self.send(
-            Method::POST,
-            &format!("/images/prune{}", q.as_str()),
-            body::empty(),
-            None,
-            Mode::Long,
-        )
-        .await?
-        .json()
-        .await
+        self.prune("images", filters).await
     }
 
     /// `GET /images/json?all=&digests=&filters=`
