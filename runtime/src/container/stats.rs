@@ -67,15 +67,48 @@ impl Containers {
             .unwrap_or(1);
         let read = crate::util::now_rfc3339();
         let running = rec.state.status == Status::Running || rec.state.status == Status::Paused;
-        if rec.executor == ExecutorKind::Wasm {
+        let empty_cpu = json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}});
+        let (cpu, memory, pids, blkio) = if rec.executor == ExecutorKind::Wasm {
             // The executor's own accounting: the guest's linear memory and
             // the time spent running it.
             let usage = running
                 .then(|| c.inner.lock().unwrap().control.clone())
                 .flatten()
                 .and_then(|control| control.usage());
-            return Ok(wasm_sample(&rec, usage, online, read, prev));
-        }
+            wasm_parts(usage, online)
+        } else {
+            self.native_parts(&rec, running, online, &empty_cpu)?
+        };
+        let (preread, precpu) = match prev {
+            Some(p) => (p.read.clone(), p.cpu.clone()),
+            None => (crate::util::ZERO_TIME.to_string(), empty_cpu),
+        };
+        let json = json!({
+            "read": read,
+            "preread": preread,
+            "pids_stats": pids,
+            "blkio_stats": blkio,
+            "num_procs": 0,
+            "storage_stats": {},
+            "cpu_stats": cpu,
+            "precpu_stats": precpu,
+            "memory_stats": memory,
+            "name": format!("/{}", rec.name),
+            "id": rec.id,
+            "networks": {},
+        });
+        Ok(Sample { read, cpu, json })
+    }
+
+    /// A native container's cpu, memory, pids and blkio stats from its
+    /// cgroup (zeros when it is not running).
+    fn native_parts(
+        &self,
+        rec: &super::ContainerRecord,
+        running: bool,
+        online: usize,
+        empty_cpu: &Value,
+    ) -> Result<(Value, Value, Value, Value)> {
         let stats = if running {
             self.native
                 .cgroups
@@ -86,8 +119,7 @@ impl Containers {
         } else {
             None
         };
-        let empty_cpu = json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}});
-        let (cpu, memory, pids, blkio) = match &stats {
+        Ok(match &stats {
             None => (empty_cpu.clone(), json!({}), json!({}), json!({})),
             Some(s) => {
                 let mut memory = json!({
@@ -117,37 +149,13 @@ impl Containers {
                     json!({"io_service_bytes_recursive": io}),
                 )
             }
-        };
-        let (preread, precpu) = match prev {
-            Some(p) => (p.read.clone(), p.cpu.clone()),
-            None => (crate::util::ZERO_TIME.to_string(), empty_cpu),
-        };
-        let json = json!({
-            "read": read,
-            "preread": preread,
-            "pids_stats": pids,
-            "blkio_stats": blkio,
-            "num_procs": 0,
-            "storage_stats": {},
-            "cpu_stats": cpu,
-            "precpu_stats": precpu,
-            "memory_stats": memory,
-            "name": format!("/{}", rec.name),
-            "id": rec.id,
-            "networks": {},
-        });
-        Ok(Sample { read, cpu, json })
+        })
     }
 }
 
-/// A Wasm container's sample: `usage` is `None` when it is not running.
-fn wasm_sample(
-    rec: &super::ContainerRecord,
-    usage: Option<Usage>,
-    online: usize,
-    read: String,
-    prev: Option<&Sample>,
-) -> Sample {
+/// A Wasm container's cpu, memory, pids and blkio stats: `usage` is
+/// `None` when it is not running.
+fn wasm_parts(usage: Option<Usage>, online: usize) -> (Value, Value, Value, Value) {
     let cpu = json!({
         "cpu_usage": {
             "total_usage": usage.map_or(0, |u| u.cpu_ns),
@@ -166,28 +174,7 @@ fn wasm_sample(
             "limit": u.memory_limit.unwrap_or_else(host_memory),
         }),
     };
-    let (preread, precpu) = match prev {
-        Some(p) => (p.read.clone(), p.cpu.clone()),
-        None => (
-            crate::util::ZERO_TIME.to_string(),
-            json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}),
-        ),
-    };
-    let json = json!({
-        "read": read,
-        "preread": preread,
-        "pids_stats": {},
-        "blkio_stats": {},
-        "num_procs": 0,
-        "storage_stats": {},
-        "cpu_stats": cpu,
-        "precpu_stats": precpu,
-        "memory_stats": memory,
-        "name": format!("/{}", rec.name),
-        "id": rec.id,
-        "networks": {},
-    });
-    Sample { read, cpu, json }
+    (cpu, memory, json!({}), json!({}))
 }
 
 fn host_memory() -> u64 {
