@@ -217,20 +217,7 @@ impl EventFilter {
         if json.trim().is_empty() {
             return Ok(f);
         }
-        let v: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| Error::invalid(format!("invalid filters: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::invalid("invalid filters: expected a JSON object"))?;
-        for (key, values) in obj {
-            let values: Vec<String> = match values {
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .map(|x| x.as_str().unwrap_or_default().to_string())
-                    .collect(),
-                serde_json::Value::Object(o) => o.keys().cloned().collect(),
-                _ => return Err(Error::invalid(format!("invalid filter values for '{key}'"))),
-            };
+        for (key, values) in super::filter_pairs(json)? {
             match key.as_str() {
                 "type" => {
                     for t in &values {

@@ -1938,6 +1938,29 @@ pub struct ListFilters {
     pub ancestor: Vec<String>,
 }
 
+/// Docker's filter JSON as (key, values) pairs: `{"status":["exited"]}`,
+/// or the old `{"status":{"exited":true}}` whose keys are the values.
+pub(crate) fn filter_pairs(json: &str) -> Result<Vec<(String, Vec<String>)>> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| Error::invalid(format!("invalid filters: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::invalid("invalid filters: expected a JSON object"))?;
+    let mut pairs = Vec::with_capacity(obj.len());
+    for (key, values) in obj {
+        let values: Vec<String> = match values {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().unwrap_or_default().to_string())
+                .collect(),
+            serde_json::Value::Object(o) => o.keys().cloned().collect(),
+            _ => return Err(Error::invalid(format!("invalid filter values for '{key}'"))),
+        };
+        pairs.push((key.clone(), values));
+    }
+    Ok(pairs)
+}
+
 impl ListFilters {
     /// Parses Docker's filter JSON: `{"status":["exited"]}` (or the old
     /// `{"status":{"exited":true}}`).
@@ -1946,20 +1969,7 @@ impl ListFilters {
         if json.is_empty() {
             return Ok(f);
         }
-        let v: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| Error::invalid(format!("invalid filters: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::invalid("invalid filters: expected a JSON object"))?;
-        for (key, values) in obj {
-            let values: Vec<String> = match values {
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .map(|x| x.as_str().unwrap_or_default().to_string())
-                    .collect(),
-                serde_json::Value::Object(o) => o.keys().cloned().collect(),
-                _ => return Err(Error::invalid(format!("invalid filter values for '{key}'"))),
-            };
+        for (key, values) in filter_pairs(json)? {
             match key.as_str() {
                 "id" => f.id = values,
                 "name" => f.name = values,
