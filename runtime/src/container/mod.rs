@@ -966,8 +966,12 @@ impl Containers {
         executor: &Arc<dyn Executor>,
     ) -> Result<()> {
         let dir = self.dir.join(id);
+        let spare = match kind {
+            ExecutorKind::Wasm => spares::Kind::Wasm,
+            ExecutorKind::Native => spares::Kind::Native,
+        };
         self.spares
-            .take_into(&dir)
+            .take_into(&dir, spare)
             .ctx(format!("creating {}", dir.display()))?;
         if native.is_some() {
             write_etc_files(&dir, &spec::hostname(&config, id))?;

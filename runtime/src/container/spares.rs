@@ -1,7 +1,9 @@
 //! Container directories made ahead of time.
 //!
 //! Every container needs a directory with a `rootfs` directory and a
-//! `log.json` in it. Allocating those inodes while the client waits is most
+//! `log.json` in it; a native container also its overlay's `upper` and
+//! `work` directories, its shim's `shim.log`, and the `hostname`, `hosts`
+//! and `resolv.conf` it gets bind-mounted. Allocating those inodes while the client waits is most
 //! of a Wasm container's create on some filesystems (ext4 without a journal
 //! scans past every recently deleted inode before it reuses one), so berthd
 //! keeps a few ready under `ROOT/containers/.spare` and a create renames
@@ -20,10 +22,18 @@ pub const DIR: &str = ".spare";
 /// background refill catches up.
 const COUNT: usize = 4;
 
+/// What a container directory is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Wasm = 0,
+    Native = 1,
+}
+
 pub struct Spares {
     dir: PathBuf,
-    ready: Mutex<Vec<PathBuf>>,
-    filling: AtomicBool,
+    /// Ready directories, by [`Kind`].
+    ready: Mutex<[Vec<PathBuf>; 2]>,
+    filling: [AtomicBool; 2],
     next: AtomicU64,
 }
 
@@ -34,18 +44,18 @@ impl Spares {
         crate::util::fsutil::remove_dir_all_if_exists(&dir)?;
         Ok(Arc::new(Spares {
             dir,
-            ready: Mutex::new(Vec::new()),
-            filling: AtomicBool::new(false),
+            ready: Mutex::new([Vec::new(), Vec::new()]),
+            filling: [AtomicBool::new(false), AtomicBool::new(false)],
             next: AtomicU64::new(0),
         }))
     }
 
-    /// Makes `dest` a container directory (with `rootfs/` and an empty
-    /// `log.json`): a spare renamed into place, or made now if none is
-    /// ready. Starts a refill in the background.
-    pub fn take_into(self: &Arc<Self>, dest: &Path) -> std::io::Result<()> {
-        let spare = self.ready.lock().unwrap().pop();
-        self.fill();
+    /// Makes `dest` a container directory of `kind`: a spare renamed into
+    /// place, or made now if none is ready. Starts a refill of that kind
+    /// in the background.
+    pub fn take_into(self: &Arc<Self>, dest: &Path, kind: Kind) -> std::io::Result<()> {
+        let spare = self.ready.lock().unwrap()[kind as usize].pop();
+        self.fill(kind);
         if let Some(spare) = spare {
             match std::fs::rename(&spare, dest) {
                 Ok(()) => return Ok(()),
@@ -55,41 +65,50 @@ impl Spares {
                 }
             }
         }
-        make(dest)
+        make(dest, kind)
     }
 
     /// Refills the spares on a blocking thread, unless a refill runs.
-    fn fill(self: &Arc<Self>) {
-        if self.filling.swap(true, Ordering::AcqRel) {
+    fn fill(self: &Arc<Self>, kind: Kind) {
+        let filling = &self.filling[kind as usize];
+        if filling.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            self.filling.store(false, Ordering::Release);
+            filling.store(false, Ordering::Release);
             return;
         };
         let this = self.clone();
         handle.spawn_blocking(move || {
-            while this.ready.lock().unwrap().len() < COUNT {
+            while this.ready.lock().unwrap()[kind as usize].len() < COUNT {
                 let n = this.next.fetch_add(1, Ordering::Relaxed);
                 let path = this.dir.join(n.to_string());
-                if let Err(e) = make(&path) {
+                if let Err(e) = make(&path, kind) {
                     tracing::warn!(path = %path.display(), error = %e, "making a spare container directory");
                     let _ = crate::util::fsutil::remove_dir_all_if_exists(&path);
                     break;
                 }
-                this.ready.lock().unwrap().push(path);
+                this.ready.lock().unwrap()[kind as usize].push(path);
             }
-            this.filling.store(false, Ordering::Release);
+            this.filling[kind as usize].store(false, Ordering::Release);
         });
     }
 }
 
-fn make(dir: &Path) -> std::io::Result<()> {
+fn make(dir: &Path, kind: Kind) -> std::io::Result<()> {
     std::fs::create_dir_all(dir.join("rootfs"))?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("log.json"))?;
+    let mut files = vec!["log.json"];
+    if kind == Kind::Native {
+        std::fs::create_dir(dir.join("upper"))?;
+        std::fs::create_dir(dir.join("work"))?;
+        files.extend(["shim.log", "hostname", "hosts", "resolv.conf"]);
+    }
+    for f in files {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(f))?;
+    }
     Ok(())
 }
 
@@ -105,19 +124,35 @@ mod tests {
         assert!(!root.path().join(DIR).exists(), "left-overs are deleted");
         // None ready yet: made on the spot.
         let a = root.path().join("a");
-        spares.take_into(&a).unwrap();
+        spares.take_into(&a, Kind::Wasm).unwrap();
         assert!(a.join("rootfs").is_dir() && a.join("log.json").is_file());
+        assert!(!a.join("upper").exists(), "a Wasm container has no overlay");
         for _ in 0..200 {
-            if spares.ready.lock().unwrap().len() == COUNT {
+            if spares.ready.lock().unwrap()[Kind::Wasm as usize].len() == COUNT {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        assert_eq!(spares.ready.lock().unwrap().len(), COUNT);
+        assert_eq!(
+            spares.ready.lock().unwrap()[Kind::Wasm as usize].len(),
+            COUNT
+        );
+        assert!(
+            spares.ready.lock().unwrap()[Kind::Native as usize].is_empty(),
+            "only the kind taken is refilled"
+        );
         let b = root.path().join("b");
-        spares.take_into(&b).unwrap();
+        spares.take_into(&b, Kind::Wasm).unwrap();
         assert!(b.join("rootfs").is_dir());
         assert_eq!(std::fs::read_dir(b.join("rootfs")).unwrap().count(), 0);
         assert_eq!(std::fs::metadata(b.join("log.json")).unwrap().len(), 0);
+        let n = root.path().join("n");
+        spares.take_into(&n, Kind::Native).unwrap();
+        for d in ["rootfs", "upper", "work"] {
+            assert!(n.join(d).is_dir(), "{d}");
+        }
+        for f in ["log.json", "shim.log", "hostname", "hosts", "resolv.conf"] {
+            assert_eq!(std::fs::metadata(n.join(f)).unwrap().len(), 0, "{f}");
+        }
     }
 }

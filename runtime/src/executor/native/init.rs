@@ -125,7 +125,10 @@ fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
 /// the descriptors attached (stdin, stdout, stderr — or, with a TTY, one
 /// console socket on which the child returns the master of the pty it opens
 /// in the container's own devpts, as runc's console socket), then the
-/// config as JSON. If the shim goes away first, the child ends.
+/// config as JSON. The child builds the container and, before it executes
+/// the command, waits for one more byte ([`go`]): the shim sends it once
+/// the child's cgroup is named and limited, which it does meanwhile. If
+/// the shim goes away first, the child ends.
 ///
 /// # Safety
 /// Must run in a freshly cloned child of a single-threaded process (the
@@ -144,7 +147,6 @@ pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
     };
     let mut errors = std::fs::File::from(errors);
     let code = match receive(&socket).and_then(|(cfg, fds)| {
-        drop(socket);
         let (stdio, console) = if cfg.tty {
             ([-1, -1, -1], fds.first().copied())
         } else if fds.len() == 3 {
@@ -152,7 +154,7 @@ pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
         } else {
             return Err::<Never, Failure>(Failure(1, "the shim sent no stdio".into()));
         };
-        match run(&cfg, stdio, console) {
+        match run(&cfg, stdio, console, &socket) {
             Ok(never) => match never {},
             Err(f) => Err(f),
         }
@@ -165,6 +167,26 @@ pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
     };
     // SAFETY: ending the child without running the parent's atexit handlers.
     unsafe { libc::_exit(code) }
+}
+
+/// Lets a child that has its config execute the command: its cgroup is
+/// ready (see [`waiting_child_main`]).
+pub fn go(socket: &OwnedFd) -> std::io::Result<()> {
+    nix::unistd::write(socket, b"g")
+        .map(drop)
+        .map_err(std::io::Error::from)
+}
+
+/// Waits for the shim's [`go`].
+fn wait_go(socket: &OwnedFd) -> Result<(), Failure> {
+    let mut b = [0u8; 1];
+    match nix::unistd::read(socket, &mut b) {
+        Ok(1) if b[0] == b'g' => Ok(()),
+        _ => Err(Failure(
+            1,
+            "the shim went away before the container started".into(),
+        )),
+    }
 }
 
 /// Sends a child its config and stdio (see [`waiting_child_main`]).
@@ -220,7 +242,12 @@ fn receive(socket: &OwnedFd) -> Result<(InitConfig, Vec<RawFd>), Failure> {
 
 enum Never {}
 
-fn run(cfg: &InitConfig, stdio: [RawFd; 3], console: Option<RawFd>) -> Result<Never, Failure> {
+fn run(
+    cfg: &InitConfig,
+    stdio: [RawFd; 3],
+    console: Option<RawFd>,
+    shim: &OwnedFd,
+) -> Result<Never, Failure> {
     if cfg.new_cgroup_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(fail("creating the cgroup namespace"))?;
@@ -302,6 +329,7 @@ fn run(cfg: &InitConfig, stdio: [RawFd; 3], console: Option<RawFd>) -> Result<Ne
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    wait_go(shim)?;
     if cfg.init {
         run_as_init(&path, &argv, &envp)
     } else {

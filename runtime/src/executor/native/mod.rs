@@ -51,9 +51,10 @@ pub struct NativeExecutor {
     /// On cgroup v1 hosts, a shim started ahead of time with a container
     /// child already cloned and in a cgroup (see `shim::standby_main`).
     standby: Arc<std::sync::Mutex<Option<StandbyShim>>>,
-    /// Whether standbys are used: cgroup v1 (moves between v1 cgroups wait
-    /// for an RCU grace period; renaming a cgroup does not).
-    use_standby: bool,
+    /// The host's cgroups, when standbys are used (cgroup v1: moves
+    /// between v1 cgroups wait for an RCU grace period; renaming a cgroup
+    /// does not). berthd works out a standby's job with it.
+    standby_cgroups: Option<cgroups::CgroupManager>,
 }
 
 /// A standby shim berthd can hand a container to.
@@ -77,21 +78,21 @@ impl NativeExecutor {
                 config.shim.display()
             )));
         }
-        let use_standby = match cgroups::CgroupManager::detect()
+        let standby_cgroups = match cgroups::CgroupManager::detect()
             .and_then(|m| m.with_parent(&config.cgroup_parent))
         {
             Ok(m) => {
                 m.sweep_standby();
-                m.version() == 1
+                (m.version() == 1).then_some(m)
             }
-            Err(_) => false,
+            Err(_) => None,
         };
         Ok(NativeExecutor {
             config,
             shims: Default::default(),
             filters: Default::default(),
             standby: Default::default(),
-            use_standby,
+            standby_cgroups,
         })
     }
 
@@ -135,7 +136,7 @@ impl NativeExecutor {
     /// Starts a standby shim unless one is waiting, on a blocking thread:
     /// `posix_spawn` waits for the exec, which must not hold up a start.
     fn replenish_standby(&self) {
-        if !self.use_standby {
+        if self.standby_cgroups.is_none() {
             return;
         }
         {
@@ -227,6 +228,14 @@ impl NativeExecutor {
 
     /// Writes the bundle's files: the OCI spec and the shim's settings.
     fn write_bundle(&self, launch: &Launch) -> Result<ShimConfig> {
+        let cfg = self.bundle_dirs(launch)?;
+        self.write_bundle_files(launch, &cfg)?;
+        Ok(cfg)
+    }
+
+    /// The shim's settings, and the directories the container's root is
+    /// mounted from; a previous run's exit is cleared.
+    fn bundle_dirs(&self, launch: &Launch) -> Result<ShimConfig> {
         let native = launch
             .native
             .as_ref()
@@ -252,6 +261,21 @@ impl NativeExecutor {
         for d in [&cfg.upper, &cfg.work, &launch.rootfs] {
             std::fs::create_dir_all(d).ctx(format!("creating {}", d.display()))?;
         }
+        match std::fs::remove_file(launch.bundle.join(shim::EXIT_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::internal(format!("clearing the last exit: {e}")))
+            }
+            _ => Ok(cfg),
+        }
+    }
+
+    /// The bundle's files: the OCI spec, the shim's settings and the
+    /// compiled seccomp filter (what `exec` and an external runtime read).
+    fn write_bundle_files(&self, launch: &Launch, cfg: &ShimConfig) -> Result<()> {
+        let native = launch
+            .native
+            .as_ref()
+            .ok_or_else(|| Error::internal("a native container without its layers"))?;
         let filter_path = launch.bundle.join(shim::SECCOMP_FILE);
         let _ = std::fs::remove_file(&filter_path);
         if native.runtime.is_none()
@@ -267,11 +291,32 @@ impl NativeExecutor {
         std::fs::write(launch.bundle.join(shim::SPEC_FILE), spec).ctx("writing config.json")?;
         std::fs::write(
             launch.bundle.join(shim::CONFIG_FILE),
-            serde_json::to_vec(&cfg).ctx("encoding shim.json")?,
+            serde_json::to_vec(cfg).ctx("encoding shim.json")?,
         )
         .ctx("writing shim.json")?;
-        let _ = std::fs::remove_file(launch.bundle.join(shim::EXIT_FILE));
-        Ok(cfg)
+        Ok(())
+    }
+
+    /// A standby's job for this container: what its shim would otherwise
+    /// read from the bundle and work out on the start path.
+    fn standby_job(&self, launch: &Launch, cfg: ShimConfig) -> Result<shim::Job> {
+        let native = launch
+            .native
+            .as_ref()
+            .ok_or_else(|| Error::internal("a native container without its layers"))?;
+        let mgr = self
+            .standby_cgroups
+            .as_ref()
+            .ok_or_else(|| Error::internal("a standby shim without cgroups"))?;
+        let filter = self.compiled_filter(&native.seccomp, &launch.spec)?;
+        shim::Job::new(
+            cfg,
+            &launch.spec,
+            &launch.bundle,
+            mgr,
+            filter.as_deref().map(|f| f.as_slice()),
+        )
+        .map_err(Error::internal)
     }
 }
 
@@ -341,10 +386,21 @@ impl Executor for NativeExecutor {
                 let _ = tokio::time::timeout(Duration::from_secs(5), gone.wait_for(|g| *g)).await;
             }
             let t0 = std::time::Instant::now();
-            self.write_bundle(launch)?;
+            let builtin = launch.native.as_ref().is_some_and(|n| n.runtime.is_none());
+            let standby = if builtin { self.take_standby() } else { None };
+            // With a standby, the bundle's files are written while its shim
+            // gets the container going (it is handed everything it needs).
+            let (cfg, job) = match standby {
+                Some(_) => {
+                    let cfg = self.bundle_dirs(launch)?;
+                    let job = self.standby_job(launch, cfg.clone())?;
+                    (cfg, Some(job))
+                }
+                None => (self.write_bundle(launch)?, None),
+            };
             tracing::trace!(
                 us = t0.elapsed().as_micros() as u64,
-                "native start: bundle written"
+                "native start: bundle ready"
             );
             let (ours, theirs) = std::os::unix::net::UnixStream::pair().ctx("socketpair")?;
             let (report_r, report_w) =
@@ -362,10 +418,8 @@ impl Executor for NativeExecutor {
                 theirs.as_raw_fd(),
                 bundle_dir.as_raw_fd(),
             ];
-            let builtin = launch.native.as_ref().is_some_and(|n| n.runtime.is_none());
-            let standby = if builtin { self.take_standby() } else { None };
-            let child = match standby {
-                Some(sb) => {
+            let child = match standby.zip(job) {
+                Some((sb, job)) => {
                     // Hand the container to the waiting shim.
                     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
                     let iov = [std::io::IoSlice::new(b"j")];
@@ -376,9 +430,17 @@ impl Executor for NativeExecutor {
                         nix::sys::socket::MsgFlags::empty(),
                         None,
                     )
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| job.send(&sb.jobs))
                     .map_err(|e| {
                         Error::internal(format!("handing the container to a standby shim: {e}"))
                     })?;
+                    if let Err(e) = self.write_bundle_files(launch, &cfg) {
+                        // `exec` needs them: the container must not run
+                        // without. The shim kills it and cleans up.
+                        let _ = kill_unreported(&ours);
+                        return Err(e);
+                    }
                     None
                 }
                 None => {
@@ -723,6 +785,14 @@ fn attach_shim(
         }
     });
     (ShimControl { tx }, gone_rx)
+}
+
+/// Tells a shim that has not reported its start yet to kill the container
+/// (it reads the frame once it supervises it, then cleans up).
+fn kill_unreported(shim: &std::os::unix::net::UnixStream) -> std::io::Result<()> {
+    use std::io::Write;
+    let frame = protocol::frame(protocol::SIGNAL, &(libc::SIGKILL as u32).to_be_bytes());
+    (&*shim).write_all(&frame)
 }
 
 /// Where berthd looks for `berth-shim`: `BERTH_SHIM`, else next to its own

@@ -41,16 +41,21 @@ pub struct State {
     pub exited: Option<super::shim::ExitFile>,
 }
 
+/// One frame, encoded.
+pub fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(5 + payload.len());
+    buf.push(kind);
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.extend_from_slice(payload);
+    buf
+}
+
 pub async fn write_frame<W: AsyncWrite + Unpin>(
     w: &mut W,
     kind: u8,
     payload: &[u8],
 ) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(5 + payload.len());
-    buf.push(kind);
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.extend_from_slice(payload);
-    w.write_all(&buf).await
+    w.write_all(&frame(kind, payload)).await
 }
 
 /// Reads one frame; `None` at a clean end of stream.

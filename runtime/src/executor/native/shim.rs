@@ -65,6 +65,53 @@ pub struct ShimConfig {
     pub console_size: Option<[u16; 2]>,
 }
 
+/// What berthd hands a standby shim with a container (after the job's
+/// descriptors, as a 4-byte length and JSON): everything the shim would
+/// otherwise read from the bundle and work out before the container's
+/// child may go on, so that none of it is on the start path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub shim: ShimConfig,
+    pub init: InitConfig,
+    pub resources: Resources,
+}
+
+impl Job {
+    /// Works out a job from the container's spec, as the shim would.
+    pub fn new(
+        shim: ShimConfig,
+        spec: &oci_spec::runtime::Spec,
+        bundle: &Path,
+        mgr: &CgroupManager,
+        filter: Option<&[u8]>,
+    ) -> Result<Job, String> {
+        let rootfs = bundle.join("rootfs");
+        let init = init_config(&shim, spec, &rootfs, bundle, mgr, filter).map_err(|(m, _)| m)?;
+        Ok(Job {
+            resources: resources_from_spec(spec),
+            shim,
+            init,
+        })
+    }
+
+    /// Sends the job's payload (its descriptors went first).
+    pub fn send(&self, socket: &OwnedFd) -> std::io::Result<()> {
+        let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        let mut buf = (json.len() as u32).to_be_bytes().to_vec();
+        buf.extend_from_slice(&json);
+        std::fs::File::from(socket.try_clone()?).write_all(&buf)
+    }
+
+    fn receive(socket: &OwnedFd) -> std::io::Result<Job> {
+        let mut f = std::fs::File::from(socket.try_clone()?);
+        let mut len = [0u8; 4];
+        f.read_exact(&mut len)?;
+        let mut json = vec![0u8; u32::from_be_bytes(len) as usize];
+        f.read_exact(&mut json)?;
+        serde_json::from_slice(&json).map_err(std::io::Error::other)
+    }
+}
+
 /// `exit.json`: how the container ended.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ExitFile {
@@ -134,7 +181,7 @@ pub fn main() -> ! {
     }
     let report = unsafe { std::fs::File::from_raw_fd(3) };
     let daemon = unsafe { std::os::unix::net::UnixStream::from_raw_fd(4) };
-    let code = match Shim::start(&bundle, report, daemon, None) {
+    let code = match Shim::start(&bundle, report, daemon, None, None) {
         Ok(shim) => shim.run(),
         Err(()) => 1,
     };
@@ -250,6 +297,8 @@ fn close_other_fds(keep: &[RawFd]) {
 struct Standby {
     child: Waiting,
     cgroup: Cgroup,
+    /// The host's cgroups, as the standby found them.
+    mgr: CgroupManager,
 }
 
 /// `berth-shim standby PARENT`: clones a container child into fresh
@@ -318,12 +367,17 @@ pub fn standby_main(parent: &str) -> ! {
             _ => false,
         }
     };
+    let job = if got && fds.len() == 3 {
+        Job::receive(&jobs).ok()
+    } else {
+        None
+    };
     drop(jobs);
-    if !got || fds.len() != 3 {
+    let Some(job) = job else {
         child.kill();
         let _ = cgroup.destroy();
         std::process::exit(0);
-    }
+    };
     // SAFETY: the descriptors berthd sent with the job.
     let (report, daemon, dir) = unsafe {
         (
@@ -347,7 +401,8 @@ pub fn standby_main(parent: &str) -> ! {
         // SAFETY: dup2 of an open file onto this process's stderr.
         unsafe { libc::dup2(log.as_raw_fd(), 2) };
     }
-    let code = match Shim::start(&bundle, report, daemon, Some(Standby { child, cgroup })) {
+    let standby = Standby { child, cgroup, mgr };
+    let code = match Shim::start(&bundle, report, daemon, Some(standby), Some(job)) {
         Ok(shim) => shim.run(),
         Err(()) => 1,
     };
@@ -362,6 +417,7 @@ impl Shim {
         report_pipe: std::fs::File,
         daemon: std::os::unix::net::UnixStream,
         standby: Option<Standby>,
+        job: Option<Job>,
     ) -> Result<Shim, ()> {
         let _ = nix::unistd::setsid();
         // SAFETY: ignoring SIGPIPE and SIGHUP for this process.
@@ -378,28 +434,30 @@ impl Shim {
                 let what = what.to_string();
                 move |e: String| (format!("{what}: {e}"), 1)
             };
-            let cfg: ShimConfig = serde_json::from_slice(
-                &std::fs::read(bundle.join(CONFIG_FILE))
+            let (cfg, prepared) = match job {
+                Some(job) => (job.shim, Some((job.init, job.resources))),
+                None => (
+                    serde_json::from_slice::<ShimConfig>(
+                        &std::fs::read(bundle.join(CONFIG_FILE))
+                            .map_err(|e| e.to_string())
+                            .map_err(e1("reading shim.json"))?,
+                    )
                     .map_err(|e| e.to_string())
                     .map_err(e1("reading shim.json"))?,
-            )
-            .map_err(|e| e.to_string())
-            .map_err(e1("reading shim.json"))?;
-            let spec: oci_spec::runtime::Spec = serde_json::from_slice(
-                &std::fs::read(bundle.join(SPEC_FILE))
-                    .map_err(|e| e.to_string())
-                    .map_err(e1("reading config.json"))?,
-            )
-            .map_err(|e| e.to_string())
-            .map_err(e1("reading config.json"))?;
+                    None,
+                ),
+            };
             trace("config read");
 
             // Stdio: a pty, or pipes.
             let (child_stdio, console, parent) =
                 make_stdio(&cfg).map_err(|e| (format!("setting up stdio: {e}"), 1))?;
-            let mgr = CgroupManager::detect()
-                .and_then(|m| m.with_parent(&cfg.cgroup_parent))
-                .map_err(|e| (format!("cgroups: {e}"), 1))?;
+            let mgr = match &standby {
+                Some(sb) => sb.mgr.clone(),
+                None => CgroupManager::detect()
+                    .and_then(|m| m.with_parent(&cfg.cgroup_parent))
+                    .map_err(|e| (format!("cgroups: {e}"), 1))?,
+            };
 
             if let Some(runtime) = &cfg.runtime {
                 // An external runtime mounts nothing itself: the root must
@@ -425,23 +483,50 @@ impl Shim {
                 });
             }
 
-            let resources = resources_from_spec(&spec);
-            let init_cfg = init_config(&cfg, &spec, &rootfs, bundle, &mgr)?;
+            let (init_cfg, resources) = match prepared {
+                Some(p) => p,
+                None => {
+                    let spec: oci_spec::runtime::Spec = serde_json::from_slice(
+                        &std::fs::read(bundle.join(SPEC_FILE))
+                            .map_err(|e| e.to_string())
+                            .map_err(e1("reading config.json"))?,
+                    )
+                    .map_err(|e| e.to_string())
+                    .map_err(e1("reading config.json"))?;
+                    let filter = std::fs::read(bundle.join(SECCOMP_FILE)).ok();
+                    let init = init_config(&cfg, &spec, &rootfs, bundle, &mgr, filter.as_deref())?;
+                    (init, resources_from_spec(&spec))
+                }
+            };
             trace("init config ready");
+            let fds: Vec<RawFd> = match console {
+                Some(c) => vec![c],
+                None => child_stdio.to_vec(),
+            };
+            let send = |child: &Waiting, init_cfg: &InitConfig| {
+                let sent = init::send(&child.socket, init_cfg, &fds);
+                close_child_ends(child_stdio, console);
+                sent.map_err(|e| (format!("handing the container its config: {e}"), 1))
+            };
             let child = match standby.take() {
-                Some(Standby { child, cgroup: scg }) => {
-                    let cg = scg
-                        .rename_to(mgr.parent(), &cfg.id)
-                        .map_err(|e| (format!("naming the container's cgroup: {e}"), 1));
-                    match cg {
-                        Ok(cg) => {
-                            cgroup = Some(cg);
-                        }
+                Some(Standby {
+                    child, cgroup: scg, ..
+                }) => {
+                    // Named first: the child binds its cgroup directories
+                    // by their path. It then sets up the container's root
+                    // while its cgroup is configured here, and waits for
+                    // the go (below) before it executes the command.
+                    match scg.rename_to(mgr.parent(), &cfg.id) {
+                        Ok(cg) => cgroup = Some(cg),
                         Err(e) => {
                             child.kill();
                             let _ = scg.destroy();
-                            return Err(e);
+                            return Err((format!("naming the container's cgroup: {e}"), 1));
                         }
+                    }
+                    if let Err(e) = send(&child, &init_cfg) {
+                        child.kill();
+                        return Err(e);
                     }
                     let cg = cgroup.as_ref().expect("just set");
                     if let Err(e) = cg.configure(&resources) {
@@ -466,20 +551,17 @@ impl Shim {
                         return Err((format!("joining the container's cgroup: {e}"), 1));
                     }
                     cgroup = Some(cg);
+                    if let Err(e) = send(&child, &init_cfg) {
+                        child.kill();
+                        return Err(e);
+                    }
                     child
                 }
             };
             trace("cgroup ready");
-            let fds: Vec<RawFd> = match console {
-                Some(c) => vec![c],
-                None => child_stdio.to_vec(),
-            };
-            let sent = init::send(&child.socket, &init_cfg, &fds);
-            close_child_ends(child_stdio, console);
-            if let Err(e) = sent {
-                child.kill();
-                return Err((format!("handing the container its config: {e}"), 1));
-            }
+            // A child that failed meanwhile has gone: its message (read
+            // below) says why, better than the write's error.
+            let went = init::go(&child.socket);
             let Waiting {
                 pid,
                 socket,
@@ -502,6 +584,9 @@ impl Shim {
             let mut msg = String::new();
             let _ = std::fs::File::from(errors).read_to_string(&mut msg);
             trace("container exec'd");
+            if let (true, Err(e)) = (msg.is_empty(), &went) {
+                msg = format!("letting the container start: {e}");
+            }
             if !msg.is_empty() {
                 let code = match nix::sys::wait::waitpid(pid, None) {
                     Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
@@ -522,7 +607,10 @@ impl Shim {
                 pty_master: parent.pty_master,
             })
         })();
-        if let Some(Standby { child, cgroup: scg }) = standby {
+        if let Some(Standby {
+            child, cgroup: scg, ..
+        }) = standby
+        {
             child.kill();
             let _ = scg.destroy();
         }
@@ -765,12 +853,9 @@ impl Shim {
             finished_at: crate::util::now_rfc3339(),
         };
         trace("output drained, log ended");
-        // Atomic but not fsynced: it must survive berthd being away, not the
-        // host crashing (which ends the container anyway).
-        let tmp = bundle.join(".exit.json.tmp");
-        if std::fs::write(&tmp, serde_json::to_vec(&exit).unwrap_or_default()).is_ok() {
-            let _ = std::fs::rename(&tmp, bundle.join(EXIT_FILE));
-        }
+        // berthd hears of the exit first (the frame goes out while this
+        // task writes the file), and a berthd that reconnects before the
+        // file exists gets it from `state`.
         state.lock().unwrap().exited = Some(exit.clone());
         let _ = out_tx
             .send((
@@ -778,6 +863,13 @@ impl Shim {
                 serde_json::to_vec(&exit).unwrap_or_default(),
             ))
             .await;
+        tokio::task::yield_now().await;
+        // Atomic but not fsynced: it must survive berthd being away, not the
+        // host crashing (which ends the container anyway).
+        let tmp = bundle.join(".exit.json.tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&exit).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, bundle.join(EXIT_FILE));
+        }
 
         // Wait for berthd to record it (or give up: it reads exit.json
         // when it comes back).
@@ -1088,6 +1180,7 @@ fn init_config(
     rootfs: &Path,
     bundle: &Path,
     mgr: &CgroupManager,
+    precompiled: Option<&[u8]>,
 ) -> Result<InitConfig, (String, i32)> {
     let err = |m: String| (m, 1);
     let process = spec
@@ -1143,21 +1236,19 @@ fn init_config(
     let keep: Vec<caps::Capability> = caps::CapSets::from_oci(&caps)
         .map_err(|e| err(e.to_string()))?
         .bounding;
-    let precompiled = std::fs::read(bundle.join(SECCOMP_FILE)).ok();
-    let seccomp = match &cfg.seccomp {
+    let seccomp = match (&cfg.seccomp, precompiled) {
         // An external runtime installs its own filter from config.json.
         _ if cfg.runtime.is_some() => None,
-        SeccompChoice::Unconfined => None,
-        // berthd compiled it already (see `NativeExecutor::write_bundle`).
-        _ if precompiled.is_some() => Some(
-            seccomp::Program::from_bytes(precompiled.as_deref().unwrap_or_default())
-                .map_err(|e| err(format!("seccomp: {e}")))?,
-        ),
-        SeccompChoice::Default => Some(
+        (SeccompChoice::Unconfined, _) => None,
+        // berthd compiled it already (see `NativeExecutor::compiled_filter`).
+        (_, Some(bytes)) => {
+            Some(seccomp::Program::from_bytes(bytes).map_err(|e| err(format!("seccomp: {e}")))?)
+        }
+        (SeccompChoice::Default, None) => Some(
             seccomp::compile(seccomp::default_profile(), &keep)
                 .map_err(|e| err(format!("seccomp: {e}")))?,
         ),
-        SeccompChoice::Profile(json) => {
+        (SeccompChoice::Profile(json), None) => {
             let p = seccomp::parse(json.as_bytes())
                 .map_err(|e| err(format!("seccomp profile: {e}")))?;
             Some(seccomp::compile(&p, &keep).map_err(|e| err(format!("seccomp: {e}")))?)

@@ -591,13 +591,20 @@ impl WasmExecutor {
                     format!("{}\n", msg.trim_end()).as_bytes(),
                 );
             }
-            // The exit is recorded on its own task while this one gives the
-            // instance slot back (resetting the memory the guest touched):
-            // the client waiting for the exit does not wait for that.
-            let exit = tokio::spawn(on_exit(status));
+            // The exit is recorded right here, on this thread, by the first
+            // poll of its handling (everything up to its first wait), before
+            // the instance slot is given back (resetting the memory the
+            // guest touched): the client waiting for the exit waits for
+            // neither a hop to another task nor that reset. The rest (an
+            // auto-remove, a restart's backoff) runs after the slot is free.
+            let mut exit = on_exit(status);
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(exit.as_mut().poll(cx))).await;
             drop(spent);
             running.fetch_sub(1, Ordering::Relaxed);
-            let _ = exit.await;
+            if first.is_pending() {
+                exit.await;
+            }
         };
         tracing::trace!("wasm: spawning");
         self.runtime
