@@ -985,12 +985,7 @@ impl Containers {
                         if std::fs::hard_link(&blob, &path).is_err() {
                             std::fs::copy(&blob, &path).ctx("copying the module")?;
                         }
-                        let mut head = [0u8; 8];
-                        use std::io::Read;
-                        let n = std::fs::File::open(&path)
-                            .and_then(|mut f| f.read(&mut head))
-                            .ctx("reading the module")?;
-                        image::wasm::detect(&head[..n])?
+                        image::wasm::detect_blob(&path, &m.digest)?
                     }
                     image::wasm::ModuleData::Bytes(bytes) => {
                         std::fs::write(&path, &bytes).ctx("writing the module")?;

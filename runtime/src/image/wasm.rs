@@ -38,6 +38,30 @@ impl WasiTarget {
 
 /// Tells a core module from a component by the preamble; anything else is
 /// refused with a message that says what was found.
+/// [`detect`] of a module blob, from its first bytes; remembered by digest
+/// (a blob's content never changes), so that creating a container of an
+/// image seen before reads nothing.
+pub fn detect_blob(path: &std::path::Path, digest: &Digest) -> Result<WasiTarget> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<Digest, WasiTarget>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(t) = seen.lock().unwrap().get(digest) {
+        return Ok(*t);
+    }
+    let mut head = [0u8; 8];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .ctx("reading the module")?;
+    let target = detect(&head[..n])?;
+    let mut seen = seen.lock().unwrap();
+    if seen.len() >= 4096 {
+        seen.clear();
+    }
+    seen.insert(digest.clone(), target);
+    Ok(target)
+}
+
 pub fn detect(bytes: &[u8]) -> Result<WasiTarget> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         let what = if bytes.starts_with(b"\x7fELF") {
