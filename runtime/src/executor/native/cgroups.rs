@@ -696,6 +696,19 @@ impl Cgroup {
     /// Applies limits and device rules to a cgroup made without them, as
     /// [`CgroupManager::create`] does.
     pub fn configure(&self, r: &Resources) -> Result<()> {
+        self.configure_devices(r)?;
+        self.configure_limits(r)
+    }
+
+    /// The device rules of [`Cgroup::configure`]. On cgroup v1 they are
+    /// replaced by denying all then allowing each, so a process of the
+    /// cgroup must not make device nodes meanwhile.
+    pub fn configure_devices(&self, r: &Resources) -> Result<()> {
+        self.apply_devices(&r.devices)
+    }
+
+    /// [`Cgroup::configure`] but the device rules.
+    pub fn configure_limits(&self, r: &Resources) -> Result<()> {
         r.check(true)?;
         let mut limits = r.limits();
         if let Some(m) = limits.memory.filter(|&m| m > 0)
@@ -704,8 +717,7 @@ impl Cgroup {
         {
             limits.swap = Some(m.saturating_mul(2));
         }
-        self.apply(&limits)?;
-        self.apply_devices(&r.devices)
+        self.apply(&limits)
     }
 
     pub fn add_pid(&self, pid: i32) -> Result<()> {

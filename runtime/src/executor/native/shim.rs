@@ -513,8 +513,9 @@ impl Shim {
                     child, cgroup: scg, ..
                 }) => {
                     // Named first: the child binds its cgroup directories
-                    // by their path. It then sets up the container's root
-                    // while its cgroup is configured here, and waits for
+                    // by their path; and its device rules are in place
+                    // before it makes /dev. It then sets up the container's
+                    // root while its limits are set here, and waits for
                     // the go (below) before it executes the command.
                     match scg.rename_to(mgr.parent(), &cfg.id) {
                         Ok(cg) => cgroup = Some(cg),
@@ -524,12 +525,16 @@ impl Shim {
                             return Err((format!("naming the container's cgroup: {e}"), 1));
                         }
                     }
+                    let cg = cgroup.as_ref().expect("just set");
+                    if let Err(e) = cg.configure_devices(&resources) {
+                        child.kill();
+                        return Err((format!("configuring the container's cgroup: {e}"), 1));
+                    }
                     if let Err(e) = send(&child, &init_cfg) {
                         child.kill();
                         return Err(e);
                     }
-                    let cg = cgroup.as_ref().expect("just set");
-                    if let Err(e) = cg.configure(&resources) {
+                    if let Err(e) = cg.configure_limits(&resources) {
                         child.kill();
                         return Err((format!("configuring the container's cgroup: {e}"), 1));
                     }
