@@ -97,6 +97,79 @@ fn strip_version(mut req: Request) -> Result<Request, ApiError> {
     Ok(req)
 }
 
+/// Reads what a handler left of its request body (up to
+/// [`crate::stream::DRAIN_LIMIT`])
+/// before the response goes out.
+///
+/// A handler that answers early (`404 No such container` to a `PUT
+/// /containers/{id}/archive`) leaves the client writing its body; closing
+/// the connection on unread data makes the client's next write fail with
+/// a broken pipe, and the client never reads the answer. Draining lets
+/// the connection end cleanly and be used again, as with dockerd.
+pub async fn drain_unread_body(req: Request, next: axum::middleware::Next) -> Response {
+    use axum::body::HttpBody;
+    let (parts, body) = req.into_parts();
+    if body.is_end_stream() {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let slot = Arc::new(std::sync::Mutex::new(Some(body)));
+    let shared = axum::body::Body::new(SharedBody(slot.clone()));
+    let resp = next.run(Request::from_parts(parts, shared)).await;
+    // A handler that gave the body to a task of its own still reads it.
+    if Arc::strong_count(&slot) == 1 {
+        let left = slot.lock().unwrap().take();
+        if let Some(mut body) = left.filter(|b| !b.is_end_stream()) {
+            let drain = async {
+                use http_body_util::BodyExt;
+                let mut read = 0;
+                while let Some(Ok(frame)) = body.frame().await {
+                    read += frame.data_ref().map_or(0, |d| d.len());
+                    if read > crate::stream::DRAIN_LIMIT {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+        }
+    }
+    resp
+}
+
+/// A request body the [`drain_unread_body`] middleware can take back.
+struct SharedBody(Arc<std::sync::Mutex<Option<axum::body::Body>>>);
+
+impl axum::body::HttpBody for SharedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        match self.0.lock().unwrap().as_mut() {
+            Some(body) => std::pin::Pin::new(body).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|b| b.size_hint())
+            .unwrap_or_default()
+    }
+}
+
 /// Logs each request at debug level with its status and duration.
 pub async fn log_request(req: Request, next: axum::middleware::Next) -> Response {
     let method = req.method().clone();
@@ -114,6 +187,28 @@ mod tests {
     use axum::http::{Request, StatusCode};
     use berth_runtime::EngineConfig;
     use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_body_the_handler_left_is_read_before_the_answer_goes() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let read = Arc::new(AtomicUsize::new(0));
+        let app = Router::new()
+            .route("/x", axum::routing::put(|| async { StatusCode::NOT_FOUND }))
+            .layer(axum::middleware::from_fn(drain_unread_body));
+        let counter = read.clone();
+        let chunks = futures_util::stream::iter((0..4).map(move |_| {
+            counter.fetch_add(1000, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![0u8; 1000]))
+        }));
+        let req = Request::builder()
+            .method("PUT")
+            .uri("/x")
+            .body(Body::from_stream(chunks))
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(read.load(Ordering::SeqCst), 4000);
+    }
 
     async fn app() -> (tempfile::TempDir, Router) {
         let dir = tempfile::tempdir().unwrap();

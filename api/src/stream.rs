@@ -32,6 +32,10 @@ impl std::io::Read for BodyReader {
     }
 }
 
+/// How much of a request body berthd reads and throws away after a handler
+/// answered without reading it all, as Go's `net/http` server does.
+pub const DRAIN_LIMIT: usize = 256 * 1024;
+
 /// Feeds `body` to a [`BodyReader`] from a task on the runtime.
 pub fn body_reader(body: Body) -> BodyReader {
     let (tx, rx) = mpsc::channel(16);
@@ -40,7 +44,20 @@ pub fn body_reader(body: Body) -> BodyReader {
         while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
             let item = chunk.map_err(|e| format!("reading request body: {e}"));
             let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
+            if stop {
+                return;
+            }
+            if tx.send(item).await.is_err() {
+                // The handler gave up on the body (it answers an error):
+                // read on a little, so the client gets to read that answer
+                // (see `server::drain_unread_body`).
+                let mut read = 0;
+                while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut stream).await {
+                    read += chunk.len();
+                    if read > DRAIN_LIMIT {
+                        break;
+                    }
+                }
                 return;
             }
         }

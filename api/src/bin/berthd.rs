@@ -125,6 +125,9 @@ async fn serve(args: Args) -> Result<()> {
         }
     };
     let app = berth_api::router(engine.clone())
+        .layer(axum::middleware::from_fn(
+            berth_api::server::drain_unread_body,
+        ))
         .layer(axum::middleware::from_fn(berth_api::server::log_request));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
