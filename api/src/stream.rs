@@ -204,9 +204,13 @@ where
     });
     let wr = std::sync::Arc::new(tokio::sync::Mutex::new(wr));
     let mut readers = Vec::new();
-    for (fd, kind) in [
-        (Some(streams.stdout), StreamKind::Stdout),
-        (streams.stderr, StreamKind::Stderr),
+    for (fd, kind, attached) in [
+        (
+            Some(streams.stdout),
+            StreamKind::Stdout,
+            streams.attach_stdout,
+        ),
+        (streams.stderr, StreamKind::Stderr, streams.attach_stderr),
     ] {
         let Some(fd) = fd.and_then(|f| nonblocking(f).ok()) else {
             continue;
@@ -218,6 +222,8 @@ where
             loop {
                 match read_async(&fd, &mut buf).await {
                     Ok(0) | Err(_) => break,
+                    // Not asked for: the process writes on, nobody sees it.
+                    Ok(_) if !attached => {}
                     Ok(n) => {
                         out.clear();
                         encode_chunk(kind, &buf[..n], tty, &mut out);

@@ -992,6 +992,36 @@ fn exec_with_and_without_a_tty() {
     );
     code(&out, 0, "exec -i");
     assert_eq!(stdout(&out), "piped\neof\n");
+    // Over the API, the output streams the client did not ask for
+    // (docker-py's `exec_run(stdout=False)`) are not sent.
+    for (out, err, want) in [(false, true, "2:e\n"), (true, false, "1:o\n")] {
+        let create = format!(
+            r#"{{"Cmd":["sh","-c","echo o; echo e >&2"],"AttachStdout":{out},"AttachStderr":{err}}}"#
+        );
+        let r = d.http(
+            "POST",
+            "/v1.47/containers/ex/exec",
+            Some(("application/json", create.as_bytes())),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = d.http(
+            "POST",
+            &format!("/v1.47/exec/{id}/start"),
+            Some(("application/json", br#"{"Detach":false,"Tty":false}"#)),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let (mut got, mut rest) = (String::new(), &r.body[..]);
+        while rest.len() >= 8 {
+            let n = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+            got += &format!("{}:{}", rest[0], String::from_utf8_lossy(&rest[8..8 + n]));
+            rest = &rest[8 + n..];
+        }
+        assert_eq!(got, want, "AttachStdout {out}, AttachStderr {err}");
+    }
     let out = docker(&d, &["exec", "ex", "no-such-command"]);
     assert!(!out.status.success());
     assert!(

@@ -34,6 +34,10 @@ pub struct ExecStreams {
     pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
     pub stderr: Option<OwnedFd>,
+    /// Whether the client asked for each output stream (`AttachStdout`,
+    /// `AttachStderr`); what it did not ask for is read and thrown away.
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
     /// Turns `Some(code)` when the process has exited.
     pub done: watch::Receiver<Option<i64>>,
 }
@@ -223,6 +227,8 @@ impl Containers {
             stdin,
             stdout,
             stderr,
+            attach_stdout: exec.config.attach_stdout,
+            attach_stderr: exec.config.attach_stderr,
             done: exec.done.subscribe(),
         })
     }
