@@ -36,6 +36,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{OnceCell, oneshot, watch};
 use wasmtime::component::{Component, ResourceTable};
@@ -538,9 +539,15 @@ impl WasmExecutor {
         running.fetch_add(1, Ordering::Relaxed);
         let cpu_ns = Arc::new(AtomicU64::new(0));
         let cpu = cpu_ns.clone();
+        let wasm_runtime = self
+            .runtime
+            .as_ref()
+            .expect("runtime lives as long as the executor")
+            .handle()
+            .clone();
         let task = async move {
             tracing::trace!("wasm: task running");
-            let run = async {
+            let run = async move {
                 match prepared {
                     Prepared::Module(pre) => {
                         let state = P1State {
@@ -564,26 +571,59 @@ impl WasmExecutor {
             // The time spent in its polls is the guest's CPU time: the
             // guest, and the host calls it makes, run inside them.
             let mut run = Box::pin(run);
-            let run = std::future::poll_fn(move |cx| {
+            let mut run = Box::pin(std::future::poll_fn(move |cx| {
                 let began = std::time::Instant::now();
                 let r = run.as_mut().poll(cx);
                 cpu.fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 r
-            });
-            let mut spent = None;
-            let status = tokio::select! {
-                done = run => match done {
-                    Ok((status, store)) => {
-                        spent = Some(store);
-                        status
-                    }
-                    Err(_) => ExitStatus {
-                        code: 255,
-                        error: Some("the Wasm engine failed while running this container (see berthd's log)".into()),
-                        ..Default::default()
-                    },
+            }));
+            let mut kill_rx = kill_rx;
+            // The guest's first slice (until it waits or its first epoch
+            // tick) runs right here, on the thread that handled the start:
+            // a short-lived guest ends without waking another thread. One
+            // still running goes on on the Wasm runtime's threads, so that
+            // guests do not hold up the API's.
+            let first = tokio::select! {
+                biased;
+                Ok(sig) = &mut kill_rx => Some(Outcome::Killed(sig)),
+                r = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))) => match r {
+                    Poll::Ready(done) => Some(Outcome::Done(done.ok())),
+                    Poll::Pending => None,
                 },
-                Ok(sig) = kill_rx => ExitStatus { code: 128 + sig as i64, ..Default::default() },
+            };
+            let outcome = match first {
+                Some(o) => o,
+                None => {
+                    let rest = async move {
+                        tokio::select! {
+                            done = run => Outcome::Done(done.ok()),
+                            Ok(sig) = kill_rx => Outcome::Killed(sig),
+                        }
+                    };
+                    wasm_runtime
+                        .spawn(rest)
+                        .await
+                        .unwrap_or(Outcome::Done(None))
+                }
+            };
+            let mut spent = None;
+            let status = match outcome {
+                Outcome::Done(Some((status, store))) => {
+                    spent = Some(store);
+                    status
+                }
+                Outcome::Done(None) => ExitStatus {
+                    code: 255,
+                    error: Some(
+                        "the Wasm engine failed while running this container (see berthd's log)"
+                            .into(),
+                    ),
+                    ..Default::default()
+                },
+                Outcome::Killed(sig) => ExitStatus {
+                    code: 128 + sig as i64,
+                    ..Default::default()
+                },
             };
             if let Some(msg) = status.detail.as_ref().or(status.error.as_ref()) {
                 output.write(
@@ -598,8 +638,7 @@ impl WasmExecutor {
             // neither a hop to another task nor that reset. The rest (an
             // auto-remove, a restart's backoff) runs after the slot is free.
             let mut exit = on_exit(status);
-            let first =
-                std::future::poll_fn(|cx| std::task::Poll::Ready(exit.as_mut().poll(cx))).await;
+            let first = std::future::poll_fn(|cx| Poll::Ready(exit.as_mut().poll(cx))).await;
             drop(spent);
             running.fetch_sub(1, Ordering::Relaxed);
             if first.is_pending() {
@@ -607,10 +646,14 @@ impl WasmExecutor {
             }
         };
         tracing::trace!("wasm: spawning");
-        self.runtime
-            .as_ref()
-            .expect("runtime lives as long as the executor")
-            .spawn(task);
+        match tokio::runtime::Handle::try_current() {
+            Ok(here) => here.spawn(task),
+            Err(_) => self
+                .runtime
+                .as_ref()
+                .expect("runtime lives as long as the executor")
+                .spawn(task),
+        };
         Ok(Running {
             pid: 0,
             control: Box::new(WasmControl {
@@ -621,6 +664,13 @@ impl WasmExecutor {
             }),
         })
     }
+}
+
+/// How a guest's run ended: its status and store (`None`: the engine
+/// failed), or killed by a signal.
+enum Outcome<S> {
+    Done(Option<(ExitStatus, S)>),
+    Killed(i32),
 }
 
 /// A store that yields at every epoch tick, and while `paused` is true
