@@ -36,8 +36,6 @@ impl WasiTarget {
     }
 }
 
-/// Tells a core module from a component by the preamble; anything else is
-/// refused with a message that says what was found.
 /// [`detect`] of a module blob, from its first bytes; remembered by digest
 /// (a blob's content never changes), so that creating a container of an
 /// image seen before reads nothing.
@@ -62,6 +60,8 @@ pub fn detect_blob(path: &std::path::Path, digest: &Digest) -> Result<WasiTarget
     Ok(target)
 }
 
+/// Tells a core module from a component by the preamble; anything else is
+/// refused with a message that says what was found.
 pub fn detect(bytes: &[u8]) -> Result<WasiTarget> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         let what = if bytes.starts_with(b"\x7fELF") {

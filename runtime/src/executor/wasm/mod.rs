@@ -3,9 +3,11 @@
 //!
 //! - The pooling instance allocator with copy-on-write memory images keeps
 //!   instantiation in the microseconds and bounds how many containers run.
-//! - Guests run as async tasks on a runtime of their own, so a busy module
-//!   cannot starve the API. Epoch interruption makes every guest yield at
-//!   each tick, so `stop` and `kill` take effect within a tick even in a
+//! - A guest's first slice runs on the thread that handled its start, so a
+//!   short-lived guest ends without a hop to another thread; one still
+//!   running after it goes on as an async task on a runtime of its own, so
+//!   a busy module cannot starve the API. Epoch interruption makes every
+//!   guest yield at each tick, so `stop` and `kill` take effect within a tick even in a
 //!   busy loop, and a guest blocked in a host call is simply dropped.
 //! - Memory is capped per container by a resource limiter (`--memory`),
 //!   whose cap `docker update` can change while the guest runs.
