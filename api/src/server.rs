@@ -97,9 +97,8 @@ fn strip_version(mut req: Request) -> Result<Request, ApiError> {
     Ok(req)
 }
 
-/// Reads what a handler left of its request body (up to
-/// [`crate::stream::DRAIN_LIMIT`])
-/// before the response goes out.
+/// Reads what a handler left of its request body
+/// ([`crate::stream::drain`]) before the response goes out.
 ///
 /// A handler that answers early (`404 No such container` to a `PUT
 /// /containers/{id}/archive`) leaves the client writing its body; closing
@@ -118,18 +117,8 @@ pub async fn drain_unread_body(req: Request, next: axum::middleware::Next) -> Re
     // A handler that gave the body to a task of its own still reads it.
     if Arc::strong_count(&slot) == 1 {
         let left = slot.lock().unwrap().take();
-        if let Some(mut body) = left.filter(|b| !b.is_end_stream()) {
-            let drain = async {
-                use http_body_util::BodyExt;
-                let mut read = 0;
-                while let Some(Ok(frame)) = body.frame().await {
-                    read += frame.data_ref().map_or(0, |d| d.len());
-                    if read > crate::stream::DRAIN_LIMIT {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+        if let Some(body) = left.filter(|b| !b.is_end_stream()) {
+            crate::stream::drain(body.into_data_stream()).await;
         }
     }
     resp

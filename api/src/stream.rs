@@ -36,6 +36,26 @@ impl std::io::Read for BodyReader {
 /// answered without reading it all, as Go's `net/http` server does.
 pub const DRAIN_LIMIT: usize = 256 * 1024;
 
+/// Reads and throws away up to [`DRAIN_LIMIT`] bytes of what is left of a
+/// request body, for at most two seconds: a client still writing a body
+/// the handler did not read then gets to read the answer (see
+/// `server::drain_unread_body`).
+pub async fn drain<S, E>(mut rest: S)
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let read_on = async {
+        let mut read = 0;
+        while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut rest).await {
+            read += chunk.len();
+            if read > DRAIN_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read_on).await;
+}
+
 /// Feeds `body` to a [`BodyReader`] from a task on the runtime.
 pub fn body_reader(body: Body) -> BodyReader {
     let (tx, rx) = mpsc::channel(16);
@@ -48,16 +68,8 @@ pub fn body_reader(body: Body) -> BodyReader {
                 return;
             }
             if tx.send(item).await.is_err() {
-                // The handler gave up on the body (it answers an error):
-                // read on a little, so the client gets to read that answer
-                // (see `server::drain_unread_body`).
-                let mut read = 0;
-                while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut stream).await {
-                    read += chunk.len();
-                    if read > DRAIN_LIMIT {
-                        break;
-                    }
-                }
+                // The handler gave up on the body (it answers an error).
+                drain(stream).await;
                 return;
             }
         }
