@@ -588,7 +588,7 @@ impl WasmExecutor {
             let first = tokio::select! {
                 biased;
                 Ok(sig) = &mut kill_rx => Some(Outcome::Killed(sig)),
-                r = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))) => match r {
+                r = poll_once(&mut run) => match r {
                     Poll::Ready(done) => Some(Outcome::Done(done.ok())),
                     Poll::Pending => None,
                 },
@@ -640,7 +640,7 @@ impl WasmExecutor {
             // neither a hop to another task nor that reset. The rest (an
             // auto-remove, a restart's backoff) runs after the slot is free.
             let mut exit = on_exit(status);
-            let first = std::future::poll_fn(|cx| Poll::Ready(exit.as_mut().poll(cx))).await;
+            let first = poll_once(&mut exit).await;
             drop(spent);
             running.fetch_sub(1, Ordering::Relaxed);
             if first.is_pending() {
@@ -666,6 +666,11 @@ impl WasmExecutor {
             }),
         })
     }
+}
+
+/// Polls `f` once, and says whether it finished.
+async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *f).poll(cx))).await
 }
 
 /// How a guest's run ended: its status and store (`None`: the engine
