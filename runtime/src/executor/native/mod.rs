@@ -236,10 +236,7 @@ impl NativeExecutor {
     /// The shim's settings, and the directories the container's root is
     /// mounted from; a previous run's exit is cleared.
     fn bundle_dirs(&self, launch: &Launch) -> Result<ShimConfig> {
-        let native = launch
-            .native
-            .as_ref()
-            .ok_or_else(|| Error::internal("a native container without its layers"))?;
+        let native = native_of(launch)?;
         let cfg = ShimConfig {
             id: launch.id.clone(),
             tty: launch
@@ -272,10 +269,7 @@ impl NativeExecutor {
     /// The bundle's files: the OCI spec, the shim's settings and the
     /// compiled seccomp filter (what `exec` and an external runtime read).
     fn write_bundle_files(&self, launch: &Launch, cfg: &ShimConfig) -> Result<()> {
-        let native = launch
-            .native
-            .as_ref()
-            .ok_or_else(|| Error::internal("a native container without its layers"))?;
+        let native = native_of(launch)?;
         let filter_path = launch.bundle.join(shim::SECCOMP_FILE);
         let _ = std::fs::remove_file(&filter_path);
         if native.runtime.is_none()
@@ -300,10 +294,7 @@ impl NativeExecutor {
     /// A standby's job for this container: what its shim would otherwise
     /// read from the bundle and work out on the start path.
     fn standby_job(&self, launch: &Launch, cfg: ShimConfig) -> Result<shim::Job> {
-        let native = launch
-            .native
-            .as_ref()
-            .ok_or_else(|| Error::internal("a native container without its layers"))?;
+        let native = native_of(launch)?;
         let mgr = self
             .standby_cgroups
             .as_ref()
@@ -358,10 +349,7 @@ impl Executor for NativeExecutor {
 
     fn prepare<'a>(&'a self, launch: &'a Launch) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let native = launch
-                .native
-                .as_ref()
-                .ok_or_else(|| Error::internal("a native container without its layers"))?;
+            let native = native_of(launch)?;
             for l in &native.lowers {
                 if !l.is_dir() {
                     return Err(Error::internal(format!(
@@ -785,6 +773,14 @@ fn attach_shim(
         }
     });
     (ShimControl { tx }, gone_rx)
+}
+
+/// A native container's layers and settings, which every native launch has.
+fn native_of(launch: &Launch) -> Result<&super::NativeLaunch> {
+    launch
+        .native
+        .as_ref()
+        .ok_or_else(|| Error::internal("a native container without its layers"))
 }
 
 /// Tells a shim that has not reported its start yet to kill the container
