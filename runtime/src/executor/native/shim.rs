@@ -437,13 +437,7 @@ impl Shim {
             let (cfg, prepared) = match job {
                 Some(job) => (job.shim, Some((job.init, job.resources))),
                 None => (
-                    serde_json::from_slice::<ShimConfig>(
-                        &std::fs::read(bundle.join(CONFIG_FILE))
-                            .map_err(|e| e.to_string())
-                            .map_err(e1("reading shim.json"))?,
-                    )
-                    .map_err(|e| e.to_string())
-                    .map_err(e1("reading shim.json"))?,
+                    read_json(&bundle.join(CONFIG_FILE)).map_err(e1("reading shim.json"))?,
                     None,
                 ),
             };
@@ -486,13 +480,8 @@ impl Shim {
             let (init_cfg, resources) = match prepared {
                 Some(p) => p,
                 None => {
-                    let spec: oci_spec::runtime::Spec = serde_json::from_slice(
-                        &std::fs::read(bundle.join(SPEC_FILE))
-                            .map_err(|e| e.to_string())
-                            .map_err(e1("reading config.json"))?,
-                    )
-                    .map_err(|e| e.to_string())
-                    .map_err(e1("reading config.json"))?;
+                    let spec: oci_spec::runtime::Spec =
+                        read_json(&bundle.join(SPEC_FILE)).map_err(e1("reading config.json"))?;
                     let filter = std::fs::read(bundle.join(SECCOMP_FILE)).ok();
                     let init = init_config(&cfg, &spec, &rootfs, bundle, &mgr, filter.as_deref())?;
                     (init, resources_from_spec(&spec))
@@ -1176,6 +1165,12 @@ fn mount_flags(options: &[String]) -> (MsFlags, String) {
         }
     }
     (flags, data.join(","))
+}
+
+/// A bundle file's JSON; the error as text.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
 /// Turns the OCI spec into what the container's init does.
