@@ -760,3 +760,88 @@ fn device_allowlist_blocks_host_disks_but_not_mknod() {
     let (out, _) = sh(&d, &["--privileged"], &script);
     assert_eq!(out, "mknod-ok\nopen=0\n");
 }
+
+/// A process's scheduling policy (`/proc/PID/stat` field 41; 0 is
+/// `SCHED_OTHER`, 5 `SCHED_IDLE`) and its parent.
+fn policy_and_parent(pid: i32) -> Option<(u32, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // After the command come field 3 (state), 4 (ppid), ... 41 (policy).
+    Some((fields.get(38)?.parse().ok()?, fields.get(1)?.parse().ok()?))
+}
+
+/// This daemon's standby shim, waiting under `SCHED_IDLE`.
+fn idle_standby(d: &Daemon) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let standby = cmdline.starts_with(b"berth-shim\0standby\0");
+        let (policy, parent) = policy_and_parent(pid)?;
+        (standby && parent == d.pid() as i32 && policy == 5).then_some(pid)
+    })
+}
+
+#[test]
+fn standby_shims_wait_idle_and_containers_run_normally_scheduled() {
+    // Standby shims are a cgroup v1 feature (see the native executor).
+    if !std::path::Path::new("/sys/fs/cgroup/memory/tasks").exists() {
+        return;
+    }
+    let Some(d) = daemon() else { return };
+    // The first start spawns a shim and a standby for the next one.
+    d.ok(&["run", "--rm", "busybox", "true"]);
+    d.eventually("an idle standby shim", || idle_standby(&d).is_some());
+    let standby = idle_standby(&d).unwrap();
+    d.ok(&["run", "-d", "--name", "sched", "busybox", "sleep", "100"]);
+    let pid = d.inspect("sched")["State"]["Pid"].as_i64().unwrap() as i32;
+    let (policy, shim) = policy_and_parent(pid).unwrap();
+    assert_eq!(shim, standby, "the container did not go to the standby");
+    assert_eq!(
+        policy, 0,
+        "the container inherited the standby's idle policy"
+    );
+    assert_eq!(
+        policy_and_parent(shim).unwrap().0,
+        0,
+        "its shim stayed idle"
+    );
+    let inside = d.ok(&[
+        "exec",
+        "sched",
+        "cut",
+        "-d",
+        " ",
+        "-f",
+        "41",
+        "/proc/1/stat",
+    ]);
+    assert_eq!(inside, "0\n");
+    d.ok(&["rm", "-f", "sched"]);
+}
+
+#[test]
+fn exec_needs_only_the_running_container() {
+    let Some(d) = daemon() else { return };
+    d.ok(&[
+        "run", "-d", "--name", "lean", "-u", "app", "busybox", "sleep", "100",
+    ]);
+    let id = d.inspect("lean")["Id"].as_str().unwrap().to_string();
+    let dir = d.root.join("containers").join(&id);
+    // What a shim spawned for the container reads; exec must not need it.
+    for f in ["config.json", "shim.json", "seccomp.bpf"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let out = d.ok(&[
+        "exec",
+        "lean",
+        "sh",
+        "-c",
+        "id -u; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; grep CapBnd /proc/self/status",
+    ]);
+    assert_eq!(
+        out,
+        "1000\nNoNewPrivs:\t1\nSeccomp:\t2\nCapBnd:\t00000000a80425fb\n"
+    );
+    assert_eq!(d.ok(&["exec", "-u", "0", "lean", "id", "-u"]), "0\n");
+    d.ok(&["rm", "-f", "lean"]);
+}

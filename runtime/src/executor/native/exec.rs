@@ -2,14 +2,14 @@
 //! container's namespaces and cgroup, as its user, with its capabilities and
 //! seccomp filter.
 //!
-//! berthd runs `berth-shim exec BUNDLE SPEC` with the new process's stdio
+//! berthd runs `berth-shim exec SPEC` with the new process's stdio
 //! as fds 0-2. That helper joins the container (`setns` into its
 //! namespaces, its cgroups), forks so that the process is inside the pid
 //! namespace, and waits for it, exiting with its status; so berthd sees the
 //! exec's exit code as the helper's. This module holds both sides.
 
 use super::init::{self, User};
-use super::shim::{SeccompChoice, ShimConfig};
+use super::shim::SeccompChoice;
 use super::{caps, seccomp};
 use crate::error::{Error, Result, ResultExt};
 use serde::{Deserialize, Serialize};
@@ -32,9 +32,44 @@ pub struct ExecSpec {
     pub pid: i32,
 }
 
-/// The helper's entry: `berth-shim exec BUNDLE SPEC_FILE`. Never returns.
-pub fn helper_main(bundle: &Path, spec_file: &Path) -> ! {
-    let code = match run_helper(bundle, spec_file) {
+/// Everything the helper needs, in the file it is given: the exec and what
+/// it inherits from the container (berthd works it out from the
+/// container's launch; the helper reads nothing else of the bundle).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HelperInput {
+    exec: ExecSpec,
+    seccomp: SeccompChoice,
+    capabilities: Option<oci_spec::runtime::LinuxCapabilities>,
+    no_new_privileges: bool,
+    /// The container's user, for an exec that names none.
+    user: String,
+}
+
+impl HelperInput {
+    fn new(launch: &super::super::Launch, exec: &ExecSpec) -> Result<HelperInput> {
+        let native = launch
+            .native
+            .as_ref()
+            .ok_or_else(|| Error::internal("a native container without its settings"))?;
+        let process = launch.spec.process().as_ref();
+        Ok(HelperInput {
+            exec: exec.clone(),
+            seccomp: native.seccomp.clone(),
+            capabilities: process.and_then(|p| p.capabilities().clone()),
+            no_new_privileges: process.and_then(|p| p.no_new_privileges()).unwrap_or(true),
+            user: launch
+                .spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get("org.berth.user").cloned())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// The helper's entry: `berth-shim exec SPEC_FILE`. Never returns.
+pub fn helper_main(spec_file: &Path) -> ! {
+    let code = match run_helper(spec_file) {
         Ok(code) => code,
         Err((code, msg)) => {
             let _ = writeln!(std::io::stderr(), "berth: exec failed: {msg}");
@@ -44,34 +79,22 @@ pub fn helper_main(bundle: &Path, spec_file: &Path) -> ! {
     std::process::exit(code)
 }
 
-fn run_helper(bundle: &Path, spec_file: &Path) -> std::result::Result<i32, (i32, String)> {
+fn run_helper(spec_file: &Path) -> std::result::Result<i32, (i32, String)> {
     let e = |m: String| (126, m);
-    let spec: ExecSpec =
+    let input: HelperInput =
         serde_json::from_slice(&std::fs::read(spec_file).map_err(|x| e(x.to_string()))?)
             .map_err(|x| e(format!("exec spec: {x}")))?;
     let _ = std::fs::remove_file(spec_file);
-    let shim: ShimConfig = serde_json::from_slice(
-        &std::fs::read(bundle.join(super::shim::CONFIG_FILE)).map_err(|x| e(x.to_string()))?,
-    )
-    .map_err(|x| e(format!("shim.json: {x}")))?;
-    let oci: oci_spec::runtime::Spec = serde_json::from_slice(
-        &std::fs::read(bundle.join(super::shim::SPEC_FILE)).map_err(|x| e(x.to_string()))?,
-    )
-    .map_err(|x| e(format!("config.json: {x}")))?;
+    let spec = &input.exec;
 
     // Compile what the process will need before entering the container.
-    let sets = match (
-        spec.privileged,
-        oci.process()
-            .as_ref()
-            .and_then(|p| p.capabilities().as_ref()),
-    ) {
+    let sets = match (spec.privileged, &input.capabilities) {
         (true, _) => caps::CapSets::docker(&caps::all_supported()),
         (false, Some(c)) => caps::CapSets::from_oci(c).map_err(|x| e(x.to_string()))?,
         (false, None) => caps::CapSets::docker(&[]),
     };
     let keep: Vec<caps::Capability> = sets.bounding.to_vec();
-    let program = match (&shim.seccomp, spec.privileged) {
+    let program = match (&input.seccomp, spec.privileged) {
         (SeccompChoice::Unconfined, _) | (_, true) => None,
         (SeccompChoice::Default, _) => Some(
             seccomp::compile(seccomp::default_profile(), &keep).map_err(|x| e(x.to_string()))?,
@@ -81,18 +104,9 @@ fn run_helper(bundle: &Path, spec_file: &Path) -> std::result::Result<i32, (i32,
             Some(seccomp::compile(&p, &keep).map_err(|x| e(x.to_string()))?)
         }
     };
-    let no_new_privs = oci
-        .process()
-        .as_ref()
-        .and_then(|p| p.no_new_privileges())
-        .unwrap_or(true);
-    let default_user = oci
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get("org.berth.user").cloned())
-        .unwrap_or_default();
+    let no_new_privs = input.no_new_privileges;
     let user_spec = if spec.user.is_empty() {
-        default_user
+        input.user.clone()
     } else {
         spec.user.clone()
     };
@@ -123,7 +137,7 @@ fn run_helper(bundle: &Path, spec_file: &Path) -> std::result::Result<i32, (i32,
     // SAFETY: this helper is single-threaded.
     match unsafe { nix::unistd::fork() }.map_err(|x| e(format!("fork: {x}")))? {
         nix::unistd::ForkResult::Child => {
-            let code = match child(&spec, &user_spec, &sets, no_new_privs, program.as_ref()) {
+            let code = match child(spec, &user_spec, &sets, no_new_privs, program.as_ref()) {
                 Ok(never) => match never {},
                 Err((code, msg)) => {
                     let _ = writeln!(std::io::stderr(), "{msg}");
@@ -333,20 +347,21 @@ fn container_pty(pid: i32, ws: Option<&nix::pty::Winsize>) -> Option<(OwnedFd, O
 /// Starts `berth-shim exec` for a container.
 pub fn spawn(
     shim: &Path,
-    bundle: &Path,
+    launch: &super::super::Launch,
     id: &str,
     spec: &ExecSpec,
     stdin: bool,
     console: Option<[u16; 2]>,
 ) -> Result<ExecProcess> {
+    let bundle = &launch.bundle;
     let spec_file = bundle.join(format!("exec-{id}.json"));
     std::fs::write(
         &spec_file,
-        serde_json::to_vec(spec).ctx("encoding the exec spec")?,
+        serde_json::to_vec(&HelperInput::new(launch, spec)?).ctx("encoding the exec spec")?,
     )
     .ctx("writing the exec spec")?;
     let mut cmd = tokio::process::Command::new(shim);
-    cmd.arg("exec").arg(bundle).arg(&spec_file);
+    cmd.arg("exec").arg(&spec_file);
     let proc_ = if spec.tty {
         let ws = console.map(|[rows, cols]| nix::pty::Winsize {
             ws_row: rows,

@@ -147,6 +147,8 @@ pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
     };
     let mut errors = std::fs::File::from(errors);
     let code = match receive(&socket).and_then(|(cfg, fds)| {
+        // A standby's child was cloned in idle time (see `normal_scheduling`).
+        normal_scheduling();
         let (stdio, console) = if cfg.tty {
             ([-1, -1, -1], fds.first().copied())
         } else if fds.len() == 3 {
@@ -167,6 +169,16 @@ pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
     };
     // SAFETY: ending the child without running the parent's atexit handlers.
     unsafe { libc::_exit(code) }
+}
+
+/// Back to the normal scheduling policy: a standby shim and its child get
+/// ready under `SCHED_IDLE`, and the container's process must not inherit
+/// it. berthd resets both when it hands a standby a container; this is
+/// what makes sure.
+pub fn normal_scheduling() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on the calling thread, valid parameter.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
 }
 
 /// Lets a child that has its config execute the command: its cgroup is

@@ -60,10 +60,23 @@ pub struct NativeExecutor {
 /// A standby shim berthd can hand a container to.
 struct StandbyShim {
     jobs: std::os::fd::OwnedFd,
-    ready: bool,
+    /// The shim's pid, and its child's once it is ready.
+    pids: (i32, Option<i32>),
     born: std::time::Instant,
     /// Its spawn is still under way.
     spawning: bool,
+}
+
+impl StandbyShim {
+    /// Gives the standby and its child back their normal scheduling: they
+    /// got ready under `SCHED_IDLE`, in time no one else wanted.
+    fn wake(&self) {
+        let param = libc::sched_param { sched_priority: 0 };
+        for pid in [Some(self.pids.0), self.pids.1].into_iter().flatten() {
+            // SAFETY: sched_setscheduler on a pid with a valid parameter.
+            unsafe { libc::sched_setscheduler(pid, libc::SCHED_OTHER, &param) };
+        }
+    }
 }
 
 /// A standby older than this is replaced rather than used: its container
@@ -107,30 +120,33 @@ impl NativeExecutor {
         if sb.spawning {
             return None;
         }
-        if !sb.ready {
-            let mut b = [0u8; 1];
+        if sb.pids.1.is_none() {
+            // Ready: `r` and its child's pid.
+            let mut b = [0u8; 5];
             // SAFETY: a non-blocking recv into a valid buffer.
             let n = unsafe {
                 libc::recv(
                     sb.jobs.as_raw_fd(),
                     b.as_mut_ptr().cast(),
-                    1,
+                    b.len(),
                     libc::MSG_DONTWAIT,
                 )
             };
-            if n == 1 {
-                sb.ready = true;
-            } else if n == 0 {
+            if n == 5 && b[0] == b'r' {
+                sb.pids.1 = Some(i32::from_le_bytes([b[1], b[2], b[3], b[4]]));
+            } else if n >= 0 {
                 // It gave up (no cgroups, a failure): forget it.
                 *slot = None;
                 return None;
             }
         }
-        if !sb.ready {
+        sb.pids.1?;
+        let sb = slot.take()?;
+        if sb.born.elapsed() >= STANDBY_MAX_AGE {
             return None;
         }
-        let sb = slot.take()?;
-        (sb.born.elapsed() < STANDBY_MAX_AGE).then_some(sb)
+        sb.wake();
+        Some(sb)
     }
 
     /// Starts a standby shim unless one is waiting, on a blocking thread:
@@ -150,7 +166,7 @@ impl NativeExecutor {
             };
             *slot = Some(StandbyShim {
                 jobs: ours.into(),
-                ready: false,
+                pids: (0, None),
                 born: std::time::Instant::now(),
                 spawning: true,
             });
@@ -164,9 +180,18 @@ impl NativeExecutor {
                 .map_err(|e| e.to_string())
                 .and_then(|(ours, theirs)| {
                     let args = ["berth-shim".to_string(), "standby".to_string(), parent];
-                    spawn_shim(&shim, &args, &[theirs.as_raw_fd()], None)
-                        .map(|pid| (pid, ours))
-                        .map_err(|e| e.to_string())
+                    // The standby gets ready in idle time (its exec, its
+                    // child's namespaces, its cgroup): under `SCHED_IDLE`,
+                    // which it inherits from this thread, it never holds
+                    // up a container that is starting or running. It gets
+                    // its normal scheduling back with its job.
+                    let param = libc::sched_param { sched_priority: 0 };
+                    // SAFETY: sched_setscheduler on this thread, valid parameter.
+                    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+                    let spawned = spawn_shim(&shim, &args, &[theirs.as_raw_fd()], None);
+                    // SAFETY: as above, back to normal.
+                    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+                    spawned.map(|pid| (pid, ours)).map_err(|e| e.to_string())
                 });
             let mut slot = slot.lock().unwrap();
             match spawned {
@@ -174,7 +199,7 @@ impl NativeExecutor {
                     handle.spawn(reap(pid));
                     *slot = Some(StandbyShim {
                         jobs: ours.into(),
-                        ready: false,
+                        pids: (pid.as_raw(), None),
                         born: std::time::Instant::now(),
                         spawning: false,
                     });
@@ -226,11 +251,11 @@ impl NativeExecutor {
         Ok(Some(bytes))
     }
 
-    /// Writes the bundle's files: the OCI spec and the shim's settings.
-    fn write_bundle(&self, launch: &Launch) -> Result<ShimConfig> {
+    /// Writes the bundle's files for a shim that starts from them: the OCI
+    /// spec and the shim's settings.
+    fn write_bundle(&self, launch: &Launch) -> Result<()> {
         let cfg = self.bundle_dirs(launch)?;
-        self.write_bundle_files(launch, &cfg)?;
-        Ok(cfg)
+        self.write_bundle_files(launch, &cfg)
     }
 
     /// The shim's settings, and the directories the container's root is
@@ -267,15 +292,20 @@ impl NativeExecutor {
     }
 
     /// The bundle's files: the OCI spec, the shim's settings and the
-    /// compiled seccomp filter (what `exec` and an external runtime read).
+    /// compiled seccomp filter (what a new shim and an external runtime
+    /// read; a standby is handed them, and `exec` gets its own).
     fn write_bundle_files(&self, launch: &Launch, cfg: &ShimConfig) -> Result<()> {
         let native = native_of(launch)?;
         let filter_path = launch.bundle.join(shim::SECCOMP_FILE);
-        let _ = std::fs::remove_file(&filter_path);
-        if native.runtime.is_none()
-            && let Some(filter) = self.compiled_filter(&native.seccomp, &launch.spec)?
-        {
-            std::fs::write(&filter_path, filter.as_slice()).ctx("writing seccomp.bpf")?;
+        let filter = match native.runtime {
+            None => self.compiled_filter(&native.seccomp, &launch.spec)?,
+            Some(_) => None,
+        };
+        match filter {
+            Some(f) => std::fs::write(&filter_path, f.as_slice()).ctx("writing seccomp.bpf")?,
+            None => {
+                let _ = std::fs::remove_file(&filter_path);
+            }
         }
         let spec = match &native.runtime {
             None => serde_json::to_vec(&launch.spec),
@@ -376,15 +406,14 @@ impl Executor for NativeExecutor {
             let t0 = std::time::Instant::now();
             let builtin = launch.native.as_ref().is_some_and(|n| n.runtime.is_none());
             let standby = if builtin { self.take_standby() } else { None };
-            // With a standby, the bundle's files are written while its shim
-            // gets the container going (it is handed everything it needs).
-            let (cfg, job) = match standby {
-                Some(_) => {
-                    let cfg = self.bundle_dirs(launch)?;
-                    let job = self.standby_job(launch, cfg.clone())?;
-                    (cfg, Some(job))
+            // A standby is handed everything it needs; a new shim reads
+            // the bundle's files.
+            let job = match standby {
+                Some(_) => Some(self.standby_job(launch, self.bundle_dirs(launch)?)?),
+                None => {
+                    self.write_bundle(launch)?;
+                    None
                 }
-                None => (self.write_bundle(launch)?, None),
             };
             tracing::trace!(
                 us = t0.elapsed().as_micros() as u64,
@@ -423,12 +452,6 @@ impl Executor for NativeExecutor {
                     .map_err(|e| {
                         Error::internal(format!("handing the container to a standby shim: {e}"))
                     })?;
-                    if let Err(e) = self.write_bundle_files(launch, &cfg) {
-                        // `exec` needs them: the container must not run
-                        // without. The shim kills it and cleans up.
-                        let _ = kill_unreported(&ours);
-                        return Err(e);
-                    }
                     None
                 }
                 None => {
@@ -508,14 +531,7 @@ impl Executor for NativeExecutor {
         console: Option<[u16; 2]>,
     ) -> Result<exec::ExecProcess> {
         let id = crate::util::random_id();
-        exec::spawn(
-            &self.config.shim,
-            &launch.bundle,
-            &id[..16],
-            &spec,
-            stdin,
-            console,
-        )
+        exec::spawn(&self.config.shim, launch, &id[..16], &spec, stdin, console)
     }
 
     fn reattach<'a>(
@@ -781,14 +797,6 @@ fn native_of(launch: &Launch) -> Result<&super::NativeLaunch> {
         .native
         .as_ref()
         .ok_or_else(|| Error::internal("a native container without its layers"))
-}
-
-/// Tells a shim that has not reported its start yet to kill the container
-/// (it reads the frame once it supervises it, then cleans up).
-fn kill_unreported(shim: &std::os::unix::net::UnixStream) -> std::io::Result<()> {
-    use std::io::Write;
-    let frame = protocol::frame(protocol::SIGNAL, &(libc::SIGKILL as u32).to_be_bytes());
-    (&*shim).write_all(&frame)
 }
 
 /// Where berthd looks for `berth-shim`: `BERTH_SHIM`, else next to its own

@@ -152,8 +152,8 @@ pub const LOG_FILE: &str = "log.json";
 /// The shim's entry point: `berth-shim BUNDLE`. Never returns.
 pub fn main() -> ! {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.len() == 4 && args[1] == "exec" {
-        super::exec::helper_main(Path::new(&args[2]), Path::new(&args[3]));
+    if args.len() == 3 && args[1] == "exec" {
+        super::exec::helper_main(Path::new(&args[2]));
     }
     if args.len() == 3 && args[1] == "standby" {
         standby_main(&args[2].to_string_lossy());
@@ -199,6 +199,11 @@ struct Shim {
     stdout: OwnedFd,
     stderr: Option<OwnedFd>,
     pty_master: Option<OwnedFd>,
+    /// The container's mount namespace. Its last process's exit would
+    /// otherwise tear down its mounts (an RCU grace period, a few hundred
+    /// microseconds) before the shim even hears of the exit; held, that
+    /// happens after berthd has been told.
+    mnt_ns: Option<OwnedFd>,
 }
 
 fn report(mut pipe: std::fs::File, r: &StartReport) {
@@ -214,6 +219,9 @@ struct Waiting {
     pid: Pid,
     socket: OwnedFd,
     errors: OwnedFd,
+    /// The child's mount namespace, held so that the container's exit
+    /// does not wait for its mounts to be torn down (see [`Shim::mnt_ns`]).
+    mnt_ns: Option<OwnedFd>,
 }
 
 impl Waiting {
@@ -261,10 +269,17 @@ impl Waiting {
             // SAFETY: in the freshly cloned child.
             unsafe { init::waiting_child_main(theirs, err_w) }
         }
+        let mnt_ns = nix::fcntl::open(
+            format!("/proc/{pid}/ns/mnt").as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok();
         Ok(Waiting {
             pid: Pid::from_raw(pid as i32),
             socket: ours,
             errors: err_r,
+            mnt_ns,
         })
     }
 
@@ -343,7 +358,9 @@ pub fn standby_main(parent: &str) -> ! {
         let _ = cgroup.destroy();
         std::process::exit(1);
     }
-    let _ = nix::unistd::write(&jobs, b"r");
+    let mut ready = vec![b'r'];
+    ready.extend_from_slice(&child.pid.as_raw().to_le_bytes());
+    let _ = nix::unistd::write(&jobs, &ready);
     // The job: one byte with the report pipe, daemon socket, bundle dir.
     let mut byte = [0u8; 1];
     let mut space = nix::cmsg_space!([RawFd; 3]);
@@ -378,6 +395,9 @@ pub fn standby_main(parent: &str) -> ! {
         let _ = cgroup.destroy();
         std::process::exit(0);
     };
+    // berthd has done this already (the standby got ready in idle time);
+    // should it have failed, the container must not run as idle work.
+    init::normal_scheduling();
     // SAFETY: the descriptors berthd sent with the job.
     let (report, daemon, dir) = unsafe {
         (
@@ -474,6 +494,7 @@ impl Shim {
                     stdout: parent.stdout,
                     stderr: parent.stderr,
                     pty_master: parent.pty_master,
+                    mnt_ns: None,
                 });
             }
 
@@ -560,6 +581,7 @@ impl Shim {
                 pid,
                 socket,
                 errors,
+                mnt_ns,
             } = child;
             drop(socket);
             let mut parent = parent;
@@ -599,6 +621,7 @@ impl Shim {
                 stdout: parent.stdout,
                 stderr: parent.stderr,
                 pty_master: parent.pty_master,
+                mnt_ns,
             })
         })();
         if let Some(Standby {
@@ -858,6 +881,8 @@ impl Shim {
             ))
             .await;
         tokio::task::yield_now().await;
+        // Now the container's mounts go.
+        drop(self.mnt_ns.take());
         // Atomic but not fsynced: it must survive berthd being away, not the
         // host crashing (which ends the container anyway).
         let tmp = bundle.join(".exit.json.tmp");
