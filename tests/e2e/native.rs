@@ -845,3 +845,40 @@ fn exec_needs_only_the_running_container() {
     assert_eq!(d.ok(&["exec", "-u", "0", "lean", "id", "-u"]), "0\n");
     d.ok(&["rm", "-f", "lean"]);
 }
+
+#[test]
+fn etc_files_come_from_the_images_init_layer_not_the_upper() {
+    let Some(d) = daemon() else { return };
+    let out = d.ok(&[
+        "run",
+        "--name",
+        "initl",
+        "-h",
+        "inithost",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hostname; grep -c inithost /etc/hosts; stat -c '%a %u' /etc; ls /etc/passwd",
+    ]);
+    assert_eq!(out, "inithost\n1\n755 0\n/etc/passwd\n");
+    // Nothing was copied up or created in the container's own layer.
+    let id = d.inspect("initl")["Id"].as_str().unwrap().to_string();
+    let upper = d.root.join("containers").join(&id).join("upper");
+    assert_eq!(
+        std::fs::read_dir(&upper).unwrap().count(),
+        0,
+        "upper is empty"
+    );
+    assert_eq!(d.ok(&["diff", "initl"]), "");
+    // What the container writes to /etc still lands in its upper.
+    d.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /etc/new",
+    ]);
+    assert!(d.ok(&["diff", "writer"]).contains("A /etc/new"));
+}

@@ -784,8 +784,17 @@ impl Containers {
                         })?)
                     }
                 };
+                let mut lowers = self.native.layers.lowers(&n.layers)?;
+                match self.native.layers.init_layer(&lowers) {
+                    Ok(Some(init)) => lowers.insert(0, init),
+                    Ok(None) => {}
+                    // The child then creates the files in the upper.
+                    Err(e) => {
+                        tracing::warn!(container = %rec.id, error = %e, "starting without an init layer")
+                    }
+                }
                 let native = NativeLaunch {
-                    lowers: self.native.layers.lowers(&n.layers)?,
+                    lowers,
                     runtime,
                     seccomp,
                     init: rec.host_config.init.unwrap_or(false),

@@ -37,6 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, BufReader, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -293,6 +294,99 @@ impl LayerStore {
             .collect()
     }
 
+    /// The init layer of an image whose lower directories are `lowers`
+    /// (top first, as [`LayerStore::lowers`] gives them), made on first
+    /// use: the files every native container gets bind-mounted over
+    /// (`/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`), empty, under an
+    /// `/etc` with the image's own owner, mode and times. As the top lower
+    /// of a container's overlay, it spares each start copying `/etc` up and
+    /// creating those files in the container's upper directory (Docker
+    /// makes such a layer per container; one per image does). Its files
+    /// shadow the image's, which the bind mounts hide anyway. `None` when
+    /// the image's `/etc` is not a directory (a symlink: the layer must not
+    /// change what it points to), or the overlay has no room for one more
+    /// lower. It lives in the top layer's directory and goes with it.
+    pub fn init_layer(&self, lowers: &[PathBuf]) -> Result<Option<PathBuf>> {
+        let Some(top) = lowers.first() else {
+            return Ok(None);
+        };
+        if lowers.len() >= MAX_LOWERS || top == &self.empty {
+            return Ok(None);
+        }
+        // Keyed by the whole stack: the same top layer may sit on other bases.
+        let mut h = Hasher::new();
+        for l in lowers {
+            h.update(l.as_os_str().as_encoded_bytes());
+            h.update(b"\n");
+        }
+        let (key, _) = h.finish();
+        let path = top
+            .parent()
+            .unwrap_or(top)
+            .join(format!("init-{}", &key.hex()[..16]));
+        if path.is_dir() {
+            return Ok(Some(path));
+        }
+        let etc = match image_etc(lowers)? {
+            Some(etc) => etc,
+            None => return Ok(None),
+        };
+        let tmp = self.tmp.join(format!("init-{}", crate::util::random_id()));
+        let made = (|| -> io::Result<()> {
+            fs::create_dir(&tmp)?;
+            let dir = tmp.join("etc");
+            fs::create_dir(&dir)?;
+            for name in ["hosts", "hostname", "resolv.conf"] {
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o644)
+                    .open(dir.join(name))?;
+                f.sync_all()?;
+            }
+            if let Some(m) = etc {
+                std::os::unix::fs::lchown(&dir, Some(m.uid()), Some(m.gid()))?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(m.mode() & 0o7777))?;
+                let times = [
+                    nix::sys::time::TimeSpec::new(m.atime(), m.atime_nsec()),
+                    nix::sys::time::TimeSpec::new(m.mtime(), m.mtime_nsec()),
+                ];
+                nix::sys::stat::utimensat(
+                    nix::fcntl::AT_FDCWD,
+                    &dir,
+                    &times[0],
+                    &times[1],
+                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                )?;
+            }
+            sync_dir(&dir)?;
+            sync_dir(&tmp)
+        })();
+        if let Err(e) = made {
+            let _ = remove_dir_all_if_exists(&tmp);
+            return Err(Error::internal(format!(
+                "making the image's init layer: {e}"
+            )));
+        }
+        match fs::rename(&tmp, &path) {
+            Ok(()) => {
+                let _ = sync_dir(top.parent().unwrap_or(top));
+                Ok(Some(path))
+            }
+            // Another container of the image made it first.
+            Err(_) if path.is_dir() => {
+                let _ = remove_dir_all_if_exists(&tmp);
+                Ok(Some(path))
+            }
+            Err(e) => {
+                let _ = remove_dir_all_if_exists(&tmp);
+                Err(Error::internal(format!(
+                    "making the image's init layer: {e}"
+                )))
+            }
+        }
+    }
+
     /// Everything a native container of this image needs from the store:
     /// unpacks each layer once, checks it against the config's `diff_ids`
     /// (a config that lies about its layers is refused), and returns the
@@ -398,6 +492,24 @@ impl<R: Read> Read for HashingReader<R> {
 /// overlayfs's work directory (same filesystem as `upper`, empty or left by
 /// an earlier mount of the same upper).
 ///
+/// What `/etc` is in the image made of `lowers` (top first): `Some(Some)`
+/// a directory, with the topmost one's metadata; `Some(None)` absent (no
+/// layer has it, or the topmost entry is a whiteout); `None` something
+/// else, such as a symlink.
+fn image_etc(lowers: &[PathBuf]) -> Result<Option<Option<fs::Metadata>>> {
+    use std::os::unix::fs::FileTypeExt;
+    for l in lowers {
+        match fs::symlink_metadata(l.join("etc")) {
+            Ok(m) if m.is_dir() => return Ok(Some(Some(m))),
+            Ok(m) if m.file_type().is_char_device() && m.rdev() == 0 => return Ok(Some(None)),
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::internal(format!("reading the image's /etc: {e}"))),
+        }
+    }
+    Ok(Some(None))
+}
+
 /// The mount options must fit in one page. When the absolute paths do not
 /// (about 40 layers under `/var/lib/berth`), or a path holds a character
 /// the option syntax cannot carry (`,` `:` `\`), each directory is opened
@@ -973,6 +1085,112 @@ mod tests {
             mount_ns[n * 9 / 10] as f64 / 1e3,
             umount_ns[n / 2] as f64 / 1e3,
             umount_ns[n * 9 / 10] as f64 / 1e3,
+        );
+    }
+
+    /// Two lowers, top first, laid out as the store lays out layers.
+    fn two_lowers(layers: &LayerStore) -> Vec<PathBuf> {
+        let lowers: Vec<PathBuf> = ["bb", "aa"]
+            .iter()
+            .map(|n| layers.root().join(n).join(DIFF_DIR))
+            .collect();
+        for l in &lowers {
+            fs::create_dir_all(l).unwrap();
+        }
+        lowers
+    }
+
+    #[test]
+    fn init_layer_has_the_etc_files_under_the_images_own_etc() {
+        let (_d, _blobs, layers) = store();
+        let lowers = two_lowers(&layers);
+        // The base's /etc is overridden by the top layer's, whose owner,
+        // mode and times the init layer's must repeat.
+        fs::create_dir(lowers[1].join("etc")).unwrap();
+        let etc = lowers[0].join("etc");
+        fs::create_dir(&etc).unwrap();
+        fs::set_permissions(&etc, fs::Permissions::from_mode(0o750)).unwrap();
+        let when = nix::sys::time::TimeSpec::new(1_000_000_000, 0);
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &etc,
+            &when,
+            &when,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        let init = layers.init_layer(&lowers).unwrap().expect("an init layer");
+        assert_eq!(
+            init.parent(),
+            lowers[0].parent(),
+            "it goes with the top layer"
+        );
+        let m = fs::metadata(init.join("etc")).unwrap();
+        let want = fs::metadata(&etc).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o750);
+        assert_eq!(
+            (m.uid(), m.gid(), m.mtime()),
+            (want.uid(), want.gid(), 1_000_000_000)
+        );
+        let mut names: Vec<String> = fs::read_dir(init.join("etc"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["hostname", "hosts", "resolv.conf"]);
+        assert_eq!(fs::metadata(init.join("etc/hosts")).unwrap().len(), 0);
+        // Made once; another stack on the same top layer gets its own.
+        assert_eq!(layers.init_layer(&lowers).unwrap(), Some(init.clone()));
+        let other = layers.init_layer(&lowers[..1]).unwrap().unwrap();
+        assert_ne!(other, init);
+        assert_no_debris(&layers);
+    }
+
+    #[test]
+    fn init_layer_leaves_a_symlinked_etc_alone() {
+        let (_d, _blobs, layers) = store();
+        let lowers = two_lowers(&layers);
+        fs::create_dir(lowers[1].join("etc")).unwrap();
+        std::os::unix::fs::symlink("usr/etc", lowers[0].join("etc")).unwrap();
+        assert_eq!(layers.init_layer(&lowers).unwrap(), None);
+        // No /etc anywhere: the container gets a plain one, as Docker's.
+        let (_d, _blobs, layers) = store();
+        let lowers = two_lowers(&layers);
+        let init = layers.init_layer(&lowers).unwrap().unwrap();
+        assert_eq!(
+            fs::metadata(init.join("etc")).unwrap().mode() & 0o7777,
+            0o755
+        );
+        // An image without layers has none.
+        assert_eq!(
+            layers
+                .init_layer(&[layers.empty_dir().to_path_buf()])
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn init_layer_treats_a_whiteout_etc_as_absent() {
+        if !require_root() {
+            return;
+        }
+        let (_d, _blobs, layers) = store();
+        let lowers = two_lowers(&layers);
+        let etc = lowers[1].join("etc");
+        fs::create_dir(&etc).unwrap();
+        fs::set_permissions(&etc, fs::Permissions::from_mode(0o700)).unwrap();
+        nix::sys::stat::mknod(
+            &lowers[0].join("etc"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o600),
+            0,
+        )
+        .unwrap();
+        let init = layers.init_layer(&lowers).unwrap().unwrap();
+        assert_eq!(
+            fs::metadata(init.join("etc")).unwrap().mode() & 0o7777,
+            0o755
         );
     }
 }
