@@ -24,6 +24,7 @@ pub mod prune;
 pub mod spares;
 pub mod spec;
 pub mod stats;
+pub mod trash;
 
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::executor::native::shim::SeccompChoice;
@@ -46,10 +47,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
-
-/// Under `ROOT/containers`: files of removed containers, deleted in the
-/// background (and emptied at start).
-const TRASH: &str = ".trash";
 
 /// Docker's container states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,6 +345,8 @@ pub struct Containers {
     events: Arc<EventBus>,
     /// Container directories made ahead of time.
     spares: Arc<spares::Spares>,
+    /// Where removed containers' files wait to be deleted.
+    trash: Arc<trash::Trash>,
 }
 
 impl Containers {
@@ -420,16 +419,14 @@ impl Containers {
             })?;
         }
         // Files of removed containers not deleted before the daemon stopped.
-        if let Err(e) = util::fsutil::remove_dir_all_if_exists(&dir.join(TRASH)) {
-            tracing::warn!(error = %e, "emptying the removed containers' trash");
-        }
+        let trash = trash::Trash::open(&dir).ctx("emptying the removed containers' trash")?;
         let spares = spares::Spares::open(&dir).ctx("emptying the spare container directories")?;
         // Directories without a record: a removal interrupted before its
         // files went, or a create that never committed.
         for entry in std::fs::read_dir(&dir).ctx(format!("listing {}", dir.display()))? {
             let entry = entry.ctx("listing containers")?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name != TRASH && name != spares::DIR && !registry.by_id.contains_key(&name) {
+            if name != trash::DIR && name != spares::DIR && !registry.by_id.contains_key(&name) {
                 tracing::info!(container = %name, "removing files of a container that has no record");
                 let _ = util::fsutil::remove_dir_all_if_exists(&entry.path());
             }
@@ -449,6 +446,7 @@ impl Containers {
             flush_wanted: Arc::new(tokio::sync::Notify::new()),
             events: Arc::new(EventBus::default()),
             spares,
+            trash,
         })
     }
 
@@ -1499,20 +1497,10 @@ impl Containers {
             let _ = crate::image::layers::unmount(&dir.join("rootfs"));
         }
         // The files move to the trash at once (one rename) and are deleted
-        // in the background: `rm` and `run --rm` do not wait for a
-        // container's writable layer to be deleted file by file. What a
-        // crash leaves in the trash is deleted at the next start.
-        let trash = self.dir.join(TRASH).join(&rec.id);
-        let moved = std::fs::create_dir_all(self.dir.join(TRASH))
-            .and_then(|()| std::fs::rename(&dir, &trash));
-        match moved {
-            Ok(()) => {
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = util::fsutil::remove_dir_all_if_exists(&trash) {
-                        tracing::warn!(path = %trash.display(), error = %e, "deleting a removed container's files");
-                    }
-                });
-            }
+        // in the background (see `trash`): `rm` and `run --rm` do not wait
+        // for a container's writable layer to be deleted file by file.
+        match self.trash.put(&dir, &rec.id) {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {}
             Err(_) => {
                 tokio::task::spawn_blocking(move || util::fsutil::remove_dir_all_if_exists(&dir))

@@ -80,18 +80,23 @@ impl Spares {
         };
         let this = self.clone();
         handle.spawn_blocking(move || {
-            while this.ready.lock().unwrap()[kind as usize].len() < COUNT {
-                let n = this.next.fetch_add(1, Ordering::Relaxed);
-                let path = this.dir.join(n.to_string());
-                if let Err(e) = make(&path, kind) {
-                    tracing::warn!(path = %path.display(), error = %e, "making a spare container directory");
-                    let _ = crate::util::fsutil::remove_dir_all_if_exists(&path);
-                    break;
-                }
-                this.ready.lock().unwrap()[kind as usize].push(path);
-            }
+            this.refill(kind);
             this.filling[kind as usize].store(false, Ordering::Release);
         });
+    }
+
+    /// Makes spares of `kind` until there are [`COUNT`].
+    fn refill(&self, kind: Kind) {
+        while self.ready.lock().unwrap()[kind as usize].len() < COUNT {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            let path = self.dir.join(n.to_string());
+            if let Err(e) = make(&path, kind) {
+                tracing::warn!(path = %path.display(), error = %e, "making a spare container directory");
+                let _ = crate::util::fsutil::remove_dir_all_if_exists(&path);
+                break;
+            }
+            self.ready.lock().unwrap()[kind as usize].push(path);
+        }
     }
 }
 
