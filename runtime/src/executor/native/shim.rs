@@ -317,11 +317,12 @@ struct Standby {
 }
 
 /// `berth-shim standby PARENT`: clones a container child into fresh
-/// namespaces and a cgroup ahead of time, tells berthd it is ready (a byte
-/// on fd 3), and waits on fd 3 for a container to run: the descriptors a
-/// normal shim gets as 3, 4 and 5. Costly steps (exec of the shim, the
-/// namespaces, the cgroup move) are then off the container's start path.
-/// If berthd closes fd 3 instead, it cleans up and exits.
+/// namespaces and a cgroup ahead of time, tells berthd it is ready (`r`
+/// and the child's pid, 4 bytes little-endian, on fd 3), and waits on fd 3
+/// for a container to run: the descriptors a normal shim gets as 3, 4 and
+/// 5. Costly steps (exec of the shim, the namespaces, the cgroup move) are
+/// then off the container's start path, and berthd runs them under
+/// `SCHED_IDLE`. If berthd closes fd 3 instead, it cleans up and exits.
 pub fn standby_main(parent: &str) -> ! {
     let _ = nix::unistd::setsid();
     // SAFETY: ignoring SIGPIPE and SIGHUP for this process.
