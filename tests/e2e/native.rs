@@ -555,6 +555,10 @@ fn external_runtime_runc() {
     assert_eq!((out.as_str(), code), ("13\n", 9));
     let out = d.berth(&["run", "--rm", "--runtime", "nosuch", "busybox", "true"]);
     assert!(stderr(&out).contains("unknown runtime"), "{}", stderr(&out));
+    // runc's own errors are start failures, with Docker's exit codes.
+    let out = d.berth(&["run", "--rm", "--runtime", "runc", "busybox", "nosuchcmd"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nosuchcmd"), "{}", stderr(&out));
     // A kill ends the container, not just runc: nothing is left running
     // and its cgroup goes.
     let id = d
@@ -565,22 +569,19 @@ fn external_runtime_runc() {
         d.inspect(&id)["State"]["Running"] == true
     });
     let cgroup = std::path::Path::new("/sys/fs/cgroup/pids/berth").join(&id);
-    // berth reports a runc container running once `runc run` is started,
-    // a moment before runc has exec'd the container's process (see
-    // docs/api-compat.md): wait for the process itself.
-    let procs = || {
-        std::fs::read_to_string(cgroup.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect::<Vec<String>>()
-    };
-    d.eventually("runc to start the container's process", || {
-        procs().iter().any(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep"))
-        })
-    });
-    let pids = procs();
+    // Running means the container's own process runs (runc create, then
+    // start), and its pid is that process's, not runc's.
+    let pid = d.inspect(&id)["State"]["Pid"].as_i64().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
+    // So exec joins the container, not the host.
+    assert_eq!(d.ok(&["exec", &id, "hostname"]).trim(), &id[..12]);
+    let pids: Vec<String> = std::fs::read_to_string(cgroup.join("cgroup.procs"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(pids.contains(&pid.to_string()), "{pids:?}");
     d.ok(&["kill", &id]);
     assert_eq!(d.ok(&["wait", &id]).trim(), "137");
     d.ok(&["rm", &id]);

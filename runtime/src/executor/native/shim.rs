@@ -148,6 +148,8 @@ pub const SPEC_FILE: &str = "config.json";
 pub const SOCKET_FILE: &str = "shim.sock";
 pub const EXIT_FILE: &str = "exit.json";
 pub const LOG_FILE: &str = "log.json";
+/// An external runtime's log (JSON lines).
+pub const RUNTIME_LOG: &str = "runtime.log";
 
 /// The shim's entry point: `berth-shim BUNDLE`. Never returns.
 pub fn main() -> ! {
@@ -481,7 +483,7 @@ impl Shim {
                     .map_err(|e| e.to_string())
                     .map_err(e1("mounting the container's root filesystem"))?;
                 mounted = true;
-                let spawned = spawn_external(runtime, bundle, &cfg.id, child_stdio);
+                let spawned = start_external(runtime, bundle, &cfg.id, child_stdio);
                 close_child_ends(child_stdio, console);
                 let pid = spawned?;
                 return Ok(Shim {
@@ -809,11 +811,8 @@ impl Shim {
                         protocol::SIGNAL if payload.len() == 4 => {
                             let sig = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) as i32;
                             if sig == libc::SIGKILL && self.cfg.runtime.is_some() {
-                                // `runc run` passes signals on to the
-                                // container, but SIGKILL would end runc
-                                // itself and leave the container running:
-                                // kill the container's cgroup instead, and
-                                // runc ends (and cleans up) with it.
+                                // The whole container, whatever namespaces
+                                // the runtime gave it: its cgroup.
                                 if let Some(cg) = self.external_cgroup() {
                                     let _ = cg.kill_all(libc::SIGKILL);
                                     continue;
@@ -933,7 +932,14 @@ impl Shim {
                 eprintln!("berth-shim: removing the cgroup: {e}");
             }
             trace("cgroup removed");
-        } else if let Some(cg) = self.external_cgroup() {
+        } else if let Some(runtime) = &self.cfg.runtime
+            && let Err(e) = delete_external(runtime, &self.bundle, &self.cfg.id)
+        {
+            eprintln!("berth-shim: {} delete: {e}", runtime.display());
+        }
+        if self.cfg.runtime.is_some()
+            && let Some(cg) = self.external_cgroup()
+        {
             // What the external runtime left: nothing may outlive the
             // container, and its cgroup goes with it.
             let _ = cg.kill_all(libc::SIGKILL);
@@ -1340,22 +1346,45 @@ fn init_config(
     })
 }
 
-/// Runs the container with an external OCI runtime (`crun run`, `runc
-/// run`) in the foreground; its exit is the container's.
-fn spawn_external(
+/// `RUNTIME --root BUNDLE/runtime --log=BUNDLE/runtime.log ...`: runc and
+/// crun take the same global options. The log (JSON lines) is where a
+/// failed `create` or `start` says why.
+fn runtime_command(runtime: &Path, bundle: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(runtime);
+    cmd.arg("--root")
+        .arg(bundle.join("runtime"))
+        .arg(format!("--log={}", bundle.join(RUNTIME_LOG).display()))
+        .arg("--log-format=json");
+    cmd
+}
+
+/// Starts the container with an external OCI runtime as containerd's shim
+/// does: `create` (the runtime sets the container up and leaves its init
+/// waiting, with the container's stdio passed through, and exits), then
+/// `start`. The shim is the subreaper the init is handed to when the
+/// runtime exits, so the pid it reports and waits for is the container's
+/// own; an error of either step is a start failure, with the runtime's
+/// message, as Docker reports it.
+fn start_external(
     runtime: &Path,
     bundle: &Path,
     id: &str,
     stdio: [RawFd; 3],
 ) -> Result<Pid, (String, i32)> {
     use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(runtime);
-    cmd.arg("--root")
-        .arg(bundle.join("runtime"))
-        .arg("run")
-        .arg("--bundle")
-        .arg(bundle)
-        .arg(id);
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err((
+            format!(
+                "becoming the container's subreaper: {}",
+                std::io::Error::last_os_error()
+            ),
+            1,
+        ));
+    }
+    let _ = std::fs::remove_file(bundle.join(RUNTIME_LOG));
+    let pid_file = bundle.join("runtime.pid");
+    let _ = std::fs::remove_file(&pid_file);
     let dup = |fd: RawFd| -> Result<std::process::Stdio, (String, i32)> {
         // SAFETY: duplicating a valid fd; the copy is owned by the Stdio.
         let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
@@ -1364,12 +1393,78 @@ fn spawn_external(
         }
         Ok(unsafe { std::process::Stdio::from_raw_fd(d) })
     };
-    cmd.stdin(dup(stdio[0])?)
+    let mut create = runtime_command(runtime, bundle);
+    create
+        .arg("create")
+        .arg("--bundle")
+        .arg(bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(id)
+        .stdin(dup(stdio[0])?)
         .stdout(dup(stdio[1])?)
-        .stderr(dup(stdio[2])?);
-    cmd.process_group(0);
-    let child = cmd
-        .spawn()
+        .stderr(dup(stdio[2])?)
+        .process_group(0);
+    let created = create
+        .status()
         .map_err(|e| (format!("running {}: {e}", runtime.display()), 127))?;
-    Ok(Pid::from_raw(child.id() as i32))
+    if !created.success() {
+        let _ = delete_external(runtime, bundle, id);
+        return Err(runtime_failure(bundle, "create", created));
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .ok_or_else(|| {
+            let _ = delete_external(runtime, bundle, id);
+            (format!("{} create left no pid file", runtime.display()), 1)
+        })?;
+    let started = runtime_command(runtime, bundle)
+        .arg("start")
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| (format!("running {}: {e}", runtime.display()), 127))?;
+    if !started.success() {
+        let _ = delete_external(runtime, bundle, id);
+        return Err(runtime_failure(bundle, "start", started));
+    }
+    Ok(Pid::from_raw(pid))
+}
+
+/// `RUNTIME delete --force ID`: whatever is left of the container, and the
+/// runtime's own state.
+fn delete_external(runtime: &Path, bundle: &Path, id: &str) -> std::io::Result<()> {
+    runtime_command(runtime, bundle)
+        .args(["delete", "--force", id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(drop)
+}
+
+/// A failed runtime step as a start error: the runtime's last error message
+/// and the exit code Docker gives it (127 for a command that is not there,
+/// 126 for one that cannot be run).
+fn runtime_failure(bundle: &Path, step: &str, status: std::process::ExitStatus) -> (String, i32) {
+    let log = std::fs::read_to_string(bundle.join(RUNTIME_LOG)).unwrap_or_default();
+    let msg = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "error" || v["level"] == "fatal")
+        .filter_map(|v| v["msg"].as_str().map(str::to_string))
+        .next_back()
+        .unwrap_or_else(|| format!("{step} ended with {status}"));
+    let code =
+        if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+            127
+        } else if msg.contains("permission denied") {
+            126
+        } else {
+            1
+        };
+    (msg, code)
 }
