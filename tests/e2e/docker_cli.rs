@@ -987,3 +987,55 @@ fn unsupported_docker_commands_fail_at_once_with_501() {
         r.text()
     );
 }
+
+// ----- ps --format ---------------------------------------------------------
+
+#[test]
+fn berth_ps_format_matches_dockers() {
+    let Some(d) = daemon() else { return };
+    d.import("sleep.wasm", "wsleep");
+    dok(
+        &d,
+        &[
+            "create", "--name", "fmt1", "--label", "b=2", "--label", "a=1", "wsleep", "100",
+        ],
+    );
+    dok(
+        &d,
+        &[
+            "create", "--name", "fmt2", "wsleep", "--and", "a", "long", "argument",
+        ],
+    );
+    // Fields whose text does not move with the clock (docker joins labels
+    // in Go's random map order: berth's are sorted, checked below).
+    for format in [
+        "{{.ID}} {{.Names}} {{.Image}} {{.State}}",
+        "{{.Command}}|{{.CreatedAt}}|{{.Ports}}|{{.Networks}}",
+        r"table {{.ID}}\t{{.Names}}\t{{.Status}}",
+        "{{json .Names}} {{upper .State}}",
+    ] {
+        let theirs = dok(&d, &["ps", "-a", "--format", format]);
+        let ours = d.ok(&["ps", "-a", "--format", format]);
+        let sorted = |s: &str| {
+            let mut l: Vec<String> = s.lines().map(str::to_string).collect();
+            // The header stays first.
+            if format.starts_with("table") {
+                l[1..].sort();
+            } else {
+                l.sort();
+            }
+            l
+        };
+        assert_eq!(sorted(&ours), sorted(&theirs), "format {format:?}");
+    }
+    // berth's own field, and `json`.
+    let ours = d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Executor}}"]);
+    assert!(ours.lines().any(|l| l == "fmt1 wasm"), "{ours}");
+    let line = d.ok(&["ps", "-a", "--filter", "name=fmt1", "--format", "json"]);
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["Names"], "fmt1");
+    assert_eq!(v["Labels"], "a=1,b=2");
+    // A template berth cannot evaluate is an error, not wrong output.
+    let out = d.berth(&["ps", "--format", "{{range .Names}}x{{end}}"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}

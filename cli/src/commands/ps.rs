@@ -5,9 +5,11 @@ use std::io::Write;
 use anyhow::Result;
 use berth_api_types::container::Summary;
 use clap::Args;
+use serde_json::Value;
 
 use crate::client::Client;
 use crate::format::table::Table;
+use crate::format::template::Template;
 use crate::format::units::ago;
 use crate::format::{ellipsis, go_quote, short_id};
 use crate::opts::filters_json;
@@ -38,6 +40,14 @@ pub struct PsCommand {
     /// Show the latest created container (includes all states)
     #[arg(short = 'l', long)]
     pub latest: bool,
+
+    /// Format output using a Go template: 'table' (the default), 'table
+    /// TEMPLATE' (a table with a header), 'json' (one JSON object per
+    /// line), or 'TEMPLATE'; fields: .ID .Image .Command .CreatedAt
+    /// .RunningFor .Ports .State .Status .Names .Labels .Mounts .Networks
+    /// .Executor
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 impl PsCommand {
@@ -63,9 +73,136 @@ impl PsCommand {
             return Ok(0);
         }
         let now = chrono::Utc::now();
-        render(&list, self.no_trunc, now).write_to(&mut out)?;
+        match self.format.as_deref() {
+            None | Some("table") => render(&list, self.no_trunc, now).write_to(&mut out)?,
+            Some(f) => {
+                let text = formatted(&list, f, self.no_trunc, now).map_err(anyhow::Error::msg)?;
+                out.write_all(text.as_bytes())?;
+            }
+        }
         Ok(0)
     }
+}
+
+/// The table `docker ps` prints, as a template.
+const DEFAULT_TABLE: &str =
+    "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+
+/// Column titles of `table` formats, by field.
+const HEADERS: [(&str, &str); 13] = [
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("Executor", "EXECUTOR"),
+];
+
+/// `docker ps --format`: `json`, `table TEMPLATE` or a template, over the
+/// fields docker's container formatter gives (and berth's `Executor`).
+/// As docker's, a literal `\t` or `\n` in the format is a tab or a newline.
+fn formatted(
+    list: &[Summary],
+    format: &str,
+    no_trunc: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, String> {
+    let (table, src) = match format.strip_prefix("table") {
+        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
+            (true, rest.trim())
+        }
+        _ => (false, format.trim()),
+    };
+    let src = match src {
+        "json" => "{{json .}}",
+        "" if table => DEFAULT_TABLE,
+        s => s,
+    };
+    let src = src.replace("\\t", "\t").replace("\\n", "\n");
+    let template = Template::parse(&src)?;
+    let rows = list
+        .iter()
+        .map(|c| template.execute(&fields(c, no_trunc, now)))
+        .collect::<Result<Vec<String>, String>>()?;
+    if !table {
+        return Ok(rows.iter().map(|r| format!("{r}\n")).collect());
+    }
+    let titles: serde_json::Map<String, Value> = HEADERS
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let header = template.execute(&Value::Object(titles))?;
+    let mut t = Table::new(&header.split('\t').collect::<Vec<_>>());
+    for r in rows {
+        t.push(r.split('\t').map(str::to_string).collect());
+    }
+    Ok(t.render())
+}
+
+/// One container as docker's formatter shows it.
+fn fields(c: &Summary, no_trunc: bool, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let (id, command, image) = if no_trunc {
+        (c.id.clone(), c.command.clone(), c.image.clone())
+    } else {
+        let image = if c.image.starts_with("sha256:") {
+            short_id(&c.image)
+        } else {
+            c.image.clone()
+        };
+        (short_id(&c.id), ellipsis(&c.command, 20), image)
+    };
+    let mut labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.sort();
+    let mounts: Vec<String> = c
+        .mounts
+        .iter()
+        .filter_map(|m| {
+            let name = m
+                .get("Name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty());
+            let source = m.get("Source").and_then(Value::as_str);
+            name.or(source).map(|n| {
+                if no_trunc {
+                    n.to_string()
+                } else {
+                    ellipsis(n, 15)
+                }
+            })
+        })
+        .collect();
+    let mut networks: Vec<String> = c
+        .network_settings
+        .get("Networks")
+        .and_then(Value::as_object)
+        .map(|n| n.keys().cloned().collect())
+        .unwrap_or_default();
+    networks.sort();
+    let created = chrono::DateTime::from_timestamp(c.created, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default();
+    serde_json::json!({
+        "ID": id,
+        "Image": image,
+        "Command": go_quote(&command),
+        "CreatedAt": created,
+        "RunningFor": ago(c.created, now),
+        "Ports": ports(&c.ports),
+        "State": c.state,
+        "Status": c.status,
+        "Names": names(&c.names, no_trunc),
+        "Labels": labels.join(","),
+        "Mounts": mounts.join(","),
+        "Networks": networks.join(","),
+        "Executor": c.executor,
+    })
 }
 
 fn render(list: &[Summary], no_trunc: bool, now: chrono::DateTime<chrono::Utc>) -> Table {
@@ -163,6 +300,67 @@ mod tests {
             "CONTAINER ID   IMAGE          COMMAND                  CREATED         STATUS                    PORTS                  NAMES\n\
              0123456789ab   hello:latest   \"/hello.wasm --exit …\"   2 seconds ago   Exited (3) 1 second ago   0.0.0.0:8080->80/tcp   happy_bell\n"
         );
+    }
+
+    fn sample() -> Summary {
+        Summary {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            names: vec!["/happy_bell".into()],
+            image: "hello:latest".into(),
+            command: "/hello.wasm --exit 3 --and-more".into(),
+            created: 1_000_098,
+            state: "exited".into(),
+            status: "Exited (3) 1 second ago".into(),
+            labels: [
+                ("b".to_string(), "2".to_string()),
+                ("a".to_string(), "1".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            executor: "wasm".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn format_templates_like_docker_ps() {
+        let now = chrono::DateTime::from_timestamp(1_000_100, 0).unwrap();
+        let list = [sample()];
+        assert_eq!(
+            formatted(
+                &list,
+                "{{.ID}} {{.Names}} {{.State}} {{.Executor}} {{.Labels}}",
+                false,
+                now
+            )
+            .unwrap(),
+            "0123456789ab happy_bell exited wasm a=1,b=2\n"
+        );
+        assert_eq!(
+            formatted(
+                &list,
+                "{{.Command}}|{{.CreatedAt}}|{{.RunningFor}}",
+                false,
+                now
+            )
+            .unwrap(),
+            "\"/hello.wasm --exit …\"|1970-01-12 13:48:18 +0000 UTC|2 seconds ago\n"
+        );
+        // `table` with a literal \t, as a shell passes it: a header row.
+        assert_eq!(
+            formatted(&list, r"table {{.ID}}\t{{.Status}}", false, now).unwrap(),
+            "CONTAINER ID   STATUS\n0123456789ab   Exited (3) 1 second ago\n"
+        );
+        // `table` alone is the default table; `json` one object per line.
+        assert_eq!(
+            formatted(&list, "table", false, now).unwrap(),
+            render(&list, false, now).render()
+        );
+        let json = formatted(&list, "json", true, now).unwrap();
+        let v: Value = serde_json::from_str(json.trim_end()).unwrap();
+        assert_eq!(v["ID"], "0123456789abcdef0123456789abcdef");
+        assert_eq!(v["Names"], "happy_bell");
+        assert!(formatted(&list, "{{if .ID}}x{{end}}", false, now).is_err());
     }
 
     #[test]
