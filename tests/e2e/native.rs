@@ -883,3 +883,38 @@ fn etc_files_come_from_the_images_init_layer_not_the_upper() {
     ]);
     assert!(d.ok(&["diff", "writer"]).contains("A /etc/new"));
 }
+
+#[test]
+fn image_size_is_its_layers_unpacked() {
+    let Some(d) = daemon() else { return };
+    // What Docker counts: the bytes of the files the layers hold, not the
+    // (compressed) layer blobs.
+    let mut want = 0u64;
+    let mut archive = tar::Archive::new(std::fs::File::open(busybox_rootfs()).unwrap());
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        if e.header().entry_type().is_file() {
+            want += e.header().size().unwrap();
+        }
+    }
+    let size = |name: &str| {
+        d.http("GET", &format!("/images/{name}/json"), None).json()["Size"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(size("busybox"), want);
+    let listed = d.http("GET", "/images/json", None).json();
+    assert_eq!(listed[0]["Size"].as_u64().unwrap(), want);
+    // A committed container's image adds its changes.
+    d.ok(&[
+        "run",
+        "--name",
+        "grow",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 4096 /dev/zero > /big",
+    ]);
+    d.ok(&["commit", "grow", "grown"]);
+    assert_eq!(size("grown"), want + 4096);
+}

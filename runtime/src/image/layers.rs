@@ -43,6 +43,8 @@ use std::sync::{Arc, Mutex};
 
 const DIFF_DIR: &str = "diff";
 const DIFF_ID_FILE: &str = "diffid";
+/// The bytes of file content the layer unpacked to.
+const SIZE_FILE: &str = "size";
 const TMP_DIR: &str = "tmp";
 const EMPTY_DIR: &str = "empty";
 
@@ -180,6 +182,8 @@ impl LayerStore {
             let diff_id = reader.finish();
             fs::write(work.join(DIFF_ID_FILE), diff_id.to_string())
                 .ctx("writing the layer's diff_id")?;
+            fs::write(work.join(SIZE_FILE), stats.bytes.to_string())
+                .ctx("writing the layer's size")?;
             // Everything durable before the layer becomes visible.
             let fd = fs::File::open(&work).ctx("opening the unpacked layer")?;
             nix::unistd::syncfs(fd.as_fd()).ctx("syncing the unpacked layer")?;
@@ -203,6 +207,17 @@ impl LayerStore {
             tracing::warn!(path = %work.display(), error = %e, "could not remove a failed unpack");
         }
         result
+    }
+
+    /// How many bytes of file content an unpacked layer holds, what Docker
+    /// counts as a layer's size; `None` for a layer unpacked by a berth
+    /// that did not record it.
+    pub fn unpacked_size(&self, digest: &Digest) -> Option<u64> {
+        fs::read_to_string(self.dir.join(digest.hex()).join(SIZE_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The diff_id (digest of the uncompressed tar) of an unpacked layer.
@@ -1086,6 +1101,23 @@ mod tests {
             umount_ns[n / 2] as f64 / 1e3,
             umount_ns[n * 9 / 10] as f64 / 1e3,
         );
+    }
+
+    #[test]
+    fn unpacked_size_is_the_files_bytes() {
+        if !require_root() {
+            return;
+        }
+        let (_d, blobs, layers) = store();
+        let mut t = Tar::new();
+        t.dir("etc/", 0o755)
+            .file("etc/hostname", b"berth\n", 0o644)
+            .file("data", &[7u8; 5000], 0o644)
+            .symlink("bin", "usr/bin");
+        let desc = put(&blobs, media::OCI_LAYER_GZIP, &gzip(&t.bytes()));
+        assert_eq!(layers.unpacked_size(&desc.digest), None);
+        layers.ensure(&blobs, &desc).unwrap();
+        assert_eq!(layers.unpacked_size(&desc.digest), Some(5006));
     }
 
     /// Two lowers, top first, laid out as the store lays out layers.

@@ -42,7 +42,8 @@ pub struct ImageRecord {
     pub architecture: String,
     /// `created` from the config, or when berth stored it.
     pub created: String,
-    /// Config plus layers, in bytes as stored.
+    /// The size Docker reports: a Linux image's layers unpacked (their
+    /// files' bytes); a Wasm image's config and layers as stored.
     pub size: u64,
     /// `name@sha256:...` of the manifest, for images that came from or went
     /// to a registry.
@@ -172,10 +173,16 @@ impl Images {
         if kind == ImageKind::Native
             && let Some(store) = &self.layers
         {
+            // Docker's size of a Linux image: its layers unpacked.
+            size = 0;
             for layer in &manifest.layers {
                 store
                     .ensure(&self.blobs, layer)
                     .map_err(|e| e.context(format!("layer {}", layer.digest)))?;
+                size += store
+                    .unpacked_size(&layer.digest)
+                    .or_else(|| self.blobs.size(&layer.digest))
+                    .unwrap_or(0);
             }
         }
         let now = util::now_rfc3339();
@@ -196,6 +203,7 @@ impl Images {
                 // A newer manifest for the same config (say, another
                 // compression) replaces the old one, and decides the kind.
                 r.kind = kind.clone();
+                r.size = size;
                 r.manifest = Descriptor::new(
                     manifest.effective_media_type(),
                     manifest_digest.clone(),
