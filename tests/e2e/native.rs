@@ -771,14 +771,18 @@ fn policy_and_parent(pid: i32) -> Option<(u32, i32)> {
     Some((fields.get(38)?.parse().ok()?, fields.get(1)?.parse().ok()?))
 }
 
-/// This daemon's standby shim, waiting under `SCHED_IDLE`.
+/// This daemon's standby shim, ready (it has told berthd and waits in
+/// `recvmsg` for a container: under a loaded CI its idle-time setup can
+/// take a while) and waiting under `SCHED_IDLE`.
 fn idle_standby(d: &Daemon) -> Option<i32> {
     std::fs::read_dir("/proc").ok()?.find_map(|e| {
         let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let standby = cmdline.starts_with(b"berth-shim\0standby\0");
+        let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+        let waiting = syscall.starts_with(&format!("{} ", nix::libc::SYS_recvmsg));
         let (policy, parent) = policy_and_parent(pid)?;
-        (standby && parent == d.pid() as i32 && policy == 5).then_some(pid)
+        (standby && waiting && parent == d.pid() as i32 && policy == 5).then_some(pid)
     })
 }
 
