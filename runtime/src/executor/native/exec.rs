@@ -47,22 +47,13 @@ struct HelperInput {
 
 impl HelperInput {
     fn new(launch: &super::super::Launch, exec: &ExecSpec) -> Result<HelperInput> {
-        let native = launch
-            .native
-            .as_ref()
-            .ok_or_else(|| Error::internal("a native container without its settings"))?;
         let process = launch.spec.process().as_ref();
         Ok(HelperInput {
             exec: exec.clone(),
-            seccomp: native.seccomp.clone(),
+            seccomp: super::native_of(launch)?.seccomp.clone(),
             capabilities: process.and_then(|p| p.capabilities().clone()),
             no_new_privileges: process.and_then(|p| p.no_new_privileges()).unwrap_or(true),
-            user: launch
-                .spec
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get("org.berth.user").cloned())
-                .unwrap_or_default(),
+            user: super::shim::container_user(&launch.spec),
         })
     }
 }

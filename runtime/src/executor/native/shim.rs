@@ -1199,6 +1199,16 @@ fn mount_flags(options: &[String]) -> (MsFlags, String) {
     (flags, data.join(","))
 }
 
+/// The user the container's processes run as when none is named: the
+/// image's or `--user`, which `container/spec.rs` records in an annotation
+/// (resolved in the container's own `/etc/passwd` at start and exec).
+pub(super) fn container_user(spec: &oci_spec::runtime::Spec) -> String {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get("org.berth.user").cloned())
+        .unwrap_or_default()
+}
+
 /// A bundle file's JSON; the error as text.
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
@@ -1297,11 +1307,7 @@ fn init_config(
             etc_files.push((p, dest.to_string()));
         }
     }
-    let user = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get("org.berth.user").cloned())
-        .unwrap_or_default();
+    let user = container_user(spec);
     let namespaces = linux.and_then(|l| l.namespaces().as_ref());
     let new_cgroup_ns = namespaces.is_some_and(|ns| {
         ns.iter()
@@ -1346,15 +1352,18 @@ fn init_config(
     })
 }
 
-/// `RUNTIME --root BUNDLE/runtime --log=BUNDLE/runtime.log ...`: runc and
-/// crun take the same global options. The log (JSON lines) is where a
-/// failed `create` or `start` says why.
+/// `RUNTIME --root BUNDLE/runtime --log=BUNDLE/runtime.log ...`, with
+/// its stdio on /dev/null: runc and crun take the same global options. The
+/// log (JSON lines) is where a failed `create` or `start` says why.
 fn runtime_command(runtime: &Path, bundle: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(runtime);
     cmd.arg("--root")
         .arg(bundle.join("runtime"))
         .arg(format!("--log={}", bundle.join(RUNTIME_LOG).display()))
-        .arg("--log-format=json");
+        .arg("--log-format=json")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     cmd
 }
 
@@ -1422,9 +1431,6 @@ fn start_external(
     let started = runtime_command(runtime, bundle)
         .arg("start")
         .arg(id)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .status()
         .map_err(|e| (format!("running {}: {e}", runtime.display()), 127))?;
     if !started.success() {
@@ -1439,9 +1445,6 @@ fn start_external(
 fn delete_external(runtime: &Path, bundle: &Path, id: &str) -> std::io::Result<()> {
     runtime_command(runtime, bundle)
         .args(["delete", "--force", id])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .status()
         .map(drop)
 }
