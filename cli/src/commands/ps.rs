@@ -205,38 +205,36 @@ fn fields(c: &Summary, no_trunc: bool, now: chrono::DateTime<chrono::Utc>) -> Va
     })
 }
 
+/// The table `docker ps` prints by default: [`DEFAULT_TABLE`]'s columns.
 fn render(list: &[Summary], no_trunc: bool, now: chrono::DateTime<chrono::Utc>) -> Table {
-    let mut t = Table::new(&[
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ]);
+    const COLUMNS: [&str; 7] = [
+        "ID",
+        "Image",
+        "Command",
+        "RunningFor",
+        "Status",
+        "Ports",
+        "Names",
+    ];
+    let mut t = Table::new(&COLUMNS.map(title));
     for c in list {
-        let (id, command, image) = if no_trunc {
-            (c.id.clone(), c.command.clone(), c.image.clone())
-        } else {
-            let image = if c.image.starts_with("sha256:") {
-                short_id(&c.image)
-            } else {
-                c.image.clone()
-            };
-            (short_id(&c.id), ellipsis(&c.command, 20), image)
-        };
-        t.push(vec![
-            id,
-            image,
-            go_quote(&command),
-            ago(c.created, now),
-            c.status.clone(),
-            ports(&c.ports),
-            names(&c.names, no_trunc),
-        ]);
+        let f = fields(c, no_trunc, now);
+        t.push(
+            COLUMNS
+                .iter()
+                .map(|k| f[*k].as_str().unwrap_or_default().to_string())
+                .collect(),
+        );
     }
     t
+}
+
+/// A field's column title in `table` formats.
+fn title(field: &'static str) -> &'static str {
+    HEADERS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map_or(field, |(_, t)| *t)
 }
 
 /// Names without the leading `/`; link names (`/a/b`) only with --no-trunc.
