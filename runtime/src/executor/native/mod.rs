@@ -48,9 +48,10 @@ pub struct NativeExecutor {
     /// Compiled seccomp filters by profile and capability mask: compiling
     /// Docker's profile takes about half a millisecond, on every start.
     filters: std::sync::Mutex<std::collections::HashMap<FilterKey, Arc<Vec<u8>>>>,
-    /// On cgroup v1 hosts, a shim started ahead of time with a container
-    /// child already cloned and in a cgroup (see `shim::standby_main`).
-    standby: Arc<std::sync::Mutex<Option<StandbyShim>>>,
+    /// On cgroup v1 hosts, shims started ahead of time, each with a
+    /// container child already cloned and in a cgroup (see
+    /// `shim::standby_main`); oldest first, at most [`STANDBY_POOL`].
+    standby: Arc<std::sync::Mutex<Vec<StandbyShim>>>,
     /// The host's cgroups, when standbys are used (cgroup v1: moves
     /// between v1 cgroups wait for an RCU grace period; renaming a cgroup
     /// does not). berthd works out a standby's job with it.
@@ -59,22 +60,40 @@ pub struct NativeExecutor {
 
 /// A standby shim berthd can hand a container to.
 struct StandbyShim {
+    /// Tells a spawn's placeholder from the others.
+    id: u64,
     jobs: std::os::fd::OwnedFd,
-    /// The shim's pid, and its child's once it is ready.
-    pids: (i32, Option<i32>),
+    /// It has said so (`r`).
+    ready: bool,
     born: std::time::Instant,
     /// Its spawn is still under way.
     spawning: bool,
 }
 
 impl StandbyShim {
-    /// Gives the standby and its child back their normal scheduling: they
-    /// got ready under `SCHED_IDLE`, in time no one else wanted.
-    fn wake(&self) {
-        let param = libc::sched_param { sched_priority: 0 };
-        for pid in [Some(self.pids.0), self.pids.1].into_iter().flatten() {
-            // SAFETY: sched_setscheduler on a pid with a valid parameter.
-            unsafe { libc::sched_setscheduler(pid, libc::SCHED_OTHER, &param) };
+    /// Whether it has told berthd it is ready (`r`); `None` if it gave up
+    /// (no cgroups, a failure) and must be forgotten.
+    fn poll_ready(&mut self) -> Option<bool> {
+        if self.spawning || self.ready {
+            return Some(self.ready);
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: a non-blocking recv into a valid buffer.
+        let n = unsafe {
+            libc::recv(
+                self.jobs.as_raw_fd(),
+                b.as_mut_ptr().cast(),
+                b.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n == 1 && b[0] == b'r' {
+            self.ready = true;
+            Some(true)
+        } else if n >= 0 {
+            None
+        } else {
+            Some(false)
         }
     }
 }
@@ -82,6 +101,14 @@ impl StandbyShim {
 /// A standby older than this is replaced rather than used: its container
 /// child's mount namespace is a copy of the host's from when it was cloned.
 const STANDBY_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// How many standbys berthd keeps. A standby gets ready in idle time,
+/// which a burst of starts leaves little of: with one, a start that came
+/// while the refill was still getting ready spawned a shim from scratch,
+/// and in back-to-back runs that was every other start. With two, each
+/// refill has a whole start's time to get ready. Each costs an idle shim,
+/// its child and their empty namespaces.
+const STANDBY_POOL: usize = 2;
 
 impl NativeExecutor {
     pub fn new(config: NativeConfig) -> Result<NativeExecutor> {
@@ -113,65 +140,59 @@ impl NativeExecutor {
         &self.config.cgroup_parent
     }
 
-    /// Takes the standby shim if it is warm and fresh.
+    /// Takes the oldest standby shim that is ready and fresh; forgets
+    /// those that gave up or grew too old (closing their job socket ends
+    /// them).
     fn take_standby(&self) -> Option<StandbyShim> {
-        let mut slot = self.standby.lock().unwrap();
-        let sb = slot.as_mut()?;
-        if sb.spawning {
-            return None;
-        }
-        if sb.pids.1.is_none() {
-            // Ready: `r` and its child's pid.
-            let mut b = [0u8; 5];
-            // SAFETY: a non-blocking recv into a valid buffer.
-            let n = unsafe {
-                libc::recv(
-                    sb.jobs.as_raw_fd(),
-                    b.as_mut_ptr().cast(),
-                    b.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n == 5 && b[0] == b'r' {
-                sb.pids.1 = Some(i32::from_le_bytes([b[1], b[2], b[3], b[4]]));
-            } else if n >= 0 {
-                // It gave up (no cgroups, a failure): forget it.
-                *slot = None;
-                return None;
+        let mut pool = self.standby.lock().unwrap();
+        let mut i = 0;
+        while i < pool.len() {
+            match pool[i].poll_ready() {
+                Some(true) => {
+                    let sb = pool.remove(i);
+                    if sb.born.elapsed() < STANDBY_MAX_AGE {
+                        return Some(sb);
+                    }
+                }
+                Some(false) => i += 1,
+                None => {
+                    pool.remove(i);
+                }
             }
         }
-        sb.pids.1?;
-        let sb = slot.take()?;
-        if sb.born.elapsed() >= STANDBY_MAX_AGE {
-            return None;
-        }
-        sb.wake();
-        Some(sb)
+        None
     }
 
-    /// Starts a standby shim unless one is waiting, on a blocking thread:
-    /// `posix_spawn` waits for the exec, which must not hold up a start.
+    /// Starts standby shims until [`STANDBY_POOL`] are there or on their
+    /// way, each on a blocking thread: `posix_spawn` waits for the exec,
+    /// which must not hold up a start.
     fn replenish_standby(&self) {
         if self.standby_cgroups.is_none() {
             return;
         }
-        {
-            let mut slot = self.standby.lock().unwrap();
-            if slot.is_some() {
-                return;
-            }
-            // Mark the slot taken while the spawn runs.
+        let mut pool = self.standby.lock().unwrap();
+        while pool.len() < STANDBY_POOL {
+            // A placeholder marks the spawn under way.
             let Ok((ours, _theirs)) = std::os::unix::net::UnixStream::pair() else {
                 return;
             };
-            *slot = Some(StandbyShim {
+            static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            pool.push(StandbyShim {
+                id,
                 jobs: ours.into(),
-                pids: (0, None),
+                ready: false,
                 born: std::time::Instant::now(),
                 spawning: true,
             });
+            self.spawn_standby(id);
         }
-        let slot = self.standby.clone();
+    }
+
+    /// Spawns the standby whose placeholder is `id`, and puts it in its
+    /// place (or drops the placeholder if the spawn failed).
+    fn spawn_standby(&self, id: u64) {
+        let pool = self.standby.clone();
         let shim = self.config.shim.clone();
         let parent = self.config.cgroup_parent.clone();
         let handle = tokio::runtime::Handle::current();
@@ -180,11 +201,9 @@ impl NativeExecutor {
                 .map_err(|e| e.to_string())
                 .and_then(|(ours, theirs)| {
                     let args = ["berth-shim".to_string(), "standby".to_string(), parent];
-                    // The standby gets ready in idle time (its exec, its
-                    // child's namespaces, its cgroup): under `SCHED_IDLE`,
-                    // which it inherits from this thread, it never holds
-                    // up a container that is starting or running. It gets
-                    // its normal scheduling back with its job.
+                    // The standby's exec takes only idle time: it inherits
+                    // `SCHED_IDLE` from this thread, and leaves it at once
+                    // (see `shim::standby_main`).
                     let param = libc::sched_param { sched_priority: 0 };
                     // SAFETY: sched_setscheduler on this thread, valid parameter.
                     unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
@@ -193,19 +212,27 @@ impl NativeExecutor {
                     unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
                     spawned.map(|pid| (pid, ours)).map_err(|e| e.to_string())
                 });
-            let mut slot = slot.lock().unwrap();
+            if let Ok((pid, _)) = &spawned {
+                handle.spawn(reap(*pid));
+            }
+            let mut pool = pool.lock().unwrap();
+            // Only this task takes its placeholder out; should it be gone,
+            // dropping `ours` ends the standby.
+            let Some(slot) = pool.iter().position(|sb| sb.id == id) else {
+                return;
+            };
             match spawned {
-                Ok((pid, ours)) => {
-                    handle.spawn(reap(pid));
-                    *slot = Some(StandbyShim {
+                Ok((_, ours)) => {
+                    pool[slot] = StandbyShim {
+                        id,
                         jobs: ours.into(),
-                        pids: (pid.as_raw(), None),
+                        ready: false,
                         born: std::time::Instant::now(),
                         spawning: false,
-                    });
+                    };
                 }
                 Err(e) => {
-                    *slot = None;
+                    pool.remove(slot);
                     tracing::warn!(error = %e, "could not start a standby shim");
                 }
             }

@@ -206,6 +206,47 @@ struct Shim {
     /// microseconds) before the shim even hears of the exit; held, that
     /// happens after berthd has been told.
     mnt_ns: Option<OwnedFd>,
+    /// Taken by [`Shim::run`].
+    supervision: Option<Supervision>,
+}
+
+/// What supervising the container takes, made before its command may run:
+/// the shim sleeps while the container's child sets up its root, and is
+/// woken when the command has executed; with a short-lived command, the
+/// scheduler often lets it run only once the command has exited, so what
+/// is left to do then is on the way to the exit reaching berthd.
+struct Supervision {
+    rt: tokio::runtime::Runtime,
+    sink: Arc<LogSink>,
+    /// `shim.sock`, for a berthd that restarts; `None` if it could not be
+    /// bound (the container runs, but cannot be re-adopted).
+    listener: Option<UnixListener>,
+    sigchld: tokio::signal::unix::Signal,
+}
+
+impl Supervision {
+    fn prepare(bundle: &Path) -> Result<Supervision, (String, i32)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| (format!("starting the shim's event loop: {e}"), 1))?;
+        let sink = LogSink::open(bundle.join(LOG_FILE))
+            .map_err(|e| (format!("opening the container's log: {e}"), 1))?;
+        sink.begin()
+            .map_err(|e| (format!("opening the container's log: {e}"), 1))?;
+        let _ = std::fs::remove_file(bundle.join(SOCKET_FILE));
+        let _entered = rt.enter();
+        let listener = bind_socket(bundle);
+        let sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+            .map_err(|e| (format!("watching for the container's exit: {e}"), 1))?;
+        drop(_entered);
+        Ok(Supervision {
+            rt,
+            sink: Arc::new(sink),
+            listener,
+            sigchld,
+        })
+    }
 }
 
 fn report(mut pipe: std::fs::File, r: &StartReport) {
@@ -319,13 +360,23 @@ struct Standby {
 }
 
 /// `berth-shim standby PARENT`: clones a container child into fresh
-/// namespaces and a cgroup ahead of time, tells berthd it is ready (`r`
-/// and the child's pid, 4 bytes little-endian, on fd 3), and waits on fd 3
+/// namespaces and a cgroup ahead of time, tells berthd it is ready (`r` on
+/// fd 3), and waits on fd 3
 /// for a container to run: the descriptors a normal shim gets as 3, 4 and
 /// 5. Costly steps (exec of the shim, the namespaces, the cgroup move) are
-/// then off the container's start path, and berthd runs them under
-/// `SCHED_IDLE`. If berthd closes fd 3 instead, it cleans up and exits.
+/// then off the container's start path. If berthd closes fd 3 instead, it
+/// cleans up and exits.
+///
+/// berthd spawns it under `SCHED_IDLE`, so that its exec takes only time
+/// no one else wants; everything after runs at normal priority. Those steps
+/// hold kernel locks that a starting container needs too (the mount
+/// namespace lock while its mount table is copied or read, the cgroup
+/// mutex, rtnl while its loopback device is made), and an idle task
+/// preempted while holding one kept a container's mounts, or its removal,
+/// waiting for milliseconds. The container's child, cloned after this,
+/// does not inherit the idle policy either.
 pub fn standby_main(parent: &str) -> ! {
+    init::normal_scheduling();
     let _ = nix::unistd::setsid();
     // SAFETY: ignoring SIGPIPE and SIGHUP for this process.
     unsafe {
@@ -361,9 +412,7 @@ pub fn standby_main(parent: &str) -> ! {
         let _ = cgroup.destroy();
         std::process::exit(1);
     }
-    let mut ready = vec![b'r'];
-    ready.extend_from_slice(&child.pid.as_raw().to_le_bytes());
-    let _ = nix::unistd::write(&jobs, &ready);
+    let _ = nix::unistd::write(&jobs, b"r");
     // The job: one byte with the report pipe, daemon socket, bundle dir.
     let mut byte = [0u8; 1];
     let mut space = nix::cmsg_space!([RawFd; 3]);
@@ -398,9 +447,6 @@ pub fn standby_main(parent: &str) -> ! {
         let _ = cgroup.destroy();
         std::process::exit(0);
     };
-    // berthd has done this already (the standby got ready in idle time);
-    // should it have failed, the container must not run as idle work.
-    init::normal_scheduling();
     // SAFETY: the descriptors berthd sent with the job.
     let (report, daemon, dir) = unsafe {
         (
@@ -483,9 +529,11 @@ impl Shim {
                     .map_err(|e| e.to_string())
                     .map_err(e1("mounting the container's root filesystem"))?;
                 mounted = true;
-                let spawned = start_external(runtime, bundle, &cfg.id, child_stdio);
+                let supervision = Supervision::prepare(bundle);
+                let spawned = supervision
+                    .and_then(|s| Ok((s, start_external(runtime, bundle, &cfg.id, child_stdio)?)));
                 close_child_ends(child_stdio, console);
-                let pid = spawned?;
+                let (supervision, pid) = spawned?;
                 return Ok(Shim {
                     bundle: bundle.to_path_buf(),
                     cfg,
@@ -498,6 +546,7 @@ impl Shim {
                     stderr: parent.stderr,
                     pty_master: parent.pty_master,
                     mnt_ns: None,
+                    supervision: Some(supervision),
                 });
             }
 
@@ -577,6 +626,16 @@ impl Shim {
                 }
             };
             trace("cgroup ready");
+            // While the child sets up the container's root.
+            let supervision = match Supervision::prepare(bundle) {
+                Ok(s) => s,
+                Err(e) => {
+                    child.kill();
+                    return Err(e);
+                }
+            };
+            // The child is there (it must not inherit this).
+            init::short_slice();
             // A child that failed meanwhile has gone: its message (read
             // below) says why, better than the write's error.
             let went = init::go(&child.socket);
@@ -625,6 +684,7 @@ impl Shim {
                 stderr: parent.stderr,
                 pty_master: parent.pty_master,
                 mnt_ns,
+                supervision: Some(supervision),
             })
         })();
         if let Some(Standby {
@@ -651,6 +711,8 @@ impl Shim {
                 if mounted {
                     let _ = crate::image::layers::unmount(&rootfs);
                 }
+                // Bound before the command could run; nothing to adopt.
+                let _ = std::fs::remove_file(bundle.join(SOCKET_FILE));
                 report(report_pipe, &StartReport::Failed { error, code });
                 Err(())
             }
@@ -658,32 +720,26 @@ impl Shim {
     }
 
     /// Supervises the container until it exits and its exit is recorded.
-    fn run(self) -> i32 {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("berth-shim: {e}");
-                return 1;
-            }
+    fn run(mut self) -> i32 {
+        let Some(Supervision {
+            rt,
+            sink,
+            listener,
+            sigchld,
+        }) = self.supervision.take()
+        else {
+            return 1;
         };
-        rt.block_on(self.supervise())
+        rt.block_on(self.supervise(sink, listener, sigchld))
     }
 
-    async fn supervise(mut self) -> i32 {
+    async fn supervise(
+        mut self,
+        sink: Arc<LogSink>,
+        listener: Option<UnixListener>,
+        mut sigchld: tokio::signal::unix::Signal,
+    ) -> i32 {
         let bundle = self.bundle.clone();
-        let sink = match LogSink::open(bundle.join(LOG_FILE)) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                eprintln!("berth-shim: {e}");
-                return 1;
-            }
-        };
-        let _ = sink.begin();
-        let _ = std::fs::remove_file(bundle.join(SOCKET_FILE));
-        let listener = bind_socket(&bundle);
 
         // Frames for whichever daemon connection is current.
         let (out_tx, mut out_rx) = mpsc::channel::<(u8, Vec<u8>)>(256);
@@ -779,14 +835,6 @@ impl Shim {
         drop(done_tx);
 
         let mut stdin = self.stdin.take().and_then(|fd| nonblocking(fd).ok());
-        let mut sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
-        {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("berth-shim: {e}");
-                return 1;
-            }
-        };
         let pid = self.pid;
         let mut acked = false;
         let status = loop {
