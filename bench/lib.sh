@@ -8,6 +8,9 @@ BENCH_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # BENCH_TMPDIR puts the scratch root (daemon root included) elsewhere, say
 # on a tmpfs to take the disk out of the figures.
 BENCH_TMP="$(mktemp -d "${BENCH_TMPDIR:-/tmp}/berth-bench.XXXXXX")"
+# The CLI as releases ship it (`cargo dist-cli`: static, musl), when the
+# target is installed; else the dynamically linked one (see bench_build).
+BENCH_MUSL=x86_64-unknown-linux-musl
 BERTH="$BENCH_REPO/target/release/berth"
 BERTHD="$BENCH_REPO/target/release/berthd"
 BENCH_DAEMON_PID=""
@@ -32,15 +35,27 @@ need() {
     command -v "$1" >/dev/null || { echo "bench: $1 is required ($2)" >&2; exit 1; }
 }
 
-# Builds release binaries of berthd and berth.
+# Builds release binaries of berthd, berth-shim and berth (the static CLI
+# when the musl target is installed).
 bench_build() {
     if [ -n "${BENCH_NO_BUILD:-}" ]; then
         echo "bench: using the release binaries already built (BENCH_NO_BUILD)" >&2
-        return
+    else
+        echo "bench: cargo build --release --bins (berthd, berth, berth-shim)" >&2
+        (cd "$BENCH_REPO" && cargo build --quiet --release --bins)
+        if rustup target list --installed 2>/dev/null | grep -qx "$BENCH_MUSL"; then
+            echo "bench: cargo dist-cli (berth, static)" >&2
+            (cd "$BENCH_REPO" && cargo dist-cli --quiet)
+        fi
+        (cd "$BENCH_REPO" && samples/build.sh >/dev/null)
     fi
-    echo "bench: cargo build --release --bins (berthd, berth, berth-shim)" >&2
-    (cd "$BENCH_REPO" && cargo build --quiet --release --bins)
-    (cd "$BENCH_REPO" && samples/build.sh >/dev/null)
+    local static="$BENCH_REPO/target/$BENCH_MUSL/release/berth"
+    if [ -x "$static" ] && [ "$static" -nt "$BENCH_REPO/target/release/berth" ]; then
+        BERTH="$static"
+        echo "bench: CLI: $BERTH (static, as released)" >&2
+    else
+        echo "bench: CLI: $BERTH (dynamic; rustup target add $BENCH_MUSL for the released one)" >&2
+    fi
 }
 
 # Starts a release berthd on a scratch root; sets BERTH_HOST.

@@ -20,7 +20,16 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Where cargo put the binaries: next to this test's own `deps/` dir.
+/// `BERTH_TEST_CLI` names another `berth` to test instead (tests/run.sh
+/// gives the statically linked one that releases ship).
 pub fn bin(name: &str) -> PathBuf {
+    if name == "berth"
+        && let Some(cli) = std::env::var_os("BERTH_TEST_CLI")
+    {
+        let p = PathBuf::from(cli);
+        assert!(p.exists(), "BERTH_TEST_CLI={} does not exist", p.display());
+        return p;
+    }
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let p = dir.join(name);
