@@ -111,3 +111,19 @@ bench_median() {
         || { echo "bench: '$*' failed" >&2; "$@" >&2 || true; exit 1; }
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.3f" % (r["median"]*1000))' "$BENCH_TMP/$name.json"
 }
+
+# Rounds: the commands of a comparison take turns, a few runs each, so that
+# a drift in the machine's state (another process, the filesystem's pile of
+# recently freed inodes, a daemon's deferred work) falls on all of them.
+# Usage: bench_round NAME RUNS CMD...   (appends RUNS wall times in ms)
+#        bench_round_median NAME        (the median of all of NAME's runs)
+bench_round() {
+    local name="$1" runs="$2"; shift 2
+    hyperfine -N --style none --warmup 2 --runs "$runs" --export-json "$BENCH_TMP/$name.round.json" "$*" >/dev/null 2>&1 \
+        || { echo "bench: '$*' failed" >&2; "$@" >&2 || true; exit 1; }
+    python3 -c 'import json,sys; [print("%.4f" % (t*1000)) for t in json.load(open(sys.argv[1]))["results"][0]["times"]]' \
+        "$BENCH_TMP/$name.round.json" >>"$BENCH_TMP/$name.times"
+}
+bench_round_median() {
+    python3 -c 'import statistics,sys; print("%.3f" % statistics.median(float(l) for l in open(sys.argv[1])))' "$BENCH_TMP/$1.times"
+}

@@ -4,7 +4,9 @@
 # `runc run` and `crun run` of the same rootfs as an OCI bundle, and
 # `unshare` of the same five namespaces as the floor, in one run.
 #
-#   bench/native-start.sh          (RUNS=50 by default)
+#   bench/native-start.sh          (RUNS=50 by default, in ROUNDS=5 rounds:
+#                                   the commands take turns, RUNS/ROUNDS
+#                                   runs each, so that drift is shared)
 #
 # Needs: root, hyperfine, runc and/or crun, busybox-static, python3.
 source "$(dirname "$0")/lib.sh"
@@ -19,18 +21,33 @@ bench_start_daemon
 "$BERTH" import "$BENCH_REPO/samples/out/busybox-rootfs.tar" busybox >/dev/null
 
 bundle=$(bench_busybox_bundle)
+have_runc=$(command -v runc >/dev/null && echo 1 || true)
+have_crun=$(command -v crun >/dev/null && echo 1 || true)
+if [ -n "$have_crun" ]; then bench_crun_ready; fi
+# ROUNDS rounds of RUNS/ROUNDS runs of each command, in turn.
+ROUNDS="${ROUNDS:-5}"
+per=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
+for _ in $(seq "$ROUNDS"); do
+    bench_round berth "$per" "$BERTH" run --rm busybox /bin/true
+    bench_round unshare "$per" unshare --fork --pid --mount --net --ipc --uts true
+    if [ -n "$have_runc" ]; then
+        (cd "$bundle" && bench_round runc "$per" runc run --bundle "$bundle" bench-runc)
+    fi
+    if [ -n "$have_crun" ]; then
+        (cd "$bundle" && bench_round crun "$per" crun run --bundle "$bundle" bench-crun)
+    fi
+done
 rows=()
-berth_ms=$(bench_median berth "$RUNS" "$BERTH" run --rm busybox /bin/true)
+berth_ms=$(bench_round_median berth)
 rows+=("berth run --rm busybox /bin/true|$berth_ms")
-floor_ms=$(bench_median unshare "$RUNS" unshare --fork --pid --mount --net --ipc --uts true)
+floor_ms=$(bench_round_median unshare)
 rows+=("unshare --fork --pid --mount --net --ipc --uts true|$floor_ms")
-if command -v runc >/dev/null; then
-    runc_ms=$(cd "$bundle" && bench_median runc "$RUNS" runc run --bundle "$bundle" bench-runc)
+if [ -n "$have_runc" ]; then
+    runc_ms=$(bench_round_median runc)
     rows+=("runc run (same rootfs)|$runc_ms")
 fi
-if command -v crun >/dev/null; then
-    bench_crun_ready
-    crun_ms=$(cd "$bundle" && bench_median crun "$RUNS" crun run --bundle "$bundle" bench-crun)
+if [ -n "$have_crun" ]; then
+    crun_ms=$(bench_round_median crun)
     rows+=("crun run (same rootfs)|$crun_ms")
 fi
 
@@ -50,7 +67,7 @@ med = lambda i: statistics.median(r[i] for r in rows)
 print(med(0), med(1), med(2))')
 
 echo
-echo "Native start, median of $RUNS runs ($(nproc) CPUs, $(uname -r), cgroup2 mount: $(grep -o 'favordynmods' /proc/mounts | head -1 || true))"
+echo "Native start, median of $((per * ROUNDS)) runs in $ROUNDS rounds ($(nproc) CPUs, $(uname -r), cgroup2 mount: $(grep -o 'favordynmods' /proc/mounts | head -1 || true))"
 printf '%-55s %10s\n' "command" "ms"
 for r in "${rows[@]}"; do printf '%-55s %10s\n' "${r%%|*}" "${r##*|}"; done
 echo

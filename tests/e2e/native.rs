@@ -972,3 +972,65 @@ fn a_log_that_cannot_be_opened_fails_the_start_and_nothing_runs() {
     assert_eq!(d.inspect("nolog")["State"]["Running"], true);
     d.ok(&["rm", "-f", "nolog"]);
 }
+
+#[test]
+fn the_overlay_is_made_at_create_and_the_first_start_uses_it() {
+    let Some(d) = daemon() else { return };
+    d.ok(&[
+        "create",
+        "--name",
+        "pre",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /f; cat /f",
+    ]);
+    let id = d.inspect("pre")["Id"].as_str().unwrap().to_string();
+    let dir = d.root.join("containers").join(&id);
+    // overlayfs makes `work/work` when it mounts: before any start, it is
+    // the overlay berthd made at create (a detached mount, in no mount
+    // namespace).
+    d.eventually("the overlay made at create", || {
+        dir.join("work/work").is_dir()
+    });
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(&id), "mounted on the host: {mountinfo}");
+    // The start moves that mount into place rather than mounting a second
+    // overlay on the same directories, which overlayfs only warns about.
+    let in_use = || {
+        std::process::Command::new("dmesg").output().ok().map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .matches("is in-use as upperdir")
+                .count()
+        })
+    };
+    let warned = in_use();
+    let run = |name: &str| {
+        d.ok(&["start", name]);
+        assert_eq!(d.ok(&["wait", name]), "0\n");
+        d.ok(&["logs", name])
+    };
+    assert_eq!(run("pre"), "hi\n");
+    assert_eq!(
+        in_use(),
+        warned,
+        "a second overlay on the container's upper"
+    );
+    assert_eq!(std::fs::read(dir.join("upper/f")).unwrap(), b"hi\n");
+    // Again, now without one: the child mounts the overlay itself.
+    assert_eq!(run("pre"), "hi\nhi\n");
+
+    // A copy into a created container lets go of its overlay first (two
+    // overlays on one upper directory would not see each other's writes).
+    d.ok(&["create", "--name", "pre2", "busybox", "cat", "/x"]);
+    let id2 = d.inspect("pre2")["Id"].as_str().unwrap().to_string();
+    let dir2 = d.root.join("containers").join(&id2);
+    d.eventually("the overlay made at create", || {
+        dir2.join("work/work").is_dir()
+    });
+    let src = d.root.join("x-src");
+    std::fs::write(&src, b"copied\n").unwrap();
+    d.ok(&["cp", src.to_str().unwrap(), "pre2:/x"]);
+    assert_eq!(run("pre2"), "copied\n");
+    d.ok(&["rm", "pre", "pre2"]);
+}

@@ -381,6 +381,9 @@ impl Containers {
             return blocking(Box::new(move || f(Root { fd }))).await;
         }
         let rec = c.record();
+        // The overlay made for its first start uses the same upper and
+        // work directories as the mount below would.
+        self.executor(rec.executor)?.release(&c.id).await;
         let native = rec.native.as_ref().expect("checked above");
         let lowers = self.native.layers.lowers(&native.layers)?;
         let root_dir = self

@@ -918,16 +918,20 @@ impl Containers {
         };
         let layers = handle.manifest.layers.clone();
         let store = self.native.layers.clone();
-        let blobs = self.images.blobs().clone();
-        let to_unpack = layers.clone();
-        tokio::task::spawn_blocking(move || {
-            for l in &to_unpack {
-                store.ensure(&blobs, l)?;
-            }
-            Ok::<_, Error>(())
-        })
-        .await
-        .ctx("unpacking layers")??;
+        // Usually all are: a stat each here, instead of a hop to a blocking
+        // thread and back on every create.
+        if !layers.iter().all(|l| store.contains(&l.digest)) {
+            let blobs = self.images.blobs().clone();
+            let to_unpack = layers.clone();
+            tokio::task::spawn_blocking(move || {
+                for l in &to_unpack {
+                    store.ensure(&blobs, l)?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await
+            .ctx("unpacking layers")??;
+        }
         Ok(NativeRecord {
             layers,
             capabilities: caps.iter().map(|c| c.to_string()).collect(),
@@ -1056,6 +1060,7 @@ impl Containers {
             .unwrap()
             .by_id
             .insert(id.to_string(), c);
+        executor.created(&launch);
         Ok(())
     }
 
@@ -1492,6 +1497,9 @@ impl Containers {
         // record; the next start removes both kinds (see `open`).
         self.stage(&rec.id, None);
         let dir = c.dir.clone();
+        if let Ok(executor) = self.executor(rec.executor) {
+            executor.release(&rec.id).await;
+        }
         if rec.native.is_some() {
             // The shim unmounts at exit; make sure before moving the files.
             let _ = crate::image::layers::unmount(&dir.join("rootfs"));

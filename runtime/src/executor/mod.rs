@@ -201,6 +201,20 @@ pub trait Executor: Send + Sync + 'static {
     /// again at start when the daemon has restarted since.
     fn prepare<'a>(&'a self, launch: &'a Launch) -> BoxFuture<'a, Result<()>>;
 
+    /// The container was created: the executor may get its first start
+    /// ready in the background (berth's native runtime makes its overlay).
+    fn created(&self, launch: &Launch) {
+        let _ = launch;
+    }
+
+    /// Lets go of what [`created`](Self::created) got ready, before the
+    /// container's files are used another way (copied, exported, removed);
+    /// waits for it if it is still being made.
+    fn release<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()> {
+        let _ = id;
+        Box::pin(async {})
+    }
+
     /// Starts the process. `on_exit` is called exactly once if this returns
     /// `Ok`, never if it returns an error.
     fn start<'a>(

@@ -72,6 +72,11 @@ pub struct Overlay {
     pub lowers: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// It comes made, as a detached mount (berthd's, from create; see
+    /// `layers::premount_rootfs`): the last descriptor sent with the
+    /// config. The child only moves it into place.
+    #[serde(default)]
+    pub premounted: bool,
 }
 
 /// Everything the child needs. The shim computes it and sends it to the
@@ -124,8 +129,8 @@ fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
 /// The shim sends, once the child is in its cgroup, a 4-byte length with
 /// the descriptors attached (stdin, stdout, stderr — or, with a TTY, one
 /// console socket on which the child returns the master of the pty it opens
-/// in the container's own devpts, as runc's console socket), then the
-/// config as JSON. The child builds the container and, before it executes
+/// in the container's own devpts, as runc's console socket; then the
+/// overlay if it comes made), then the config as JSON. The child builds the container and, before it executes
 /// the command, waits for one more byte ([`go`]): the shim sends it once
 /// the child's cgroup is named and limited, which it does meanwhile. If
 /// the shim goes away first, the child ends.
@@ -146,7 +151,15 @@ pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
         )
     };
     let mut errors = std::fs::File::from(errors);
-    let code = match receive(&socket).and_then(|(cfg, fds)| {
+    let code = match receive(&socket).and_then(|(cfg, mut fds)| {
+        let premount = match &cfg.overlay {
+            Some(o) if o.premounted => match fds.pop() {
+                // SAFETY: received with the config, owned from here on.
+                Some(fd) => Some(unsafe { OwnedFd::from_raw_fd(fd) }),
+                None => return Err(Failure(1, "the shim sent no overlay".into())),
+            },
+            _ => None,
+        };
         let (stdio, console) = if cfg.tty {
             ([-1, -1, -1], fds.first().copied())
         } else if fds.len() == 3 {
@@ -154,7 +167,7 @@ pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
         } else {
             return Err::<Never, Failure>(Failure(1, "the shim sent no stdio".into()));
         };
-        match run(&cfg, stdio, console, &socket) {
+        match run(&cfg, stdio, console, premount, &socket) {
             Ok(never) => match never {},
             Err(f) => Err(f),
         }
@@ -289,6 +302,7 @@ fn run(
     cfg: &InitConfig,
     stdio: [RawFd; 3],
     console: Option<RawFd>,
+    premount: Option<OwnedFd>,
     shim: &OwnedFd,
 ) -> Result<Never, Failure> {
     if cfg.new_cgroup_ns {
@@ -300,7 +314,7 @@ fn run(
         dup_stdio(stdio)?;
     }
 
-    setup_rootfs(cfg, console)?;
+    setup_rootfs(cfg, console, premount)?;
     nix::unistd::sethostname(&cfg.hostname).map_err(fail("setting the hostname"))?;
     loopback_up().map_err(fail("bringing up the loopback interface"))?;
 
@@ -543,7 +557,11 @@ fn fd_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
-fn setup_rootfs(cfg: &InitConfig, console: Option<RawFd>) -> Result<(), Failure> {
+fn setup_rootfs(
+    cfg: &InitConfig,
+    console: Option<RawFd>,
+    premount: Option<OwnedFd>,
+) -> Result<(), Failure> {
     // Nothing we mount may propagate back to the host.
     mount(
         None::<&str>,
@@ -553,9 +571,14 @@ fn setup_rootfs(cfg: &InitConfig, console: Option<RawFd>) -> Result<(), Failure>
         None::<&str>,
     )
     .map_err(fail("making mounts private"))?;
-    if let Some(o) = &cfg.overlay {
-        crate::image::layers::mount_rootfs(&o.lowers, &o.upper, &o.work, &cfg.rootfs)
-            .map_err(fail("mounting the container's root filesystem"))?;
+    match (&cfg.overlay, premount) {
+        (Some(_), Some(made)) => crate::image::layers::attach_premount(&made, &cfg.rootfs)
+            .map_err(fail("mounting the container's root filesystem"))?,
+        (Some(o), None) => {
+            crate::image::layers::mount_rootfs(&o.lowers, &o.upper, &o.work, &cfg.rootfs)
+                .map_err(fail("mounting the container's root filesystem"))?
+        }
+        (None, _) => {}
     }
     let rootfs = cfg
         .rootfs

@@ -19,7 +19,7 @@ use crate::error::{Error, Result, ResultExt};
 use berth_api_types::stream::StreamKind;
 use futures_util::future::BoxFuture;
 use shim::{ExitFile, ShimConfig, StartReport};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,12 @@ pub struct NativeExecutor {
     /// container child already cloned and in a cgroup (see
     /// `shim::standby_main`); oldest first, at most [`STANDBY_POOL`].
     standby: Arc<std::sync::Mutex<Vec<StandbyShim>>>,
+    /// Overlays made at create for each container's first start (see
+    /// [`Executor::created`]), by container id: a detached mount, or
+    /// `None` if it could not be made (the child then mounts its own).
+    premounts: std::sync::Mutex<
+        std::collections::HashMap<String, tokio::sync::oneshot::Receiver<Option<OwnedFd>>>,
+    >,
     /// The host's cgroups, when standbys are used (cgroup v1: moves
     /// between v1 cgroups wait for an RCU grace period; renaming a cgroup
     /// does not). berthd works out a standby's job with it.
@@ -132,12 +138,20 @@ impl NativeExecutor {
             shims: Default::default(),
             filters: Default::default(),
             standby: Default::default(),
+            premounts: Default::default(),
             standby_cgroups,
         })
     }
 
     pub fn cgroup_parent(&self) -> &str {
         &self.config.cgroup_parent
+    }
+
+    /// The overlay made at create for this container's first start, once
+    /// it is made (or could not be). Later starts have none.
+    async fn take_premount(&self, id: &str) -> Option<OwnedFd> {
+        let made = self.premounts.lock().unwrap().remove(id)?;
+        made.await.ok().flatten()
     }
 
     /// Takes the oldest standby shim that is ready and fresh; forgets
@@ -419,6 +433,45 @@ impl Executor for NativeExecutor {
         })
     }
 
+    /// Makes the container's overlay on a blocking thread, as a detached
+    /// mount its child later moves into place: overlayfs sets up its work
+    /// directory at every mount (about seven inodes made and deleted),
+    /// which on ext4 without a journal, scanning past recently deleted
+    /// inodes, took a median 0.8 ms of the child's start. Made here, that
+    /// overlaps with the client's next requests (attach, wait, start).
+    fn created(&self, launch: &Launch) {
+        let Ok(native) = native_of(launch) else {
+            return;
+        };
+        if native.runtime.is_some() {
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lowers = native.lowers.clone();
+        let (upper, work) = (launch.bundle.join("upper"), launch.bundle.join("work"));
+        let id = launch.id.clone();
+        self.premounts.lock().unwrap().insert(id.clone(), rx);
+        tokio::task::spawn_blocking(move || {
+            let made = [&upper, &work]
+                .iter()
+                .try_for_each(std::fs::create_dir_all)
+                .map_err(Error::from)
+                .and_then(|()| crate::image::layers::premount_rootfs(&lowers, &upper, &work));
+            match made {
+                // Should the container be gone, the mount goes with `fd`.
+                Ok(fd) => drop(tx.send(Some(fd))),
+                Err(e) => {
+                    tracing::debug!(container = %id, error = %e, "the child will mount its overlay");
+                    drop(tx.send(None));
+                }
+            }
+        });
+    }
+
+    fn release<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move { drop(self.take_premount(id).await) })
+    }
+
     fn start<'a>(
         &'a self,
         launch: &'a Launch,
@@ -457,11 +510,18 @@ impl Executor for NativeExecutor {
                 nix::sys::stat::Mode::empty(),
             )
             .ctx("opening the bundle")?;
-            let fds = [
+            // The overlay made at create, for the child to move into place
+            // (the 4th descriptor; the shim tells the child it comes).
+            let premount = match builtin {
+                true => self.take_premount(&launch.id).await,
+                false => None,
+            };
+            let mut fds = vec![
                 report_w.as_raw_fd(),
                 theirs.as_raw_fd(),
                 bundle_dir.as_raw_fd(),
             ];
+            fds.extend(premount.as_ref().map(|m| m.as_raw_fd()));
             let child = match standby.zip(job) {
                 Some((sb, job)) => {
                     // Hand the container to the waiting shim.

@@ -12,7 +12,9 @@
 //!
 //! File descriptors at start: 3 is a pipe on which the shim reports the
 //! start (`{"pid":N}` or `{"error":..,"code":..}`), 4 is berthd's end of a
-//! socketpair, the first daemon connection.
+//! socketpair, the first daemon connection, 5 the bundle directory, and 6,
+//! if open, the container's overlay made ahead (a detached mount, see
+//! `layers::premount_rootfs`), which the shim passes on to the child.
 
 use super::cgroups::{Cgroup, CgroupManager, Resources};
 use super::init::{self, CgroupMount, InitConfig, MountOp};
@@ -183,7 +185,10 @@ pub fn main() -> ! {
     }
     let report = unsafe { std::fs::File::from_raw_fd(3) };
     let daemon = unsafe { std::os::unix::net::UnixStream::from_raw_fd(4) };
-    let code = match Shim::start(&bundle, report, daemon, None, None) {
+    // SAFETY: fd 6 is open only if berthd passed the overlay there.
+    let premount = (unsafe { libc::fcntl(6, libc::F_SETFD, libc::FD_CLOEXEC) } == 0)
+        .then(|| unsafe { OwnedFd::from_raw_fd(6) });
+    let code = match Shim::start(&bundle, report, daemon, None, None, premount) {
         Ok(shim) => shim.run(),
         Err(()) => 1,
     };
@@ -413,9 +418,10 @@ pub fn standby_main(parent: &str) -> ! {
         std::process::exit(1);
     }
     let _ = nix::unistd::write(&jobs, b"r");
-    // The job: one byte with the report pipe, daemon socket, bundle dir.
+    // The job: one byte with the report pipe, daemon socket, bundle dir
+    // (and the overlay, when made ahead).
     let mut byte = [0u8; 1];
-    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let mut space = nix::cmsg_space!([RawFd; 4]);
     let mut fds = Vec::new();
     let got = {
         let mut iov = [std::io::IoSliceMut::new(&mut byte)];
@@ -436,7 +442,9 @@ pub fn standby_main(parent: &str) -> ! {
             _ => false,
         }
     };
-    let job = if got && fds.len() == 3 {
+    // The report pipe, the daemon socket, the bundle directory, and the
+    // container's overlay if berthd made it ahead.
+    let job = if got && (3..=4).contains(&fds.len()) {
         Job::receive(&jobs).ok()
     } else {
         None
@@ -448,11 +456,12 @@ pub fn standby_main(parent: &str) -> ! {
         std::process::exit(0);
     };
     // SAFETY: the descriptors berthd sent with the job.
-    let (report, daemon, dir) = unsafe {
+    let (report, daemon, dir, premount) = unsafe {
         (
             std::fs::File::from_raw_fd(fds[0]),
             std::os::unix::net::UnixStream::from_raw_fd(fds[1]),
             OwnedFd::from_raw_fd(fds[2]),
+            fds.get(3).map(|&fd| OwnedFd::from_raw_fd(fd)),
         )
     };
     let bundle = match std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())) {
@@ -471,7 +480,7 @@ pub fn standby_main(parent: &str) -> ! {
         unsafe { libc::dup2(log.as_raw_fd(), 2) };
     }
     let standby = Standby { child, cgroup, mgr };
-    let code = match Shim::start(&bundle, report, daemon, Some(standby), Some(job)) {
+    let code = match Shim::start(&bundle, report, daemon, Some(standby), Some(job), premount) {
         Ok(shim) => shim.run(),
         Err(()) => 1,
     };
@@ -487,6 +496,7 @@ impl Shim {
         daemon: std::os::unix::net::UnixStream,
         standby: Option<Standby>,
         job: Option<Job>,
+        premount: Option<OwnedFd>,
     ) -> Result<Shim, ()> {
         let _ = nix::unistd::setsid();
         // SAFETY: ignoring SIGPIPE and SIGHUP for this process.
@@ -550,7 +560,7 @@ impl Shim {
                 });
             }
 
-            let (init_cfg, resources) = match prepared {
+            let (mut init_cfg, resources) = match prepared {
                 Some(p) => p,
                 None => {
                     let spec: oci_spec::runtime::Spec =
@@ -561,10 +571,17 @@ impl Shim {
                 }
             };
             trace("init config ready");
-            let fds: Vec<RawFd> = match console {
+            let mut fds: Vec<RawFd> = match console {
                 Some(c) => vec![c],
                 None => child_stdio.to_vec(),
             };
+            // The child moves the overlay into place if it came made, and
+            // mounts it itself otherwise; what it is told follows the
+            // descriptor, whatever berthd's config said.
+            if let Some(o) = init_cfg.overlay.as_mut() {
+                o.premounted = premount.is_some();
+                fds.extend(premount.as_ref().map(|m| m.as_raw_fd()));
+            }
             let send = |child: &Waiting, init_cfg: &InitConfig| {
                 let sent = init::send(&child.socket, init_cfg, &fds);
                 close_child_ends(child_stdio, console);
@@ -1367,6 +1384,7 @@ fn init_config(
             lowers: cfg.lowers.clone(),
             upper: cfg.upper.clone(),
             work: cfg.work.clone(),
+            premounted: false,
         }),
         readonly_rootfs: spec
             .root()
