@@ -1010,6 +1010,7 @@ fn the_overlay_is_made_at_create_and_the_first_start_uses_it() {
         assert_eq!(d.ok(&["wait", name]), "0\n");
         d.ok(&["logs", name])
     };
+    // The daemon's first start: a shim spawned for it (standbys come after).
     assert_eq!(run("pre"), "hi\n");
     assert_eq!(
         in_use(),
@@ -1032,5 +1033,21 @@ fn the_overlay_is_made_at_create_and_the_first_start_uses_it() {
     std::fs::write(&src, b"copied\n").unwrap();
     d.ok(&["cp", src.to_str().unwrap(), "pre2:/x"]);
     assert_eq!(run("pre2"), "copied\n");
-    d.ok(&["rm", "pre", "pre2"]);
+
+    // A later start (on cgroup v1) usually goes to a standby shim: the
+    // overlay goes with its job.
+    d.ok(&["create", "--name", "pre3", "busybox", "true"]);
+    let id3 = d.inspect("pre3")["Id"].as_str().unwrap().to_string();
+    let dir3 = d.root.join("containers").join(&id3);
+    d.eventually("the overlay made at create", || {
+        dir3.join("work/work").is_dir()
+    });
+    let warned = in_use();
+    run("pre3");
+    assert_eq!(
+        in_use(),
+        warned,
+        "a second overlay on the container's upper"
+    );
+    d.ok(&["rm", "pre", "pre2", "pre3"]);
 }

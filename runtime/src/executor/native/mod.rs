@@ -108,6 +108,10 @@ impl StandbyShim {
 /// child's mount namespace is a copy of the host's from when it was cloned.
 const STANDBY_MAX_AGE: Duration = Duration::from_secs(60);
 
+/// At most this many containers hold an overlay made at create and not
+/// yet started (see [`Executor::created`]).
+const MAX_PREMOUNTS: usize = 64;
+
 /// How many standbys berthd keeps. A standby gets ready in idle time,
 /// which a burst of starts leaves little of: with one, a start that came
 /// while the refill was still getting ready spawned a shim from scratch,
@@ -446,11 +450,18 @@ impl Executor for NativeExecutor {
         if native.runtime.is_some() {
             return;
         }
+        let mut premounts = self.premounts.lock().unwrap();
+        // Each holds an overlay until its container starts or goes; many
+        // containers created and left are mounted by their child instead.
+        if premounts.len() >= MAX_PREMOUNTS {
+            return;
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let lowers = native.lowers.clone();
         let (upper, work) = (launch.bundle.join("upper"), launch.bundle.join("work"));
         let id = launch.id.clone();
-        self.premounts.lock().unwrap().insert(id.clone(), rx);
+        premounts.insert(id.clone(), rx);
+        drop(premounts);
         tokio::task::spawn_blocking(move || {
             let made = [&upper, &work]
                 .iter()
@@ -547,7 +558,12 @@ impl Executor for NativeExecutor {
                         .append(true)
                         .open(launch.bundle.join("shim.log"))
                         .ctx("opening shim.log")?;
-                    let args = ["berth-shim".to_string()];
+                    // Says whether fd 6 is the overlay, so that the shim
+                    // never takes a stray descriptor for one.
+                    let mut args = vec!["berth-shim".to_string()];
+                    if premount.is_some() {
+                        args.push(shim::PREMOUNTED_ARG.to_string());
+                    }
                     let pid = spawn_shim(&self.config.shim, &args, &fds, Some(log.as_raw_fd()))
                         .map_err(|e| {
                             Error::internal(format!("running {}: {e}", self.config.shim.display()))

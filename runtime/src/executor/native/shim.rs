@@ -13,8 +13,9 @@
 //! File descriptors at start: 3 is a pipe on which the shim reports the
 //! start (`{"pid":N}` or `{"error":..,"code":..}`), 4 is berthd's end of a
 //! socketpair, the first daemon connection, 5 the bundle directory, and 6,
-//! if open, the container's overlay made ahead (a detached mount, see
-//! `layers::premount_rootfs`), which the shim passes on to the child.
+//! when the shim's argument is [`PREMOUNTED_ARG`], the container's overlay
+//! made ahead (a detached mount, see `layers::premount_rootfs`), which the
+//! shim passes on to the child.
 
 use super::cgroups::{Cgroup, CgroupManager, Resources};
 use super::init::{self, CgroupMount, InitConfig, MountOp};
@@ -148,6 +149,8 @@ pub const CONFIG_FILE: &str = "shim.json";
 pub const SECCOMP_FILE: &str = "seccomp.bpf";
 pub const SPEC_FILE: &str = "config.json";
 pub const SOCKET_FILE: &str = "shim.sock";
+/// The argument that says fd 6 is the container's overlay.
+pub const PREMOUNTED_ARG: &str = "premounted";
 pub const EXIT_FILE: &str = "exit.json";
 pub const LOG_FILE: &str = "log.json";
 /// An external runtime's log (JSON lines).
@@ -185,9 +188,11 @@ pub fn main() -> ! {
     }
     let report = unsafe { std::fs::File::from_raw_fd(3) };
     let daemon = unsafe { std::os::unix::net::UnixStream::from_raw_fd(4) };
-    // SAFETY: fd 6 is open only if berthd passed the overlay there.
-    let premount = (unsafe { libc::fcntl(6, libc::F_SETFD, libc::FD_CLOEXEC) } == 0)
-        .then(|| unsafe { OwnedFd::from_raw_fd(6) });
+    // SAFETY: with this argument, berthd passed the overlay as fd 6.
+    let premount = (args.len() == 2 && args[1] == PREMOUNTED_ARG).then(|| unsafe {
+        libc::fcntl(6, libc::F_SETFD, libc::FD_CLOEXEC);
+        OwnedFd::from_raw_fd(6)
+    });
     let code = match Shim::start(&bundle, report, daemon, None, None, premount) {
         Ok(shim) => shim.run(),
         Err(()) => 1,
