@@ -112,12 +112,13 @@ const STANDBY_MAX_AGE: Duration = Duration::from_secs(60);
 /// yet started (see [`Executor::created`]).
 const MAX_PREMOUNTS: usize = 64;
 
-/// How many standbys berthd keeps. A standby gets ready in idle time,
-/// which a burst of starts leaves little of: with one, a start that came
-/// while the refill was still getting ready spawned a shim from scratch,
-/// and in back-to-back runs that was every other start. With two, each
-/// refill has a whole start's time to get ready. Each costs an idle shim,
-/// its child and their empty namespaces.
+/// How many standbys berthd keeps. A standby takes a few milliseconds to
+/// get ready (its exec in idle time, which a burst of starts leaves little
+/// of, then its namespaces and cgroup): with one, a start that came while
+/// the refill was still getting ready spawned a shim from scratch, and in
+/// back-to-back runs that was more than half of them. With two, each
+/// refill has a whole start's time. Each costs an idle shim, its child and
+/// their empty namespaces.
 const STANDBY_POOL: usize = 2;
 
 impl NativeExecutor {
@@ -298,8 +299,11 @@ impl NativeExecutor {
 
     /// Writes the bundle's files for a shim that starts from them: the OCI
     /// spec and the shim's settings.
-    fn write_bundle(&self, launch: &Launch) -> Result<()> {
-        let cfg = self.bundle_dirs(launch)?;
+    fn write_bundle(&self, launch: &Launch, premounted: bool) -> Result<()> {
+        let cfg = ShimConfig {
+            premounted,
+            ..self.bundle_dirs(launch)?
+        };
         self.write_bundle_files(launch, &cfg)
     }
 
@@ -324,6 +328,7 @@ impl NativeExecutor {
             cgroup_parent: self.config.cgroup_parent.clone(),
             init: native.init,
             console_size: native.console_size,
+            premounted: false,
         };
         for d in [&cfg.upper, &cfg.work, &launch.rootfs] {
             std::fs::create_dir_all(d).ctx(format!("creating {}", d.display()))?;
@@ -497,12 +502,18 @@ impl Executor for NativeExecutor {
             let t0 = std::time::Instant::now();
             let builtin = launch.native.as_ref().is_some_and(|n| n.runtime.is_none());
             let standby = if builtin { self.take_standby() } else { None };
+            // The overlay made at create, for the child to move into place
+            // (with a standby's job, or as a spawned shim's fd 6).
+            let premount = match builtin {
+                true => self.take_premount(&launch.id).await,
+                false => None,
+            };
             // A standby is handed everything it needs; a new shim reads
             // the bundle's files.
             let job = match standby {
                 Some(_) => Some(self.standby_job(launch, self.bundle_dirs(launch)?)?),
                 None => {
-                    self.write_bundle(launch)?;
+                    self.write_bundle(launch, premount.is_some())?;
                     None
                 }
             };
@@ -521,12 +532,6 @@ impl Executor for NativeExecutor {
                 nix::sys::stat::Mode::empty(),
             )
             .ctx("opening the bundle")?;
-            // The overlay made at create, for the child to move into place
-            // (the 4th descriptor; the shim tells the child it comes).
-            let premount = match builtin {
-                true => self.take_premount(&launch.id).await,
-                false => None,
-            };
             let mut fds = vec![
                 report_w.as_raw_fd(),
                 theirs.as_raw_fd(),
@@ -558,12 +563,7 @@ impl Executor for NativeExecutor {
                         .append(true)
                         .open(launch.bundle.join("shim.log"))
                         .ctx("opening shim.log")?;
-                    // Says whether fd 6 is the overlay, so that the shim
-                    // never takes a stray descriptor for one.
-                    let mut args = vec!["berth-shim".to_string()];
-                    if premount.is_some() {
-                        args.push(shim::PREMOUNTED_ARG.to_string());
-                    }
+                    let args = ["berth-shim".to_string()];
                     let pid = spawn_shim(&self.config.shim, &args, &fds, Some(log.as_raw_fd()))
                         .map_err(|e| {
                             Error::internal(format!("running {}: {e}", self.config.shim.display()))

@@ -13,9 +13,10 @@
 //! File descriptors at start: 3 is a pipe on which the shim reports the
 //! start (`{"pid":N}` or `{"error":..,"code":..}`), 4 is berthd's end of a
 //! socketpair, the first daemon connection, 5 the bundle directory, and 6,
-//! when the shim's argument is [`PREMOUNTED_ARG`], the container's overlay
-//! made ahead (a detached mount, see `layers::premount_rootfs`), which the
-//! shim passes on to the child.
+//! when `shim.json` says `premounted`, the container's overlay made ahead
+//! (a detached mount, see `layers::premount_rootfs`), which the shim passes
+//! on to the child. (Not an argument: with `--init`, a copy of this process
+//! is the container's PID 1, and its command line is the shim's.)
 
 use super::cgroups::{Cgroup, CgroupManager, Resources};
 use super::init::{self, CgroupMount, InitConfig, MountOp};
@@ -66,6 +67,10 @@ pub struct ShimConfig {
     pub init: bool,
     /// Initial TTY size (rows, columns).
     pub console_size: Option<[u16; 2]>,
+    /// berthd passes the overlay it made at create as fd 6 (a spawned
+    /// shim; a standby gets it with its job).
+    #[serde(default)]
+    pub premounted: bool,
 }
 
 /// What berthd hands a standby shim with a container (after the job's
@@ -149,8 +154,6 @@ pub const CONFIG_FILE: &str = "shim.json";
 pub const SECCOMP_FILE: &str = "seccomp.bpf";
 pub const SPEC_FILE: &str = "config.json";
 pub const SOCKET_FILE: &str = "shim.sock";
-/// The argument that says fd 6 is the container's overlay.
-pub const PREMOUNTED_ARG: &str = "premounted";
 pub const EXIT_FILE: &str = "exit.json";
 pub const LOG_FILE: &str = "log.json";
 /// An external runtime's log (JSON lines).
@@ -188,12 +191,7 @@ pub fn main() -> ! {
     }
     let report = unsafe { std::fs::File::from_raw_fd(3) };
     let daemon = unsafe { std::os::unix::net::UnixStream::from_raw_fd(4) };
-    // SAFETY: with this argument, berthd passed the overlay as fd 6.
-    let premount = (args.len() == 2 && args[1] == PREMOUNTED_ARG).then(|| unsafe {
-        libc::fcntl(6, libc::F_SETFD, libc::FD_CLOEXEC);
-        OwnedFd::from_raw_fd(6)
-    });
-    let code = match Shim::start(&bundle, report, daemon, None, None, premount) {
+    let code = match Shim::start(&bundle, report, daemon, None, None, None) {
         Ok(shim) => shim.run(),
         Err(()) => 1,
     };
@@ -521,9 +519,19 @@ impl Shim {
             let (cfg, prepared) = match job {
                 Some(job) => (job.shim, Some((job.init, job.resources))),
                 None => (
-                    read_json(&bundle.join(CONFIG_FILE)).map_err(e1("reading shim.json"))?,
+                    read_json::<ShimConfig>(&bundle.join(CONFIG_FILE))
+                        .map_err(e1("reading shim.json"))?,
                     None,
                 ),
+            };
+            // A spawned shim: berthd passed the overlay as fd 6.
+            let premount = match premount {
+                // SAFETY: fd 6 is what berthd passed, owned from here.
+                None if cfg.premounted => Some(unsafe {
+                    libc::fcntl(6, libc::F_SETFD, libc::FD_CLOEXEC);
+                    OwnedFd::from_raw_fd(6)
+                }),
+                p => p,
             };
             trace("config read");
 
