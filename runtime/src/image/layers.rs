@@ -617,8 +617,8 @@ fn mount_rootfs_inner(
         )
     };
     let result = match mount(&volatile) {
-        Err(_) if work.join("work/incompat/volatile").exists() => {
-            let _ = fs::remove_dir_all(work.join("work/incompat/volatile"));
+        Err(_) if work.join(VOLATILE_MARKER).exists() => {
+            let _ = fs::remove_dir_all(work.join(VOLATILE_MARKER));
             mount(&volatile)
         }
         Ok(()) => Ok(()),
@@ -633,6 +633,10 @@ fn mount_rootfs_inner(
         ))
     })
 }
+
+/// What a `volatile` overlay leaves in its work directory; the next
+/// volatile mount of that directory fails until it is removed.
+const VOLATILE_MARKER: &str = "work/incompat/volatile";
 
 /// Makes a container's overlay ahead of its start, as a detached mount
 /// (`fsopen`, `fsconfig`, `fsmount`: Linux 5.2): the work directory's set
@@ -704,7 +708,7 @@ pub fn premount_rootfs(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
     )?;
     // A volatile overlay refuses a work directory whose last volatile
     // mount left its marker (as `mount_rootfs` finds out by failing).
-    let marker = work.join("work/incompat/volatile");
+    let marker = work.join(VOLATILE_MARKER);
     if marker.exists() {
         let _ = fs::remove_dir_all(&marker);
     }
