@@ -9,7 +9,7 @@
 use crate::harness::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A daemon, if the docker CLI is installed (required in CI).
@@ -37,26 +37,6 @@ pub(crate) fn docker_cmd(d: &Daemon, args: &[&str]) -> Command {
         .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
         .stdin(Stdio::null());
     c
-}
-
-/// Waits for a child for at most `secs`, killing it (and failing) after.
-fn wait_timeout(mut child: Child, secs: u64, what: &str) -> Output {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{what} did not finish in {secs} s\nstdout: {}\nstderr: {}",
-                stdout(&out),
-                stderr(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `docker ARGS...` with a 60 s limit.
@@ -158,6 +138,48 @@ fn rename_through_docker_and_berth() {
 }
 
 // ----- pause / unpause ---------------------------------------------------
+
+#[test]
+fn docker_start_attached_with_stdin_and_again_after_exit() {
+    let Some(d) = native_daemon() else { return };
+    dok(
+        &d,
+        &[
+            "create",
+            "-i",
+            "--name",
+            "reader",
+            "busybox",
+            "sh",
+            "-c",
+            "read l; echo got $l; exit 4",
+        ],
+    );
+    let mut child = docker_cmd(&d, &["start", "-ai", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = wait_timeout(child, 30, "docker start -ai");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "got hello\n");
+    // The docker CLI attaches to the exited container, then starts it:
+    // the daemon must stream that next run.
+    let mut child = docker_cmd(&d, &["start", "-ai", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"again\n").unwrap();
+    let out = wait_timeout(child, 30, "docker start -ai (exited)");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "got again\n");
+    assert_eq!(dok(&d, &["logs", "reader"]), "got hello\ngot again\n");
+}
 
 #[test]
 fn pause_and_unpause_a_native_container() {

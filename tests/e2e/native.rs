@@ -365,6 +365,116 @@ fn exec_runs_inside_the_container() {
 }
 
 #[test]
+fn start_attached_streams_feeds_stdin_and_exits_with_the_status() {
+    let Some(d) = daemon() else { return };
+    // -ai: stdin reaches a container created with -i, the output comes
+    // back on the right streams, the exit status is the container's.
+    d.ok(&[
+        "create",
+        "-i",
+        "--name",
+        "reader",
+        "busybox",
+        "sh",
+        "-c",
+        "read l; echo got $l; echo err >&2; exit 4",
+    ]);
+    let mut child = d
+        .berth_cmd(&["start", "-ai", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = wait_timeout(child, 30, "berth start -ai");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "got hello\n");
+    assert_eq!(stderr(&out), "err\n");
+
+    // -a of a container that has run before: its next run is streamed
+    // (berthd once streamed only created and running containers).
+    d.ok(&[
+        "create",
+        "--name",
+        "again",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    d.ok(&["start", "again"]);
+    assert_eq!(d.ok(&["wait", "again"]), "3\n");
+    let child = d
+        .berth_cmd(&["start", "-a", "again"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_timeout(child, 30, "berth start -a (exited)");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "run\n");
+    assert_eq!(d.ok(&["logs", "again"]), "run\nrun\n");
+
+    // --rm containers: start -a waits for the removal, as run --rm does.
+    d.ok(&[
+        "create", "--rm", "--name", "gone", "busybox", "sh", "-c", "exit 6",
+    ]);
+    let out = d.berth(&["start", "-a", "gone"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(d.berth(&["inspect", "gone"]).status.code() != Some(0));
+
+    // One container only; errors are status 1 and change nothing.
+    let out = d.berth(&["start", "-a", "again", "reader"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot start and attach multiple containers"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.berth(&["start", "-a", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+    d.ok(&["create", "--name", "bad", "busybox", "/nonexistent"]);
+    let out = d.berth(&["start", "-a", "bad"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/nonexistent"), "{}", stderr(&out));
+    assert_eq!(d.inspect("again")["State"]["ExitCode"], 3);
+}
+
+#[test]
+fn removing_a_container_ends_its_attached_clients() {
+    let Some(d) = daemon() else { return };
+    d.ok(&["create", "--name", "never", "busybox", "true"]);
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(
+        b"POST /containers/never/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n\
+          Host: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    use std::io::Read;
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "attach answered");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    d.ok(&["rm", "never"]);
+    // The daemon closes the stream: EOF, not the 20 s timeout.
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)
+        .expect("attach stream ends when its container is removed");
+    assert!(rest.is_empty());
+}
+
+#[test]
 fn tty_gives_a_raw_terminal_stream() {
     let Some(d) = daemon() else { return };
     let r = d.http(

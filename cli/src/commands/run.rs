@@ -41,9 +41,17 @@ pub struct RunCommand {
     pub image_and_command: Vec<String>,
 }
 
-/// A failure that `run` reports itself: `berth: <error>` and an exit code
-/// (125 for daemon errors, as docker does).
-struct Fail(i32, anyhow::Error);
+/// A failure that `run` (and `start -a`) reports itself: `berth: <error>`
+/// and an exit code (125 for daemon errors, as docker does).
+pub(crate) struct Fail(pub i32, pub anyhow::Error);
+
+impl Fail {
+    /// Prints the error and gives the exit code.
+    pub fn report(self) -> i32 {
+        eprintln!("berth: {:#}", self.1);
+        self.0
+    }
+}
 
 impl<E: Into<anyhow::Error>> From<E> for Fail {
     fn from(e: E) -> Fail {
@@ -75,10 +83,7 @@ impl RunCommand {
             // Errors of the attached session (local I/O, the stream) go to
             // main, which treats a closed stdout as a quiet success.
             Ok(Err(e)) => Err(e),
-            Err(Fail(code, e)) => {
-                eprintln!("berth: {e:#}");
-                Ok(code)
-            }
+            Err(fail) => Ok(fail.report()),
         }
     }
 
@@ -115,78 +120,88 @@ impl RunCommand {
             crate::output::println(&id)?;
             return Ok(Ok(0));
         }
-        self.attached(client, &id).await
-    }
-
-    async fn attached(&self, client: &Client, id: &str) -> Result<Result<i32>, Fail> {
-        let tty = self.opts.tty;
-        let interactive = self.opts.interactive;
         let condition = if self.opts.rm { "removed" } else { "next-exit" };
-
-        // The wait request runs beside everything else; it tells us (via
-        // `ack`) when its headers arrive, i.e. when the daemon has
-        // registered the waiter and it is safe to start.
-        let (ack_tx, ack_rx) = oneshot::channel::<()>();
-        let wait = async {
-            let pending = client.container_wait(id, Some(condition)).await?;
-            let _ = ack_tx.send(());
-            pending.status().await
-        };
-        let mut wait = pin!(wait);
-        let mut wait_result: Option<Result<WaitResponse, ClientError>> = None;
-
-        let session = async {
-            let stream = client
-                .container_attach(
-                    id,
-                    AttachOptions {
-                        stdin: interactive,
-                        stdout: true,
-                        stderr: true,
-                    },
-                )
-                .await?;
-            let _ = tokio::time::timeout(WAIT_ACK_GRACE, ack_rx).await;
-            let raw = if tty && interactive && term::stdin_is_tty() {
-                Some(term::RawMode::enable().map_err(|e| Fail(125, e.into()))?)
-            } else {
-                None
-            };
-            client.container_start(id).await.map_err(start_failure)?;
-            let streamed =
-                stream_session(client, Session::Container(id), stream, tty, interactive).await;
-            drop(raw);
-            Ok::<_, Fail>(streamed)
-        };
-        let mut session = pin!(session);
-
-        let streamed = loop {
-            tokio::select! {
-                r = &mut session => break r?,
-                w = &mut wait, if wait_result.is_none() => wait_result = Some(w),
-            }
-        };
-        if let Err(e) = streamed {
-            return Ok(Err(e));
-        }
-        let status = match wait_result {
-            Some(w) => w,
-            None => wait.await,
-        };
-        Ok(Ok(match status {
-            Ok(WaitResponse {
-                error: Some(err), ..
-            }) if !err.message.is_empty() => {
-                eprintln!("berth: error waiting for container: {}", err.message);
-                125
-            }
-            Ok(w) => w.status_code as i32,
-            Err(e) => {
-                eprintln!("berth: error waiting for container: {e}");
-                125
-            }
-        }))
+        attached(client, &id, tty, interactive, condition).await
     }
+}
+
+/// Runs a container's attached session as `run` and `start -a` do: attach
+/// (with stdin when `interactive`), wait for `condition` ("next-exit", or
+/// "removed" for an auto-removed container), start, stream until the
+/// daemon closes the stream, and give the container's exit code.
+///
+/// The outer error is one the caller reports with its exit code; the inner
+/// one comes from the session's own I/O.
+pub(crate) async fn attached(
+    client: &Client,
+    id: &str,
+    tty: bool,
+    interactive: bool,
+    condition: &str,
+) -> Result<Result<i32>, Fail> {
+    // The wait request runs beside everything else; it tells us (via
+    // `ack`) when its headers arrive, i.e. when the daemon has
+    // registered the waiter and it is safe to start.
+    let (ack_tx, ack_rx) = oneshot::channel::<()>();
+    let wait = async {
+        let pending = client.container_wait(id, Some(condition)).await?;
+        let _ = ack_tx.send(());
+        pending.status().await
+    };
+    let mut wait = pin!(wait);
+    let mut wait_result: Option<Result<WaitResponse, ClientError>> = None;
+
+    let session = async {
+        let stream = client
+            .container_attach(
+                id,
+                AttachOptions {
+                    stdin: interactive,
+                    stdout: true,
+                    stderr: true,
+                },
+            )
+            .await?;
+        let _ = tokio::time::timeout(WAIT_ACK_GRACE, ack_rx).await;
+        let raw = if tty && interactive && term::stdin_is_tty() {
+            Some(term::RawMode::enable().map_err(|e| Fail(125, e.into()))?)
+        } else {
+            None
+        };
+        client.container_start(id).await.map_err(start_failure)?;
+        let streamed =
+            stream_session(client, Session::Container(id), stream, tty, interactive).await;
+        drop(raw);
+        Ok::<_, Fail>(streamed)
+    };
+    let mut session = pin!(session);
+
+    let streamed = loop {
+        tokio::select! {
+            r = &mut session => break r?,
+            w = &mut wait, if wait_result.is_none() => wait_result = Some(w),
+        }
+    };
+    if let Err(e) = streamed {
+        return Ok(Err(e));
+    }
+    let status = match wait_result {
+        Some(w) => w,
+        None => wait.await,
+    };
+    Ok(Ok(match status {
+        Ok(WaitResponse {
+            error: Some(err), ..
+        }) if !err.message.is_empty() => {
+            eprintln!("berth: error waiting for container: {}", err.message);
+            125
+        }
+        Ok(w) => w.status_code as i32,
+        Err(e) => {
+            eprintln!("berth: error waiting for container: {e}");
+            125
+        }
+    }))
 }
 
 /// What a hijacked stream belongs to.

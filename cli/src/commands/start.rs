@@ -1,20 +1,69 @@
-//! `berth start`: start one or more stopped containers (without attaching).
+//! `berth start`: start one or more stopped containers, or one attached
+//! (`-a`, `-i`), as `docker start` does.
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use clap::Args;
+use serde::Deserialize;
 
+use super::run::{Fail, attached};
 use crate::client::Client;
+use crate::term;
 
 /// Start one or more stopped containers
 #[derive(Args, Debug)]
 pub struct StartCommand {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+
+    /// Attach container's STDIN
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
     /// The containers
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
 
+/// What `start -a` needs to know of the container.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Inspected {
+    id: String,
+    #[serde(default)]
+    config: InspectedConfig,
+    #[serde(default)]
+    host_config: InspectedHostConfig,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct InspectedConfig {
+    tty: bool,
+    open_stdin: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct InspectedHostConfig {
+    auto_remove: bool,
+}
+
 impl StartCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
+        if !self.attach && !self.interactive {
+            return self.start_detached(client).await;
+        }
+        match self.start_attached(client).await {
+            Ok(Ok(code)) => Ok(code),
+            Ok(Err(e)) => Err(e),
+            // docker start reports a failed start with status 1, not run's
+            // 125-127.
+            Err(Fail(_, e)) => Ok(Fail(1, e).report()),
+        }
+    }
+
+    async fn start_detached(&self, client: &Client) -> Result<i32> {
         let mut failed = false;
         for c in &self.containers {
             match client.container_start(c).await {
@@ -26,5 +75,63 @@ impl StartCommand {
             }
         }
         Ok(i32::from(failed))
+    }
+
+    /// `start -a` / `-i`: one container, its output streamed and, with
+    /// `-i` and a container created with `-i`, stdin sent to it; exits with
+    /// the container's status.
+    async fn start_attached(&self, client: &Client) -> Result<Result<i32>, Fail> {
+        let [name] = self.containers.as_slice() else {
+            return Err(Fail(
+                1,
+                anyhow!("you cannot start and attach multiple containers at once"),
+            ));
+        };
+        let raw = client.container_inspect_raw(name).await?;
+        let c: Inspected = serde_json::from_slice(&raw)
+            .map_err(|e| anyhow!("reading the container's inspect data: {e}"))?;
+        let interactive = self.interactive && c.config.open_stdin;
+        if interactive && c.config.tty && !term::stdin_is_tty() {
+            return Err(Fail(1, anyhow!("the input device is not a TTY")));
+        }
+        let condition = if c.host_config.auto_remove {
+            "removed"
+        } else {
+            "next-exit"
+        };
+        attached(client, &c.id, c.config.tty, interactive, condition).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        start: StartCommand,
+    }
+
+    #[test]
+    fn attach_and_interactive_flags() {
+        let t = T::try_parse_from(["start", "-ai", "c1"]).unwrap();
+        assert!(t.start.attach && t.start.interactive);
+        let t = T::try_parse_from(["start", "c1", "c2"]).unwrap();
+        assert!(!t.start.attach && !t.start.interactive);
+        assert_eq!(t.start.containers, ["c1", "c2"]);
+        assert!(T::try_parse_from(["start", "-a"]).is_err());
+    }
+
+    #[test]
+    fn inspect_fields_default_when_absent() {
+        let c: Inspected = serde_json::from_str(
+            r#"{"Id":"abc","Config":{"Tty":true,"OpenStdin":true},"HostConfig":{"AutoRemove":true}}"#,
+        )
+        .unwrap();
+        assert!(c.config.tty && c.config.open_stdin && c.host_config.auto_remove);
+        let c: Inspected = serde_json::from_str(r#"{"Id":"abc"}"#).unwrap();
+        assert!(!c.config.tty && !c.host_config.auto_remove);
     }
 }

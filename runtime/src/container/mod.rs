@@ -1526,6 +1526,9 @@ impl Containers {
             }
         }
         c.inner.lock().unwrap().removed = true;
+        // Clients attached to a container that will not run again (it was
+        // created, or stopped, and never started) are done.
+        c.logs.end();
         self.execs.forget(&rec.id);
         self.events
             .container("destroy", &rec.id, event_attributes(&rec, &[]));
@@ -1579,9 +1582,15 @@ impl Containers {
         } else {
             Vec::new()
         };
+        // A stopped container's next run streams too: `docker start -a`
+        // attaches before it starts an exited container.
         let live_ok = matches!(
             rec.state.status,
-            Status::Created | Status::Running | Status::Restarting | Status::Paused
+            Status::Created
+                | Status::Running
+                | Status::Restarting
+                | Status::Paused
+                | Status::Exited
         );
         self.events
             .container("attach", &rec.id, event_attributes(&rec, &[]));
