@@ -361,6 +361,11 @@ impl Containers {
         native: NativeSetup,
     ) -> Result<Containers> {
         std::fs::create_dir_all(&dir).ctx(format!("creating {}", dir.display()))?;
+        // Container directories made here (when no spare is ready) spread
+        // over the disk too (see `spares`).
+        if let Err(e) = util::fsutil::spread_subdirectories(&dir) {
+            tracing::debug!(error = %e, "container directories are not spread over block groups");
+        }
         let (records, bad) = db.load_all::<ContainerRecord>(CONTAINERS)?;
         for (id, e) in bad {
             tracing::error!(container = %id, error = %e, "skipping unreadable container record");

@@ -42,6 +42,16 @@ impl Spares {
     pub fn open(containers: &Path) -> std::io::Result<Arc<Spares>> {
         let dir = containers.join(DIR);
         crate::util::fsutil::remove_dir_all_if_exists(&dir)?;
+        std::fs::create_dir(&dir)?;
+        // Each spare in a block group of its own choosing: on ext4 without
+        // a journal, allocating an inode skips every inode freed in its
+        // group in the last minute, and all of a container's inodes
+        // (its files, its overlay's work directory, its shim's socket)
+        // are made in its directory's group and freed at its removal
+        // (docs/benchmarks.md, "The filesystem").
+        if let Err(e) = crate::util::fsutil::spread_subdirectories(&dir) {
+            tracing::debug!(error = %e, "spare directories are not spread over block groups");
+        }
         Ok(Arc::new(Spares {
             dir,
             ready: Mutex::new([Vec::new(), Vec::new()]),
@@ -126,7 +136,20 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join(DIR).join("old")).unwrap();
         let spares = Spares::open(root.path()).unwrap();
-        assert!(!root.path().join(DIR).exists(), "left-overs are deleted");
+        assert_eq!(
+            std::fs::read_dir(root.path().join(DIR)).unwrap().count(),
+            0,
+            "left-overs are deleted"
+        );
+        // Spread over block groups where the filesystem can (ext4, as CI's
+        // and this project's machines have under /tmp).
+        let fs = nix::sys::statfs::statfs(root.path()).unwrap();
+        if fs.filesystem_type() == nix::sys::statfs::EXT4_SUPER_MAGIC {
+            assert_eq!(
+                crate::util::fsutil::spreads_subdirectories(&root.path().join(DIR)),
+                Some(true)
+            );
+        }
         // None ready yet: made on the spot.
         let a = root.path().join("a");
         spares.take_into(&a, Kind::Wasm).unwrap();
