@@ -644,6 +644,33 @@ fn containers_survive_a_daemon_crash_and_are_readopted() {
 }
 
 #[test]
+fn exits_and_removals_just_before_a_crash_are_not_lost() {
+    // berthd commits a native exit and a removal lazily (they may wait
+    // for company); a crash right after them must not lose either.
+    let Some(mut d) = daemon() else { return };
+    let out = d.berth(&["run", "--name", "last", "busybox", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    d.ok(&["run", "--rm", "--name", "gone", "busybox", "true"]);
+    d.crash();
+    d.start_again();
+    let st = d.inspect("last");
+    assert_eq!(st["State"]["Status"], "exited", "{}", st["State"]);
+    assert_eq!(st["State"]["ExitCode"], 7, "{}", st["State"]);
+    assert_ne!(d.berth(&["inspect", "gone"]).status.code(), Some(0));
+    assert_eq!(d.ok(&["ps", "-aq"]).lines().count(), 1);
+    let id = st["Id"].as_str().unwrap();
+    let dirs: Vec<String> = std::fs::read_dir(d.root.join("containers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(dirs, [id], "the removed container's files are gone");
+    // And the exited one starts again.
+    let out = d.berth(&["start", "-a", "last"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+}
+
+#[test]
 fn external_runtime_runc() {
     let Some(d) = daemon() else { return };
     if require("runc").is_none() {

@@ -321,6 +321,35 @@ pub struct NativeSetup {
     pub cgroups: Option<crate::executor::native::cgroups::CgroupManager>,
 }
 
+/// How long the flusher may hold a change a crash can lose without harm
+/// (an exit, a removal) for others to share its commit.
+const LAZY_COMMIT: Duration = Duration::from_millis(20);
+
+/// Record changes staged for the flusher.
+#[derive(Default)]
+struct Pending {
+    /// The newest snapshot of each changed container (`None`: removed).
+    batch: HashMap<String, Option<ContainerRecord>>,
+    /// Something in `batch` is to be flushed at once.
+    urgent: bool,
+    /// When the oldest change in `batch` was staged.
+    since: Option<std::time::Instant>,
+}
+
+impl Pending {
+    /// How long until the batch is due: `None` when there is nothing.
+    fn due_in(&self) -> Option<Duration> {
+        if self.batch.is_empty() {
+            return None;
+        }
+        if self.urgent {
+            return Some(Duration::ZERO);
+        }
+        let since = self.since.map_or(Duration::MAX, |t| t.elapsed());
+        Some(LAZY_COMMIT.saturating_sub(since))
+    }
+}
+
 pub struct Containers {
     dir: PathBuf,
     db: Arc<Db>,
@@ -332,10 +361,9 @@ pub struct Containers {
     execs: exec::Execs,
     registry: RwLock<Registry>,
     shutting_down: AtomicBool,
-    /// Record changes not written yet: the newest snapshot of each changed
-    /// container (`None`: removed), which the flusher writes in one durable
-    /// transaction (group commit).
-    pending: Mutex<HashMap<String, Option<ContainerRecord>>>,
+    /// Record changes not written yet, which the flusher writes in one
+    /// durable transaction (group commit).
+    pending: Mutex<Pending>,
     /// Held while records are written, so that a staged snapshot never
     /// lands after a newer record written at once.
     write_lock: Mutex<()>,
@@ -446,7 +474,7 @@ impl Containers {
             execs: exec::Execs::default(),
             registry: RwLock::new(registry),
             shutting_down: AtomicBool::new(false),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
             write_lock: Mutex::new(()),
             flush_wanted: Arc::new(tokio::sync::Notify::new()),
             events: Arc::new(EventBus::default()),
@@ -670,22 +698,44 @@ impl Containers {
         match durability {
             // Group commit: staged now, written and fsynced by the flusher a
             // moment later with whatever else changed meanwhile.
-            Durability::None => self.stage(&rec.id, Some(snapshot)),
+            Durability::None => self.stage(&rec.id, Some(snapshot), true),
             _ => self.write_now(&snapshot, durability)?,
         }
         Ok(())
     }
 
-    /// Stages a record change for the flusher (`None`: the record goes).
-    fn stage(&self, id: &str, rec: Option<ContainerRecord>) {
-        self.pending.lock().unwrap().insert(id.to_string(), rec);
+    /// Commits an exit, as [`persist`](Self::persist) with
+    /// `Durability::None`. A native container's may wait up to
+    /// [`LAZY_COMMIT`] for other changes to share the commit: a crash
+    /// before it loses nothing, as the record still says running and the
+    /// next daemon learns the exit from the shim or its `exit.json`. A
+    /// Wasm container's exit code lives only in the record, so it goes at
+    /// once.
+    fn persist_exit(&self, rec: &ContainerRecord) {
+        let snapshot = match self.registry.read().unwrap().by_id.get(&rec.id) {
+            Some(c) => c.inner.lock().unwrap().record.clone(),
+            None => rec.clone(),
+        };
+        let wasm = snapshot.native.is_none();
+        self.stage(&rec.id, Some(snapshot), wasm);
+    }
+
+    /// Stages a record change for the flusher (`None`: the record goes);
+    /// `now`: flush at once, else within [`LAZY_COMMIT`].
+    fn stage(&self, id: &str, rec: Option<ContainerRecord>, now: bool) {
+        {
+            let mut p = self.pending.lock().unwrap();
+            p.batch.insert(id.to_string(), rec);
+            p.urgent |= now;
+            p.since.get_or_insert_with(std::time::Instant::now);
+        }
         self.flush_wanted.notify_one();
     }
 
     /// Writes a record at once, superseding what is staged for it.
     fn write_now(&self, rec: &ContainerRecord, durability: Durability) -> Result<()> {
         let _w = self.write_lock.lock().unwrap();
-        self.pending.lock().unwrap().remove(&rec.id);
+        self.pending.lock().unwrap().batch.remove(&rec.id);
         self.db
             .write(durability, |tx| tx.put(CONTAINERS, &rec.id, rec))
     }
@@ -693,7 +743,7 @@ impl Containers {
     /// Writes the staged record changes durably, in one transaction.
     pub fn flush(&self) -> Result<()> {
         let _w = self.write_lock.lock().unwrap();
-        let batch = std::mem::take(&mut *self.pending.lock().unwrap());
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap()).batch;
         if batch.is_empty() {
             return Ok(());
         }
@@ -707,26 +757,35 @@ impl Containers {
             Ok(())
         });
         if written.is_err() {
-            // Kept for the next try, unless something newer was staged.
+            // Kept for the next try (after a lazy commit's wait), unless
+            // something newer was staged.
             let mut pending = self.pending.lock().unwrap();
             for (id, rec) in batch {
-                pending.entry(id).or_insert(rec);
+                pending.batch.entry(id).or_insert(rec);
             }
+            pending.since.get_or_insert_with(std::time::Instant::now);
         }
         written
     }
 
-    /// Flushes state changes as soon as they are made, off the request
-    /// path: a start answers before its record is fsynced, and the record
-    /// is durable a moment later. Changes made during one flush are
-    /// covered by the next. Ends when the manager is dropped.
+    /// Flushes state changes off the request path: a start answers before
+    /// its record is fsynced, and the record is durable a moment later.
+    /// Most changes are flushed as soon as they are made; native exits and
+    /// removals, which a crash may lose without harm, wait up to
+    /// [`LAZY_COMMIT`] to share a commit (a `run --rm` then costs one
+    /// commit, not three). Changes made during one flush are covered by
+    /// the next. Ends when the manager is dropped.
     pub async fn run_flusher(this: std::sync::Weak<Containers>) {
         loop {
             let Some(me) = this.upgrade() else { return };
-            if me.pending.lock().unwrap().is_empty() {
+            let wait = me.pending.lock().unwrap().due_in();
+            if wait != Some(Duration::ZERO) {
                 let wanted = me.flush_wanted.clone();
                 drop(me);
-                wanted.notified().await;
+                match wait {
+                    None => wanted.notified().await,
+                    Some(d) => drop(tokio::time::timeout(d, wanted.notified()).await),
+                }
                 continue;
             }
             let result = tokio::task::spawn_blocking(move || me.flush()).await;
@@ -1237,9 +1296,7 @@ impl Containers {
             }
             (rec.clone(), restart)
         };
-        if let Err(e) = self.persist(&rec, Durability::None) {
-            tracing::warn!(container = %c.id, error = %e, "recording exit");
-        }
+        self.persist_exit(&rec);
         tracing::debug!(container = %c.id, code = status.code, "container exited");
         if status.oom_killed {
             self.emit(&c, "oom", &[]);
@@ -1499,8 +1556,9 @@ impl Containers {
         };
         // The record goes first, then the files. A crash in between leaves
         // either a record without its directory or a directory without its
-        // record; the next start removes both kinds (see `open`).
-        self.stage(&rec.id, None);
+        // record; the next start removes both kinds (see `open`), which is
+        // also why the removal can wait for a lazy commit.
+        self.stage(&rec.id, None, false);
         let dir = c.dir.clone();
         if let Ok(executor) = self.executor(rec.executor) {
             executor.release(&rec.id).await;
@@ -2073,5 +2131,25 @@ impl ListFilters {
             return false;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_changes_wait_for_company_and_urgent_ones_do_not() {
+        let mut p = Pending::default();
+        assert_eq!(p.due_in(), None, "nothing to write");
+        p.batch.insert("a".into(), None);
+        p.since = Some(std::time::Instant::now());
+        let d = p.due_in().unwrap();
+        assert!(d > Duration::ZERO && d <= LAZY_COMMIT, "{d:?}");
+        p.since = Some(std::time::Instant::now() - 2 * LAZY_COMMIT);
+        assert_eq!(p.due_in(), Some(Duration::ZERO), "waited long enough");
+        p.since = Some(std::time::Instant::now());
+        p.urgent = true;
+        assert_eq!(p.due_in(), Some(Duration::ZERO), "urgent goes at once");
     }
 }

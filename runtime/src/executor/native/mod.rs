@@ -519,6 +519,7 @@ impl Executor for NativeExecutor {
             };
             tracing::trace!(
                 us = t0.elapsed().as_micros() as u64,
+                standby = job.is_some(),
                 "native start: bundle ready"
             );
             let (ours, theirs) = std::os::unix::net::UnixStream::pair().ctx("socketpair")?;
