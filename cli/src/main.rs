@@ -9,6 +9,12 @@
 
 mod client;
 mod commands;
+
+/// The static build's allocator (see Cargo.toml): dlmalloc takes memory
+/// from the kernel in large pieces and keeps what is freed.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 mod format;
 mod opts;
 mod output;
