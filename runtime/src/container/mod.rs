@@ -772,8 +772,8 @@ impl Containers {
     /// its record is fsynced, and the record is durable a moment later.
     /// Most changes are flushed as soon as they are made; native exits and
     /// removals, which a crash may lose without harm, wait up to
-    /// [`LAZY_COMMIT`] to share a commit (a `run --rm` then costs one
-    /// commit, not three). Changes made during one flush are covered by
+    /// [`LAZY_COMMIT`] to share a commit (a `run --rm` then costs two
+    /// commits, not three). Changes made during one flush are covered by
     /// the next. Ends when the manager is dropped.
     pub async fn run_flusher(this: std::sync::Weak<Containers>) {
         loop {
