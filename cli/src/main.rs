@@ -26,6 +26,7 @@ use clap::{ArgAction, Parser, Subcommand};
 
 use client::transport::DEFAULT_HOST;
 use client::{Client, Host};
+use commands::attach::AttachCommand;
 use commands::commit::CommitCommand;
 use commands::container::ContainerCommand;
 use commands::cp::CpCommand;
@@ -113,6 +114,7 @@ enum Command {
     Inspect(InspectCommand),
     Create(CreateCommand),
     Start(StartCommand),
+    Attach(AttachCommand),
     Stop(StopCommand),
     Restart(RestartCommand),
     Kill(KillCommand),
@@ -161,6 +163,7 @@ impl Command {
             Command::Inspect(c) => c.execute(client).await,
             Command::Create(c) => c.execute(client).await,
             Command::Start(c) => c.execute(client).await,
+            Command::Attach(c) => c.execute(client).await,
             Command::Stop(c) => c.execute(client).await,
             Command::Restart(c) => c.execute(client).await,
             Command::Kill(c) => c.execute(client).await,

@@ -179,6 +179,32 @@ fn docker_start_attached_with_stdin_and_again_after_exit() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert_eq!(stdout(&out), "got again\n");
     assert_eq!(dok(&d, &["logs", "reader"]), "got hello\ngot again\n");
+
+    // docker attach to a running container: stdin in, output and status out.
+    dok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "-i",
+            "--name",
+            "att",
+            "busybox",
+            "sh",
+            "-c",
+            "read l; echo attached $l; exit 6",
+        ],
+    );
+    let mut child = docker_cmd(&d, &["attach", "att"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"x\n").unwrap();
+    let out = wait_timeout(child, 30, "docker attach");
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "attached x\n");
 }
 
 #[test]

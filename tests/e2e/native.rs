@@ -443,6 +443,65 @@ fn start_attached_streams_feeds_stdin_and_exits_with_the_status() {
 }
 
 #[test]
+fn attach_joins_a_running_container_and_exits_with_its_status() {
+    let Some(d) = daemon() else { return };
+    d.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "att",
+        "busybox",
+        "sh",
+        "-c",
+        "read l; echo got $l; echo err >&2; exit 3",
+    ]);
+    let mut child = d
+        .berth_cmd(&["attach", "att"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = wait_timeout(child, 30, "berth attach");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "got hello\n");
+    assert_eq!(stderr(&out), "err\n");
+    // Stopped: refused, as by docker.
+    let out = d.berth(&["attach", "att"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot attach to a stopped container"),
+        "{}",
+        stderr(&out)
+    );
+    // --no-stdin: output only, from the moment of the attach.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "later",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; sleep 1; echo after; exit 2",
+    ]);
+    let child = d
+        .berth_cmd(&["attach", "--no-stdin", "later"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_timeout(child, 30, "berth attach --no-stdin");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "after\n");
+    let out = d.berth(&["attach", "nosuch"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+}
+
+#[test]
 fn removing_a_container_ends_its_attached_clients() {
     let Some(d) = daemon() else { return };
     d.ok(&["create", "--name", "never", "busybox", "true"]);

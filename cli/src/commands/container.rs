@@ -4,6 +4,7 @@
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
+use super::attach::AttachCommand;
 use super::create::CreateCommand;
 use super::inspect::{self, InspectArgs, Kind};
 use super::kill::KillCommand;
@@ -31,6 +32,7 @@ pub enum ContainerCommand {
     Run(RunCommand),
     Create(CreateCommand),
     Start(StartCommand),
+    Attach(AttachCommand),
     Stop(StopCommand),
     Restart(RestartCommand),
     Kill(KillCommand),
@@ -63,6 +65,7 @@ impl ContainerCommand {
             ContainerCommand::Run(c) => c.execute(client).await,
             ContainerCommand::Create(c) => c.execute(client).await,
             ContainerCommand::Start(c) => c.execute(client).await,
+            ContainerCommand::Attach(c) => c.execute(client).await,
             ContainerCommand::Stop(c) => c.execute(client).await,
             ContainerCommand::Restart(c) => c.execute(client).await,
             ContainerCommand::Kill(c) => c.execute(client).await,

@@ -2,6 +2,7 @@
 //! `async fn execute(self, &Client) -> anyhow::Result<i32>` returning the
 //! process exit code. Commands print; the client does not.
 
+pub mod attach;
 pub mod commit;
 pub mod container;
 pub mod cp;

@@ -1,0 +1,148 @@
+//! `berth attach`: attach the terminal to a running container's output
+//! (and input), as `docker attach` does.
+
+use anyhow::{Result, anyhow};
+use berth_api_types::container::WaitResponse;
+use clap::Args;
+use serde::Deserialize;
+
+use super::run::{Session, stream_session};
+use crate::client::{AttachOptions, Client};
+use crate::term;
+
+/// Attach local standard input, output, and error streams to a running container
+#[derive(Args, Debug)]
+pub struct AttachCommand {
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+
+    /// The container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// What `attach` needs to know of the container.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Inspected {
+    id: String,
+    #[serde(default)]
+    config: InspectedConfig,
+    #[serde(default)]
+    state: InspectedState,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct InspectedConfig {
+    tty: bool,
+    open_stdin: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+struct InspectedState {
+    running: bool,
+    paused: bool,
+    restarting: bool,
+}
+
+impl AttachCommand {
+    pub async fn execute(self, client: &Client) -> Result<i32> {
+        let raw = client.container_inspect_raw(&self.container).await?;
+        let c: Inspected = serde_json::from_slice(&raw)
+            .map_err(|e| anyhow!("reading the container's inspect data: {e}"))?;
+        // Docker's checks and messages.
+        if !c.state.running {
+            return fail("You cannot attach to a stopped container, start it first");
+        }
+        if c.state.paused {
+            return fail("You cannot attach to a paused container, unpause it first");
+        }
+        if c.state.restarting {
+            return fail("You cannot attach to a restarting container, wait until it is running");
+        }
+        let interactive = !self.no_stdin && c.config.open_stdin;
+        if interactive && c.config.tty && !term::stdin_is_tty() {
+            return fail("the input device is not a TTY");
+        }
+        // The waiter is registered (its headers are back) before the
+        // stream starts, so an exit during the session is not missed.
+        let wait = client.container_wait(&c.id, Some("not-running")).await?;
+        let stream = client
+            .container_attach(
+                &c.id,
+                AttachOptions {
+                    stdin: interactive,
+                    stdout: true,
+                    stderr: true,
+                },
+            )
+            .await?;
+        if c.config.tty
+            && let Some((h, w)) = term::size()
+        {
+            let _ = client.container_resize(&c.id, h, w).await;
+        }
+        let raw_mode = if c.config.tty && interactive && term::stdin_is_tty() {
+            Some(term::RawMode::enable()?)
+        } else {
+            None
+        };
+        let streamed = stream_session(
+            client,
+            Session::Container(&c.id),
+            stream,
+            c.config.tty,
+            interactive,
+        )
+        .await;
+        drop(raw_mode);
+        streamed?;
+        // The stream ends when the container does: its status is ours.
+        Ok(match wait.status().await {
+            Ok(WaitResponse {
+                error: Some(err), ..
+            }) if !err.message.is_empty() => {
+                eprintln!("berth: error waiting for container: {}", err.message);
+                1
+            }
+            Ok(w) => w.status_code as i32,
+            Err(e) => {
+                eprintln!("berth: error waiting for container: {e}");
+                1
+            }
+        })
+    }
+}
+
+fn fail(message: &str) -> Result<i32> {
+    eprintln!("berth: {message}");
+    Ok(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        attach: AttachCommand,
+    }
+
+    #[test]
+    fn flags_and_inspect_fields() {
+        let t = T::try_parse_from(["attach", "--no-stdin", "c1"]).unwrap();
+        assert!(t.attach.no_stdin);
+        assert_eq!(t.attach.container, "c1");
+        assert!(T::try_parse_from(["attach"]).is_err());
+        let c: Inspected = serde_json::from_str(
+            r#"{"Id":"abc","Config":{"Tty":true,"OpenStdin":true},"State":{"Running":true,"Paused":false}}"#,
+        )
+        .unwrap();
+        assert!(c.config.tty && c.config.open_stdin && c.state.running && !c.state.paused);
+    }
+}
