@@ -502,6 +502,83 @@ fn attach_joins_a_running_container_and_exits_with_its_status() {
 }
 
 #[test]
+fn signals_reach_the_container_unless_sig_proxy_is_off() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(d) = daemon() else { return };
+    let script = "trap 'echo got; exit 7' TERM; while true; do sleep 0.1; done";
+    let term = |child: &std::process::Child| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+    };
+    // Forwarded by default (no TTY): the container's trap runs.
+    let child = d
+        .berth_cmd(&["run", "--name", "proxied", "busybox", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    d.eventually("running", || {
+        d.berth(&["inspect", "proxied"]).status.success()
+            && d.inspect("proxied")["State"]["Running"] == true
+    });
+    term(&child);
+    let out = wait_timeout(child, 30, "berth run (signal forwarded)");
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "got\n");
+    // --sig-proxy=false: the CLI takes the signal itself and ends; the
+    // container runs on.
+    let child = d
+        .berth_cmd(&[
+            "run",
+            "--sig-proxy=false",
+            "--name",
+            "unproxied",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    d.eventually("running", || {
+        d.berth(&["inspect", "unproxied"]).status.success()
+            && d.inspect("unproxied")["State"]["Running"] == true
+    });
+    term(&child);
+    let out = wait_timeout(child, 30, "berth run --sig-proxy=false");
+    assert_eq!(
+        out.status.signal(),
+        Some(nix::sys::signal::Signal::SIGTERM as i32),
+        "{:?}",
+        out.status
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(d.inspect("unproxied")["State"]["Running"], true);
+    // attach --sig-proxy=false likewise leaves it running.
+    let child = d
+        .berth_cmd(&["attach", "--sig-proxy=false", "unproxied"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    term(&child);
+    let out = wait_timeout(child, 30, "berth attach --sig-proxy=false");
+    assert_eq!(
+        out.status.signal(),
+        Some(nix::sys::signal::Signal::SIGTERM as i32),
+        "{:?}",
+        out.status
+    );
+    assert_eq!(d.inspect("unproxied")["State"]["Running"], true);
+    d.ok(&["rm", "-f", "unproxied"]);
+}
+
+#[test]
 fn removing_a_container_ends_its_attached_clients() {
     let Some(d) = daemon() else { return };
     d.ok(&["create", "--name", "never", "busybox", "true"]);

@@ -17,6 +17,18 @@ pub struct AttachCommand {
     #[arg(long)]
     pub no_stdin: bool,
 
+    /// Proxy all received signals to the process (`--sig-proxy=false` to not)
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub sig_proxy: bool,
+
     /// The container
     #[arg(value_name = "CONTAINER")]
     pub container: String,
@@ -96,6 +108,7 @@ impl AttachCommand {
             stream,
             c.config.tty,
             interactive,
+            self.sig_proxy,
         )
         .await;
         drop(raw_mode);
@@ -136,7 +149,9 @@ mod tests {
     #[test]
     fn flags_and_inspect_fields() {
         let t = T::try_parse_from(["attach", "--no-stdin", "c1"]).unwrap();
-        assert!(t.attach.no_stdin);
+        assert!(t.attach.no_stdin && t.attach.sig_proxy);
+        let t = T::try_parse_from(["attach", "--sig-proxy=false", "c1"]).unwrap();
+        assert!(!t.attach.sig_proxy);
         assert_eq!(t.attach.container, "c1");
         assert!(T::try_parse_from(["attach"]).is_err());
         let c: Inspected = serde_json::from_str(

@@ -101,6 +101,8 @@ impl ExecCommand {
             stream,
             self.tty,
             self.interactive,
+            // docker exec forwards no signals.
+            false,
         )
         .await;
         drop(raw);

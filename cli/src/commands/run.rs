@@ -33,6 +33,18 @@ pub struct RunCommand {
     #[arg(short = 'd', long)]
     pub detach: bool,
 
+    /// Proxy received signals to the process (`--sig-proxy=false` to not)
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub sig_proxy: bool,
+
     #[command(flatten)]
     pub opts: ContainerOptions,
 
@@ -121,14 +133,15 @@ impl RunCommand {
             return Ok(Ok(0));
         }
         let condition = if self.opts.rm { "removed" } else { "next-exit" };
-        attached(client, &id, tty, interactive, condition).await
+        attached(client, &id, tty, interactive, self.sig_proxy, condition).await
     }
 }
 
 /// Runs a container's attached session as `run` and `start -a` do: attach
 /// (with stdin when `interactive`), wait for `condition` ("next-exit", or
 /// "removed" for an auto-removed container), start, stream until the
-/// daemon closes the stream, and give the container's exit code.
+/// daemon closes the stream (forwarding signals with `sig_proxy`, see
+/// [`stream_session`]), and give the container's exit code.
 ///
 /// The outer error is one the caller reports with its exit code; the inner
 /// one comes from the session's own I/O.
@@ -137,6 +150,7 @@ pub(crate) async fn attached(
     id: &str,
     tty: bool,
     interactive: bool,
+    sig_proxy: bool,
     condition: &str,
 ) -> Result<Result<i32>, Fail> {
     // The wait request runs beside everything else; it tells us (via
@@ -169,8 +183,15 @@ pub(crate) async fn attached(
             None
         };
         client.container_start(id).await.map_err(start_failure)?;
-        let streamed =
-            stream_session(client, Session::Container(id), stream, tty, interactive).await;
+        let streamed = stream_session(
+            client,
+            Session::Container(id),
+            stream,
+            tty,
+            interactive,
+            sig_proxy,
+        )
+        .await;
         drop(raw);
         Ok::<_, Fail>(streamed)
     };
@@ -213,14 +234,16 @@ pub enum Session<'a> {
 
 /// Copies the attach (or exec) stream to stdout/stderr and, with `-i`,
 /// stdin to the stream (half-closing it at EOF), until the daemon closes
-/// the stream. Meanwhile forwards signals (a container without a TTY, as
-/// docker's --sig-proxy) and window size changes (with a TTY).
+/// the stream. Meanwhile forwards signals (with `sig_proxy`, to a
+/// container without a TTY, as docker's `--sig-proxy`) and window size
+/// changes (with a TTY).
 pub async fn stream_session(
     client: &Client,
     session: Session<'_>,
     stream: AttachStream,
     tty: bool,
     interactive: bool,
+    sig_proxy: bool,
 ) -> Result<()> {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let output = async {
@@ -255,7 +278,7 @@ pub async fn stream_session(
     // Docker's --sig-proxy: on by default, off with a TTY (^C is then a
     // byte on stdin); never for exec.
     let mut signals = match session {
-        Session::Container(_) if !tty => SignalProxy::new().ok(),
+        Session::Container(_) if !tty && sig_proxy => SignalProxy::new().ok(),
         _ => None,
     };
     let mut winch = if tty && term::stdout_is_tty() {
@@ -344,10 +367,16 @@ mod tests {
         assert!(t.run.opts.rm);
         assert!(!t.run.detach);
         assert_eq!(t.run.image_and_command, ["hello", "--exit", "3", "-d"]);
+        assert!(t.run.sig_proxy);
         let t = T::try_parse_from(["run", "-d", "--entrypoint", "", "img"]).unwrap();
         assert!(t.run.detach);
         assert_eq!(t.run.opts.entrypoint.as_deref(), Some(""));
         assert_eq!(t.run.image_and_command, ["img"]);
+        let t = T::try_parse_from(["run", "--sig-proxy=false", "img"]).unwrap();
+        assert!(!t.run.sig_proxy);
+        let t = T::try_parse_from(["run", "--sig-proxy", "img", "x"]).unwrap();
+        assert!(t.run.sig_proxy);
+        assert_eq!(t.run.image_and_command, ["img", "x"]);
         let t = T::try_parse_from([
             "run",
             "-it",

@@ -99,7 +99,9 @@ impl StartCommand {
         } else {
             "next-exit"
         };
-        attached(client, &c.id, c.config.tty, interactive, condition).await
+        // docker start has no --sig-proxy: signals always go to a
+        // container without a TTY.
+        attached(client, &c.id, c.config.tty, interactive, true, condition).await
     }
 }
 
