@@ -1,12 +1,10 @@
 //! `berth attach`: attach the terminal to a running container's output
 //! (and input), as `docker attach` does.
 
-use anyhow::{Result, anyhow};
-use berth_api_types::container::WaitResponse;
+use anyhow::Result;
 use clap::Args;
-use serde::Deserialize;
 
-use super::run::{Session, stream_session};
+use super::run::{Brief, Session, SigProxy, exit_code, stream_session};
 use crate::client::{AttachOptions, Client};
 use crate::term;
 
@@ -17,54 +15,17 @@ pub struct AttachCommand {
     #[arg(long)]
     pub no_stdin: bool,
 
-    /// Proxy all received signals to the process (`--sig-proxy=false` to not)
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value_t = true,
-        default_missing_value = "true",
-        action = clap::ArgAction::Set
-    )]
-    pub sig_proxy: bool,
+    #[command(flatten)]
+    pub sig: SigProxy,
 
     /// The container
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }
 
-/// What `attach` needs to know of the container.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Inspected {
-    id: String,
-    #[serde(default)]
-    config: InspectedConfig,
-    #[serde(default)]
-    state: InspectedState,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "PascalCase")]
-struct InspectedConfig {
-    tty: bool,
-    open_stdin: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "PascalCase")]
-struct InspectedState {
-    running: bool,
-    paused: bool,
-    restarting: bool,
-}
-
 impl AttachCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
-        let raw = client.container_inspect_raw(&self.container).await?;
-        let c: Inspected = serde_json::from_slice(&raw)
-            .map_err(|e| anyhow!("reading the container's inspect data: {e}"))?;
+        let c = Brief::fetch(client, &self.container).await?;
         // Docker's checks and messages.
         if !c.state.running {
             return fail("You cannot attach to a stopped container, start it first");
@@ -108,25 +69,13 @@ impl AttachCommand {
             stream,
             c.config.tty,
             interactive,
-            self.sig_proxy,
+            self.sig.sig_proxy,
         )
         .await;
         drop(raw_mode);
         streamed?;
         // The stream ends when the container does: its status is ours.
-        Ok(match wait.status().await {
-            Ok(WaitResponse {
-                error: Some(err), ..
-            }) if !err.message.is_empty() => {
-                eprintln!("berth: error waiting for container: {}", err.message);
-                1
-            }
-            Ok(w) => w.status_code as i32,
-            Err(e) => {
-                eprintln!("berth: error waiting for container: {e}");
-                1
-            }
-        })
+        Ok(exit_code(wait.status().await, 1))
     }
 }
 
@@ -149,12 +98,12 @@ mod tests {
     #[test]
     fn flags_and_inspect_fields() {
         let t = T::try_parse_from(["attach", "--no-stdin", "c1"]).unwrap();
-        assert!(t.attach.no_stdin && t.attach.sig_proxy);
+        assert!(t.attach.no_stdin && t.attach.sig.sig_proxy);
         let t = T::try_parse_from(["attach", "--sig-proxy=false", "c1"]).unwrap();
-        assert!(!t.attach.sig_proxy);
+        assert!(!t.attach.sig.sig_proxy);
         assert_eq!(t.attach.container, "c1");
         assert!(T::try_parse_from(["attach"]).is_err());
-        let c: Inspected = serde_json::from_str(
+        let c: Brief = serde_json::from_str(
             r#"{"Id":"abc","Config":{"Tty":true,"OpenStdin":true},"State":{"Running":true,"Paused":false}}"#,
         )
         .unwrap();

@@ -33,6 +33,20 @@ pub struct RunCommand {
     #[arg(short = 'd', long)]
     pub detach: bool,
 
+    #[command(flatten)]
+    pub sig: SigProxy,
+
+    #[command(flatten)]
+    pub opts: ContainerOptions,
+
+    /// The image, then the command and its arguments (everything after IMAGE goes to the container)
+    #[arg(value_name = "IMAGE", trailing_var_arg = true, required = true, num_args = 1..)]
+    pub image_and_command: Vec<String>,
+}
+
+/// Docker's `--sig-proxy[=false]` (`run`, `attach`).
+#[derive(Args, Debug)]
+pub struct SigProxy {
     /// Proxy received signals to the process (`--sig-proxy=false` to not)
     #[arg(
         long,
@@ -44,13 +58,67 @@ pub struct RunCommand {
         action = clap::ArgAction::Set
     )]
     pub sig_proxy: bool,
+}
 
-    #[command(flatten)]
-    pub opts: ContainerOptions,
+/// What `start -a` and `attach` need to know of a container.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Brief {
+    pub id: String,
+    #[serde(default)]
+    pub config: BriefConfig,
+    #[serde(default)]
+    pub host_config: BriefHostConfig,
+    #[serde(default)]
+    pub state: BriefState,
+}
 
-    /// The image, then the command and its arguments (everything after IMAGE goes to the container)
-    #[arg(value_name = "IMAGE", trailing_var_arg = true, required = true, num_args = 1..)]
-    pub image_and_command: Vec<String>,
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+pub(crate) struct BriefConfig {
+    pub tty: bool,
+    pub open_stdin: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+pub(crate) struct BriefHostConfig {
+    pub auto_remove: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "PascalCase")]
+pub(crate) struct BriefState {
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+}
+
+impl Brief {
+    /// `GET /containers/{name}/json`, the fields above.
+    pub async fn fetch(client: &Client, name: &str) -> Result<Brief> {
+        let raw = client.container_inspect_raw(name).await?;
+        serde_json::from_slice(&raw)
+            .map_err(|e| anyhow::anyhow!("reading the container's inspect data: {e}"))
+    }
+}
+
+/// The exit code a wait result gives: the container's status, or
+/// `failed` (after saying why) when the wait itself failed.
+pub(crate) fn exit_code(status: Result<WaitResponse, ClientError>, failed: i32) -> i32 {
+    match status {
+        Ok(WaitResponse {
+            error: Some(err), ..
+        }) if !err.message.is_empty() => {
+            eprintln!("berth: error waiting for container: {}", err.message);
+            failed
+        }
+        Ok(w) => w.status_code as i32,
+        Err(e) => {
+            eprintln!("berth: error waiting for container: {e}");
+            failed
+        }
+    }
 }
 
 /// A failure that `run` (and `start -a`) reports itself: `berth: <error>`
@@ -133,7 +201,7 @@ impl RunCommand {
             return Ok(Ok(0));
         }
         let condition = if self.opts.rm { "removed" } else { "next-exit" };
-        attached(client, &id, tty, interactive, self.sig_proxy, condition).await
+        attached(client, &id, tty, interactive, self.sig.sig_proxy, condition).await
     }
 }
 
@@ -210,19 +278,7 @@ pub(crate) async fn attached(
         Some(w) => w,
         None => wait.await,
     };
-    Ok(Ok(match status {
-        Ok(WaitResponse {
-            error: Some(err), ..
-        }) if !err.message.is_empty() => {
-            eprintln!("berth: error waiting for container: {}", err.message);
-            125
-        }
-        Ok(w) => w.status_code as i32,
-        Err(e) => {
-            eprintln!("berth: error waiting for container: {e}");
-            125
-        }
-    }))
+    Ok(Ok(exit_code(status, 125)))
 }
 
 /// What a hijacked stream belongs to.
@@ -367,15 +423,15 @@ mod tests {
         assert!(t.run.opts.rm);
         assert!(!t.run.detach);
         assert_eq!(t.run.image_and_command, ["hello", "--exit", "3", "-d"]);
-        assert!(t.run.sig_proxy);
+        assert!(t.run.sig.sig_proxy);
         let t = T::try_parse_from(["run", "-d", "--entrypoint", "", "img"]).unwrap();
         assert!(t.run.detach);
         assert_eq!(t.run.opts.entrypoint.as_deref(), Some(""));
         assert_eq!(t.run.image_and_command, ["img"]);
         let t = T::try_parse_from(["run", "--sig-proxy=false", "img"]).unwrap();
-        assert!(!t.run.sig_proxy);
+        assert!(!t.run.sig.sig_proxy);
         let t = T::try_parse_from(["run", "--sig-proxy", "img", "x"]).unwrap();
-        assert!(t.run.sig_proxy);
+        assert!(t.run.sig.sig_proxy);
         assert_eq!(t.run.image_and_command, ["img", "x"]);
         let t = T::try_parse_from([
             "run",

@@ -3,9 +3,8 @@
 
 use anyhow::{Result, anyhow};
 use clap::Args;
-use serde::Deserialize;
 
-use super::run::{Fail, attached};
+use super::run::{Brief, Fail, attached};
 use crate::client::Client;
 use crate::term;
 
@@ -23,30 +22,6 @@ pub struct StartCommand {
     /// The containers
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
-}
-
-/// What `start -a` needs to know of the container.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Inspected {
-    id: String,
-    #[serde(default)]
-    config: InspectedConfig,
-    #[serde(default)]
-    host_config: InspectedHostConfig,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "PascalCase")]
-struct InspectedConfig {
-    tty: bool,
-    open_stdin: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "PascalCase")]
-struct InspectedHostConfig {
-    auto_remove: bool,
 }
 
 impl StartCommand {
@@ -87,9 +62,7 @@ impl StartCommand {
                 anyhow!("you cannot start and attach multiple containers at once"),
             ));
         };
-        let raw = client.container_inspect_raw(name).await?;
-        let c: Inspected = serde_json::from_slice(&raw)
-            .map_err(|e| anyhow!("reading the container's inspect data: {e}"))?;
+        let c = Brief::fetch(client, name).await?;
         let interactive = self.interactive && c.config.open_stdin;
         if interactive && c.config.tty && !term::stdin_is_tty() {
             return Err(Fail(1, anyhow!("the input device is not a TTY")));
@@ -128,12 +101,12 @@ mod tests {
 
     #[test]
     fn inspect_fields_default_when_absent() {
-        let c: Inspected = serde_json::from_str(
+        let c: Brief = serde_json::from_str(
             r#"{"Id":"abc","Config":{"Tty":true,"OpenStdin":true},"HostConfig":{"AutoRemove":true}}"#,
         )
         .unwrap();
         assert!(c.config.tty && c.config.open_stdin && c.host_config.auto_remove);
-        let c: Inspected = serde_json::from_str(r#"{"Id":"abc"}"#).unwrap();
+        let c: Brief = serde_json::from_str(r#"{"Id":"abc"}"#).unwrap();
         assert!(!c.config.tty && !c.host_config.auto_remove);
     }
 }
