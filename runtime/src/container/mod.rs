@@ -688,13 +688,7 @@ impl Containers {
     /// it in the database. The caller must hold neither the registry nor
     /// the container lock.
     fn persist(&self, rec: &ContainerRecord, durability: Durability) -> Result<()> {
-        let registered = self.registry.read().unwrap().by_id.get(&rec.id).cloned();
-        // The newest state: the registered container's (not registered yet
-        // while create commits).
-        let snapshot = match registered {
-            Some(c) => c.inner.lock().unwrap().record.clone(),
-            None => rec.clone(),
-        };
+        let snapshot = self.newest(rec);
         match durability {
             // Group commit: staged now, written and fsynced by the flusher a
             // moment later with whatever else changed meanwhile.
@@ -712,12 +706,19 @@ impl Containers {
     /// Wasm container's exit code lives only in the record, so it goes at
     /// once.
     fn persist_exit(&self, rec: &ContainerRecord) {
-        let snapshot = match self.registry.read().unwrap().by_id.get(&rec.id) {
-            Some(c) => c.inner.lock().unwrap().record.clone(),
-            None => rec.clone(),
-        };
+        let snapshot = self.newest(rec);
         let wasm = snapshot.native.is_none();
         self.stage(&rec.id, Some(snapshot), wasm);
+    }
+
+    /// The newest state of `rec`'s container: the registered container's
+    /// record (`rec` itself while create commits, before it is registered).
+    fn newest(&self, rec: &ContainerRecord) -> ContainerRecord {
+        let registered = self.registry.read().unwrap().by_id.get(&rec.id).cloned();
+        match registered {
+            Some(c) => c.inner.lock().unwrap().record.clone(),
+            None => rec.clone(),
+        }
     }
 
     /// Stages a record change for the flusher (`None`: the record goes);

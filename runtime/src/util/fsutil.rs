@@ -59,35 +59,37 @@ const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
 pub fn spread_subdirectories(dir: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let f = File::open(dir)?;
-    let mut flags: libc::c_int = 0;
-    // SAFETY: FS_IOC_GETFLAGS and FS_IOC_SETFLAGS read and write one int
-    // (the kernel's ABI, whatever the request number's encoded size says)
-    // through a pointer to a live local.
-    unsafe {
-        if libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if flags & FS_TOPDIR_FL != 0 {
-            return Ok(());
-        }
-        flags |= FS_TOPDIR_FL;
-        if libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) < 0 {
-            return Err(io::Error::last_os_error());
-        }
+    let flags = inode_flags(&f)?;
+    if flags & FS_TOPDIR_FL != 0 {
+        return Ok(());
+    }
+    let flags = flags | FS_TOPDIR_FL;
+    // SAFETY: FS_IOC_SETFLAGS reads one int (the kernel's ABI, whatever the
+    // request number's encoded size says) through a pointer to a live local.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The inode flags of `f` (`FS_IOC_GETFLAGS`, what `lsattr` shows).
+fn inode_flags(f: &File) -> io::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int through a pointer to a live
+    // local.
+    if unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags)
 }
 
 /// Whether `dir` has the flag [`spread_subdirectories`] sets; `None` where
 /// the filesystem has no such flags.
 #[cfg(test)]
 pub(crate) fn spreads_subdirectories(dir: &Path) -> Option<bool> {
-    use std::os::fd::AsRawFd;
-    let f = File::open(dir).ok()?;
-    let mut flags: libc::c_int = 0;
-    // SAFETY: as in `spread_subdirectories`.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-    (r == 0).then_some(flags & FS_TOPDIR_FL != 0)
+    let flags = inode_flags(&File::open(dir).ok()?).ok()?;
+    Some(flags & FS_TOPDIR_FL != 0)
 }
 
 #[cfg(test)]
