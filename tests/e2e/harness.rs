@@ -101,6 +101,8 @@ pub struct Daemon {
     log: PathBuf,
     /// `--wasm-pool-slots` (64: tests never run more at once).
     pool_slots: u32,
+    /// More berthd options, given again at each restart.
+    extra_args: Vec<String>,
 }
 
 impl Daemon {
@@ -111,6 +113,15 @@ impl Daemon {
 
     /// Starts berthd on a fresh root with room for `slots` Wasm containers.
     pub fn start_with_pool(slots: u32) -> Daemon {
+        Daemon::start_with(slots, &[])
+    }
+
+    /// Starts berthd on a fresh root with more options (kept for restarts).
+    pub fn start_with_args(args: &[&str]) -> Daemon {
+        Daemon::start_with(64, args)
+    }
+
+    fn start_with(slots: u32, args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -125,6 +136,7 @@ impl Daemon {
             child: None,
             log,
             pool_slots: slots,
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
         };
         d.spawn();
         d
@@ -147,6 +159,7 @@ impl Daemon {
             .arg(self.host())
             .arg("--wasm-pool-slots")
             .arg(self.pool_slots.to_string())
+            .args(&self.extra_args)
             .env("BERTH_LOG", "berth=debug,info")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
