@@ -944,6 +944,19 @@ fn stats_report_cgroup_counters() {
 }
 
 #[test]
+fn add_runtime_registers_a_runtime_by_name() {
+    if !native_ok() {
+        return;
+    }
+    let Some(runc) = require("runc") else { return };
+    let arg = format!("myrunc={}", runc.display());
+    let d = Daemon::start_with_args(&["--add-runtime", &arg]);
+    d.busybox();
+    let (out, code) = sh(&d, &["--runtime", "myrunc"], "echo via myrunc; exit 4");
+    assert_eq!((out.as_str(), code), ("via myrunc\n", 4));
+}
+
+#[test]
 fn external_runtime_runc_gets_seccomp_and_a_tty() {
     let Some(d) = daemon() else { return };
     if require("runc").is_none() {
