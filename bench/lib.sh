@@ -31,13 +31,19 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
+# need COMMAND "apt-get install PACKAGE": installs PACKAGE (as root, through
+# samples/setup.sh) when COMMAND is missing, before anything is built.
 need() {
-    command -v "$1" >/dev/null || { echo "bench: $1 is required ($2)" >&2; exit 1; }
+    command -v "$1" >/dev/null && return 0
+    "$BENCH_REPO/samples/setup.sh" "${2##* }" >&2 || { echo "bench: $1 is required ($2)" >&2; exit 1; }
+    command -v "$1" >/dev/null || { echo "bench: $1 is still missing after $2" >&2; exit 1; }
 }
 
 # Builds release binaries of berthd, berth-shim and berth (the static CLI
 # when the musl target is installed).
 bench_build() {
+    # The samples' Rust targets and tools, checked before the long build.
+    "$BENCH_REPO/samples/setup.sh" >&2
     if [ -n "${BENCH_NO_BUILD:-}" ]; then
         echo "bench: using the release binaries already built (BENCH_NO_BUILD)" >&2
     else

@@ -13,6 +13,8 @@ source "$(dirname "$0")/lib.sh"
 RUNS="${RUNS:-50}"
 need hyperfine "apt-get install hyperfine"
 need python3 "apt-get install python3"
+need runc "apt-get install runc"
+need crun "apt-get install crun"
 [ "$(id -u)" = 0 ] || { echo "bench: native containers need root" >&2; exit 1; }
 
 bench_build

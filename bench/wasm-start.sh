@@ -12,6 +12,8 @@ source "$(dirname "$0")/lib.sh"
 RUNS="${RUNS:-100}"
 need hyperfine "apt-get install hyperfine"
 need python3 "apt-get install python3"
+need runc "apt-get install runc"
+need crun "apt-get install crun"
 
 bench_build
 bench_start_daemon

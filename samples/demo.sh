@@ -17,6 +17,9 @@ export BERTH_HOST="unix://$sock"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
+step "setting up: Rust targets, wabt, busybox-static (samples/setup.sh)"
+samples/setup.sh
+
 step "building berth (cargo build) and the samples"
 cargo build --quiet --bins
 samples/build.sh

@@ -5,12 +5,16 @@
 #   tests/run.sh            everything
 #   tests/run.sh -- NAME    only tests whose name contains NAME
 #
-# Needs the samples' toolchain (see samples/README.md); .ci/run installs it.
+# Installs what it needs first (tests/setup.sh: Rust targets, Debian
+# packages as root, docker-py), before the long build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 filter=()
 if [ "${1:-}" = "--" ]; then shift; filter=("$@"); fi
+
+echo "== setup (tests/setup.sh)"
+tests/setup.sh
 
 echo "== samples"
 samples/build.sh

@@ -4,7 +4,7 @@
 //! an image pushed by berth to the distribution registry on 127.0.0.1.
 //!
 //! Skipped outside CI when python3 cannot import `docker`; in CI (where
-//! .ci/run installs it) a missing module fails.
+//! tests/setup.sh installs it) a missing module fails.
 
 use crate::harness::*;
 use crate::registry::DistRegistry;

@@ -2,7 +2,7 @@
 //! by the `berth` CLI, the real `docker` CLI and raw HTTP.
 //!
 //! Binaries come from the workspace's target directory (`cargo build
-//! --workspace` first; `.ci/run` does). Samples come from `samples/out`,
+//! --workspace` first; `tests/run.sh` does). Samples come from `samples/out`,
 //! built on first use with `samples/build.sh`.
 
 use std::io::{BufRead, BufReader, Read, Write};
