@@ -103,6 +103,9 @@ pub struct Daemon {
     pool_slots: u32,
     /// More berthd options, given again at each restart.
     extra_args: Vec<String>,
+    /// Descriptors berthd inherits without close-on-exec, as a supervisor
+    /// or a shell may leave them: (number, host path opened read-only).
+    inherited: Vec<(i32, PathBuf)>,
 }
 
 impl Daemon {
@@ -121,7 +124,23 @@ impl Daemon {
         Daemon::start_with(64, args)
     }
 
+    /// Starts berthd on a fresh root holding, besides its stdio, each
+    /// `(fd, path)` open (read-only, not close-on-exec) as descriptor `fd`:
+    /// what a careless supervisor hands a daemon. Kept across restarts.
+    pub fn start_inheriting(fds: &[(i32, &Path)]) -> Daemon {
+        let mut d = Daemon::new(64, &[]);
+        d.inherited = fds.iter().map(|(n, p)| (*n, p.to_path_buf())).collect();
+        d.spawn();
+        d
+    }
+
     fn start_with(slots: u32, args: &[&str]) -> Daemon {
+        let mut d = Daemon::new(slots, args);
+        d.spawn();
+        d
+    }
+
+    fn new(slots: u32, args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -129,7 +148,7 @@ impl Daemon {
         let root = dir.path().join("root");
         let socket = dir.path().join("berth.sock");
         let log = dir.path().join("berthd.log");
-        let mut d = Daemon {
+        Daemon {
             dir,
             root,
             socket,
@@ -137,9 +156,8 @@ impl Daemon {
             log,
             pool_slots: slots,
             extra_args: args.iter().map(|a| a.to_string()).collect(),
-        };
-        d.spawn();
-        d
+            inherited: Vec::new(),
+        }
     }
 
     pub fn host(&self) -> String {
@@ -152,7 +170,41 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(bin("berthd"))
+        let mut cmd = Command::new(bin("berthd"));
+        if !self.inherited.is_empty() {
+            use std::os::unix::process::CommandExt;
+            let fds: Vec<(i32, std::ffi::CString)> = self
+                .inherited
+                .iter()
+                .map(|(n, p)| {
+                    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+                    (*n, c)
+                })
+                .collect();
+            // SAFETY: only open, dup2 and close (async-signal-safe) between
+            // fork and exec, on paths prepared before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for (n, path) in &fds {
+                        let fd = nix::libc::open(path.as_ptr(), nix::libc::O_RDONLY);
+                        if fd < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        // dup2 leaves the copy without close-on-exec.
+                        if fd != *n {
+                            if nix::libc::dup2(fd, *n) < 0 {
+                                return Err(std::io::Error::last_os_error());
+                            }
+                            nix::libc::close(fd);
+                        } else {
+                            nix::libc::fcntl(fd, nix::libc::F_SETFD, 0);
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
             .arg("--root")
             .arg(&self.root)
             .arg("--host")

@@ -1337,3 +1337,437 @@ fn the_overlay_is_made_at_create_and_the_first_start_uses_it() {
     );
     d.ok(&["rm", "pre", "pre2", "pre3"]);
 }
+
+/// A host directory holding a secret, and a daemon started with it open as
+/// fd 7 (and /dev/null as fd 10, a host file as fd 251), not close-on-exec:
+/// what a supervisor or a shell may leave a daemon.
+fn daemon_holding_host_fds() -> Option<(Daemon, std::path::PathBuf)> {
+    if !native_ok() {
+        return None;
+    }
+    let host = tempfile::Builder::new()
+        .prefix("berth-host-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    std::fs::write(host.join("secret"), "host-secret-4f1d\n").unwrap();
+    let d = Daemon::start_inheriting(&[
+        (7, &host),
+        (10, std::path::Path::new("/dev/null")),
+        (251, &host.join("secret")),
+    ]);
+    d.busybox();
+    Some((d, host))
+}
+
+/// What `ls /proc/self/fd` must print in any process berth starts in a
+/// container: its stdio and ls's own directory descriptor.
+const ONLY_STDIO: &str = "0\n1\n2\n3\n";
+
+#[test]
+fn exec_gets_no_descriptor_of_the_daemon_and_its_cwd_stays_in_the_root() {
+    let Some((d, host)) = daemon_holding_host_fds() else {
+        return;
+    };
+    let host_name = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let shown = |o: &std::process::Output| format!("{}{}", stdout(o), stderr(o));
+    let leaks = |o: &std::process::Output| {
+        let s = shown(o);
+        s.contains("host-secret") || s.lines().any(|l| l.trim() == host_name)
+    };
+    d.ok(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]);
+    // The daemon holds them (else this test proves nothing).
+    let pid = d.pid();
+    assert!(
+        std::fs::read_link(format!("/proc/{pid}/fd/7")).is_ok_and(|p| p == host),
+        "berthd was not started holding fd 7"
+    );
+
+    assert_eq!(d.ok(&["exec", "victim", "ls", "/proc/self/fd"]), ONLY_STDIO);
+    assert_eq!(
+        d.ok(&["exec", "-u", "app", "victim", "ls", "/proc/self/fd"]),
+        ONLY_STDIO
+    );
+    let out = d.berth(&["exec", "victim", "cat", "/proc/self/fd/7/secret"]);
+    assert!(!out.status.success() && !leaks(&out), "{}", shown(&out));
+    for dir in ["/proc/self/fd/7", "/proc/self/fd/7/", "/dev/fd/7"] {
+        for cmd in [
+            &["cat", "secret"][..],
+            &["cat", "../../../../etc/hostname"][..],
+        ] {
+            let mut args = vec!["exec", "-w", dir, "victim"];
+            args.extend_from_slice(cmd);
+            let out = d.berth(&args);
+            assert!(
+                !out.status.success() && !leaks(&out),
+                "exec -w {dir} {cmd:?}: {}",
+                shown(&out)
+            );
+        }
+    }
+    // A symlink the container makes to a descriptor is no way out either;
+    // an ordinary symlink is followed inside the container's root.
+    d.ok(&["exec", "victim", "ln", "-s", "/proc/self/fd/7", "/escape"]);
+    d.ok(&["exec", "victim", "ln", "-s", "/tmp", "/t"]);
+    let out = d.berth(&["exec", "-w", "/escape", "victim", "cat", "secret"]);
+    assert!(!out.status.success() && !leaks(&out), "{}", shown(&out));
+    assert_eq!(d.ok(&["exec", "-w", "/t", "victim", "pwd"]), "/tmp\n");
+    // A working directory that does not exist is an error, as Docker's
+    // (exec does not create it; run does).
+    let out = d.berth(&["exec", "-w", "/nonexistent", "victim", "pwd"]);
+    assert_eq!(out.status.code(), Some(126), "{}", shown(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent") && stderr(&out).contains("no such file"),
+        "{}",
+        shown(&out)
+    );
+    // The same with the docker CLI.
+    if let Some(out) = d.docker(&["exec", "-w", "/proc/self/fd/7", "victim", "cat", "secret"]) {
+        assert!(!out.status.success() && !leaks(&out), "{}", shown(&out));
+        let out = d
+            .docker(&["exec", "victim", "ls", "/proc/self/fd"])
+            .unwrap();
+        assert_eq!(stdout(&out), ONLY_STDIO, "{}", shown(&out));
+        // With a TTY: the pty is its stdio, and nothing else.
+        let out = d
+            .docker(&["exec", "-t", "victim", "ls", "-1", "/proc/self/fd"])
+            .unwrap();
+        assert_eq!(
+            stdout(&out).replace("\r\n", "\n"),
+            ONLY_STDIO,
+            "{}",
+            shown(&out)
+        );
+    }
+    d.ok(&["rm", "-f", "victim"]);
+
+    // berthd itself marked what it inherited close-on-exec, and said what
+    // descriptor limits it runs with.
+    let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/7")).unwrap();
+    let flags = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+        .unwrap();
+    assert_ne!(flags & 0o2000000, 0, "fd 7 is not close-on-exec: {fdinfo}");
+    assert!(
+        d.log_text().contains("RLIMIT_NOFILE"),
+        "{}",
+        tail(&d.log_text(), 20)
+    );
+    let _ = std::fs::remove_dir_all(&host);
+}
+
+#[test]
+fn containers_started_every_way_get_only_their_stdio_and_a_cwd_in_their_root() {
+    let Some((d, host)) = daemon_holding_host_fds() else {
+        return;
+    };
+    let shown = |o: &std::process::Output| format!("{}{}", stdout(o), stderr(o));
+    let mut ways: Vec<Vec<&str>> = vec![vec![], vec!["--init"], vec!["-u", "app"]];
+    let runc = require("runc").is_some();
+    if runc {
+        ways.push(vec!["--runtime", "runc"]);
+    }
+    for way in &ways {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(way);
+        args.extend_from_slice(&["busybox", "ls", "/proc/self/fd"]);
+        assert_eq!(d.ok(&args), ONLY_STDIO, "run {way:?}");
+        // The container's PID 1 under --init, too.
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(way);
+        // (`; true`: sh stays PID 1 rather than executing ls in its place.)
+        args.extend_from_slice(&["busybox", "sh", "-c", "ls /proc/1/fd; true"]);
+        let out = d.ok(&args);
+        assert!(
+            out.lines().all(|l| ["0", "1", "2"].contains(&l)),
+            "run {way:?}: PID 1 holds {out:?}"
+        );
+        // A working directory through a descriptor, given or from the image.
+        for dir in ["/proc/self/fd/7", "/dev/fd/7"] {
+            let mut args = vec!["run", "--rm", "-w", dir];
+            args.extend_from_slice(way);
+            args.extend_from_slice(&["busybox", "cat", "secret"]);
+            let out = d.berth(&args);
+            assert!(
+                !out.status.success() && !shown(&out).contains("host-secret"),
+                "run -w {dir} {way:?}: {}",
+                shown(&out)
+            );
+        }
+    }
+    if let Some(out) = d.docker(&["run", "--rm", "-t", "busybox", "ls", "-1", "/proc/self/fd"]) {
+        assert_eq!(
+            stdout(&out).replace("\r\n", "\n"),
+            ONLY_STDIO,
+            "run -t: {}",
+            shown(&out)
+        );
+    }
+    d.ok(&[
+        "import",
+        "-c",
+        "WORKDIR /proc/self/fd/7",
+        busybox_rootfs().to_str().unwrap(),
+        "fdwork",
+    ]);
+    let out = d.berth(&["run", "--rm", "fdwork", "/bin/cat", "secret"]);
+    assert!(
+        !out.status.success() && !shown(&out).contains("host-secret"),
+        "{}",
+        shown(&out)
+    );
+    // An exec into a container that runc started goes through berth's own
+    // helper: the same.
+    if runc {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "viarunc",
+            "--runtime",
+            "runc",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        assert_eq!(
+            d.ok(&["exec", "viarunc", "ls", "/proc/self/fd"]),
+            ONLY_STDIO
+        );
+        let out = d.berth(&["exec", "-w", "/proc/self/fd/7", "viarunc", "cat", "secret"]);
+        assert!(
+            !out.status.success() && !shown(&out).contains("host-secret"),
+            "{}",
+            shown(&out)
+        );
+        d.ok(&["rm", "-f", "viarunc"]);
+    }
+    let _ = std::fs::remove_dir_all(&host);
+}
+
+#[test]
+fn user_ids_outside_0_to_2_pow_31_are_refused_never_root() {
+    let Some(d) = daemon() else { return };
+    let shown = |o: &std::process::Output| format!("{}{}", stdout(o), stderr(o));
+    // Numeric: refused at create, nothing is created.
+    for user in [
+        "4294967295",
+        "2147483648",
+        "-1",
+        "0:4294967295",
+        "app:4294967295",
+        "4294967295:0",
+        "99999999999999999999",
+    ] {
+        let out = d.berth(&[
+            "create",
+            "--name",
+            "bad",
+            &format!("--user={user}"),
+            "busybox",
+            "id",
+        ]);
+        assert!(!out.status.success(), "-u {user} was accepted");
+        assert!(
+            stderr(&out).contains("range 0-2147483647"),
+            "-u {user}: {}",
+            shown(&out)
+        );
+        assert_eq!(d.http("GET", "/containers/bad/json", None).status, 404);
+    }
+    // The limit itself is fine.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-u",
+            "2147483647:2147483647",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; id -g"
+        ]),
+        "2147483647\n2147483647\n"
+    );
+    // From the image's config.
+    d.ok(&[
+        "import",
+        "-c",
+        "USER 4294967295",
+        busybox_rootfs().to_str().unwrap(),
+        "baduser",
+    ]);
+    let out = d.berth(&["run", "--rm", "baduser", "id", "-u"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("range 0-2147483647"),
+        "{}",
+        shown(&out)
+    );
+    // From the image's /etc/passwd and /etc/group: refused at start, and
+    // at exec, before anything runs.
+    d.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 'evil:x:4294967295:0::/:/bin/sh' >> /etc/passwd; \
+         echo 'evilg:x:0:4294967295::/:/bin/sh' >> /etc/passwd; \
+         echo 'huge:x:4294967295:' >> /etc/group; \
+         echo 'sup:x:4294967294:app' >> /etc/group",
+    ]);
+    d.ok(&["commit", "mk", "evilpw"]);
+    d.ok(&["rm", "mk"]);
+    for user in ["evil", "evilg", "0:huge", "app"] {
+        let out = d.berth(&["run", "--rm", "-u", user, "evilpw", "touch", "/ran"]);
+        assert!(!out.status.success(), "-u {user} ran: {}", shown(&out));
+        assert!(
+            stderr(&out).contains("range 0-2147483647"),
+            "-u {user}: {}",
+            shown(&out)
+        );
+    }
+    d.ok(&["run", "-d", "--name", "victim", "evilpw", "sleep", "1000"]);
+    for user in [
+        "evil",
+        "evilg",
+        "0:huge",
+        "app",
+        "4294967295",
+        "0:4294967295",
+    ] {
+        let out = d.berth(&["exec", "-u", user, "victim", "touch", "/ran"]);
+        assert!(!out.status.success(), "exec -u {user} ran: {}", shown(&out));
+        assert!(
+            stderr(&out).contains("range 0-2147483647"),
+            "exec -u {user}: {}",
+            shown(&out)
+        );
+    }
+    let out = d.berth(&["exec", "victim", "ls", "/ran"]);
+    assert!(!out.status.success(), "a refused exec ran");
+    // The container's user, when it names one, also through an external
+    // runtime (which gets it resolved in config.json).
+    if require("runc").is_some() {
+        let ids = "id -u; id -g; id -G";
+        let builtin = d.ok(&["run", "--rm", "-u", "app", "busybox", "sh", "-c", ids]);
+        assert!(builtin.starts_with("1000\n1000\n1000"), "{builtin}");
+        assert_eq!(
+            d.ok(&[
+                "run",
+                "--rm",
+                "--runtime",
+                "runc",
+                "-u",
+                "app",
+                "busybox",
+                "sh",
+                "-c",
+                ids
+            ]),
+            builtin
+        );
+        let out = d.berth(&[
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "-u",
+            "evil",
+            "evilpw",
+            "touch",
+            "/ran",
+        ]);
+        assert!(
+            !out.status.success() && stderr(&out).contains("range 0-2147483647"),
+            "{}",
+            shown(&out)
+        );
+    }
+    d.ok(&["rm", "-f", "victim"]);
+}
+
+#[test]
+fn oversized_passwd_and_group_files_are_refused_with_the_bound() {
+    let Some(d) = daemon() else { return };
+    let shown = |o: &std::process::Output| format!("{}{}", stdout(o), stderr(o));
+    // Each: the container's files made hostile, who execs, what the error
+    // names. An oversized file refuses every user (root's groups are read
+    // from it too), so each case has a container of its own.
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        // More supplementary groups than Linux takes (NGROUPS_MAX).
+        (
+            "manygroups",
+            "seq 3000 70000 | sed 's/.*/g&:x:&:app/' >> /etc/group",
+            "app",
+            &["supplementary groups", "65536"],
+        ),
+        // Files past the size bound.
+        (
+            "biggroup",
+            "head -c 5000000 /dev/zero | tr '\\0' '#' >> /etc/group",
+            "app",
+            &["/etc/group", "4 MiB"],
+        ),
+        (
+            "bigpasswd",
+            "head -c 5000000 /dev/zero | tr '\\0' '#' >> /etc/passwd",
+            "0",
+            &["/etc/passwd", "4 MiB"],
+        ),
+        // Not regular files: a device never ends, a FIFO would block its
+        // reader forever.
+        (
+            "zero",
+            "ln -sf /dev/zero /etc/passwd",
+            "0",
+            &["/etc/passwd", "regular file"],
+        ),
+        (
+            "fifo",
+            "rm /etc/passwd; mkfifo /etc/passwd",
+            "0",
+            &["/etc/passwd", "regular file"],
+        ),
+    ];
+    for (name, setup, user, want) in cases {
+        d.ok(&["run", "-d", "--name", name, "busybox", "sleep", "1000"]);
+        d.ok(&["exec", name, "sh", "-c", setup]);
+        let child = d
+            .berth_cmd(&["exec", "-u", user, name, "touch", "/ran"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_timeout(child, 30, &format!("exec into {name}"));
+        assert!(!out.status.success(), "{name}: {}", shown(&out));
+        for w in *want {
+            assert!(stderr(&out).contains(w), "{name}: {}", shown(&out));
+        }
+        // Nothing of the refused exec ran.
+        assert!(!d.ok(&["diff", name]).contains("/ran"), "{name}");
+        d.ok(&["rm", "-f", name]);
+    }
+    // The same files in an image fail the start, with the same message.
+    d.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 5000000 /dev/zero | tr '\\0' '#' >> /etc/group",
+    ]);
+    d.ok(&["commit", "mk", "biggroup"]);
+    let out = d.berth(&["run", "--rm", "biggroup", "touch", "/ran"]);
+    assert!(
+        !out.status.success()
+            && stderr(&out).contains("/etc/group")
+            && stderr(&out).contains("4 MiB"),
+        "{}",
+        shown(&out)
+    );
+}

@@ -57,6 +57,16 @@ enum Listener {
 }
 
 fn main() -> Result<()> {
+    // Before anything opens a file: what berthd inherited beyond its stdio
+    // (a supervisor's or a shell's descriptors, perhaps of host
+    // directories) is marked close-on-exec, so that it reaches no shim,
+    // exec helper, runtime or container; and the descriptor limit is
+    // raised for berthd itself (containers keep the one it was started
+    // with, see `raise_nofile_limit`).
+    use berth_runtime::executor::native as hygiene;
+    let inherited = hygiene::cloexec_inherited();
+    let nofile = hygiene::raise_nofile_limit();
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
@@ -65,6 +75,27 @@ fn main() -> Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    match inherited {
+        Ok(fds) if fds.is_empty() => {}
+        Ok(fds) => tracing::info!(
+            ?fds,
+            "marked the descriptors berthd inherited close-on-exec: no process it starts gets them"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "could not mark inherited descriptors close-on-exec; start berthd without open descriptors beyond stdio"
+        ),
+    }
+    match nofile {
+        Ok(([soft, hard], [now, _])) => tracing::info!(
+            soft = now,
+            hard,
+            was = soft,
+            containers = soft,
+            "RLIMIT_NOFILE: berthd's soft limit raised to its hard limit; containers keep the soft limit berthd was started with"
+        ),
+        Err(e) => tracing::warn!(error = %e, "RLIMIT_NOFILE could not be raised to its hard limit"),
+    }
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -97,6 +97,7 @@ impl Containers {
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::invalid("No exec command specified"));
         }
+        crate::executor::native::init::check_user_ids(&config.user).map_err(Error::invalid)?;
         if rec.executor == crate::executor::ExecutorKind::Wasm {
             return Err(Error::invalid(
                 "exec is not available for Wasm containers: a Wasm container is one module instance, with no process to join",

@@ -1188,25 +1188,7 @@ fn get_xattr(fd: BorrowedFd<'_>, key: &str) -> Option<Vec<u8>> {
 /// The uid and gid files get with `docker cp -a`: the container's user,
 /// resolved in its own `/etc/passwd` and `/etc/group`.
 fn container_user(root: &OwnedFd, spec: &str) -> Result<(u32, u32)> {
-    let read = |path: &str| -> String {
-        let comps: Vec<Vec<u8>> = path
-            .split('/')
-            .filter(|c| !c.is_empty())
-            .map(|c| c.as_bytes().to_vec())
-            .collect();
-        let Ok(fd) = open_in_root(root.as_fd(), &comps, OFlag::O_RDONLY) else {
-            return String::new();
-        };
-        let mut s = String::new();
-        let _ = std::fs::File::from(fd).take(4 << 20).read_to_string(&mut s);
-        s
-    };
-    let user = crate::executor::native::init::resolve_user_in(
-        spec,
-        &read("/etc/passwd"),
-        &read("/etc/group"),
-    )
-    .map_err(Error::invalid)?;
+    let user = crate::executor::native::init::resolve_user(root, spec).map_err(Error::invalid)?;
     Ok((user.uid, user.gid))
 }
 

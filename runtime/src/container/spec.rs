@@ -228,6 +228,10 @@ pub fn check_supported(
         }
     }
     if kind == ExecutorKind::Native {
+        // A uid or gid past 2^31 - 1 could run as root ((uid_t)-1 leaves
+        // an id unchanged): numbers are refused here, names where they
+        // resolve (at start, in the container's own files).
+        crate::executor::native::init::check_user_ids(&config.user).map_err(Error::invalid)?;
         if host.memory > 0 && host.memory < 6 * 1024 * 1024 {
             return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
         }

@@ -43,6 +43,9 @@ struct HelperInput {
     no_new_privileges: bool,
     /// The container's user, for an exec that names none.
     user: String,
+    /// `RLIMIT_NOFILE` for the process (see `super::container_nofile`).
+    #[serde(default)]
+    nofile: Option<[u64; 2]>,
 }
 
 impl HelperInput {
@@ -54,12 +57,22 @@ impl HelperInput {
             capabilities: process.and_then(|p| p.capabilities().clone()),
             no_new_privileges: process.and_then(|p| p.no_new_privileges()).unwrap_or(true),
             user: super::shim::container_user(&launch.spec),
+            nofile: super::container_nofile(),
         })
     }
 }
 
 /// The helper's entry: `berth-shim exec SPEC_FILE`. Never returns.
 pub fn helper_main(spec_file: &Path) -> ! {
+    // The helper needs no descriptor but its stdio: nothing berthd (or
+    // whatever started berthd) left open may follow it into the container.
+    super::close_from(3);
+    // Until the command is executed, the helper's /proc entries (its
+    // executable is a host file) are not for the container's processes
+    // to open: not dumpable, as runc's setns process. `execve` makes the
+    // command dumpable again.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let code = match run_helper(spec_file) {
         Ok(code) => code,
         Err((code, msg)) => {
@@ -128,7 +141,14 @@ fn run_helper(spec_file: &Path) -> std::result::Result<i32, (i32, String)> {
     // SAFETY: this helper is single-threaded.
     match unsafe { nix::unistd::fork() }.map_err(|x| e(format!("fork: {x}")))? {
         nix::unistd::ForkResult::Child => {
-            let code = match child(spec, &user_spec, &sets, no_new_privs, program.as_ref()) {
+            let code = match child(
+                spec,
+                &user_spec,
+                &sets,
+                no_new_privs,
+                program.as_ref(),
+                input.nofile,
+            ) {
                 Ok(never) => match never {},
                 Err((code, msg)) => {
                     let _ = writeln!(std::io::stderr(), "{msg}");
@@ -161,39 +181,40 @@ fn child(
     sets: &caps::CapSets,
     no_new_privs: bool,
     program: Option<&seccomp::Program>,
+    nofile: Option<[u64; 2]>,
 ) -> std::result::Result<Never, (i32, String)> {
-    let f = |what: &str| {
-        let what = what.to_string();
-        move |x: nix::Error| (126, format!("{what}: {x}"))
+    // What runc prefixes its exec failures with, which Docker shows.
+    let failed = |m: String| {
+        (
+            126,
+            format!("OCI runtime exec failed: exec failed: unable to start container process: {m}"),
+        )
     };
-    nix::unistd::setsid().map_err(f("setsid"))?;
+    nix::unistd::setsid().map_err(|x| (126, format!("setsid: {x}")))?;
     if spec.tty {
         // SAFETY: the pty slave berthd gave us is stdin.
         unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
     }
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let user: User = init::resolve_user_in(user_spec, &passwd, &group).map_err(|m| (126, m))?;
+    super::set_nofile(nofile).map_err(|x| failed(format!("setting RLIMIT_NOFILE: {x}")))?;
+    // The container's root, which joining its mount namespace made this
+    // process's: its user and the working directory are resolved inside
+    // it by descriptor, never through a magic link.
+    let root = init::open_root().map_err(|x| failed(format!("opening the root: {x}")))?;
+    let user: User = init::resolve_user(&root, user_spec).map_err(|m| (126, m))?;
     let mut env = spec.env.clone();
     if !env.iter().any(|v| v.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-    if user.uid != 0 {
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
-    }
-    let groups: Vec<nix::unistd::Gid> = user
-        .groups
-        .iter()
-        .map(|g| nix::unistd::Gid::from_raw(*g))
-        .collect();
-    nix::unistd::setgroups(&groups).map_err(f("setgroups"))?;
-    let (gid, uid) = (
-        nix::unistd::Gid::from_raw(user.gid),
-        nix::unistd::Uid::from_raw(user.uid),
-    );
-    nix::unistd::setresgid(gid, gid, gid).map_err(f("setgid"))?;
-    nix::unistd::setresuid(uid, uid, uid).map_err(f("setuid"))?;
+    let cwd_path = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
+    // Docker's exec does not create a missing working directory.
+    let cwd = init::open_cwd(&root, cwd_path, false).map_err(failed)?;
+    drop(root);
+    let entered = init::enter_cwd(&cwd, cwd_path, false);
+    init::switch_user(&user).map_err(|m| (126, m))?;
     if !no_new_privs && let Some(p) = program {
         seccomp::install(p).map_err(|x| (126, format!("seccomp: {x}")))?;
     }
@@ -204,14 +225,17 @@ fn child(
             seccomp::install(p).map_err(|x| (126, format!("seccomp: {x}")))?;
         }
     }
-    let cwd = if spec.cwd.is_empty() {
-        "/"
-    } else {
-        spec.cwd.as_str()
-    };
-    nix::unistd::chdir(cwd).map_err(|x| (126, format!("chdir to \"{cwd}\": {x}")))?;
+    if entered.is_err() {
+        // Not searchable by root: maybe by the user (runc tries both).
+        init::enter_cwd(&cwd, cwd_path, true).map_err(failed)?;
+    }
+    drop(cwd);
     let (path, argv, envp) = init::prepare_exec_pub(&spec.args, &env)
         .map_err(|(c, m)| (c, format!("OCI runtime exec failed: exec failed: {m}")))?;
+    // Only stdio reaches the command (the namespace descriptors are
+    // close-on-exec already; this is the rule, not a hope).
+    super::cloexec_from(3)
+        .map_err(|x| failed(format!("marking descriptors close-on-exec: {x}")))?;
     let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     let prog = path.to_string_lossy().into_owned();
     Err(match err {
@@ -311,6 +335,30 @@ fn container_pty(pid: i32, ws: Option<&nix::pty::Winsize>) -> Option<(OwnedFd, O
     )
     .ok()?;
     let master = init::open_in(&root, "/dev/pts/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY).ok()?;
+    pty_pair(master, ws)
+}
+
+/// A pty of the host's devpts, when the container's cannot be used: both
+/// ends close-on-exec from the start (`openpty` makes them inheritable,
+/// and another thread's spawn could take them along meanwhile).
+fn host_pty(ws: Option<&nix::pty::Winsize>) -> Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    let master = nix::fcntl::open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx("opening /dev/ptmx")?;
+    pty_pair(master, ws).ok_or_else(|| {
+        Error::internal(format!(
+            "setting up a pty: {}",
+            std::io::Error::last_os_error()
+        ))
+    })
+}
+
+/// Unlocks a pty master and opens its slave (close-on-exec) from it.
+fn pty_pair(master: OwnedFd, ws: Option<&nix::pty::Winsize>) -> Option<(OwnedFd, OwnedFd)> {
     let mut unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK with a valid pointer; TIOCGPTPEER returns a new fd.
     let slave = unsafe {
@@ -362,15 +410,7 @@ pub fn spawn(
         });
         let (master, slave) = match container_pty(spec.pid, ws.as_ref()) {
             Some(pair) => pair,
-            None => {
-                let pty = nix::pty::openpty(ws.as_ref(), None).ctx("openpty")?;
-                nix::fcntl::fcntl(
-                    &pty.master,
-                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-                )
-                .ctx("fcntl")?;
-                (pty.master, pty.slave)
-            }
+            None => host_pty(ws.as_ref())?,
         };
         cmd.stdin(std::process::Stdio::from(slave.try_clone().ctx("dup")?))
             .stdout(std::process::Stdio::from(slave.try_clone().ctx("dup")?))

@@ -113,6 +113,11 @@ pub struct InitConfig {
     /// (`--init`).
     pub init: bool,
     pub privileged: bool,
+    /// `RLIMIT_NOFILE` (soft, hard) for the container's process: the
+    /// limits berthd was started with, before it raised its own (see
+    /// `super::raise_nofile_limit`); `None` leaves what the shim has.
+    #[serde(default)]
+    pub nofile: Option<[u64; 2]>,
 }
 
 /// What the child reports before ending: a message and the exit code to
@@ -318,29 +323,23 @@ fn run(
     nix::unistd::sethostname(&cfg.hostname).map_err(fail("setting the hostname"))?;
     loopback_up().map_err(fail("bringing up the loopback interface"))?;
 
-    let user = resolve_user(&cfg.user)?;
+    super::set_nofile(cfg.nofile).map_err(fail("setting RLIMIT_NOFILE"))?;
+
+    // What the process takes from its root (its user, its working
+    // directory) is resolved in that root by descriptor, after pivot_root
+    // and never through a magic link.
+    let root = open_root().map_err(fail("opening the root filesystem"))?;
+    let user = resolve_user(&root, &cfg.user).map_err(|m| Failure(1, m))?;
     let mut env = cfg.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-    if cfg.cwd != "/" {
-        // Docker creates a missing working directory.
-        mkdir_all_in("/", &cfg.cwd)
-            .map_err(fail(&format!("creating the working directory {}", cfg.cwd)))?;
-    }
+    // Docker creates a missing working directory.
+    let cwd = open_cwd(&root, &cfg.cwd, true).map_err(|m| Failure(1, m))?;
+    drop(root);
+    let entered = enter_cwd(&cwd, &cfg.cwd, false);
 
-    // Switch user keeping the capabilities the container is granted.
-    if user.uid != 0 {
-        set_keepcaps(true).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
-    }
-    let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    nix::unistd::setgroups(&groups).map_err(fail("setgroups"))?;
-    let (gid, uid) = (Gid::from_raw(user.gid), Uid::from_raw(user.uid));
-    nix::unistd::setresgid(gid, gid, gid).map_err(fail("setgid"))?;
-    nix::unistd::setresuid(uid, uid, uid).map_err(fail("setuid"))?;
-    if user.uid != 0 {
-        set_keepcaps(false).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
-    }
+    switch_user(&user).map_err(|m| Failure(1, m))?;
     let caps = CapSets::from_oci(&cfg.caps).map_err(fail("capabilities"))?;
     let program = match &cfg.seccomp {
         Some(h) => Some(
@@ -364,28 +363,16 @@ fn run(
             seccomp::install(prog).map_err(fail("installing the seccomp filter"))?;
         }
     }
-    nix::unistd::chdir(cfg.cwd.as_str()).map_err(|e| {
-        Failure(
-            1,
-            format!(
-                "chdir to cwd (\"{}\") set in config.json failed: {e}",
-                cfg.cwd
-            ),
-        )
-    })?;
+    if entered.is_err() {
+        // Not searchable by root: maybe by the user (runc tries both).
+        enter_cwd(&cwd, &cfg.cwd, true).map_err(|m| Failure(1, m))?;
+    }
+    drop(cwd);
 
     let (path, argv, envp) = prepare_exec(&cfg.args, &env)?;
     // Whatever else is open (the error pipe included) closes at exec: the
     // container gets its stdio and nothing of the shim's.
-    // SAFETY: close_range with the CLOEXEC flag only marks descriptors.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    super::cloexec_from(3).map_err(fail("marking descriptors close-on-exec"))?;
     wait_go(shim)?;
     if cfg.init {
         run_as_init(&path, &argv, &envp)
@@ -495,20 +482,18 @@ pub(super) fn open_in(root: &OwnedFd, path: &str, flags: OFlag) -> nix::Result<O
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
-    openat2(root.as_fd(), rel, how)
+    let mut tries = 0;
+    loop {
+        match openat2(root.as_fd(), rel, how) {
+            // A rename or mount raced the lookup: the kernel asks to retry.
+            Err(nix::errno::Errno::EAGAIN) if tries < 16 => tries += 1,
+            r => return r,
+        }
+    }
 }
 
-/// `mkdir -p` of `path` inside the root at `root_path`, every component
-/// resolved inside the root. Returns the directory, opened.
-fn mkdir_all_in(root_path: &str, path: &str) -> nix::Result<OwnedFd> {
-    let root = nix::fcntl::open(
-        root_path,
-        OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    mkdir_all_at(&root, path)
-}
-
+/// `mkdir -p` of `path` inside `root`, every component resolved inside
+/// the root. Returns the directory, opened.
 fn mkdir_all_at(root: &OwnedFd, path: &str) -> nix::Result<OwnedFd> {
     let mut cur = String::new();
     let mut dir = open_in(root, "/", OFlag::O_DIRECTORY | OFlag::O_PATH)?;
@@ -889,20 +874,206 @@ pub struct User {
     pub home: String,
 }
 
-fn resolve_user(spec: &str) -> Result<User, Failure> {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    resolve_user_in(spec, &passwd, &group).map_err(|m| Failure(1, m))
+/// The largest uid or gid berth gives a process: 2^31 - 1, Docker's and
+/// runc's rule. Past it, 2^32 - 1 is `(uid_t)-1`, which `setresuid` and
+/// `setresgid` take as "leave this id unchanged" (root, here), and other
+/// large values mean -1 to programs that read ids as signed.
+pub const MAX_ID: u32 = 0x7fff_ffff;
+
+/// runc's wording, which Docker users know.
+pub const ID_RANGE: &str = "uids and gids must be in range 0-2147483647";
+
+/// The most of a container's `/etc/passwd` or `/etc/group` berth reads to
+/// resolve a user (4 MiB, some 50,000 entries: far more than real images
+/// hold); a larger file fails the start or exec, saying so.
+pub const MAX_USER_FILE: u64 = 4 << 20;
+
+/// The most groups (primary and supplementary) a user gets: Linux's
+/// `NGROUPS_MAX`, past which `setgroups` fails anyway.
+pub const MAX_GROUPS: usize = 65536;
+
+/// A uid or gid written as a number, as Docker and runc read one (an
+/// optional sign, then digits): `None` if `s` is a name, `Some(Err(()))` if
+/// the number is outside `0..=MAX_ID`.
+pub fn numeric_id(s: &str) -> Option<Result<u32, ()>> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(match (s.starts_with('-'), digits.parse::<u32>()) {
+        (false, Ok(n)) if n <= MAX_ID => Ok(n),
+        (true, Ok(0)) => Ok(0),
+        _ => Err(()),
+    })
+}
+
+/// Refuses a user (`user`, `uid`, `user:group`, `uid:gid`) whose uid or
+/// gid is a number outside `0..=MAX_ID`; names are left to resolution in
+/// the container's files at start.
+pub fn check_user_ids(spec: &str) -> Result<(), String> {
+    let (u, g) = spec.split_once(':').unwrap_or((spec, ""));
+    for part in [u, g] {
+        if let Some(Err(())) = numeric_id(part) {
+            return Err(format!("invalid user {spec:?}: {ID_RANGE}"));
+        }
+    }
+    Ok(())
+}
+
+/// The calling process's root directory, as a descriptor to resolve the
+/// container's paths from (after `pivot_root`, or after joining the
+/// container's mount namespace).
+pub fn open_root() -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The container's user, resolved in its own `/etc/passwd` and
+/// `/etc/group` under `root` (each read whole up to [`MAX_USER_FILE`]).
+pub fn resolve_user(root: &OwnedFd, spec: &str) -> Result<User, String> {
+    let passwd = read_user_file(root, "/etc/passwd")?;
+    let group = read_user_file(root, "/etc/group")?;
+    resolve_user_in(spec, &passwd, &group)
+}
+
+/// One of the container's user files, resolved inside `root` (a symlink in
+/// the image stays inside it; a magic link such as `/proc/self/fd/N` is
+/// refused), read only if it is a regular file (a FIFO would block the
+/// reader, a device never end) and no larger than [`MAX_USER_FILE`]. A
+/// missing file reads as empty: numeric users need none.
+fn read_user_file(root: &OwnedFd, path: &str) -> Result<String, String> {
+    let fd = match open_in(
+        root,
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(String::new()),
+        Err(e) => {
+            return Err(format!(
+                "reading the container's {path}: {}",
+                resolve_error(e)
+            ));
+        }
+    };
+    let st = nix::sys::stat::fstat(fd.as_fd())
+        .map_err(|e| format!("reading the container's {path}: {e}"))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(format!(
+            "the container's {path} is not a regular file: berth reads users and groups from a regular file only"
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_USER_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("reading the container's {path}: {e}"))?;
+    if bytes.len() as u64 > MAX_USER_FILE {
+        return Err(format!(
+            "the container's {path} is larger than {} MiB, the most berth reads to resolve a user: make it smaller",
+            MAX_USER_FILE >> 20
+        ));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// What an error resolving a path inside the container's root means.
+fn resolve_error(e: nix::errno::Errno) -> String {
+    match e {
+        nix::errno::Errno::ELOOP => "it leads through a descriptor or process link \
+             (such as /proc/self/fd/N or /dev/fd/N), which could leave the container, \
+             or through too many symlinks"
+            .to_string(),
+        nix::errno::Errno::ENOENT => "no such file or directory".to_string(),
+        nix::errno::Errno::ENOTDIR => "not a directory".to_string(),
+        e => e.desc().to_lowercase(),
+    }
+}
+
+/// The process's working directory, resolved inside `root` as
+/// [`open_in`] does, and created (as Docker does at run, not at exec) if
+/// `create` and it is missing. The message is runc's, which Docker shows.
+pub fn open_cwd(root: &OwnedFd, cwd: &str, create: bool) -> Result<OwnedFd, String> {
+    let dir = if create {
+        mkdir_all_at(root, cwd)
+    } else {
+        open_in(root, cwd, OFlag::O_PATH | OFlag::O_DIRECTORY)
+    };
+    dir.map_err(|e| {
+        format!(
+            "chdir to cwd (\"{cwd}\") set in config.json failed: {}",
+            resolve_error(e)
+        )
+    })
+}
+
+/// Makes `dir` (from [`open_cwd`]) the working directory, and checks that
+/// it is inside the process's root. `last_try`: a failure is the error to
+/// report; otherwise it may be retried after the user switch.
+pub fn enter_cwd(dir: &OwnedFd, cwd: &str, last_try: bool) -> Result<(), String> {
+    match nix::unistd::fchdir(dir) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EACCES) if !last_try => {
+            return Err("permission denied".into());
+        }
+        Err(e) => {
+            return Err(format!(
+                "chdir to cwd (\"{cwd}\") set in config.json failed: {}",
+                resolve_error(e)
+            ));
+        }
+    }
+    // What runc checks since CVE-2024-21626: a directory outside the root
+    // has no path from it (the kernel says "(unreachable)").
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(format!(
+            "the working directory \"{cwd}\" is outside the container's root: refusing to start"
+        )),
+    }
+}
+
+/// Switches to `user`'s groups, gid and uid, keeping the capabilities
+/// (which the caller sets next). Every id is checked against [`MAX_ID`]
+/// once more: `(uid_t)-1` would leave the process root.
+pub fn switch_user(user: &User) -> Result<(), String> {
+    if user.uid > MAX_ID || user.gid > MAX_ID || user.groups.iter().any(|g| *g > MAX_ID) {
+        return Err(format!("user {}:{}: {ID_RANGE}", user.uid, user.gid));
+    }
+    if user.groups.len() > MAX_GROUPS {
+        return Err(format!(
+            "{} groups: Linux takes at most {MAX_GROUPS}",
+            user.groups.len()
+        ));
+    }
+    if user.uid != 0 {
+        set_keepcaps(true).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
+    }
+    let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+    let (gid, uid) = (Gid::from_raw(user.gid), Uid::from_raw(user.uid));
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("setgid: {e}"))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("setuid: {e}"))?;
+    if user.uid != 0 {
+        set_keepcaps(false).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
+    }
+    Ok(())
 }
 
 /// Docker's user resolution: `""` is root; `name` or `uid`, optionally
 /// `:group` or `:gid`. Names must exist in the container's files; numbers
-/// need not. Supplementary groups are those listing the user by name.
+/// need not (a number is always an id, as runc takes it). Supplementary
+/// groups are those listing the user by name, at most [`MAX_GROUPS`] in
+/// all. Every id, given or read, must be in `0..=MAX_ID`.
 pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, String> {
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
+    let out_of_range = |what: String| format!("{what}: {ID_RANGE}");
     let users: Vec<Vec<&str>> = passwd
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -916,54 +1087,94 @@ pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, St
         .filter(|f| f.len() >= 3)
         .collect();
     let u = if u.is_empty() { "0" } else { u };
-    let entry = users
-        .iter()
-        .find(|f| f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u));
-    let (uid, mut gid, name, home) = match (entry, u.parse::<u32>()) {
-        (Some(f), _) => (
-            f[2].parse::<u32>()
-                .map_err(|_| format!("invalid uid in /etc/passwd for {}", f[0]))?,
-            f[3].parse::<u32>()
-                .map_err(|_| format!("invalid gid in /etc/passwd for {}", f[0]))?,
-            Some(f[0]),
-            f[5].to_string(),
-        ),
-        (None, Ok(n)) => (n, 0, None, "/".to_string()),
-        (None, Err(_)) => {
+    let wanted_uid = match numeric_id(u) {
+        Some(Err(())) => return Err(out_of_range(format!("invalid user {spec:?}"))),
+        Some(Ok(n)) => Some(n),
+        None => None,
+    };
+    let entry = users.iter().find(|f| match wanted_uid {
+        Some(n) => numeric_id(f[2]) == Some(Ok(n)),
+        None => f[0] == u,
+    });
+    let (uid, mut gid, name, home) = match (entry, wanted_uid) {
+        (Some(f), _) => {
+            let id = |field: &str, what: &str| match numeric_id(field) {
+                Some(Ok(n)) => Ok(n),
+                Some(Err(())) => Err(out_of_range(format!(
+                    "user {} in the container's /etc/passwd has {what} {field}",
+                    f[0]
+                ))),
+                None => Err(format!("invalid {what} in /etc/passwd for {}", f[0])),
+            };
+            (
+                id(f[2], "uid")?,
+                id(f[3], "gid")?,
+                Some(f[0]),
+                f[5].to_string(),
+            )
+        }
+        (None, Some(n)) => (n, 0, None, "/".to_string()),
+        (None, None) => {
             return Err(format!(
                 "unable to find user {u}: no matching entries in passwd file"
             ));
         }
     };
     if let Some(g) = g.filter(|g| !g.is_empty()) {
-        gid = match groups.iter().find(|f| f[0] == g) {
-            Some(f) => f[2]
-                .parse()
-                .map_err(|_| format!("invalid gid in /etc/group for {g}"))?,
-            None => g.parse().map_err(|_| {
-                format!("unable to find group {g}: no matching entries in group file")
-            })?,
+        gid = match numeric_id(g) {
+            Some(Ok(n)) => n,
+            Some(Err(())) => return Err(out_of_range(format!("invalid user {spec:?}"))),
+            None => match groups.iter().find(|f| f[0] == g) {
+                Some(f) => match numeric_id(f[2]) {
+                    Some(Ok(n)) => n,
+                    Some(Err(())) => {
+                        return Err(out_of_range(format!(
+                            "group {g} in the container's /etc/group has gid {}",
+                            f[2]
+                        )));
+                    }
+                    None => return Err(format!("invalid gid in /etc/group for {g}")),
+                },
+                None => {
+                    return Err(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ));
+                }
+            },
         };
     }
-    let mut sup: Vec<u32> = Vec::new();
+    let mut all = vec![gid];
+    let mut seen: std::collections::HashSet<u32> = [gid].into();
     if let Some(name) = name {
         for f in &groups {
-            if f.len() >= 4
-                && f[3].split(',').any(|m| m == name)
-                && let Ok(id) = f[2].parse::<u32>()
-                && !sup.contains(&id)
-            {
-                sup.push(id);
+            if f.len() < 4 || !f[3].split(',').any(|m| m == name) {
+                continue;
+            }
+            let id = match numeric_id(f[2]) {
+                Some(Ok(n)) => n,
+                Some(Err(())) => {
+                    return Err(out_of_range(format!(
+                        "group {} in the container's /etc/group, which lists user {name}, has gid {}",
+                        f[0], f[2]
+                    )));
+                }
+                // Not a number: skipped, as before.
+                None => continue,
+            };
+            if seen.insert(id) {
+                all.push(id);
+                if all.len() > MAX_GROUPS {
+                    return Err(format!(
+                        "user {name} is listed in more than {MAX_GROUPS} supplementary groups in the container's /etc/group, more than Linux allows (NGROUPS_MAX): list it in fewer"
+                    ));
+                }
             }
         }
-    }
-    if !sup.contains(&gid) {
-        sup.insert(0, gid);
     }
     Ok(User {
         uid,
         gid,
-        groups: sup,
+        groups: all,
         home: if home.is_empty() { "/".into() } else { home },
     })
 }
@@ -1064,8 +1275,7 @@ fn run_as_init(path: &CStr, argv: &[CString], envp: &[CString]) -> Result<Never,
     // The init never execs: drop every descriptor it inherited from the
     // shim (the report pipe, the daemon's socket, the error pipe) so that
     // none of them stays open for the container's life.
-    // SAFETY: close_range on this process's own descriptors.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    super::close_from(3);
     loop {
         let sig = match all.wait() {
             Ok(s) => s,
@@ -1140,5 +1350,176 @@ mod tests {
                 .unwrap_err()
                 .contains("unable to find group")
         );
+    }
+
+    #[test]
+    fn ids_past_2_pow_31_minus_1_are_refused_wherever_they_come_from() {
+        // (uid_t)-1 would leave setresuid's ids unchanged: root.
+        for spec in [
+            "4294967295",
+            "2147483648",
+            "-1",
+            "0:4294967295",
+            "app:-1",
+            "99999999999999999999",
+        ] {
+            let e = resolve_user_in(spec, PASSWD, GROUP).unwrap_err();
+            assert!(e.contains(ID_RANGE), "{spec}: {e}");
+            let e = check_user_ids(spec).unwrap_err();
+            assert!(e.contains(ID_RANGE), "{spec}: {e}");
+        }
+        for spec in ["2147483647:2147483647", "0", "app", "app:staff", "-0", "+5"] {
+            assert!(check_user_ids(spec).is_ok(), "{spec}");
+        }
+        assert_eq!(
+            resolve_user_in("2147483647", PASSWD, GROUP).unwrap().uid,
+            MAX_ID
+        );
+        // From the image's files: a user's uid or gid, the group named,
+        // a supplementary group.
+        let passwd =
+            format!("{PASSWD}evil:x:4294967295:0::/:/bin/sh\nevilg:x:0:4294967295::/:/bin/sh\n");
+        let group = format!("{GROUP}huge:x:4294967295:\nsup:x:2147483648:app\n");
+        for spec in ["evil", "evilg", "0:huge", "app"] {
+            let e = resolve_user_in(spec, &passwd, &group).unwrap_err();
+            assert!(e.contains(ID_RANGE), "{spec}: {e}");
+        }
+        // Not listed: the others still resolve.
+        assert_eq!(
+            resolve_user_in("nobody", &passwd, &group).unwrap().uid,
+            65534
+        );
+        assert_eq!(numeric_id("007"), Some(Ok(7)));
+        assert_eq!(numeric_id("app"), None);
+        assert_eq!(numeric_id("4294967295"), Some(Err(())));
+    }
+
+    #[test]
+    fn supplementary_groups_stop_at_ngroups_max() {
+        let mut group = String::from(GROUP);
+        for g in 0..MAX_GROUPS - 2 {
+            group.push_str(&format!("g{g}:x:{}:app\n", 100_000 + g));
+        }
+        // The primary group, wheel and these: exactly the limit.
+        let u = resolve_user_in("app", PASSWD, &group).unwrap();
+        assert_eq!(u.groups.len(), MAX_GROUPS);
+        assert_eq!(&u.groups[..2], &[1000, 10]);
+        group.push_str("one:x:99:app\n");
+        let e = resolve_user_in("app", PASSWD, &group).unwrap_err();
+        assert!(
+            e.contains("supplementary groups") && e.contains("65536"),
+            "{e}"
+        );
+        // Listed twice, taken once.
+        let twice = format!("{GROUP}again:x:10:app\n");
+        assert_eq!(
+            resolve_user_in("app", PASSWD, &twice).unwrap().groups,
+            vec![1000, 10]
+        );
+    }
+
+    #[test]
+    fn user_files_are_read_inside_the_root_regular_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let root_path = dir.path().join("root");
+        std::fs::create_dir_all(root_path.join("etc")).unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "app:x:0:0::/:/bin/sh\n").unwrap();
+        let root = nix::fcntl::open(
+            &root_path,
+            OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        // None: numbers still resolve.
+        assert_eq!(resolve_user(&root, "42").unwrap().uid, 42);
+        // A symlink out of the root stays in it.
+        std::os::unix::fs::symlink("../../outside", root_path.join("etc/passwd")).unwrap();
+        assert!(resolve_user(&root, "app").is_err());
+        std::fs::remove_file(root_path.join("etc/passwd")).unwrap();
+        // Through a descriptor: refused.
+        let held = std::fs::File::open(dir.path()).unwrap();
+        std::os::unix::fs::symlink(
+            format!("/proc/self/fd/{}/outside", held.as_raw_fd()),
+            root_path.join("etc/passwd"),
+        )
+        .unwrap();
+        // (Absolute targets resolve inside the root, which has no /proc.)
+        let e = resolve_user(&root, "app").unwrap_err();
+        assert!(e.contains("unable to find user app"), "{e}");
+        std::fs::remove_file(root_path.join("etc/passwd")).unwrap();
+        // Through a magic link, as in a container with /proc: refused.
+        let slash = open_root().unwrap();
+        let e = read_user_file(
+            &slash,
+            &format!("/proc/self/fd/{}/outside", held.as_raw_fd()),
+        )
+        .unwrap_err();
+        assert!(e.contains("descriptor"), "{e}");
+        // Not a regular file.
+        nix::unistd::mkfifo(
+            &root_path.join("etc/passwd"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let e = resolve_user(&root, "0").unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        std::fs::remove_file(root_path.join("etc/passwd")).unwrap();
+        // At the bound, and past it.
+        let mut passwd = String::from(PASSWD);
+        passwd.push_str(&"#".repeat(MAX_USER_FILE as usize - PASSWD.len()));
+        std::fs::write(root_path.join("etc/passwd"), &passwd).unwrap();
+        assert_eq!(resolve_user(&root, "app").unwrap().uid, 1000);
+        passwd.push('#');
+        std::fs::write(root_path.join("etc/passwd"), &passwd).unwrap();
+        let e = resolve_user(&root, "app").unwrap_err();
+        assert!(e.contains("/etc/passwd") && e.contains("4 MiB"), "{e}");
+        drop(held);
+    }
+
+    #[test]
+    fn the_working_directory_is_resolved_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root_path = dir.path().join("root");
+        std::fs::create_dir_all(root_path.join("tmp")).unwrap();
+        let root = nix::fcntl::open(
+            &root_path,
+            OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/tmp", root_path.join("t")).unwrap();
+        std::os::unix::fs::symlink("../../../tmp", root_path.join("up")).unwrap();
+        let held = std::fs::File::open(dir.path()).unwrap();
+        let magic = format!("/proc/self/fd/{}", held.as_raw_fd());
+        let resolved =
+            |fd: OwnedFd| std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert_eq!(
+            resolved(open_cwd(&root, "/t", false).unwrap()),
+            root_path.join("tmp")
+        );
+        // `..` and absolute links stop at the root: created inside it.
+        assert_eq!(
+            resolved(open_cwd(&root, "/up/x", true).unwrap()),
+            root_path.join("tmp/x")
+        );
+        let e = open_cwd(&root, "/nonexistent", false).unwrap_err();
+        assert!(e.contains("no such file or directory"), "{e}");
+        // In a root with /proc (the host's, here): a descriptor's magic
+        // link is no way out, whether given or reached through a symlink.
+        let slash = open_root().unwrap();
+        let via_dev = format!("/dev/fd/{}", held.as_raw_fd());
+        for p in [
+            magic.as_str(),
+            &format!("{magic}/outside"),
+            &via_dev,
+            "/proc/self/cwd",
+        ] {
+            for create in [false, true] {
+                let e = open_cwd(&slash, p, create).unwrap_err();
+                assert!(e.contains("descriptor"), "{p}: {e}");
+            }
+        }
+        drop(held);
     }
 }

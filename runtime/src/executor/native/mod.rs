@@ -329,6 +329,7 @@ impl NativeExecutor {
             init: native.init,
             console_size: native.console_size,
             premounted: false,
+            nofile: container_nofile(),
         };
         for d in [&cfg.upper, &cfg.work, &launch.rootfs] {
             std::fs::create_dir_all(d).ctx(format!("creating {}", d.display()))?;
@@ -901,6 +902,126 @@ fn native_of(launch: &Launch) -> Result<&super::NativeLaunch> {
         .native
         .as_ref()
         .ok_or_else(|| Error::internal("a native container without its layers"))
+}
+
+// Descriptors and their limit. A process berth starts in a container must
+// get its stdio and nothing else: a descriptor of the host (a directory
+// berthd inherited, say) is a way out of the container through
+// /proc/self/fd (CVE-2024-21626's class). Every process on the way
+// (berthd, the shim, the exec helper, an external runtime) marks or closes
+// what it does not hand on.
+
+/// Marks every descriptor from `first` on close-on-exec: `close_range`
+/// (Linux 5.11), else one `fcntl` per possible descriptor. Allocates
+/// nothing, so a child may call it between `fork` and `execve`.
+pub fn cloexec_from(first: u32) -> std::io::Result<()> {
+    // SAFETY: close_range with the CLOEXEC flag only marks descriptors.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    for fd in first..fd_ceiling() {
+        // SAFETY: setting a descriptor flag; EBADF for those not open.
+        unsafe { libc::fcntl(fd as i32, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Closes every descriptor from `first` on: `close_range` (Linux 5.9),
+/// else one `close` per possible descriptor. Only for a process that
+/// owns every descriptor it has (a shim or helper at its start, a child
+/// before it executes). Allocates nothing.
+pub fn close_from(first: u32) {
+    // SAFETY: closing this process's own descriptors in a range.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    if r == 0 {
+        return;
+    }
+    for fd in first..fd_ceiling() {
+        // SAFETY: as above; EBADF for those not open.
+        unsafe { libc::close(fd as i32) };
+    }
+}
+
+/// One past the highest descriptor this process can have open (its soft
+/// `RLIMIT_NOFILE`, capped at 2^20).
+fn fd_ceiling() -> u32 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit into a valid struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1 << 20;
+    }
+    lim.rlim_cur.min(1 << 20) as u32
+}
+
+/// This process's open descriptors.
+fn open_fds() -> std::io::Result<Vec<i32>> {
+    Ok(std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
+/// For berthd's first moment: marks every descriptor it inherited (3 and
+/// up) close-on-exec, so that none reaches a shim, an exec helper, an
+/// external runtime or a container, whatever started berthd left open.
+/// Returns the descriptors it found, for the log.
+pub fn cloexec_inherited() -> std::io::Result<Vec<i32>> {
+    let mut fds: Vec<i32> = open_fds()?.into_iter().filter(|fd| *fd >= 3).collect();
+    cloexec_from(3)?;
+    // The listing's own descriptor was among them, and is closed.
+    fds.retain(|fd| {
+        // SAFETY: F_GETFD only reads a descriptor's flags.
+        unsafe { libc::fcntl(*fd, libc::F_GETFD) >= 0 }
+    });
+    Ok(fds)
+}
+
+/// `RLIMIT_NOFILE` (soft, hard) as berthd found it, if it raised it: what
+/// containers get (see [`raise_nofile_limit`]).
+static ORIGINAL_NOFILE: std::sync::OnceLock<[u64; 2]> = std::sync::OnceLock::new();
+
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit, as Go
+/// programs (dockerd, containerd) do at start, and returns the limits
+/// (soft, hard) before and after. What berthd starts for containers (the
+/// shim's container process, exec'd processes, an external runtime) gets
+/// the limits from before, as Go restores them for its children: a
+/// container's limits do not depend on berthd's own needs.
+pub fn raise_nofile_limit() -> std::io::Result<([u64; 2], [u64; 2])> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft >= hard {
+        return Ok(([soft, hard], [soft, hard]));
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    let _ = ORIGINAL_NOFILE.set([soft, hard]);
+    Ok(([soft, hard], [hard, hard]))
+}
+
+/// The `RLIMIT_NOFILE` containers get, when it is not this process's (see
+/// [`raise_nofile_limit`]).
+pub fn container_nofile() -> Option<[u64; 2]> {
+    ORIGINAL_NOFILE.get().copied()
+}
+
+/// Sets this process's `RLIMIT_NOFILE` to `limits` (soft, hard), if given.
+pub(crate) fn set_nofile(limits: Option<[u64; 2]>) -> std::io::Result<()> {
+    match limits {
+        Some([soft, hard]) => {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, soft, hard)
+                .map_err(std::io::Error::from)
+        }
+        None => Ok(()),
+    }
 }
 
 /// Where berthd looks for `berth-shim`: `BERTH_SHIM`, else next to its own

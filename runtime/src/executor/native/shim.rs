@@ -71,6 +71,11 @@ pub struct ShimConfig {
     /// shim; a standby gets it with its job).
     #[serde(default)]
     pub premounted: bool,
+    /// `RLIMIT_NOFILE` (soft, hard) for the container: the limits berthd
+    /// started with (see `super::container_nofile`); `None` keeps the
+    /// shim's.
+    #[serde(default)]
+    pub nofile: Option<[u64; 2]>,
 }
 
 /// What berthd hands a standby shim with a container (after the job's
@@ -185,10 +190,13 @@ pub fn main() -> ! {
         }
     };
     // SAFETY: fds 3 and 4 are the report pipe and the daemon socket that
-    // berthd set up for this process. Neither may leak into the container.
-    for fd in [3, 4] {
+    // berthd set up for this process, 6 perhaps the overlay. None may leak
+    // into the container; nothing else berthd had open may reach this
+    // process's children (an external runtime) either.
+    for fd in [3, 4, 6] {
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
+    super::close_from(7);
     let report = unsafe { std::fs::File::from_raw_fd(3) };
     let daemon = unsafe { std::os::unix::net::UnixStream::from_raw_fd(4) };
     let code = match Shim::start(&bundle, report, daemon, None, None, None) {
@@ -392,6 +400,9 @@ pub fn standby_main(parent: &str) -> ! {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
     }
+    // Only the job socket is berthd's to give; nothing else it had open
+    // may stay here.
+    super::close_from(4);
     // SAFETY: fd 3 is the job socket berthd gave this process.
     let jobs = unsafe { OwnedFd::from_raw_fd(3) };
     let mgr = match CgroupManager::detect().and_then(|m| m.with_parent(parent)) {
@@ -531,6 +542,13 @@ impl Shim {
                     libc::fcntl(6, libc::F_SETFD, libc::FD_CLOEXEC);
                     OwnedFd::from_raw_fd(6)
                 }),
+                None if standby.is_none() => {
+                    // Nothing of berthd's is there: whatever fd 6 is, it
+                    // is not for this shim to keep.
+                    // SAFETY: closing a descriptor this process never used.
+                    unsafe { libc::close(6) };
+                    None
+                }
                 p => p,
             };
             trace("config read");
@@ -552,6 +570,10 @@ impl Shim {
                     .map_err(|e| e.to_string())
                     .map_err(e1("mounting the container's root filesystem"))?;
                 mounted = true;
+                prepare_external(bundle, &rootfs)?;
+                // The runtime, and the container after it, inherit these.
+                super::set_nofile(cfg.nofile)
+                    .map_err(|e| (format!("setting RLIMIT_NOFILE: {e}"), 1))?;
                 let supervision = Supervision::prepare(bundle);
                 let spawned = supervision
                     .and_then(|s| Ok((s, start_external(runtime, bundle, &cfg.id, child_stdio)?)));
@@ -1428,14 +1450,66 @@ fn init_config(
         privileged: linux
             .and_then(|l| l.masked_paths().as_ref())
             .is_none_or(|m| m.is_empty()),
+        nofile: cfg.nofile,
     })
+}
+
+/// What berth's own runtime does inside the container before it executes
+/// the command, done for an external runtime on its `config.json`, with
+/// the container's root mounted at `rootfs`: the user (which Docker names
+/// and `config.json` only takes as numbers) resolved in the container's
+/// own files, within berth's bounds; and the working directory resolved
+/// inside the root (a missing one made, as Docker does), so that no path
+/// through a magic link such as /proc/self/fd/N reaches the runtime.
+fn prepare_external(bundle: &Path, rootfs: &Path) -> Result<(), (String, i32)> {
+    let err = |m: String| (m, 1);
+    let path = bundle.join(SPEC_FILE);
+    let mut spec: oci_spec::runtime::Spec =
+        read_json(&path).map_err(|e| err(format!("reading config.json: {e}")))?;
+    let root = nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| err(format!("opening the root filesystem: {e}")))?;
+    let user = init::resolve_user(&root, &container_user(&spec)).map_err(err)?;
+    let mut process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| err("config.json has no process".into()))?;
+    let cwd = process.cwd().to_string_lossy().into_owned();
+    init::open_cwd(&root, &cwd, true).map_err(err)?;
+    process.set_user(
+        oci_spec::runtime::UserBuilder::default()
+            .uid(user.uid)
+            .gid(user.gid)
+            .additional_gids(user.groups.clone())
+            .build()
+            .map_err(|e| err(format!("the container's user: {e}")))?,
+    );
+    let mut env = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|v| v.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+        process.set_env(Some(env));
+    }
+    spec.set_process(Some(process));
+    let json =
+        serde_json::to_vec_pretty(&spec).map_err(|e| err(format!("encoding config.json: {e}")))?;
+    std::fs::write(&path, json).map_err(|e| err(format!("writing config.json: {e}")))
 }
 
 /// `RUNTIME --root BUNDLE/runtime --log=BUNDLE/runtime.log ...`, with
 /// its stdio on /dev/null: runc and crun take the same global options. The
 /// log (JSON lines) is where a failed `create` or `start` says why.
 fn runtime_command(runtime: &Path, bundle: &Path) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(runtime);
+    // The runtime gets its stdio and nothing else of the shim's.
+    // SAFETY: system calls only (no allocation) between fork and exec,
+    // after the stdio is in place.
+    unsafe {
+        cmd.pre_exec(|| super::cloexec_from(3));
+    }
     cmd.arg("--root")
         .arg(bundle.join("runtime"))
         .arg(format!("--log={}", bundle.join(RUNTIME_LOG).display()))
