@@ -322,6 +322,88 @@ fn pause_suspends_a_wasm_guest() {
     assert_eq!(dok(&d, &["wait", "nap2"]).trim(), "137");
 }
 
+// ----- rm of a restarting container ----------------------------------------
+
+/// Runs a container that exits at once under `--restart always`, waits
+/// until it sits in "restarting" with a backoff of 1.6 s or more, and
+/// checks Docker's rules: `rm` without force (docker CLI, berth CLI, raw
+/// HTTP) and prune leave it alone with a 409; `rm -f` removes it and its
+/// pending restart never brings it back, not even after a daemon restart.
+fn remove_a_restarting_container(d: &mut Daemon, name: &str, run: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name, "--restart", "always"];
+    args.extend_from_slice(run);
+    let id = dok(d, &args).trim().to_string();
+    let t0 = format!("{:.3}", now_unix());
+    // The backoff doubles from 100 ms per restart: after the fourth, the
+    // container waits 1.6 s or more in "restarting".
+    let mut restarts = 0;
+    d.eventually("a restarting container with a long backoff", || {
+        let st = d.inspect(name);
+        restarts = st["RestartCount"].as_i64().unwrap_or(0);
+        st["State"]["Status"] == "restarting" && st["State"]["Restarting"] == true && restarts >= 4
+    });
+    let err = derr(d, &["rm", name]);
+    assert!(
+        err.contains(&format!("You cannot remove a restarting container {id}")),
+        "{err}"
+    );
+    assert!(err.contains("force remove"), "{err}");
+    let r = d.http("DELETE", &format!("/v1.47/containers/{name}"), None);
+    assert_eq!(r.status, 409, "{}", r.text());
+    let out = d.berth(&["rm", name]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("restarting"), "{}", stderr(&out));
+    // Prune skips it too.
+    dok(d, &["container", "prune", "-f"]);
+    assert_eq!(d.inspect(name)["Id"], id.as_str(), "removed without force");
+
+    restarts = d.inspect(name)["RestartCount"].as_i64().unwrap();
+    assert_eq!(dok(d, &["rm", "-f", name]).trim(), name);
+    assert!(derr(d, &["inspect", name]).contains("No such"));
+    // Past the pending restart's backoff: still gone, no start after the
+    // destroy.
+    let backoff = Duration::from_millis(100 * (1 << restarts.min(9))).min(Duration::from_secs(60));
+    std::thread::sleep(backoff + Duration::from_millis(500));
+    let r = d.http("GET", &format!("/v1.47/containers/{id}/json"), None);
+    assert_eq!(r.status, 404, "it came back: {}", r.text());
+    let until = format!("{:.3}", now_unix());
+    let out = dok(
+        d,
+        &[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &until,
+            "--filter",
+            &format!("container={id}"),
+            "--format",
+            "{{json .}}",
+        ],
+    );
+    let acts = actions(&json_lines(&out));
+    let destroyed = acts.iter().position(|a| a == "destroy");
+    assert!(destroyed.is_some(), "{acts:?}");
+    assert!(
+        !acts[destroyed.unwrap()..].iter().any(|a| a == "start"),
+        "started after its removal: {acts:?}"
+    );
+    d.restart();
+    assert!(derr(d, &["inspect", name]).contains("No such"));
+    assert!(!dok(d, &["ps", "-aq", "--no-trunc"]).contains(&id));
+}
+
+#[test]
+fn a_restarting_container_is_removed_only_with_force() {
+    let Some(mut d) = daemon() else { return };
+    d.import("exit7.wasm", "exit7");
+    remove_a_restarting_container(&mut d, "wcrash", &["exit7"]);
+    if native_ok() {
+        d.busybox();
+        remove_a_restarting_container(&mut d, "ncrash", &["busybox", "false"]);
+    }
+}
+
 // ----- top ---------------------------------------------------------------
 
 #[test]

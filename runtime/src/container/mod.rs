@@ -1511,21 +1511,28 @@ impl Containers {
     pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
         let c = self.get(name)?;
         let _op = c.ops.lock().await;
-        let running = c.is_running();
-        if running && !force {
-            let paused = c.inner.lock().unwrap().record.state.status == Status::Paused;
-            return Err(Error::conflict(if paused {
-                format!(
-                    "You cannot remove a paused container {}. Unpause and then stop the container before attempting removal or force remove",
-                    c.id
-                )
+        // A restarting container is between a crash and its next start: it
+        // counts as running, as in Docker, and a forced removal ends its
+        // restart loop (`manually_stopped` below, then `removed`, which the
+        // pending restart checks under the `ops` lock held here).
+        let status = c.inner.lock().unwrap().record.state.status;
+        if matches!(
+            status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) && !force
+        {
+            let procedure = if status == Status::Paused {
+                "Unpause and then stop the container before attempting removal or force remove"
             } else {
-                format!(
-                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                    c.id
-                )
-            }));
+                "Stop the container before attempting removal or force remove"
+            };
+            return Err(Error::conflict(format!(
+                "You cannot remove a {} container {}. {procedure}",
+                status.as_str(),
+                c.id
+            )));
         }
+        let running = c.is_running();
         if running {
             self.unpause_if_paused(&c).await?;
             let (control, exits) = {
