@@ -991,6 +991,122 @@ fn image_prune_removes_unused_images() {
     assert_eq!(json_lines(&out).len(), 4, "{out}");
 }
 
+// ----- image list filters ----------------------------------------------------
+
+/// A query value, percent-encoded.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /images/json?filters=` with this filter JSON.
+fn image_list(d: &Daemon, filters: &str) -> crate::harness::HttpResponse {
+    d.http(
+        "GET",
+        &format!("/v1.47/images/json?filters={}", enc(filters)),
+        None,
+    )
+}
+
+fn names(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn image_list_reference_filter_matches_like_docker() {
+    let Some(d) = daemon() else { return };
+    let Some(reg) = crate::registry::DistRegistry::start(false) else {
+        return;
+    };
+    d.import("hello.wasm", "hello");
+    d.import("sleep.wasm", "wsleep:v1");
+    let app = format!("{}/app", reg.host());
+    dok(&d, &["tag", "hello", &app]);
+    dok(&d, &["tag", "hello", &format!("{app}:v2")]);
+    dok(&d, &["push", &format!("{app}:v2")]);
+    let fmt = ["--format", "{{.Repository}}:{{.Tag}}"];
+    let images = |args: &[&str]| {
+        let mut a = vec!["images"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&fmt);
+        names(&dok(&d, &a))
+    };
+    let both = vec![format!("{app}:latest"), format!("{app}:v2")];
+
+    // A name with a registry port, without a tag: every tag of it (the
+    // old filter matched nothing), and only those names of the image.
+    assert_eq!(images(&[&app]), both);
+    assert_eq!(images(&["--filter", &format!("reference={app}")]), both);
+    assert_eq!(images(&[&format!("{app}:v2")]), [format!("{app}:v2")]);
+    assert_eq!(images(&[&format!("{app}:v3")]), Vec::<String>::new());
+    // Globs: * and ? stop at /, classes, on name or name:tag.
+    let port_glob = "127.0.0.1:*/app";
+    assert_eq!(images(&[port_glob]), both);
+    assert_eq!(images(&["*/app"]), both);
+    assert_eq!(images(&["*"]), ["hello:latest", "wsleep:v1"]);
+    assert_eq!(images(&["hel?o"]), ["hello:latest"]);
+    assert_eq!(images(&["wsleep:v[0-9]"]), ["wsleep:v1"]);
+    assert_eq!(
+        images(&[
+            "--filter",
+            "reference=hello",
+            "--filter",
+            "reference=wsleep"
+        ]),
+        ["hello:latest", "wsleep:v1"]
+    );
+    // A digest: the image is listed under that repo digest only.
+    let r = image_list(&d, &format!(r#"{{"reference":["{app}@sha256:*"]}}"#));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["RepoTags"], serde_json::json!([]), "{list:?}");
+    let digest = list[0]["RepoDigests"][0].as_str().unwrap().to_string();
+    assert!(digest.starts_with(&format!("{app}@sha256:")), "{digest}");
+    let r = image_list(&d, &format!(r#"{{"reference":{{"{digest}":true}}}}"#));
+    assert_eq!(r.json().as_array().unwrap().len(), 1, "{}", r.text());
+    // A malformed pattern is a bad request, not an empty list.
+    let r = image_list(&d, r#"{"reference":["app["]}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(derr(&d, &["images", "app["]).contains("invalid reference filter"));
+
+    // Dangling, before/since name an image that must exist, label.
+    d.import("exit7.wasm", "wsleep:v1");
+    let dangling = dok(&d, &["images", "-q", "--filter", "dangling=true"]);
+    assert_eq!(dangling.lines().count(), 1, "{dangling}");
+    let tagged = images(&["--filter", "dangling=false"]);
+    assert!(!tagged.iter().any(|t| t.contains("<none>")), "{tagged:?}");
+    let r = image_list(&d, r#"{"dangling":["maybe"]}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = image_list(&d, r#"{"since":["no-such-image"]}"#);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(images(&["--filter", "label=nope"]), Vec::<String>::new());
+
+    // The berth CLI.
+    for pattern in [app.as_str(), port_glob] {
+        let out = d.ok(&["images", pattern]);
+        let rows: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{out}");
+        assert!(rows.iter().all(|r| r.starts_with(&app)), "{out}");
+    }
+    let out = d.berth(&["images", "app["]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid reference filter"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 // ----- system df ---------------------------------------------------------
 
 #[test]

@@ -59,108 +59,17 @@ struct ListQuery {
     filters: String,
 }
 
-/// `filters` of `GET /images/json`: `reference`, `dangling`, `label`.
-fn image_filter(
-    json: &str,
-) -> ApiResult<impl Fn(&[String], &berth_api_types::image::Summary) -> bool> {
-    let mut reference: Vec<String> = Vec::new();
-    let mut dangling: Option<bool> = None;
-    let mut label: Vec<String> = Vec::new();
-    if !json.is_empty() {
-        let v: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| ApiError::bad_request("invalid filters: expected a JSON object"))?;
-        for (k, vals) in obj {
-            let vals: Vec<String> = match vals {
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect(),
-                serde_json::Value::Object(o) => o.keys().cloned().collect(),
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid filter values for '{k}'"
-                    )));
-                }
-            };
-            match k.as_str() {
-                "reference" => reference = vals,
-                "label" => label = vals,
-                "dangling" => {
-                    dangling = Some(match vals.first().map(String::as_str) {
-                        Some("true") | Some("1") => true,
-                        Some("false") | Some("0") => false,
-                        other => {
-                            return Err(ApiError::bad_request(format!(
-                                "invalid filter 'dangling={}'",
-                                other.unwrap_or("")
-                            )));
-                        }
-                    })
-                }
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid filter '{other}': berth filters images by reference, dangling and label"
-                    )));
-                }
-            }
-        }
-    }
-    Ok(
-        move |tags: &[String], s: &berth_api_types::image::Summary| {
-            if let Some(d) = dangling
-                && d != tags.is_empty()
-            {
-                return false;
-            }
-            if !reference.is_empty()
-                && !tags
-                    .iter()
-                    .any(|t| reference.iter().any(|pat| glob_ref(pat, t)))
-            {
-                return false;
-            }
-            label.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => s.labels.get(k).map(String::as_str) == Some(v),
-                None => s.labels.contains_key(l),
-            })
-        },
-    )
-}
-
-/// Docker's reference filter: a pattern with `*` wildcards matched against
-/// `name:tag`, or against the name alone when the pattern has no tag.
-fn glob_ref(pattern: &str, tag: &str) -> bool {
-    let target = if pattern.contains(':') {
-        tag
-    } else {
-        tag.rsplit_once(':').map(|x| x.0).unwrap_or(tag)
-    };
-    glob(pattern.as_bytes(), target.as_bytes())
-}
-
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
-    }
-}
-
 async fn list(State(engine): State<AppState>, Q(q): Q<ListQuery>) -> ApiResult<Response> {
-    let keep = image_filter(&q.filters)?;
+    // berth keeps no intermediate images and always knows the digests.
     let _ = (q.all, q.digests);
+    let filters = berth_runtime::image::filter::ListFilters::parse(&q.filters)?;
     let images = engine.images();
     let mut out = Vec::new();
-    for (record, tags) in images.list() {
-        let users = engine.containers().users_of(&record.id).len() as i64;
-        let summary = images.summary(&record, tags.clone(), users);
-        if keep(&tags, &summary) {
-            out.push(summary);
-        }
+    for listed in images.list_filtered(&filters)? {
+        let users = engine.containers().users_of(&listed.record.id).len() as i64;
+        let mut summary = images.summary(&listed.record, listed.tags, users);
+        summary.repo_digests = listed.digests;
+        out.push(summary);
     }
     Ok(axum::Json(out).into_response())
 }
@@ -632,10 +541,9 @@ async fn wasm_import(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn reference_globs() {
+        use berth_runtime::image::filter::familiar_match as glob_ref;
         assert!(glob_ref("hello", "hello:latest"));
         assert!(glob_ref("hel*", "hello:latest"));
         assert!(glob_ref("hello:lat*", "hello:latest"));

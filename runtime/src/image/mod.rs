@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod filter;
 pub mod import;
 pub mod kind;
 pub mod layers;
