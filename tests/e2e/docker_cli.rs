@@ -1107,6 +1107,107 @@ fn image_list_reference_filter_matches_like_docker() {
     );
 }
 
+// ----- what Docker clients trip over (issue 13, item 17) -------------------
+
+#[test]
+fn config_volumes_exist_in_native_containers_and_stay_inside() {
+    let Some(d) = native_daemon() else { return };
+    // From the request (-v /path makes Config.Volumes) and from the image.
+    let out = dok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "/data/sub",
+            "busybox",
+            "sh",
+            "-c",
+            "test -d /data/sub && echo ok",
+        ],
+    );
+    assert_eq!(out, "ok\n");
+    dok(&d, &["create", "--name", "base", "busybox", "true"]);
+    dok(
+        &d,
+        &["commit", "--change", "VOLUME /vol/a", "base", "withvol"],
+    );
+    let out = dok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "withvol",
+            "sh",
+            "-c",
+            "test -d /vol/a && echo ok",
+        ],
+    );
+    assert_eq!(out, "ok\n");
+
+    // A symlink in the image that points at a host path is followed inside
+    // the container's root, never on the host.
+    let host_dir = tempfile::Builder::new()
+        .prefix("berth-volume-escape-")
+        .tempdir()
+        .unwrap();
+    let target = host_dir.path().display().to_string();
+    dok(
+        &d,
+        &[
+            "run", "--name", "linker", "busybox", "ln", "-s", &target, "/evil",
+        ],
+    );
+    dok(
+        &d,
+        &["commit", "--change", "VOLUME /evil/x", "linker", "evil"],
+    );
+    let out = dok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "evil",
+            "sh",
+            "-c",
+            &format!("test -d {target}/x && echo inside"),
+        ],
+    );
+    assert_eq!(out, "inside\n");
+    assert!(
+        !host_dir.path().join("x").exists(),
+        "a volume directory was made on the host through a symlink"
+    );
+
+    // A file in the way is refused at create, as in Docker; nothing is left.
+    dok(&d, &["run", "--name", "filer", "busybox", "touch", "/file"]);
+    dok(
+        &d,
+        &["commit", "--change", "VOLUME /file", "filer", "fileimg"],
+    );
+    let before = dok(&d, &["ps", "-aq"]);
+    let err = derr(&d, &["create", "fileimg"]);
+    assert!(
+        err.contains("cannot mount volume over existing file"),
+        "{err}"
+    );
+    assert_eq!(dok(&d, &["ps", "-aq"]), before);
+    // Hostile paths: / itself, a NUL byte.
+    for bad in [r#"{"/":{}}"#, r#"{"/a\u0000b":{}}"#] {
+        let body = format!(r#"{{"Image":"busybox","Cmd":["true"],"Volumes":{bad}}}"#);
+        let r = d.http(
+            "POST",
+            "/v1.47/containers/create",
+            Some(("application/json", body.as_bytes())),
+        );
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+
+    // A Wasm container takes the request (its volumes wait for preopens).
+    d.import("hello.wasm", "hello");
+    assert!(dok(&d, &["run", "--rm", "-v", "/data", "hello"]).starts_with("Hello"));
+}
+
 // ----- system df ---------------------------------------------------------
 
 #[test]

@@ -915,6 +915,7 @@ impl Containers {
         let executor = self.executor(kind)?.clone();
         let config = spec::merge(&request, &handle.config.container_config());
         let warnings = spec::check_supported(kind, &config, &request.host_config)?;
+        fs::volume_paths(&config)?;
 
         let module = match (&image.kind, kind) {
             (ImageKind::Wasm { form, .. }, ExecutorKind::Wasm) => {
@@ -1116,6 +1117,20 @@ impl Containers {
         let c = Self::container(&self.dir, record.clone())?;
         let launch = self.launch(&c, &record)?;
         executor.prepare(&launch).await?;
+        // `Config.Volumes` paths exist in a native container (a Wasm
+        // container's would be WASI preopens, which wait for volumes).
+        if let Some(n) = &record.native {
+            let paths = fs::volume_paths(&record.config)?;
+            if !paths.is_empty() {
+                let lowers = self.native.layers.lowers(&n.layers)?;
+                let (dir, cdir, id) = (self.dir.clone(), c.dir.clone(), id.to_string());
+                tokio::task::spawn_blocking(move || {
+                    fs::make_volume_dirs(&dir, &id, &lowers, &cdir, &paths)
+                })
+                .await
+                .ctx("making the volume directories")??;
+            }
+        }
         // Committed at once, fsynced by the flusher a moment later (group
         // commit): an fsync here would be most of a Wasm container's
         // create-to-exit time.
