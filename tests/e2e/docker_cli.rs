@@ -1208,6 +1208,56 @@ fn config_volumes_exist_in_native_containers_and_stay_inside() {
     assert!(dok(&d, &["run", "--rm", "-v", "/data", "hello"]).starts_with("Hello"));
 }
 
+#[test]
+fn failed_load_streams_the_error_in_a_200() {
+    let Some(d) = daemon() else { return };
+    let r = d.http(
+        "POST",
+        "/v1.47/images/load",
+        Some(("application/x-tar", b"not a tarball")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let last = json_lines(&r.text()).pop().unwrap();
+    let msg = last["errorDetail"]["message"].as_str().unwrap().to_string();
+    assert!(!msg.is_empty());
+    assert_eq!(last["error"], msg.as_str());
+    // The docker CLI prints it and fails; so does berth's.
+    let junk = d.dir.path().join("junk.tar");
+    std::fs::write(&junk, b"this is not a tarball at all").unwrap();
+    let err = derr(&d, &["load", "-i", junk.to_str().unwrap()]);
+    assert!(err.contains(&msg[..msg.len().min(30)]), "{err} / {msg}");
+    let out = d.berth(&["load", "-i", junk.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&msg[..msg.len().min(30)]),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(dok(&d, &["images", "-q"]), "");
+
+    // A good archive, with quiet either way.
+    d.import("hello.wasm", "hello");
+    let tar = d.dir.path().join("hello.tar");
+    dok(&d, &["save", "-o", tar.to_str().unwrap(), "hello"]);
+    dok(&d, &["rmi", "hello"]);
+    let data = std::fs::read(&tar).unwrap();
+    for q in ["", "?quiet=0", "?quiet=1"] {
+        let r = d.http(
+            "POST",
+            &format!("/v1.47/images/load{q}"),
+            Some(("application/x-tar", &data)),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.text().contains("Loaded image: hello:latest"),
+            "{q}: {}",
+            r.text()
+        );
+        assert!(!r.text().contains("error"), "{q}: {}", r.text());
+    }
+}
+
 // ----- system df ---------------------------------------------------------
 
 #[test]

@@ -176,8 +176,13 @@ struct LoadQuery {
 }
 
 /// `POST /images/load`: a `docker save` or OCI layout tarball. The whole
-/// load is done before answering, so a failure is a plain error response
-/// and nothing was stored.
+/// load is done before answering. As in Docker, the answer is always a 200
+/// JSON message stream: the `Loaded image: ...` lines, then, if the load
+/// failed, the error as `{"errorDetail":{"message":...},"error":...}`
+/// (the docker CLI prints it and exits 1).
+///
+/// `quiet` (Docker's default: true) turns off Docker's per-layer progress
+/// bars; berth sends none either way, so its output is Docker's quiet one.
 async fn load(
     State(engine): State<AppState>,
     Q(q): Q<LoadQuery>,
@@ -186,24 +191,39 @@ async fn load(
     let _ = q.quiet;
     let reader = body_reader(req.into_body());
     let images = engine.images().clone();
-    let (loaded, lines) = tokio::task::spawn_blocking(move || {
+    let (result, lines) = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
-        archive::load(&images, reader, &mut |l| lines.push(l)).map(|r| (r, lines))
+        let result = archive::load(&images, reader, &mut |l| lines.push(l));
+        (result, lines)
     })
     .await
-    .map_err(|e| ApiError(Error::internal(format!("loading images: {e}"))))??;
-    for record in &loaded {
-        let tags = engine.images().tags_of(&record.id);
-        engine.events().image(
-            "load",
-            &record.id.to_string(),
-            tags.first().map(String::as_str).unwrap_or_default(),
-        );
+    .unwrap_or_else(|e| {
+        let e = Error::internal(format!("loading images: {e}"));
+        (Err(e), Vec::new())
+    });
+    let mut messages: Vec<JsonMessage> = lines
+        .into_iter()
+        .map(|l| JsonMessage::stream(format!("{l}\n")))
+        .collect();
+    match result {
+        Ok(loaded) => {
+            for record in &loaded {
+                let tags = engine.images().tags_of(&record.id);
+                engine.events().image(
+                    "load",
+                    &record.id.to_string(),
+                    tags.first().map(String::as_str).unwrap_or_default(),
+                );
+            }
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "loading images failed");
+            messages.push(JsonMessage::error(e.to_string()));
+        }
     }
     let mut body = Vec::new();
-    for l in lines {
-        serde_json::to_writer(&mut body, &JsonMessage::stream(format!("{l}\n")))
-            .expect("serializes");
+    for m in messages {
+        serde_json::to_writer(&mut body, &m).expect("serializes");
         body.push(b'\n');
     }
     Ok((
