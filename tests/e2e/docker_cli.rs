@@ -1258,6 +1258,40 @@ fn failed_load_streams_the_error_in_a_200() {
     }
 }
 
+#[test]
+fn inspect_names_the_runtime() {
+    let Some(d) = daemon() else { return };
+    d.import("hello.wasm", "hello");
+    let runtime = |n: &str| dok(&d, &["inspect", "-f", "{{.HostConfig.Runtime}}", n]);
+    dok(&d, &["create", "--name", "w1", "hello"]);
+    assert_eq!(runtime("w1"), "berth\n");
+    dok(
+        &d,
+        &["create", "--name", "w2", "--runtime", "wasmtime", "hello"],
+    );
+    assert_eq!(runtime("w2"), "wasmtime\n");
+    if native_ok() {
+        d.busybox();
+        dok(&d, &["create", "--name", "n1", "busybox", "true"]);
+        assert_eq!(runtime("n1"), "berth\n");
+        if which("runc").is_some() {
+            dok(
+                &d,
+                &[
+                    "create",
+                    "--name",
+                    "r1",
+                    "--runtime",
+                    "runc",
+                    "busybox",
+                    "true",
+                ],
+            );
+            assert_eq!(runtime("r1"), "runc\n");
+        }
+    }
+}
+
 // ----- system df ---------------------------------------------------------
 
 #[test]

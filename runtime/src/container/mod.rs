@@ -48,6 +48,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 
+/// The name of berth's built-in runtime (`--runtime berth`, Docker's
+/// "runc"): it runs native containers under berth's shim and Wasm ones in
+/// wasmtime, whichever the image calls for.
+pub const DEFAULT_RUNTIME: &str = "berth";
+
 /// Docker's container states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -1800,7 +1805,15 @@ impl Containers {
             process_label: String::new(),
             app_armor_profile: String::new(),
             exec_ids: Some(self.execs.of(&rec.id)).filter(|v| !v.is_empty()),
-            host_config: rec.host_config.clone(),
+            host_config: wire::HostConfig {
+                // The runtime that runs it, as Docker names its default
+                // ("runc"): berth's own, for native and Wasm containers.
+                runtime: Some(rec.host_config.runtime.as_str())
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or(DEFAULT_RUNTIME)
+                    .to_string(),
+                ..rec.host_config.clone()
+            },
             graph_driver: wire::GraphDriver {
                 name: "berth".into(),
                 data: [(
