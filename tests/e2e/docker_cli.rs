@@ -1292,6 +1292,36 @@ fn inspect_names_the_runtime() {
     }
 }
 
+#[test]
+fn commit_records_the_parent_image() {
+    let Some(d) = daemon() else { return };
+    d.import("hello.wasm", "hello");
+    let parent = d.http("GET", "/images/hello/json", None).json()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    dok(&d, &["create", "--name", "c1", "hello"]);
+    dok(&d, &["commit", "c1", "child:1"]);
+    assert_eq!(
+        dok(&d, &["inspect", "-f", "{{.Parent}}", "child:1"]).trim(),
+        parent
+    );
+    let list = image_list(&d, r#"{"reference":["child"]}"#).json();
+    assert_eq!(list[0]["ParentId"], parent.as_str(), "{list}");
+    // The parent's own Parent is empty; once the parent is gone, so is the
+    // child's.
+    assert_eq!(
+        dok(&d, &["inspect", "-f", "{{.Parent}}", "hello"]).trim(),
+        ""
+    );
+    dok(&d, &["rm", "c1"]);
+    dok(&d, &["rmi", "hello"]);
+    assert_eq!(
+        dok(&d, &["inspect", "-f", "{{.Parent}}", "child:1"]).trim(),
+        ""
+    );
+}
+
 // ----- system df ---------------------------------------------------------
 
 #[test]

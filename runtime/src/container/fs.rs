@@ -337,6 +337,7 @@ impl Containers {
         })
         .await
         .ctx("committing")??;
+        let record = self.images.set_parent(&record.id, &rec.image_id)?;
         tracing::info!(container = %rec.id, image = %record.id, "committed a container");
         Ok(record.id)
     }
