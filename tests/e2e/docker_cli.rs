@@ -1322,6 +1322,32 @@ fn commit_records_the_parent_image() {
     );
 }
 
+#[test]
+fn info_has_debug_and_what_docker_info_reads() {
+    let Some(d) = daemon() else { return };
+    // The harness runs berthd with BERTH_LOG=berth=debug.
+    let out = dok(&d, &["info"]);
+    assert!(out.contains(" Debug Mode: true\n"), "{out}");
+    assert!(out.contains("  File Descriptors: "), "{out}");
+    assert!(out.contains(" Live Restore Enabled: false\n"), "{out}");
+    assert!(out.contains("  Log: json-file\n"), "{out}");
+    assert!(
+        out.contains(" Insecure Registries:\n  ::1/128\n  127.0.0.0/8\n"),
+        "{out}"
+    );
+    let info = d.http("GET", "/v1.47/info", None).json();
+    assert_eq!(info["Debug"], true);
+    assert_eq!(info["IndexServerAddress"], "https://index.docker.io/v1/");
+    assert!(info["NFd"].as_i64().unwrap() > 0, "{info}");
+    assert!(info["SystemTime"].as_str().unwrap().contains('T'), "{info}");
+    let out = d.ok(&["info"]);
+    assert!(out.contains(" Debug Mode: true\n"), "{out}");
+
+    let live = Daemon::start_with_args(&["--live-restore"]);
+    let info = live.http("GET", "/v1.47/info", None).json();
+    assert_eq!(info["LiveRestoreEnabled"], true);
+}
+
 // ----- system df ---------------------------------------------------------
 
 #[test]
