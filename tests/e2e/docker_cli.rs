@@ -1348,6 +1348,42 @@ fn info_has_debug_and_what_docker_info_reads() {
     assert_eq!(info["LiveRestoreEnabled"], true);
 }
 
+#[test]
+fn unknown_log_driver_is_a_bad_request() {
+    let Some(d) = daemon() else { return };
+    d.import("hello.wasm", "hello");
+    let err = derr(&d, &["run", "--log-driver", "nosuch", "hello"]);
+    assert!(
+        err.contains("logger: no log driver named 'nosuch' is registered"),
+        "{err}"
+    );
+    let create = |log: &str| {
+        let body = format!(r#"{{"Image":"hello","HostConfig":{{"LogConfig":{log}}}}}"#);
+        d.http(
+            "POST",
+            "/v1.47/containers/create",
+            Some(("application/json", body.as_bytes())),
+        )
+    };
+    assert_eq!(create(r#"{"Type":"nosuch"}"#).status, 400);
+    assert_eq!(
+        create(r#"{"Type":"json-file","Config":{"bogus":"1"}}"#).status,
+        400
+    );
+    assert_eq!(
+        create(r#"{"Type":"json-file","Config":{"mode":"sometimes"}}"#).status,
+        400
+    );
+    // Known to Docker, not to berth: not implemented.
+    assert_eq!(create(r#"{"Type":"syslog"}"#).status, 501);
+    assert_eq!(
+        create(r#"{"Type":"json-file","Config":{"max-size":"1m"}}"#).status,
+        501
+    );
+    assert_eq!(create(r#"{"Type":"json-file"}"#).status, 201);
+    assert_eq!(dok(&d, &["ps", "-aq"]).lines().count(), 1);
+}
+
 // ----- system df ---------------------------------------------------------
 
 #[test]

@@ -17,6 +17,7 @@
 pub mod events;
 pub mod exec;
 pub mod fs;
+pub mod logdriver;
 pub mod logs;
 pub mod manage;
 pub mod names;
