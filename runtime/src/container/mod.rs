@@ -79,6 +79,14 @@ impl Status {
             Status::Dead => "dead",
         }
     }
+
+    /// Running as Docker counts it (`State.Running`): with a process
+    /// (running, paused) or between a crash and the restart its policy
+    /// makes. Such a container is listed by `ps`, and `rm` and `rmi`
+    /// refuse it without force.
+    pub fn counts_as_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -680,7 +688,7 @@ impl Containers {
                 (inner.record.image_id == *image).then(|| {
                     (
                         c.id[..12].to_string(),
-                        matches!(inner.record.state.status, Status::Running | Status::Paused),
+                        inner.record.state.status.counts_as_running(),
                     )
                 })
             })
@@ -1537,11 +1545,7 @@ impl Containers {
         // restart loop (`manually_stopped` below, then `removed`, which the
         // pending restart checks under the `ops` lock held here).
         let status = c.inner.lock().unwrap().record.state.status;
-        if matches!(
-            status,
-            Status::Running | Status::Paused | Status::Restarting
-        ) && !force
-        {
+        if status.counts_as_running() && !force {
             let procedure = if status == Status::Paused {
                 "Unpause and then stop the container before attempting removal or force remove"
             } else {
@@ -1779,8 +1783,9 @@ impl Containers {
             args: rec.args.clone(),
             state: wire::State {
                 status: rec.state.status.as_str().into(),
-                // Docker's paused containers are running, and paused.
-                running: matches!(rec.state.status, Status::Running | Status::Paused),
+                // Docker's paused containers are running, and paused; its
+                // restarting ones are running, and restarting.
+                running: rec.state.status.counts_as_running(),
                 paused: rec.state.status == Status::Paused,
                 restarting: rec.state.status == Status::Restarting,
                 oom_killed: rec.state.oom_killed,
@@ -1846,7 +1851,7 @@ impl Containers {
         let now = chrono::Utc::now();
         let mut out = Vec::new();
         for rec in recs {
-            let running = matches!(rec.state.status, Status::Running | Status::Paused);
+            let running = rec.state.status.counts_as_running();
             if !all && !running && filters.status.is_empty() {
                 continue;
             }
