@@ -433,6 +433,9 @@ impl Engine {
                 running: self.wasm.running(),
                 compiled_cache_dir: self.wasm.cache_dir().display().to_string(),
             },
+            live_restore_enabled: self.live_restore,
+            // Debug, descriptors, tasks, time, registries: the API fills them.
+            ..Default::default()
         }
     }
 }

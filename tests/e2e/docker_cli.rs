@@ -322,6 +322,103 @@ fn pause_suspends_a_wasm_guest() {
     assert_eq!(dok(&d, &["wait", "nap2"]).trim(), "137");
 }
 
+// ----- rm of a restarting container ----------------------------------------
+
+/// Runs a container that exits at once under `--restart always`, waits
+/// until it sits in "restarting" with a backoff of 1.6 s or more, and
+/// checks Docker's rules: `rm` without force (docker CLI, berth CLI, raw
+/// HTTP) and prune leave it alone with a 409; `rm -f` removes it and its
+/// pending restart never brings it back, not even after a daemon restart.
+fn remove_a_restarting_container(d: &mut Daemon, name: &str, run: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name, "--restart", "always"];
+    args.extend_from_slice(run);
+    let id = dok(d, &args).trim().to_string();
+    let t0 = format!("{:.3}", now_unix());
+    // The backoff doubles from 100 ms per restart: after the fourth, the
+    // container waits 1.6 s or more in "restarting".
+    let mut restarts = 0;
+    d.eventually("a restarting container with a long backoff", || {
+        let st = d.inspect(name);
+        restarts = st["RestartCount"].as_i64().unwrap_or(0);
+        st["State"]["Status"] == "restarting" && st["State"]["Restarting"] == true && restarts >= 4
+    });
+    let err = derr(d, &["rm", name]);
+    assert!(
+        err.contains(&format!("You cannot remove a restarting container {id}")),
+        "{err}"
+    );
+    assert!(err.contains("force remove"), "{err}");
+    // Running as Docker counts it: inspect, ps without -a, rmi -f.
+    assert_eq!(d.inspect(name)["State"]["Running"], true);
+    assert!(
+        dok(d, &["ps", "--format", "{{.Names}}"])
+            .lines()
+            .any(|l| l == name)
+    );
+    let image = d.inspect(name)["Image"].as_str().unwrap().to_string();
+    let err = derr(d, &["rmi", "-f", &image]);
+    assert!(err.contains("being used by running container"), "{err}");
+    let r = d.http("DELETE", &format!("/v1.47/containers/{name}"), None);
+    assert_eq!(r.status, 409, "{}", r.text());
+    let out = d.berth(&["rm", name]);
+    assert!(!out.status.success());
+    // Restarting still, or started again by now: refused either way.
+    assert!(
+        stderr(&out).contains("You cannot remove a"),
+        "{}",
+        stderr(&out)
+    );
+    // Prune skips it too.
+    dok(d, &["container", "prune", "-f"]);
+    assert_eq!(d.inspect(name)["Id"], id.as_str(), "removed without force");
+
+    restarts = d.inspect(name)["RestartCount"].as_i64().unwrap();
+    assert_eq!(dok(d, &["rm", "-f", name]).trim(), name);
+    assert!(derr(d, &["inspect", name]).contains("No such"));
+    // Past the pending restart's backoff: still gone, no start after the
+    // destroy.
+    let backoff = Duration::from_millis(100 * (1 << restarts.min(9))).min(Duration::from_secs(60));
+    std::thread::sleep(backoff + Duration::from_millis(500));
+    let r = d.http("GET", &format!("/v1.47/containers/{id}/json"), None);
+    assert_eq!(r.status, 404, "it came back: {}", r.text());
+    let until = format!("{:.3}", now_unix());
+    let out = dok(
+        d,
+        &[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &until,
+            "--filter",
+            &format!("container={id}"),
+            "--format",
+            "{{json .}}",
+        ],
+    );
+    let acts = actions(&json_lines(&out));
+    let destroyed = acts.iter().position(|a| a == "destroy");
+    assert!(destroyed.is_some(), "{acts:?}");
+    assert!(
+        !acts[destroyed.unwrap()..].iter().any(|a| a == "start"),
+        "started after its removal: {acts:?}"
+    );
+    d.restart();
+    assert!(derr(d, &["inspect", name]).contains("No such"));
+    assert!(!dok(d, &["ps", "-aq", "--no-trunc"]).contains(&id));
+}
+
+#[test]
+fn a_restarting_container_is_removed_only_with_force() {
+    let Some(mut d) = daemon() else { return };
+    d.import("exit7.wasm", "exit7");
+    remove_a_restarting_container(&mut d, "wcrash", &["exit7"]);
+    if native_ok() {
+        d.busybox();
+        remove_a_restarting_container(&mut d, "ncrash", &["busybox", "false"]);
+    }
+}
+
 // ----- top ---------------------------------------------------------------
 
 #[test]
@@ -907,6 +1004,399 @@ fn image_prune_removes_unused_images() {
         ],
     );
     assert_eq!(json_lines(&out).len(), 4, "{out}");
+}
+
+// ----- image list filters ----------------------------------------------------
+
+/// A query value, percent-encoded.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /images/json?filters=` with this filter JSON.
+fn image_list(d: &Daemon, filters: &str) -> crate::harness::HttpResponse {
+    d.http(
+        "GET",
+        &format!("/v1.47/images/json?filters={}", enc(filters)),
+        None,
+    )
+}
+
+fn names(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn image_list_reference_filter_matches_like_docker() {
+    let Some(d) = daemon() else { return };
+    let Some(reg) = crate::registry::DistRegistry::start(false) else {
+        return;
+    };
+    d.import("hello.wasm", "hello");
+    d.import("sleep.wasm", "wsleep:v1");
+    let app = format!("{}/app", reg.host());
+    dok(&d, &["tag", "hello", &app]);
+    dok(&d, &["tag", "hello", &format!("{app}:v2")]);
+    dok(&d, &["push", &format!("{app}:v2")]);
+    let fmt = ["--format", "{{.Repository}}:{{.Tag}}"];
+    let images = |args: &[&str]| {
+        let mut a = vec!["images"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&fmt);
+        names(&dok(&d, &a))
+    };
+    let both = vec![format!("{app}:latest"), format!("{app}:v2")];
+
+    // A name with a registry port, without a tag: every tag of it (the
+    // old filter matched nothing), and only those names of the image.
+    assert_eq!(images(&[&app]), both);
+    assert_eq!(images(&["--filter", &format!("reference={app}")]), both);
+    assert_eq!(images(&[&format!("{app}:v2")]), [format!("{app}:v2")]);
+    assert_eq!(images(&[&format!("{app}:v3")]), Vec::<String>::new());
+    // Globs: * and ? stop at /, classes, on name or name:tag.
+    let port_glob = "127.0.0.1:*/app";
+    assert_eq!(images(&[port_glob]), both);
+    assert_eq!(images(&["*/app"]), both);
+    assert_eq!(images(&["*"]), ["hello:latest", "wsleep:v1"]);
+    assert_eq!(images(&["hel?o"]), ["hello:latest"]);
+    assert_eq!(images(&["wsleep:v[0-9]"]), ["wsleep:v1"]);
+    assert_eq!(
+        images(&[
+            "--filter",
+            "reference=hello",
+            "--filter",
+            "reference=wsleep"
+        ]),
+        ["hello:latest", "wsleep:v1"]
+    );
+    // A digest: the image is listed under that repo digest only.
+    let r = image_list(&d, &format!(r#"{{"reference":["{app}@sha256:*"]}}"#));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["RepoTags"], serde_json::json!([]), "{list:?}");
+    let digest = list[0]["RepoDigests"][0].as_str().unwrap().to_string();
+    assert!(digest.starts_with(&format!("{app}@sha256:")), "{digest}");
+    let r = image_list(&d, &format!(r#"{{"reference":{{"{digest}":true}}}}"#));
+    assert_eq!(r.json().as_array().unwrap().len(), 1, "{}", r.text());
+    // A malformed pattern is a bad request, not an empty list.
+    let r = image_list(&d, r#"{"reference":["app["]}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(derr(&d, &["images", "app["]).contains("invalid reference filter"));
+
+    // Dangling, before/since name an image that must exist, label.
+    d.import("exit7.wasm", "wsleep:v1");
+    let dangling = dok(&d, &["images", "-q", "--filter", "dangling=true"]);
+    assert_eq!(dangling.lines().count(), 1, "{dangling}");
+    let tagged = images(&["--filter", "dangling=false"]);
+    assert!(!tagged.iter().any(|t| t.contains("<none>")), "{tagged:?}");
+    let r = image_list(&d, r#"{"dangling":["maybe"]}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = image_list(&d, r#"{"since":["no-such-image"]}"#);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(images(&["--filter", "label=nope"]), Vec::<String>::new());
+
+    // The berth CLI.
+    for pattern in [app.as_str(), port_glob] {
+        let out = d.ok(&["images", pattern]);
+        let rows: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{out}");
+        assert!(rows.iter().all(|r| r.starts_with(&app)), "{out}");
+    }
+    let out = d.berth(&["images", "app["]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid reference filter"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// ----- what Docker clients trip over (issue 13, item 17) -------------------
+
+#[test]
+fn config_volumes_exist_in_native_containers_and_stay_inside() {
+    let Some(d) = native_daemon() else { return };
+    // From the request (-v /path makes Config.Volumes) and from the image.
+    let out = dok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "/data/sub",
+            "busybox",
+            "sh",
+            "-c",
+            "test -d /data/sub && echo ok",
+        ],
+    );
+    assert_eq!(out, "ok\n");
+    dok(&d, &["create", "--name", "base", "busybox", "true"]);
+    dok(
+        &d,
+        &["commit", "--change", "VOLUME /vol/a", "base", "withvol"],
+    );
+    let out = dok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "withvol",
+            "sh",
+            "-c",
+            "test -d /vol/a && echo ok",
+        ],
+    );
+    assert_eq!(out, "ok\n");
+
+    // A symlink in the image that points at a host path is followed inside
+    // the container's root, never on the host.
+    let host_dir = tempfile::Builder::new()
+        .prefix("berth-volume-escape-")
+        .tempdir()
+        .unwrap();
+    let target = host_dir.path().display().to_string();
+    dok(
+        &d,
+        &[
+            "run", "--name", "linker", "busybox", "ln", "-s", &target, "/evil",
+        ],
+    );
+    dok(
+        &d,
+        &["commit", "--change", "VOLUME /evil/x", "linker", "evil"],
+    );
+    let out = dok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "evil",
+            "sh",
+            "-c",
+            &format!("test -d {target}/x && echo inside"),
+        ],
+    );
+    assert_eq!(out, "inside\n");
+    assert!(
+        !host_dir.path().join("x").exists(),
+        "a volume directory was made on the host through a symlink"
+    );
+
+    // A file in the way is refused at create, as in Docker; nothing is left.
+    dok(&d, &["run", "--name", "filer", "busybox", "touch", "/file"]);
+    dok(
+        &d,
+        &["commit", "--change", "VOLUME /file", "filer", "fileimg"],
+    );
+    let before = dok(&d, &["ps", "-aq"]);
+    let err = derr(&d, &["create", "fileimg"]);
+    assert!(
+        err.contains("cannot mount volume over existing file"),
+        "{err}"
+    );
+    assert_eq!(dok(&d, &["ps", "-aq"]), before);
+    // Hostile paths: / itself, a NUL byte.
+    for bad in [r#"{"/":{}}"#, r#"{"/a\u0000b":{}}"#] {
+        let body = format!(r#"{{"Image":"busybox","Cmd":["true"],"Volumes":{bad}}}"#);
+        let r = d.http(
+            "POST",
+            "/v1.47/containers/create",
+            Some(("application/json", body.as_bytes())),
+        );
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+
+    // A Wasm container takes the request (its volumes wait for preopens).
+    d.import("hello.wasm", "hello");
+    assert!(dok(&d, &["run", "--rm", "-v", "/data", "hello"]).starts_with("Hello"));
+}
+
+#[test]
+fn failed_load_streams_the_error_in_a_200() {
+    let Some(d) = daemon() else { return };
+    let r = d.http(
+        "POST",
+        "/v1.47/images/load",
+        Some(("application/x-tar", b"not a tarball")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let last = json_lines(&r.text()).pop().unwrap();
+    let msg = last["errorDetail"]["message"].as_str().unwrap().to_string();
+    assert!(!msg.is_empty());
+    assert_eq!(last["error"], msg.as_str());
+    // The docker CLI prints it and fails; so does berth's.
+    let junk = d.dir.path().join("junk.tar");
+    std::fs::write(&junk, b"this is not a tarball at all").unwrap();
+    let err = derr(&d, &["load", "-i", junk.to_str().unwrap()]);
+    assert!(err.contains(&msg[..msg.len().min(30)]), "{err} / {msg}");
+    let out = d.berth(&["load", "-i", junk.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&msg[..msg.len().min(30)]),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(dok(&d, &["images", "-q"]), "");
+
+    // A good archive, with quiet either way.
+    d.import("hello.wasm", "hello");
+    let tar = d.dir.path().join("hello.tar");
+    dok(&d, &["save", "-o", tar.to_str().unwrap(), "hello"]);
+    dok(&d, &["rmi", "hello"]);
+    let data = std::fs::read(&tar).unwrap();
+    for q in ["", "?quiet=0", "?quiet=1"] {
+        let r = d.http(
+            "POST",
+            &format!("/v1.47/images/load{q}"),
+            Some(("application/x-tar", &data)),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.text().contains("Loaded image: hello:latest"),
+            "{q}: {}",
+            r.text()
+        );
+        assert!(!r.text().contains("error"), "{q}: {}", r.text());
+    }
+}
+
+#[test]
+fn inspect_names_the_runtime() {
+    let Some(d) = daemon() else { return };
+    d.import("hello.wasm", "hello");
+    let runtime = |n: &str| dok(&d, &["inspect", "-f", "{{.HostConfig.Runtime}}", n]);
+    dok(&d, &["create", "--name", "w1", "hello"]);
+    assert_eq!(runtime("w1"), "berth\n");
+    dok(
+        &d,
+        &["create", "--name", "w2", "--runtime", "wasmtime", "hello"],
+    );
+    assert_eq!(runtime("w2"), "wasmtime\n");
+    if native_ok() {
+        d.busybox();
+        dok(&d, &["create", "--name", "n1", "busybox", "true"]);
+        assert_eq!(runtime("n1"), "berth\n");
+        if which("runc").is_some() {
+            dok(
+                &d,
+                &[
+                    "create",
+                    "--name",
+                    "r1",
+                    "--runtime",
+                    "runc",
+                    "busybox",
+                    "true",
+                ],
+            );
+            assert_eq!(runtime("r1"), "runc\n");
+        }
+    }
+}
+
+#[test]
+fn commit_records_the_parent_image() {
+    let Some(d) = daemon() else { return };
+    d.import("hello.wasm", "hello");
+    let parent = d.http("GET", "/images/hello/json", None).json()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    dok(&d, &["create", "--name", "c1", "hello"]);
+    dok(&d, &["commit", "c1", "child:1"]);
+    assert_eq!(
+        dok(&d, &["inspect", "-f", "{{.Parent}}", "child:1"]).trim(),
+        parent
+    );
+    let list = image_list(&d, r#"{"reference":["child"]}"#).json();
+    assert_eq!(list[0]["ParentId"], parent.as_str(), "{list}");
+    // The parent's own Parent is empty; once the parent is gone, so is the
+    // child's.
+    assert_eq!(
+        dok(&d, &["inspect", "-f", "{{.Parent}}", "hello"]).trim(),
+        ""
+    );
+    dok(&d, &["rm", "c1"]);
+    dok(&d, &["rmi", "hello"]);
+    assert_eq!(
+        dok(&d, &["inspect", "-f", "{{.Parent}}", "child:1"]).trim(),
+        ""
+    );
+}
+
+#[test]
+fn info_has_debug_and_what_docker_info_reads() {
+    let Some(d) = daemon() else { return };
+    // The harness runs berthd with BERTH_LOG=berth=debug.
+    let out = dok(&d, &["info"]);
+    assert!(out.contains(" Debug Mode: true\n"), "{out}");
+    assert!(out.contains("  File Descriptors: "), "{out}");
+    assert!(out.contains(" Live Restore Enabled: false\n"), "{out}");
+    assert!(out.contains("  Log: json-file\n"), "{out}");
+    assert!(
+        out.contains(" Insecure Registries:\n  ::1/128\n  127.0.0.0/8\n"),
+        "{out}"
+    );
+    let info = d.http("GET", "/v1.47/info", None).json();
+    assert_eq!(info["Debug"], true);
+    assert_eq!(info["IndexServerAddress"], "https://index.docker.io/v1/");
+    assert!(info["NFd"].as_i64().unwrap() > 0, "{info}");
+    assert!(info["SystemTime"].as_str().unwrap().contains('T'), "{info}");
+    let out = d.ok(&["info"]);
+    assert!(out.contains(" Debug Mode: true\n"), "{out}");
+
+    let live = Daemon::start_with_args(&["--live-restore"]);
+    let info = live.http("GET", "/v1.47/info", None).json();
+    assert_eq!(info["LiveRestoreEnabled"], true);
+}
+
+#[test]
+fn unknown_log_driver_is_a_bad_request() {
+    let Some(d) = daemon() else { return };
+    d.import("hello.wasm", "hello");
+    let err = derr(&d, &["run", "--log-driver", "nosuch", "hello"]);
+    assert!(
+        err.contains("logger: no log driver named 'nosuch' is registered"),
+        "{err}"
+    );
+    let create = |log: &str| {
+        let body = format!(r#"{{"Image":"hello","HostConfig":{{"LogConfig":{log}}}}}"#);
+        d.http(
+            "POST",
+            "/v1.47/containers/create",
+            Some(("application/json", body.as_bytes())),
+        )
+    };
+    assert_eq!(create(r#"{"Type":"nosuch"}"#).status, 400);
+    assert_eq!(
+        create(r#"{"Type":"json-file","Config":{"bogus":"1"}}"#).status,
+        400
+    );
+    assert_eq!(
+        create(r#"{"Type":"json-file","Config":{"mode":"sometimes"}}"#).status,
+        400
+    );
+    // Known to Docker, not to berth: not implemented.
+    assert_eq!(create(r#"{"Type":"syslog"}"#).status, 501);
+    assert_eq!(
+        create(r#"{"Type":"json-file","Config":{"max-size":"1m"}}"#).status,
+        501
+    );
+    assert_eq!(create(r#"{"Type":"json-file"}"#).status, 201);
+    assert_eq!(dok(&d, &["ps", "-aq"]).lines().count(), 1);
 }
 
 // ----- system df ---------------------------------------------------------

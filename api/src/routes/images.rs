@@ -59,108 +59,17 @@ struct ListQuery {
     filters: String,
 }
 
-/// `filters` of `GET /images/json`: `reference`, `dangling`, `label`.
-fn image_filter(
-    json: &str,
-) -> ApiResult<impl Fn(&[String], &berth_api_types::image::Summary) -> bool> {
-    let mut reference: Vec<String> = Vec::new();
-    let mut dangling: Option<bool> = None;
-    let mut label: Vec<String> = Vec::new();
-    if !json.is_empty() {
-        let v: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| ApiError::bad_request("invalid filters: expected a JSON object"))?;
-        for (k, vals) in obj {
-            let vals: Vec<String> = match vals {
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect(),
-                serde_json::Value::Object(o) => o.keys().cloned().collect(),
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid filter values for '{k}'"
-                    )));
-                }
-            };
-            match k.as_str() {
-                "reference" => reference = vals,
-                "label" => label = vals,
-                "dangling" => {
-                    dangling = Some(match vals.first().map(String::as_str) {
-                        Some("true") | Some("1") => true,
-                        Some("false") | Some("0") => false,
-                        other => {
-                            return Err(ApiError::bad_request(format!(
-                                "invalid filter 'dangling={}'",
-                                other.unwrap_or("")
-                            )));
-                        }
-                    })
-                }
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid filter '{other}': berth filters images by reference, dangling and label"
-                    )));
-                }
-            }
-        }
-    }
-    Ok(
-        move |tags: &[String], s: &berth_api_types::image::Summary| {
-            if let Some(d) = dangling
-                && d != tags.is_empty()
-            {
-                return false;
-            }
-            if !reference.is_empty()
-                && !tags
-                    .iter()
-                    .any(|t| reference.iter().any(|pat| glob_ref(pat, t)))
-            {
-                return false;
-            }
-            label.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => s.labels.get(k).map(String::as_str) == Some(v),
-                None => s.labels.contains_key(l),
-            })
-        },
-    )
-}
-
-/// Docker's reference filter: a pattern with `*` wildcards matched against
-/// `name:tag`, or against the name alone when the pattern has no tag.
-fn glob_ref(pattern: &str, tag: &str) -> bool {
-    let target = if pattern.contains(':') {
-        tag
-    } else {
-        tag.rsplit_once(':').map(|x| x.0).unwrap_or(tag)
-    };
-    glob(pattern.as_bytes(), target.as_bytes())
-}
-
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
-    }
-}
-
 async fn list(State(engine): State<AppState>, Q(q): Q<ListQuery>) -> ApiResult<Response> {
-    let keep = image_filter(&q.filters)?;
+    // berth keeps no intermediate images and always knows the digests.
     let _ = (q.all, q.digests);
+    let filters = berth_runtime::image::filter::ListFilters::parse(&q.filters)?;
     let images = engine.images();
     let mut out = Vec::new();
-    for (record, tags) in images.list() {
-        let users = engine.containers().users_of(&record.id).len() as i64;
-        let summary = images.summary(&record, tags.clone(), users);
-        if keep(&tags, &summary) {
-            out.push(summary);
-        }
+    for listed in images.list_filtered(&filters)? {
+        let users = engine.containers().users_of(&listed.record.id).len() as i64;
+        let mut summary = images.summary(&listed.record, listed.tags, users);
+        summary.repo_digests = listed.digests;
+        out.push(summary);
     }
     Ok(axum::Json(out).into_response())
 }
@@ -267,8 +176,13 @@ struct LoadQuery {
 }
 
 /// `POST /images/load`: a `docker save` or OCI layout tarball. The whole
-/// load is done before answering, so a failure is a plain error response
-/// and nothing was stored.
+/// load is done before answering. As in Docker, the answer is always a 200
+/// JSON message stream: the `Loaded image: ...` lines, then, if the load
+/// failed, the error as `{"errorDetail":{"message":...},"error":...}`
+/// (the docker CLI prints it and exits 1).
+///
+/// `quiet` (Docker's default: true) turns off Docker's per-layer progress
+/// bars; berth sends none either way, so its output is Docker's quiet one.
 async fn load(
     State(engine): State<AppState>,
     Q(q): Q<LoadQuery>,
@@ -277,24 +191,39 @@ async fn load(
     let _ = q.quiet;
     let reader = body_reader(req.into_body());
     let images = engine.images().clone();
-    let (loaded, lines) = tokio::task::spawn_blocking(move || {
+    let (result, lines) = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
-        archive::load(&images, reader, &mut |l| lines.push(l)).map(|r| (r, lines))
+        let result = archive::load(&images, reader, &mut |l| lines.push(l));
+        (result, lines)
     })
     .await
-    .map_err(|e| ApiError(Error::internal(format!("loading images: {e}"))))??;
-    for record in &loaded {
-        let tags = engine.images().tags_of(&record.id);
-        engine.events().image(
-            "load",
-            &record.id.to_string(),
-            tags.first().map(String::as_str).unwrap_or_default(),
-        );
+    .unwrap_or_else(|e| {
+        let e = Error::internal(format!("loading images: {e}"));
+        (Err(e), Vec::new())
+    });
+    let mut messages: Vec<JsonMessage> = lines
+        .into_iter()
+        .map(|l| JsonMessage::stream(format!("{l}\n")))
+        .collect();
+    match result {
+        Ok(loaded) => {
+            for record in &loaded {
+                let tags = engine.images().tags_of(&record.id);
+                engine.events().image(
+                    "load",
+                    &record.id.to_string(),
+                    tags.first().map(String::as_str).unwrap_or_default(),
+                );
+            }
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "loading images failed");
+            messages.push(JsonMessage::error(e.to_string()));
+        }
     }
     let mut body = Vec::new();
-    for l in lines {
-        serde_json::to_writer(&mut body, &JsonMessage::stream(format!("{l}\n")))
-            .expect("serializes");
+    for m in messages {
+        serde_json::to_writer(&mut body, &m).expect("serializes");
         body.push(b'\n');
     }
     Ok((
@@ -632,10 +561,9 @@ async fn wasm_import(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn reference_globs() {
+        use berth_runtime::image::filter::familiar_match as glob_ref;
         assert!(glob_ref("hello", "hello:latest"));
         assert!(glob_ref("hel*", "hello:latest"));
         assert!(glob_ref("hello:lat*", "hello:latest"));

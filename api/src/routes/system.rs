@@ -60,8 +60,49 @@ async fn version(State(engine): State<AppState>) -> Response {
     axum::Json(engine.version()).into_response()
 }
 
+/// `GET /info`: the engine's answer, plus what only the daemon process
+/// knows (its log level, descriptors, tasks) and the registry settings the
+/// docker CLI prints.
 async fn info(State(engine): State<AppState>) -> Response {
-    axum::Json(engine.info()).into_response()
+    let mut info = engine.info();
+    info.debug = tracing::enabled!(target: "berth_runtime", tracing::Level::DEBUG)
+        || tracing::enabled!(target: "berth_api", tracing::Level::DEBUG);
+    info.n_fd = std::fs::read_dir("/proc/self/fd").map_or(-1, |d| d.count() as i64);
+    info.n_goroutines = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks() as i64;
+    info.system_time = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, false);
+    info.index_server_address = "https://index.docker.io/v1/".into();
+    info.plugins = berth_api_types::system::Plugins {
+        volume: Vec::new(),
+        network: Vec::new(),
+        authorization: None,
+        log: vec![info.logging_driver.clone()],
+    };
+    info.registry_config = Some(registry_config(engine.registry().insecure_registries()));
+    axum::Json(info).into_response()
+}
+
+/// Docker's `RegistryConfig`: loopback registries are always plain HTTP
+/// (Docker's default `InsecureRegistryCIDRs`), and `--insecure-registry`
+/// hosts are insecure index configs.
+fn registry_config(insecure: &[String]) -> serde_json::Value {
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        serde_json::json!({"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}),
+    );
+    for h in insecure {
+        index.insert(
+            h.clone(),
+            serde_json::json!({"Name": h, "Mirrors": [], "Secure": false, "Official": false}),
+        );
+    }
+    serde_json::json!({
+        "InsecureRegistryCIDRs": ["::1/128", "127.0.0.0/8"],
+        "IndexConfigs": index,
+        "Mirrors": [],
+    })
 }
 
 #[derive(Deserialize, Default)]

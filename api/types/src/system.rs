@@ -75,8 +75,31 @@ pub struct Info {
     pub labels: Vec<String>,
     pub experimental_build: bool,
     pub warnings: Vec<String>,
+    /// berthd logs at debug level (`BERTH_LOG`), as `dockerd --debug`.
+    pub debug: bool,
+    /// Descriptors berthd holds; its live async tasks (Go's goroutines).
+    #[serde(rename = "NFd")]
+    pub n_fd: i64,
+    #[serde(rename = "NGoroutines")]
+    pub n_goroutines: i64,
+    pub system_time: String,
+    pub live_restore_enabled: bool,
+    pub index_server_address: String,
+    /// `Volume`, `Network`, `Authorization` and `Log` drivers.
+    pub plugins: Plugins,
+    /// Docker's registry settings: `InsecureRegistryCIDRs`, `IndexConfigs`.
+    pub registry_config: Option<serde_json::Value>,
     /// berth: the Wasm engine and its limits.
     pub wasm: WasmInfo,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Plugins {
+    pub volume: Vec<String>,
+    pub network: Vec<String>,
+    pub authorization: Option<Vec<String>>,
+    pub log: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

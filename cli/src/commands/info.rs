@@ -93,6 +93,12 @@ fn render(i: &Info) -> String {
     line!(1, "Name", &i.name);
     line!(1, "ID", &i.id);
     line!(1, "Docker Root Dir", &i.docker_root_dir);
+    line!(1, "Debug Mode", &i.debug);
+    if i.debug {
+        line!(2, "File Descriptors", &i.n_fd);
+        line!(2, "Tasks", &i.n_goroutines);
+        line!(2, "System Time", &i.system_time);
+    }
     line!(1, "Experimental", &i.experimental_build);
     if !i.labels.is_empty() {
         let _ = writeln!(s, " Labels:");
@@ -100,6 +106,7 @@ fn render(i: &Info) -> String {
             let _ = writeln!(s, "  {l}");
         }
     }
+    line!(1, "Live Restore Enabled", &i.live_restore_enabled);
     let w = &i.wasm;
     let _ = writeln!(s, " Wasm:");
     line!(2, "Engine", &w.engine);
@@ -149,6 +156,10 @@ mod tests {
             "{s}"
         );
         assert!(s.contains(" Runtimes: crun runc\n"), "{s}");
+        assert!(s.contains(" Debug Mode: false\n Experimental"), "{s}");
+        i.debug = true;
+        i.n_fd = 12;
+        assert!(render(&i).contains(" Debug Mode: true\n  File Descriptors: 12\n"));
         assert!(s.contains(" Total Memory: 31.06GiB\n"), "{s}");
         assert!(
             s.contains(" Security Options:\n  seccomp\n   Profile: builtin\n  cgroupns\n"),

@@ -337,6 +337,7 @@ impl Containers {
         })
         .await
         .ctx("committing")??;
+        let record = self.images.set_parent(&record.id, &rec.image_id)?;
         tracing::info!(container = %rec.id, image = %record.id, "committed a container");
         Ok(record.id)
     }
@@ -771,6 +772,15 @@ fn mtime_rfc3339(secs: i64, nanos: i64) -> String {
 /// Where a symlink at `comps` finally leads, every link on the way
 /// followed inside the root; an absolute path in the container.
 fn resolve_link(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<String> {
+    let done = resolve_comps(root, comps)?;
+    let mut out = String::from("/");
+    out.push_str(&String::from_utf8_lossy(&done.join(&b'/')));
+    Ok(out)
+}
+
+/// The components of where `comps` leads, every symlink on the way
+/// followed inside the root; what does not exist is kept as named.
+fn resolve_comps(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
     let mut pending: Vec<Vec<u8>> = comps.iter().rev().cloned().collect();
     let mut done: Vec<Vec<u8>> = Vec::new();
     let mut hops = 0;
@@ -809,9 +819,7 @@ fn resolve_link(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<String> {
             _ => done.push(c),
         }
     }
-    let mut out = String::from("/");
-    out.push_str(&String::from_utf8_lossy(&done.join(&b'/')));
-    Ok(out)
+    Ok(done)
 }
 
 /// Refuses paths on kernel filesystems, whose files are endless or
@@ -852,6 +860,117 @@ fn kernel_fs(fd: BorrowedFd<'_>) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+// ---------------------------------------------------------------------------
+// Config.Volumes
+
+/// The most `Config.Volumes` paths a container may have: far above what
+/// real images declare, low enough that a create stays cheap.
+pub const MAX_VOLUMES: usize = 256;
+
+/// The `Config.Volumes` paths of a create (request and image merged),
+/// checked: each is a path in the container (relative ones are taken from
+/// `/`, `..` stops at `/`, as Docker cleans them), not `/` itself, without
+/// a NUL byte, and at most `PATH_MAX` long.
+pub(super) fn volume_paths(config: &wire::Config) -> Result<Vec<String>> {
+    let Some(volumes) = &config.volumes else {
+        return Ok(Vec::new());
+    };
+    if volumes.len() > MAX_VOLUMES {
+        return Err(Error::invalid(format!(
+            "too many volumes in Config.Volumes ({}): berth allows at most {MAX_VOLUMES}",
+            volumes.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(volumes.len());
+    for v in volumes.keys() {
+        let bad =
+            |why: &str| Error::invalid(format!("invalid volume {v:?} in Config.Volumes: {why}"));
+        if v.len() > libc::PATH_MAX as usize {
+            return Err(bad("the path is too long"));
+        }
+        let p = CPath::parse(v).map_err(|e| bad(e.message()))?;
+        if p.comps.is_empty() {
+            return Err(bad("a volume cannot be mounted over /"));
+        }
+        out.push(v.clone());
+    }
+    Ok(out)
+}
+
+/// Makes the `Config.Volumes` directories of a native container just
+/// created, in its writable layer: its overlay is mounted for the
+/// operation (see [`TempMount`]) and each path resolved inside it as a
+/// chroot would, so a symlink in the image leads where it leads in the
+/// container and never out of it. Until berth has volumes, the path at
+/// least exists (Docker mounts an anonymous volume there). A file in the
+/// way is refused, as in Docker.
+pub(super) fn make_volume_dirs(
+    containers_dir: &Path,
+    id: &str,
+    lowers: &[PathBuf],
+    container_dir: &Path,
+    paths: &[String],
+) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let root_dir = containers_dir.parent().unwrap_or(containers_dir);
+    let (upper, work) = (container_dir.join("upper"), container_dir.join("work"));
+    let mount = TempMount::new(root_dir, id, lowers, &upper, &work)?;
+    let root = open_dir(&mount.path)?;
+    for v in paths {
+        make_dir_in_root(root.as_fd(), &CPath::parse(v)?)?;
+    }
+    drop(root);
+    drop(mount);
+    Ok(())
+}
+
+/// `mkdir -p` of `p` below `root`, each component resolved inside the
+/// root: a symlink on the way, even one to a path that does not exist
+/// yet, leads where it leads in the container (as Docker follows it in
+/// scope and makes the rest).
+fn make_dir_in_root(root: BorrowedFd<'_>, p: &CPath) -> Result<()> {
+    let comps = resolve_comps(root, &p.comps)?;
+    let fail = |e: Errno| match e {
+        Errno::ENOTDIR | Errno::EEXIST => Error::invalid(format!(
+            "cannot mount volume over existing file, file exists {}",
+            p.shown
+        )),
+        Errno::ENOENT => Error::conflict(format!(
+            "cannot make the volume directory {}: the path changed while it was made",
+            p.shown
+        )),
+        Errno::ELOOP => Error::invalid(format!(
+            "cannot make the volume directory {}: too many levels of symbolic links",
+            p.shown
+        )),
+        e => errno(&format!("making the volume directory {}", p.shown), e),
+    };
+    let dir_path = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    for i in 1..=comps.len() {
+        match open_in_root(root, &comps[..i], dir_path) {
+            Ok(_) => continue,
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        let parent = open_in_root(root, &comps[..i - 1], OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+            .map_err(fail)?;
+        match mkdirat(
+            parent.as_fd(),
+            comps[i - 1].as_slice(),
+            Mode::from_bits_truncate(0o755),
+        ) {
+            // EEXIST: made meanwhile, or something that does not resolve
+            // to a directory: the check below says which.
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        open_in_root(root, &comps[..i], dir_path).map_err(fail)?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@
 pub mod events;
 pub mod exec;
 pub mod fs;
+pub mod logdriver;
 pub mod logs;
 pub mod manage;
 pub mod names;
@@ -48,6 +49,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 
+/// The name of berth's built-in runtime (`--runtime berth`, Docker's
+/// "runc"): it runs native containers under berth's shim and Wasm ones in
+/// wasmtime, whichever the image calls for.
+pub const DEFAULT_RUNTIME: &str = "berth";
+
 /// Docker's container states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -72,6 +78,14 @@ impl Status {
             Status::Exited => "exited",
             Status::Dead => "dead",
         }
+    }
+
+    /// Running as Docker counts it (`State.Running`): with a process
+    /// (running, paused) or between a crash and the restart its policy
+    /// makes. Such a container is listed by `ps`, and `rm` and `rmi`
+    /// refuse it without force.
+    pub fn counts_as_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
     }
 }
 
@@ -674,7 +688,7 @@ impl Containers {
                 (inner.record.image_id == *image).then(|| {
                     (
                         c.id[..12].to_string(),
-                        matches!(inner.record.state.status, Status::Running | Status::Paused),
+                        inner.record.state.status.counts_as_running(),
                     )
                 })
             })
@@ -915,6 +929,7 @@ impl Containers {
         let executor = self.executor(kind)?.clone();
         let config = spec::merge(&request, &handle.config.container_config());
         let warnings = spec::check_supported(kind, &config, &request.host_config)?;
+        fs::volume_paths(&config)?;
 
         let module = match (&image.kind, kind) {
             (ImageKind::Wasm { form, .. }, ExecutorKind::Wasm) => {
@@ -1116,6 +1131,20 @@ impl Containers {
         let c = Self::container(&self.dir, record.clone())?;
         let launch = self.launch(&c, &record)?;
         executor.prepare(&launch).await?;
+        // `Config.Volumes` paths exist in a native container (a Wasm
+        // container's would be WASI preopens, which wait for volumes).
+        if let Some(n) = &record.native {
+            let paths = fs::volume_paths(&record.config)?;
+            if !paths.is_empty() {
+                let lowers = self.native.layers.lowers(&n.layers)?;
+                let (dir, cdir, id) = (self.dir.clone(), c.dir.clone(), id.to_string());
+                tokio::task::spawn_blocking(move || {
+                    fs::make_volume_dirs(&dir, &id, &lowers, &cdir, &paths)
+                })
+                .await
+                .ctx("making the volume directories")??;
+            }
+        }
         // Committed at once, fsynced by the flusher a moment later (group
         // commit): an fsync here would be most of a Wasm container's
         // create-to-exit time.
@@ -1511,21 +1540,24 @@ impl Containers {
     pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
         let c = self.get(name)?;
         let _op = c.ops.lock().await;
-        let running = c.is_running();
-        if running && !force {
-            let paused = c.inner.lock().unwrap().record.state.status == Status::Paused;
-            return Err(Error::conflict(if paused {
-                format!(
-                    "You cannot remove a paused container {}. Unpause and then stop the container before attempting removal or force remove",
-                    c.id
-                )
+        // A restarting container is between a crash and its next start: it
+        // counts as running, as in Docker, and a forced removal ends its
+        // restart loop (`manually_stopped` below, then `removed`, which the
+        // pending restart checks under the `ops` lock held here).
+        let status = c.inner.lock().unwrap().record.state.status;
+        if status.counts_as_running() && !force {
+            let procedure = if status == Status::Paused {
+                "Unpause and then stop the container before attempting removal or force remove"
             } else {
-                format!(
-                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                    c.id
-                )
-            }));
+                "Stop the container before attempting removal or force remove"
+            };
+            return Err(Error::conflict(format!(
+                "You cannot remove a {} container {}. {procedure}",
+                status.as_str(),
+                c.id
+            )));
         }
+        let running = c.is_running();
         if running {
             self.unpause_if_paused(&c).await?;
             let (control, exits) = {
@@ -1751,8 +1783,9 @@ impl Containers {
             args: rec.args.clone(),
             state: wire::State {
                 status: rec.state.status.as_str().into(),
-                // Docker's paused containers are running, and paused.
-                running: matches!(rec.state.status, Status::Running | Status::Paused),
+                // Docker's paused containers are running, and paused; its
+                // restarting ones are running, and restarting.
+                running: rec.state.status.counts_as_running(),
                 paused: rec.state.status == Status::Paused,
                 restarting: rec.state.status == Status::Restarting,
                 oom_killed: rec.state.oom_killed,
@@ -1778,7 +1811,15 @@ impl Containers {
             process_label: String::new(),
             app_armor_profile: String::new(),
             exec_ids: Some(self.execs.of(&rec.id)).filter(|v| !v.is_empty()),
-            host_config: rec.host_config.clone(),
+            host_config: wire::HostConfig {
+                // The runtime that runs it, as Docker names its default
+                // ("runc"): berth's own, for native and Wasm containers.
+                runtime: Some(rec.host_config.runtime.as_str())
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or(DEFAULT_RUNTIME)
+                    .to_string(),
+                ..rec.host_config.clone()
+            },
             graph_driver: wire::GraphDriver {
                 name: "berth".into(),
                 data: [(
@@ -1810,7 +1851,7 @@ impl Containers {
         let now = chrono::Utc::now();
         let mut out = Vec::new();
         for rec in recs {
-            let running = matches!(rec.state.status, Status::Running | Status::Paused);
+            let running = rec.state.status.counts_as_running();
             if !all && !running && filters.status.is_empty() {
                 continue;
             }

@@ -195,19 +195,7 @@ pub fn check_supported(
             "can't create 'AutoRemove' container with restart policy: use either --rm or --restart",
         ));
     }
-    match host.log_config.kind.as_str() {
-        "" | "json-file" => {}
-        other => {
-            return Err(Error::not_implemented(format!(
-                "log driver {other} is not supported: berth logs in Docker's json-file format"
-            )));
-        }
-    }
-    if !host.log_config.config.is_empty() {
-        return Err(Error::not_implemented(
-            "log options (--log-opt) are not supported by berth yet: logs are kept whole, without rotation",
-        ));
-    }
+    super::logdriver::check(&host.log_config)?;
     if !host.binds.is_empty() || !host.mounts.is_empty() || !host.tmpfs.is_empty() {
         return Err(Error::not_implemented(
             "volumes and bind mounts (-v, --mount, --tmpfs) are not supported yet",

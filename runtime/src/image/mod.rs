@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod filter;
 pub mod import;
 pub mod kind;
 pub mod layers;
@@ -50,6 +51,10 @@ pub struct ImageRecord {
     #[serde(default)]
     pub repo_digests: Vec<String>,
     pub last_tag_time: String,
+    /// The image of the container this one was committed from (Docker's
+    /// `Parent`): local metadata, never part of the image itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
 }
 
 /// What a container needs from its image at create.
@@ -229,6 +234,7 @@ impl Images {
                 size,
                 repo_digests: Vec::new(),
                 last_tag_time: String::new(),
+                parent: None,
             },
         };
         if let Some(rd) = repo_digest
@@ -411,6 +417,33 @@ impl Images {
         Ok(())
     }
 
+    /// Records that `id` was committed from a container of `parent`.
+    pub fn set_parent(&self, id: &Digest, parent: &Digest) -> Result<ImageRecord> {
+        let mut state = self.state.write().unwrap();
+        let mut record = state
+            .records
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("No such image: {id}")))?;
+        if id == parent {
+            return Ok(record);
+        }
+        record.parent = Some(parent.clone());
+        self.db.write(Durability::Immediate, |tx| {
+            tx.put(IMAGES, &id.to_string(), &record)
+        })?;
+        state.records.insert(id.clone(), record.clone());
+        Ok(record)
+    }
+
+    /// `Parent` as Docker shows it: the parent's ID while it exists.
+    fn parent_of(&self, record: &ImageRecord) -> String {
+        match &record.parent {
+            Some(p) if self.state.read().unwrap().records.contains_key(p) => p.to_string(),
+            _ => String::new(),
+        }
+    }
+
     /// `docker rmi`. `users` says which containers use an image:
     /// `(container short id, running)`.
     pub fn remove(
@@ -553,7 +586,7 @@ impl Images {
             .unwrap_or_default();
         wire::Summary {
             id: record.id.to_string(),
-            parent_id: String::new(),
+            parent_id: self.parent_of(record),
             repo_tags: tags,
             repo_digests: record.repo_digests.clone(),
             created: util::parse_rfc3339(&record.created)
@@ -582,7 +615,7 @@ impl Images {
             id: record.id.to_string(),
             repo_tags: tags,
             repo_digests: record.repo_digests.clone(),
-            parent: String::new(),
+            parent: self.parent_of(&record),
             comment: h.config.comment.clone().unwrap_or_default(),
             created: record.created.clone(),
             docker_version: String::new(),
