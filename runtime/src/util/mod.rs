@@ -1,11 +1,12 @@
 //! Small helpers shared by the runtime's modules: identifiers, digests,
-//! timestamps and durable file writes. Nothing here knows about containers or
+//! timestamps, durable file writes and the rule for user-given names. Nothing here knows about containers or
 //! images.
 
 pub mod digest;
 pub mod dirfd;
 pub mod fdio;
 pub mod fsutil;
+pub mod names;
 
 pub use digest::Digest;
 
