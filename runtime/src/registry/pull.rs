@@ -9,7 +9,7 @@ use super::{AuthConfig, PARALLEL_TRANSFERS, Registry, RegistryResult};
 use crate::error::{Error, ErrorKind};
 use crate::image::layers::LayerStore;
 use crate::image::manifest::{
-    self, Descriptor, Index, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, Platform,
+    self, Descriptor, DocKind, Index, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, Platform,
 };
 use crate::image::{ImageConfigFile, ImageKind, ImageRecord, Reference, kind};
 use crate::util::Digest;
@@ -191,12 +191,18 @@ impl Registry {
     ) -> RegistryResult<(bytes::Bytes, Digest, bool)> {
         let mut cur = top;
         let mut from_index = false;
+        // What pointed to the current document: the index and the media
+        // type of its descriptor (none for the tag or digest asked for).
+        let mut pointed: Option<(String, String)> = None;
         for _ in 0..=MAX_INDEX_DEPTH {
-            let declared_index = cur
-                .content_type
-                .as_deref()
-                .is_some_and(manifest::media::is_index);
-            if !manifest::looks_like_index(&cur.bytes) && !declared_index {
+            let mut declared: Vec<(&str, &str)> = Vec::new();
+            if let Some(ct) = cur.content_type.as_deref() {
+                declared.push(("the registry's Content-Type", ct));
+            }
+            if let Some((by, mt)) = &pointed {
+                declared.push((by.as_str(), mt.as_str()));
+            }
+            if manifest::classify(&cur.bytes, &cur.digest, &declared)? == DocKind::Manifest {
                 return Ok((cur.bytes, cur.digest, from_index));
             }
             let index =
@@ -234,6 +240,10 @@ impl Registry {
                 ))
                 .into());
             }
+            pointed = Some((
+                format!("the descriptor in index {}", cur.digest),
+                chosen.media_type.clone(),
+            ));
             cur = child;
             from_index = true;
         }
