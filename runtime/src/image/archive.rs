@@ -17,7 +17,9 @@
 //! knows nothing about containers.
 
 use super::config::ImageConfigFile;
+use super::layers::LayerStore;
 use super::manifest::{self, Descriptor, DocKind, Index, Manifest, media};
+use super::{ImageKind, kind};
 use super::{ImageRecord, Images, Reference};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::store::BlobStore;
@@ -91,6 +93,15 @@ pub fn load(
     }
     for p in &plan {
         verify(images, p)?;
+    }
+    // Every native layer unpacked before any image is recorded, so that a
+    // layer refused (hostile, or past berthd's --max-layer-* limits)
+    // records nothing. Layers of other images unpacked meanwhile stay
+    // until the daemon's start sweeps them, as after a failed pull.
+    if let Some(store) = images.layer_store() {
+        for p in &plan {
+            unpack_native(images, store, p)?;
+        }
     }
 
     let mut records = Vec::with_capacity(plan.len());
@@ -805,6 +816,23 @@ fn verify(images: &Images, p: &Planned) -> Result<()> {
                 "layer {} is {have} bytes in the archive but manifest {} says {}",
                 l.digest, p.manifest, l.size
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks the layers of a planned image when it is a native one.
+fn unpack_native(images: &Images, store: &LayerStore, p: &Planned) -> Result<()> {
+    let blobs = images.blobs();
+    let bytes = blobs.read_limited(&p.manifest, manifest::MAX_MANIFEST_SIZE)?;
+    let m = Manifest::parse(&bytes).map_err(|e| e.context(format!("manifest {}", p.manifest)))?;
+    let cfg = blobs.read_limited(&m.config.digest, manifest::MAX_CONFIG_SIZE)?;
+    let config = ImageConfigFile::parse(&cfg)?;
+    if kind::select(&m, &config) == ImageKind::Native {
+        for l in &m.layers {
+            store
+                .ensure(blobs, l)
+                .map_err(|e| e.context(format!("layer {}", l.digest)))?;
         }
     }
     Ok(())
