@@ -73,7 +73,12 @@ impl Registry {
             .await?;
         let manifest =
             Manifest::parse(&mbytes).map_err(|e| e.context(format!("manifest {mdigest}")))?;
-        check_descriptors(&manifest)?;
+        let max_layer = self
+            .images
+            .layer_store()
+            .map(|s| s.limits().max_bytes)
+            .filter(|&m| m > 0);
+        check_descriptors(&manifest, max_layer)?;
 
         // The config first: it says whether the layers are to be unpacked.
         let cfg = &manifest.config;
@@ -392,8 +397,11 @@ impl Registry {
     }
 }
 
-/// Sizes a manifest may claim.
-fn check_descriptors(m: &Manifest) -> RegistryResult<()> {
+/// Sizes a manifest may claim: a config of at most [`MAX_CONFIG_SIZE`],
+/// and layers no larger than a layer may unpack to (`max_layer`, berthd's
+/// `--max-layer-size`: no compression makes data much larger), so that no
+/// download of a layer that would be refused anyway starts.
+fn check_descriptors(m: &Manifest, max_layer: Option<u64>) -> RegistryResult<()> {
     if m.config.size < 0 || m.config.size as u64 > MAX_CONFIG_SIZE {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -406,6 +414,16 @@ fn check_descriptors(m: &Manifest) -> RegistryResult<()> {
     }
     if let Some(l) = m.layers.iter().find(|l| l.size < 0) {
         return Err(Error::invalid(format!("layer {} has a negative size", l.digest)).into());
+    }
+    if let Some(max) = max_layer
+        && let Some(l) = m.layers.iter().find(|l| l.size as u64 > max)
+    {
+        return Err(Error::invalid(format!(
+            "layer {} is {} bytes, more than berthd's limit of {max} bytes for a layer \
+             (raise it with berthd --max-layer-size)",
+            l.digest, l.size
+        ))
+        .into());
     }
     Ok(())
 }

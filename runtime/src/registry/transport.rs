@@ -75,10 +75,9 @@ impl Transport {
     pub fn new(timeouts: RegistryTimeouts) -> crate::Result<Transport> {
         let http = reqwest::Client::builder()
             .user_agent(super::USER_AGENT)
+            // Headers are waited for in `send`, bodies paced in `Pace`
+            // (a read timeout here would cut the header wait short).
             .connect_timeout(timeouts.connect)
-            // A socket silent for a whole window has stalled anyway; the
-            // pace of bodies is checked in `Pace`.
-            .read_timeout(timeouts.stall)
             .build()
             .map_err(|e| Error::internal(format!("setting up the registry client: {e}")))?;
         Ok(Transport { http, timeouts })
