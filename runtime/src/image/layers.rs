@@ -19,8 +19,11 @@
 //! [`LayerStore::ensure`] calls for one digest unpack it once: they
 //! serialize on a per-digest lock and re-check after taking it.
 //!
-//! Safety of extraction is `unpack.rs`'s business; this module must not
-//! know about containers (callers say which layers are in use).
+//! Safety of extraction is `unpack.rs`'s business, within the
+//! [`UnpackLimits`] the store was opened with (berthd's `--max-layer-*`
+//! options; a layer past one leaves nothing but debris in `tmp/`, removed
+//! at once); this module must not know about containers (callers say which
+//! layers are in use).
 
 use super::config::ImageConfigFile;
 use super::manifest::{Compression, Descriptor, Manifest, media};

@@ -1,10 +1,12 @@
-//! Registries: pulling and pushing images over the OCI distribution API
-//! (with `oci-client`), logging in, and the credentials Docker clients send.
+//! Registries: pulling and pushing images over the OCI distribution API,
+//! logging in, and the credentials Docker clients send. Pulls go through
+//! berth's own requests; pushes through `oci-client`.
 //!
 //! What it owns: talking to registries ([`session`]: plain HTTP for
 //! loopback and `--insecure-registry` hosts, auth; [`transport`]: the size
-//! and time bounds on every answer), the downloads in flight ([`fetch`]: one per blob digest, shared by concurrent pulls),
-//! and the pull and push procedures with Docker's progress messages.
+//! and time bounds on every answer), the downloads in flight ([`fetch`]:
+//! one per blob digest, shared by concurrent pulls), and the pull and push
+//! procedures with Docker's progress messages.
 //!
 //! What it must not touch: containers, and the stores' internals. It
 //! writes only through [`BlobStore::writer`] (every blob checked against
