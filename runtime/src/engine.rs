@@ -46,6 +46,11 @@ pub struct EngineConfig {
     /// Registries (`HOST[:PORT]`) reached over plain HTTP; loopback ones
     /// always are (`--insecure-registry`).
     pub insecure_registries: Vec<String>,
+    /// What one image layer may unpack to (`--max-layer-*`).
+    pub layer_limits: crate::image::unpack::UnpackLimits,
+    /// How long registries may take (`--registry-*-timeout`,
+    /// `--registry-min-rate`).
+    pub registry_timeouts: crate::registry::RegistryTimeouts,
 }
 
 impl EngineConfig {
@@ -58,6 +63,8 @@ impl EngineConfig {
             cgroup_parent: "berth".into(),
             live_restore: false,
             insecure_registries: Vec::new(),
+            layer_limits: Default::default(),
+            registry_timeouts: Default::default(),
         }
     }
 }
@@ -115,12 +122,13 @@ impl Engine {
             }
         };
         let blobs = Arc::new(BlobStore::open(&root)?);
-        let layers = Arc::new(LayerStore::open(&root)?);
+        let layers = Arc::new(LayerStore::open(&root)?.with_limits(config.layer_limits));
         let images = Arc::new(Images::open(blobs, db.clone())?.with_layer_store(layers.clone()));
         let registry = Arc::new(crate::registry::Registry::new(
             images.clone(),
             crate::registry::RegistryConfig {
                 insecure: config.insecure_registries.clone(),
+                timeouts: config.registry_timeouts,
             },
         )?);
         match images.collect_garbage() {

@@ -849,6 +849,13 @@ struct FakeState {
     stalls_started: AtomicUsize,
     /// Stalled responses whose client went away.
     stalls_abandoned: AtomicUsize,
+    /// Requests for paths ending in this are answered one byte every
+    /// 100 ms, until cleared.
+    trickle: Mutex<Option<String>>,
+    trickles_started: AtomicUsize,
+    /// Requests for paths ending in this get no answer at all, until
+    /// cleared or their client goes.
+    hang: Mutex<Option<String>>,
     /// GET requests per path.
     gets: Mutex<HashMap<String, usize>>,
     /// Answer `Range: bytes=N-` with 206, as the distribution registry
@@ -1041,6 +1048,72 @@ fn serve(mut conn: TcpStream, st: &FakeState) {
             &[("Location", format!("{base}{path}"))],
             b"",
         );
+    }
+    if st
+        .hang
+        .lock()
+        .unwrap()
+        .as_deref()
+        .is_some_and(|h| path.ends_with(h))
+    {
+        // Headers never come; the client gives up or the test moves on.
+        conn.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        while st
+            .hang
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|h| path.ends_with(h))
+            && !st.stop.load(Ordering::SeqCst)
+        {
+            match conn.read(&mut b) {
+                Ok(0) => return,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                _ => return,
+            }
+        }
+        return;
+    }
+    let trickled = |p: &str| {
+        st.trickle
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|t| p.ends_with(t))
+    };
+    if method == "GET" && trickled(&path) {
+        let found = match path.split_once("/manifests/") {
+            Some((_, r)) => st.manifests.get(r).cloned(),
+            None => path.split_once("/blobs/").and_then(|(_, d)| {
+                st.blobs
+                    .get(d)
+                    .map(|b| ("application/octet-stream".to_string(), b.clone()))
+            }),
+        };
+        if let Some((ct, body)) = found {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: {ct}\r\nDocker-Content-Digest: {}\r\n\r\n",
+                body.len(),
+                images::sha(&body)
+            );
+            let _ = conn.write_all(head.as_bytes());
+            st.trickles_started.fetch_add(1, Ordering::SeqCst);
+            for (i, b) in body.iter().enumerate() {
+                if !trickled(&path) || st.stop.load(Ordering::SeqCst) {
+                    let _ = conn.write_all(&body[i..]);
+                    return;
+                }
+                if conn.write_all(&[*b]).and_then(|()| conn.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            return;
+        }
     }
     if path == "/v2/" {
         return respond(
@@ -1460,4 +1533,213 @@ fn credentials_never_reach_another_host() {
             .next(),
         Some("Hello from Wasm!")
     );
+}
+
+fn blob_tmp_empty(d: &Daemon) -> bool {
+    std::fs::read_dir(d.root.join("blobs/tmp")).unwrap().count() == 0
+}
+
+/// `pull` through the CLI, which must fail within a minute; its output.
+fn pull_fails(cli: &Cli, what: &str) -> String {
+    let child = cli
+        .cmd(&["pull", what])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_timeout(child, 60, "a pull that must fail");
+    assert!(!out.status.success(), "{}", stdout(&out));
+    format!("{}{}", stdout(&out), stderr(&out))
+}
+
+#[test]
+fn ambiguous_manifests_are_refused_on_pull() {
+    let (mut state, _) = fake_hello(false);
+    let (ct, good) = state.manifests["latest"].clone();
+    let m: Value = serde_json::from_slice(&good).unwrap();
+    let mut cases: Vec<(&str, String, Vec<u8>, &str)> = Vec::new();
+    // Both shapes in one document.
+    let mut both = m.clone();
+    both["manifests"] = json!([descriptor(&ct, &good)]);
+    cases.push((
+        "both",
+        ct.clone(),
+        serde_json::to_vec(&both).unwrap(),
+        "both `manifests`",
+    ));
+    // A mediaType other than the Content-Type.
+    let mut typed = m.clone();
+    typed["mediaType"] = json!("application/vnd.docker.distribution.manifest.v2+json");
+    cases.push((
+        "typed",
+        ct.clone(),
+        serde_json::to_vec(&typed).unwrap(),
+        "own mediaType",
+    ));
+    // An index served as a manifest.
+    let mut entry = descriptor(&ct, &good);
+    entry["platform"] = json!({"os": "wasip1", "architecture": "wasm"});
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [entry]})).unwrap();
+    cases.push(("index", ct.clone(), index, "image index"));
+    // An index whose descriptor calls the manifest an index.
+    let mut entry = descriptor("application/vnd.oci.image.index.v1+json", &good);
+    entry["platform"] = json!({"os": "wasip1", "architecture": "wasm"});
+    let lying = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry],
+    }))
+    .unwrap();
+    cases.push((
+        "lying-index",
+        "application/vnd.oci.image.index.v1+json".into(),
+        lying,
+        "descriptor in index",
+    ));
+    for (tag, ct, body, _) in &cases {
+        state
+            .manifests
+            .insert(tag.to_string(), (ct.clone(), body.clone()));
+        state
+            .manifests
+            .insert(images::sha(body), (ct.clone(), body.clone()));
+    }
+    let fake = FakeRegistry::start(state);
+    let d = Daemon::start();
+    let cli = Cli::new(&d);
+    for (tag, _, body, want) in &cases {
+        let out = pull_fails(&cli, &format!("{}/app:{tag}", fake.host()));
+        assert!(out.contains(want), "{tag}: {out}");
+        assert!(out.contains("CVE-2021-41190"), "{tag}: {out}");
+        // The refused document is named (for the lying index, the
+        // manifest its descriptor misnames).
+        let named = if *tag == "lying-index" {
+            images::sha(&good)
+        } else {
+            images::sha(body)
+        };
+        assert!(out.contains(&named), "{tag}: names {named}: {out}");
+        assert_eq!(image_count(&d), 0, "{tag}");
+    }
+    // The plain manifest pulls.
+    cli.ok(&["pull", &format!("{}/app", fake.host())]);
+}
+
+#[test]
+fn a_slow_registry_fails_the_pull_cleanly_and_a_later_pull_completes() {
+    let (state, layer) = fake_hello(false);
+    *state.trickle.lock().unwrap() = Some(layer.clone());
+    let fake = FakeRegistry::start(state);
+    let d = Daemon::start_with_args(&[
+        "--registry-stall-timeout",
+        "1s",
+        "--registry-response-timeout",
+        "2s",
+    ]);
+    let cli = Cli::new(&d);
+    let app = format!("{}/app", fake.host());
+    // One byte every 100 ms: far below 1 KiB/s.
+    let out = pull_fails(&cli, &app);
+    assert!(fake.state.trickles_started.load(Ordering::SeqCst) >= 1);
+    assert!(out.contains("stalled"), "{out}");
+    assert!(out.contains("--registry-stall-timeout"), "{out}");
+    assert!(out.contains(&layer), "names the blob: {out}");
+    assert_eq!(image_count(&d), 0);
+    assert!(!blob_stored(&d, &layer));
+    assert!(blob_tmp_empty(&d), "no temp files left");
+
+    // The manifest trickles.
+    *fake.state.trickle.lock().unwrap() = Some("/manifests/latest".into());
+    let out = pull_fails(&cli, &app);
+    assert!(out.contains("stalled") && out.contains("manifest"), "{out}");
+    *fake.state.trickle.lock().unwrap() = None;
+
+    // The registry never answers.
+    *fake.state.hang.lock().unwrap() = Some("/manifests/latest".into());
+    let out = pull_fails(&cli, &app);
+    assert!(out.contains("no response within 2s"), "{out}");
+    assert!(out.contains("--registry-response-timeout"), "{out}");
+    *fake.state.hang.lock().unwrap() = None;
+    assert_eq!(image_count(&d), 0);
+
+    // A registry at full speed again: the same pull completes.
+    let out = cli.ok(&["pull", &app]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(
+        cli.ok(&["run", "--rm", &app]).lines().next(),
+        Some("Hello from Wasm!")
+    );
+}
+
+/// A native image of one gzip layer, as a fake registry serves it under
+/// `app:latest`; its descriptor claims `claimed` bytes when given.
+fn fake_native(layer: &[u8], claimed: Option<u64>) -> FakeState {
+    let cfg = serde_json::to_vec(&images::linux_config(&images::sha(b"unchecked"))).unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor("application/vnd.oci.image.config.v1+json", &cfg),
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": images::sha(layer),
+            "size": claimed.unwrap_or(layer.len() as u64),
+        }],
+    }))
+    .unwrap();
+    let mut st = FakeState {
+        ranges: true,
+        ..Default::default()
+    };
+    st.blobs.insert(images::sha(&cfg), cfg);
+    st.blobs.insert(images::sha(layer), layer.to_vec());
+    let mt = "application/vnd.oci.image.manifest.v1+json".to_string();
+    st.manifests
+        .insert("latest".into(), (mt.clone(), manifest.clone()));
+    st.manifests.insert(images::sha(&manifest), (mt, manifest));
+    st
+}
+
+#[test]
+fn a_gzip_bomb_or_a_layer_of_many_files_fails_the_pull_and_keeps_nothing() {
+    if !native_ok() {
+        return;
+    }
+    let d = Daemon::start_with_args(&["--max-layer-size", "8MiB", "--max-layer-entries", "1000"]);
+    let cli = Cli::new(&d);
+    let gz = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    for (layer, want) in [
+        // 64 MiB of zeros in about 64 KiB, made as it is compressed.
+        (images::gzip_bomb(64 << 20), "--max-layer-size"),
+        (gz(&images::many_files_tar(2000)), "--max-layer-entries"),
+    ] {
+        let fake = FakeRegistry::start(fake_native(&layer, None));
+        let out = pull_fails(&cli, &format!("{}/app", fake.host()));
+        assert!(out.contains(want), "{out}");
+        assert!(out.contains(&images::sha(&layer)), "names the layer: {out}");
+        assert_eq!(image_count(&d), 0);
+        images::assert_no_layers(&d);
+    }
+    // A layer that says it is larger than a layer may be is not
+    // downloaded at all.
+    let layer = images::gzip_bomb(1 << 20);
+    let fake = FakeRegistry::start(fake_native(&layer, Some(9 << 20)));
+    let out = pull_fails(&cli, &format!("{}/app", fake.host()));
+    assert!(out.contains("--max-layer-size"), "{out}");
+    assert_eq!(fake.gets(&format!("/blobs/{}", images::sha(&layer))), 0);
+    assert_eq!(image_count(&d), 0);
+
+    // The ratio, with a daemon that allows 10 times the compressed size
+    // (past the first 16 MiB every layer may take).
+    let d = Daemon::start_with_args(&["--max-layer-ratio", "10"]);
+    let cli = Cli::new(&d);
+    let layer = images::gzip_bomb(24 << 20);
+    let fake = FakeRegistry::start(fake_native(&layer, None));
+    let out = pull_fails(&cli, &format!("{}/app", fake.host()));
+    assert!(out.contains("--max-layer-ratio"), "{out}");
+    assert_eq!(image_count(&d), 0);
+    images::assert_no_layers(&d);
 }

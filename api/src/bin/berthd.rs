@@ -49,6 +49,66 @@ struct Args {
     /// Loopback registries (localhost, 127.0.0.0/8, ::1) always are.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     insecure_registries: Vec<String>,
+
+    /// The most one image layer may unpack to (its tar stream, or the file
+    /// content it writes), in bytes or with a unit (k, m, g, t: powers of
+    /// 1024). A pull, load or import with a larger layer fails and keeps
+    /// nothing of it. 0: no limit.
+    #[arg(long, value_name = "SIZE", default_value = "100GiB",
+          value_parser = berth_runtime::util::parse_size)]
+    max_layer_size: u64,
+
+    /// The most one image layer may unpack to per byte of its compressed
+    /// blob (every layer may unpack to 16 MiB). gzip cannot expand more
+    /// than 1032 times; this stops zstd streams and sparse tar entries
+    /// that do. 0: no limit.
+    #[arg(long, value_name = "RATIO",
+          default_value_t = berth_runtime::image::unpack::DEFAULT_MAX_LAYER_RATIO)]
+    max_layer_ratio: u64,
+
+    /// The most tar entries (files, directories, links) in one image
+    /// layer. 0: no limit.
+    #[arg(long, value_name = "N",
+          default_value_t = berth_runtime::image::unpack::DEFAULT_MAX_LAYER_ENTRIES)]
+    max_layer_entries: u64,
+
+    /// The longest path or link target in an image layer, in bytes.
+    #[arg(long, value_name = "BYTES",
+          default_value_t = berth_runtime::image::unpack::DEFAULT_MAX_LAYER_PATH,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 20))]
+    max_layer_path_length: usize,
+
+    /// The deepest path in an image layer, in directories.
+    #[arg(long, value_name = "N",
+          default_value_t = berth_runtime::image::unpack::DEFAULT_MAX_LAYER_DEPTH,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    max_layer_depth: usize,
+
+    /// How long connecting to a registry may take (500ms, 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = berth_runtime::util::parse_duration)]
+    registry_connect_timeout: Duration,
+
+    /// How long a registry (or its token service, or the storage it
+    /// redirects to) may take to start answering a request.
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = berth_runtime::util::parse_duration)]
+    registry_response_timeout: Duration,
+
+    /// A download from a registry fails when, over this long, it brings
+    /// less than --registry-min-rate per second: a registry that stalls,
+    /// or sends a byte a second, fails the pull within twice this time,
+    /// and the next pull starts the download again.
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = berth_runtime::util::parse_duration)]
+    registry_stall_timeout: Duration,
+
+    /// The slowest pace a registry download may keep, in bytes per second
+    /// (units as for --max-layer-size), averaged over
+    /// --registry-stall-timeout.
+    #[arg(long, value_name = "SIZE", default_value = "1KiB",
+          value_parser = berth_runtime::util::parse_size)]
+    registry_min_rate: u64,
 }
 
 enum Listener {
@@ -120,6 +180,19 @@ async fn serve(args: Args) -> Result<()> {
     let mut config = EngineConfig::new(&args.root);
     config.wasm_pool_slots = args.wasm_pool_slots;
     config.live_restore = args.live_restore;
+    config.layer_limits = berth_runtime::image::unpack::UnpackLimits {
+        max_bytes: args.max_layer_size,
+        max_ratio: args.max_layer_ratio,
+        max_entries: args.max_layer_entries,
+        max_path: args.max_layer_path_length,
+        max_depth: args.max_layer_depth,
+    };
+    config.registry_timeouts = berth_runtime::registry::RegistryTimeouts {
+        connect: args.registry_connect_timeout,
+        response: args.registry_response_timeout,
+        stall: args.registry_stall_timeout,
+        min_rate: args.registry_min_rate,
+    };
     for r in &args.insecure_registries {
         let bare = r
             .strip_prefix("http://")

@@ -1,7 +1,7 @@
 //! Random container names in Docker's style (`eager_turing`), and the rule
 //! for names users choose.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const ADJECTIVES: &[&str] = &[
     "admiring",
@@ -150,20 +150,11 @@ pub fn random(attempt: u32) -> String {
 }
 
 /// Checks a user-chosen name (`/` prefix allowed) and returns it without the
-/// slash. Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+/// slash. Docker's rule, `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, and berth's length
+/// cap ([`crate::util::names`]).
 pub fn validate(name: &str) -> Result<String> {
     let n = name.strip_prefix('/').unwrap_or(name);
-    let ok = n.len() >= 2
-        && n.as_bytes()[0].is_ascii_alphanumeric()
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
-    if ok {
-        Ok(n.to_string())
-    } else {
-        Err(Error::invalid(format!(
-            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )))
-    }
+    crate::util::names::validate_name("container", n)
 }
 
 #[cfg(test)]
@@ -177,5 +168,11 @@ mod tests {
         assert!(validate("a").is_err());
         assert!(validate("-x").is_err());
         assert!(validate("a b").is_err());
+        let e = validate(&"a".repeat(10_000)).unwrap_err();
+        assert!(e.message().contains("at most 255"), "{e}");
+        assert_eq!(
+            validate(&format!("/{}", "a".repeat(255))).unwrap().len(),
+            255
+        );
     }
 }

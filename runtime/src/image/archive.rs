@@ -17,7 +17,9 @@
 //! knows nothing about containers.
 
 use super::config::ImageConfigFile;
-use super::manifest::{self, Descriptor, Index, Manifest, media};
+use super::layers::LayerStore;
+use super::manifest::{self, Descriptor, DocKind, Index, Manifest, media};
+use super::{ImageKind, kind};
 use super::{ImageRecord, Images, Reference};
 use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::store::BlobStore;
@@ -91,6 +93,15 @@ pub fn load(
     }
     for p in &plan {
         verify(images, p)?;
+    }
+    // Every native layer unpacked before any image is recorded, so that a
+    // layer refused (hostile, or past berthd's --max-layer-* limits)
+    // records nothing. Layers of other images unpacked meanwhile stay
+    // until the daemon's start sweeps them, as after a failed pull.
+    if let Some(store) = images.layer_store() {
+        for p in &plan {
+            unpack_native(images, store, p)?;
+        }
     }
 
     let mut records = Vec::with_capacity(plan.len());
@@ -568,7 +579,12 @@ fn image_manifest_of(
     depth: usize,
 ) -> Result<Digest> {
     let bytes = read_listed(images, desc, listed_in)?;
-    if media::is_index(&desc.media_type) || manifest::looks_like_index(&bytes) {
+    let declared = [(
+        format!("the descriptor in {listed_in}"),
+        desc.media_type.as_str(),
+    )];
+    let declared: Vec<(&str, &str)> = declared.iter().map(|(b, m)| (b.as_str(), *m)).collect();
+    if manifest::classify(&bytes, &desc.digest, &declared)? == DocKind::Index {
         if depth >= MAX_INDEX_DEPTH {
             return Err(Error::invalid(format!(
                 "indexes in the archive nest more than {MAX_INDEX_DEPTH} deep"
@@ -602,14 +618,16 @@ fn plan_oci(images: &Images, scan: &Scan, doc: &[u8]) -> Result<Vec<Planned>> {
 }
 
 /// Every image manifest reachable from `index.json` whose blob the archive
-/// holds, with the names the index gives it.
-fn index_candidates(images: &Images, doc: &[u8]) -> Vec<(Digest, Manifest, Vec<Reference>)> {
-    let Ok(index) = Index::parse(doc) else {
-        return Vec::new();
-    };
+/// holds, with the names the index gives it. Descriptors of blobs the
+/// archive lacks are skipped; an ambiguous document refuses the archive.
+fn index_candidates(
+    images: &Images,
+    doc: &[u8],
+) -> Result<Vec<(Digest, Manifest, Vec<Reference>)>> {
+    let index = Index::parse(doc).map_err(|e| e.context(format!("the archive's {INDEX_FILE}")))?;
     let mut out = Vec::new();
-    // (descriptor, names, depth)
-    let mut stack: Vec<(Descriptor, Vec<Reference>, usize)> = index
+    // (descriptor, where it is listed, names, depth)
+    let mut stack: Vec<(Descriptor, String, Vec<Reference>, usize)> = index
         .manifests
         .iter()
         .rev()
@@ -619,29 +637,40 @@ fn index_candidates(images: &Images, doc: &[u8]) -> Vec<(Digest, Manifest, Vec<R
                 .flatten()
                 .into_iter()
                 .collect();
-            (d.clone(), names, 0)
+            (d.clone(), INDEX_FILE.to_string(), names, 0)
         })
         .collect();
-    while let Some((desc, names, depth)) = stack.pop() {
+    while let Some((desc, listed_in, names, depth)) = stack.pop() {
         let Ok(bytes) = images
             .blobs()
             .read_limited(&desc.digest, manifest::MAX_MANIFEST_SIZE)
         else {
             continue;
         };
-        if media::is_index(&desc.media_type) || manifest::looks_like_index(&bytes) {
-            if depth < MAX_INDEX_DEPTH
-                && let Ok(child) = Index::parse(&bytes)
-            {
-                for d in child.manifests.into_iter().rev() {
-                    stack.push((d, names.clone(), depth + 1));
+        let by = format!("the descriptor in {listed_in}");
+        match manifest::classify(&bytes, &desc.digest, &[(&by, &desc.media_type)])? {
+            DocKind::Index => {
+                if depth < MAX_INDEX_DEPTH {
+                    let child = Index::parse(&bytes)
+                        .map_err(|e| e.context(format!("index {}", desc.digest)))?;
+                    for d in child.manifests.into_iter().rev() {
+                        stack.push((
+                            d,
+                            format!("index {}", desc.digest),
+                            names.clone(),
+                            depth + 1,
+                        ));
+                    }
                 }
             }
-        } else if let Ok(m) = Manifest::parse(&bytes) {
-            out.push((desc.digest, m, names));
+            DocKind::Manifest => {
+                let m = Manifest::parse(&bytes)
+                    .map_err(|e| e.context(format!("manifest {}", desc.digest)))?;
+                out.push((desc.digest, m, names));
+            }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Plans the images of a Docker archive from its `manifest.json`, using the
@@ -655,7 +684,7 @@ fn plan_docker(images: &Images, scan: &Scan, doc: &[u8]) -> Result<Vec<Planned>>
         )));
     }
     let candidates = match &scan.index_json {
-        Some(index) => index_candidates(images, index),
+        Some(index) => index_candidates(images, index)?,
         None => Vec::new(),
     };
     let mut plan = Vec::new();
@@ -787,6 +816,23 @@ fn verify(images: &Images, p: &Planned) -> Result<()> {
                 "layer {} is {have} bytes in the archive but manifest {} says {}",
                 l.digest, p.manifest, l.size
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks the layers of a planned image when it is a native one.
+fn unpack_native(images: &Images, store: &LayerStore, p: &Planned) -> Result<()> {
+    let blobs = images.blobs();
+    let bytes = blobs.read_limited(&p.manifest, manifest::MAX_MANIFEST_SIZE)?;
+    let m = Manifest::parse(&bytes).map_err(|e| e.context(format!("manifest {}", p.manifest)))?;
+    let cfg = blobs.read_limited(&m.config.digest, manifest::MAX_CONFIG_SIZE)?;
+    let config = ImageConfigFile::parse(&cfg)?;
+    if kind::select(&m, &config) == ImageKind::Native {
+        for l in &m.layers {
+            store
+                .ensure(blobs, l)
+                .map_err(|e| e.context(format!("layer {}", l.digest)))?;
         }
     }
     Ok(())

@@ -19,12 +19,15 @@
 //! [`LayerStore::ensure`] calls for one digest unpack it once: they
 //! serialize on a per-digest lock and re-check after taking it.
 //!
-//! Safety of extraction is `unpack.rs`'s business; this module must not
-//! know about containers (callers say which layers are in use).
+//! Safety of extraction is `unpack.rs`'s business, within the
+//! [`UnpackLimits`] the store was opened with (berthd's `--max-layer-*`
+//! options; a layer past one leaves nothing but debris in `tmp/`, removed
+//! at once); this module must not know about containers (callers say which
+//! layers are in use).
 
 use super::config::ImageConfigFile;
 use super::manifest::{Compression, Descriptor, Manifest, media};
-use super::unpack::{UnpackStats, unpack_layer};
+use super::unpack::{UnpackLimits, UnpackStats, unpack_layer};
 use crate::error::{Error, Result, ResultExt};
 use crate::store::BlobStore;
 use crate::util::digest::{Digest, Hasher};
@@ -58,6 +61,8 @@ pub struct LayerStore {
     empty: PathBuf,
     /// One lock per digest being unpacked or removed.
     locks: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
+    /// What one layer may unpack to.
+    limits: UnpackLimits,
     /// Unpacks done, for tests of the per-digest lock.
     #[cfg(test)]
     unpacks: std::sync::atomic::AtomicUsize,
@@ -86,9 +91,21 @@ impl LayerStore {
             tmp,
             empty,
             locks: Mutex::new(HashMap::new()),
+            limits: UnpackLimits::default(),
             #[cfg(test)]
             unpacks: Default::default(),
         })
+    }
+
+    /// Unpacks within `limits` (berthd's `--max-layer-*` options) instead
+    /// of the defaults.
+    pub fn with_limits(mut self, limits: UnpackLimits) -> LayerStore {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &UnpackLimits {
+        &self.limits
     }
 
     /// `ROOT/layers`.
@@ -170,15 +187,15 @@ impl LayerStore {
             let diff = work.join(DIFF_DIR);
             fs::create_dir(&work).ctx(format!("creating {}", work.display()))?;
             fs::create_dir(&diff).ctx(format!("creating {}", diff.display()))?;
-            let blob = BufReader::with_capacity(256 << 10, blobs.open_read(digest)?);
+            let file = blobs.open_read(digest)?;
+            let compressed = file.metadata().ok().map(|m| m.len());
+            let blob = BufReader::with_capacity(256 << 10, file);
             let mut reader = HashingReader::new(decompressor(blob, compression)?);
-            let stats = unpack_layer(&mut reader, &diff)
-                .map_err(|e| e.context(format!("layer {digest}")))?;
             // The diff_id covers the whole uncompressed stream, padding
-            // after the end-of-archive blocks included.
-            io::copy(&mut reader, &mut io::sink()).map_err(|e| {
-                Error::invalid(format!("layer {digest}: reading past the tar end: {e}"))
-            })?;
+            // after the end-of-archive blocks included: unpack_layer reads
+            // it all.
+            let stats = unpack_layer(&mut reader, &diff, &self.limits, compressed)
+                .map_err(|e| e.context(format!("layer {digest}")))?;
             let diff_id = reader.finish();
             fs::write(work.join(DIFF_ID_FILE), diff_id.to_string())
                 .ctx("writing the layer's diff_id")?;

@@ -4,6 +4,18 @@
 //! One lenient set of types reads OCI image manifests, Docker schema 2
 //! manifests and OCI artifact manifests alike; digests are validated as they
 //! are read.
+//!
+//! Lenient in what fields it ignores, strict in what a document is: a JSON
+//! document that could be read both as an image manifest and as an index
+//! is refused (CVE-2021-41190: the same digest must never mean two
+//! images). [`classify`] decides what a document is from its own fields
+//! and from every outside statement about it (a registry's
+//! `Content-Type`, the media type of the descriptor that pointed to it),
+//! and refuses it when they disagree; [`Manifest::parse`] and
+//! [`Index::parse`] refuse documents of the other kind. The rules follow
+//! containerd's `validateMediaType` and containers/image's
+//! `validateUnambiguousManifestFormat`, with every declaration compared,
+//! not just one.
 
 use crate::error::{Error, Result};
 use crate::util::Digest;
@@ -39,6 +51,11 @@ pub mod media {
         m == OCI_INDEX || m == DOCKER_LIST
     }
 
+    /// An image manifest type berth reads (OCI, Docker schema 2).
+    pub fn is_manifest(m: &str) -> bool {
+        m == OCI_MANIFEST || m == DOCKER_MANIFEST
+    }
+
     /// How a tar layer is compressed, judged by its media type.
     pub fn layer_compression(m: &str) -> Option<super::Compression> {
         use super::Compression::*;
@@ -68,6 +85,9 @@ pub enum Compression {
 /// make berthd read unbounded data into memory.
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
 pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
+/// Layers an image manifest may list: as many as overlayfs can stack
+/// (`OVL_MAX_STACK`), so no image berth could never run is downloaded.
+pub const MAX_LAYERS: usize = super::layers::MAX_LOWERS;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Platform {
@@ -315,7 +335,15 @@ pub struct Index {
 }
 
 impl Manifest {
+    /// Reads an image manifest, refusing an index, a document that could
+    /// be read as either (see [`classify`]), and more than [`MAX_LAYERS`]
+    /// layers.
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {
+        if inspect(bytes)?.kind() == Some(DocKind::Index) {
+            return Err(Error::invalid(
+                "expected an image manifest, found an image index",
+            ));
+        }
         let m: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(format!("malformed image manifest: {e}")))?;
         if m.schema_version != 2 {
@@ -324,12 +352,12 @@ impl Manifest {
                 m.schema_version
             )));
         }
-        if let Some(mt) = &m.media_type
-            && media::is_index(mt)
-        {
-            return Err(Error::invalid(
-                "expected an image manifest, found an image index",
-            ));
+        if m.layers.len() > MAX_LAYERS {
+            return Err(Error::invalid(format!(
+                "the image manifest lists {} layers; berth accepts at most {MAX_LAYERS}, \
+                 as many as overlayfs can stack",
+                m.layers.len()
+            )));
         }
         Ok(m)
     }
@@ -341,7 +369,14 @@ impl Manifest {
 }
 
 impl Index {
+    /// Reads an image index (or Docker manifest list), refusing an image
+    /// manifest and a document that could be read as either.
     pub fn parse(bytes: &[u8]) -> Result<Index> {
+        if inspect(bytes)?.kind() == Some(DocKind::Manifest) {
+            return Err(Error::invalid(
+                "expected an image index, found an image manifest",
+            ));
+        }
         let i: Index = serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid(format!("malformed image index: {e}")))?;
         if i.schema_version != 2 {
@@ -354,22 +389,180 @@ impl Index {
     }
 }
 
-/// Is this JSON document an index (as opposed to a manifest)? Looks at
-/// `mediaType`, falling back to the presence of `manifests`.
-pub fn looks_like_index(bytes: &[u8]) -> bool {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Probe {
-        media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
+/// What a manifest-or-index document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    /// An image manifest (OCI or Docker schema 2).
+    Manifest,
+    /// An image index (OCI) or manifest list (Docker).
+    Index,
+}
+
+impl DocKind {
+    fn of(media_type: &str) -> Option<DocKind> {
+        if media::is_manifest(media_type) {
+            Some(DocKind::Manifest)
+        } else if media::is_index(media_type) {
+            Some(DocKind::Index)
+        } else {
+            None
+        }
     }
-    match serde_json::from_slice::<Probe>(bytes) {
-        Ok(p) => match p.media_type {
-            Some(m) => media::is_index(&m),
-            None => p.manifests.is_some(),
-        },
-        Err(_) => false,
+
+    fn name(self) -> &'static str {
+        match self {
+            DocKind::Manifest => "an image manifest",
+            DocKind::Index => "an image index",
+        }
     }
+}
+
+/// The fields that tell a manifest from an index. A field counts as
+/// present even when it is `null`; duplicate fields are refused (parsers
+/// disagree on which one wins).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Probe {
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    manifests: bool,
+    #[serde(default, deserialize_with = "present")]
+    config: bool,
+    #[serde(default, deserialize_with = "present")]
+    layers: bool,
+    #[serde(default, deserialize_with = "present")]
+    fs_layers: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// What a document says of itself.
+struct SelfDescribed {
+    media_type: Option<String>,
+    /// From `mediaType`.
+    declared: Option<DocKind>,
+    /// From the fields it has.
+    structural: Option<DocKind>,
+}
+
+impl SelfDescribed {
+    fn kind(&self) -> Option<DocKind> {
+        self.declared.or(self.structural)
+    }
+}
+
+/// Reads what a document says it is, refusing one that says two things.
+fn inspect(bytes: &[u8]) -> Result<SelfDescribed> {
+    let p: Probe = serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(format!("not a JSON image manifest or index: {e}")))?;
+    if p.fs_layers {
+        return Err(Error::invalid(
+            "a Docker schema 1 manifest (fsLayers), which berth does not read; \
+             push the image again with a current client",
+        ));
+    }
+    let structural = match (p.manifests, p.config || p.layers) {
+        (true, true) => {
+            return Err(Error::invalid(
+                "ambiguous document: it has both `manifests` (an image index) and \
+                 `config`/`layers` (an image manifest), so one digest could name two \
+                 different images; refusing it (CVE-2021-41190)",
+            ));
+        }
+        (true, false) => Some(DocKind::Index),
+        (false, true) => Some(DocKind::Manifest),
+        (false, false) => None,
+    };
+    let declared = match &p.media_type {
+        None => None,
+        Some(mt) => Some(DocKind::of(mt).ok_or_else(|| {
+            Error::invalid(format!(
+                "its mediaType {} is neither an image manifest nor an index berth reads \
+                 ({}, {}, {}, {})",
+                crate::util::names::excerpt(mt),
+                media::OCI_MANIFEST,
+                media::OCI_INDEX,
+                media::DOCKER_MANIFEST,
+                media::DOCKER_LIST
+            ))
+        })?),
+    };
+    if let (Some(d), Some(s)) = (declared, structural)
+        && d != s
+    {
+        return Err(Error::invalid(format!(
+            "ambiguous document: its mediaType says {} ({}) but its fields are those of {}; \
+             refusing it (CVE-2021-41190)",
+            d.name(),
+            p.media_type.as_deref().unwrap_or(""),
+            s.name()
+        )));
+    }
+    Ok(SelfDescribed {
+        media_type: p.media_type,
+        declared,
+        structural,
+    })
+}
+
+/// Decides whether the document `digest` is an image manifest or an
+/// index, from its own `mediaType` and fields and from `declared`: what
+/// others said it is, as (who said it, media type), such as a registry's
+/// `Content-Type` or the descriptor that pointed to it. Refused, with a
+/// message naming the digest and the disagreement: a document with both
+/// `manifests` and `config`/`layers`; a `mediaType` that is not a manifest
+/// or index type, or contradicts the fields; a declaration of a manifest
+/// or index type that differs from the document's own `mediaType`, or is
+/// of the other kind than its fields or another declaration. Declarations
+/// of other types (`application/json`, `application/octet-stream`) say
+/// nothing and are ignored.
+pub fn classify(bytes: &[u8], digest: &Digest, declared: &[(&str, &str)]) -> Result<DocKind> {
+    let refuse = |why: String| {
+        Error::invalid(format!(
+            "refusing {digest}: {why}; a manifest must say unambiguously what it is \
+             (CVE-2021-41190)"
+        ))
+    };
+    let own = inspect(bytes).map_err(|e| Error::invalid(format!("refusing {digest}: {e}")))?;
+    let mut kind = own.kind();
+    let mut said: Option<(&str, &str)> = None;
+    for &(by, mt) in declared {
+        let Some(k) = DocKind::of(mt) else { continue };
+        if let Some(own_mt) = &own.media_type
+            && own_mt != mt
+        {
+            return Err(refuse(format!(
+                "{by} says it is {mt}, but its own mediaType is {own_mt}"
+            )));
+        }
+        if let Some(s) = own.structural
+            && s != k
+        {
+            return Err(refuse(format!(
+                "{by} says it is {} ({mt}), but its fields are those of {}",
+                k.name(),
+                s.name()
+            )));
+        }
+        if let Some((other_by, other_mt)) = said
+            && DocKind::of(other_mt) != Some(k)
+        {
+            return Err(refuse(format!(
+                "{other_by} says it is {other_mt}, but {by} says {mt}"
+            )));
+        }
+        said = Some((by, mt));
+        kind = kind.or(Some(k));
+    }
+    kind.ok_or_else(|| {
+        Error::invalid(format!(
+            "{digest} is neither an image manifest nor an index: it has no mediaType, \
+             no `manifests` and no `config` or `layers`"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -439,5 +632,132 @@ mod tests {
         );
         let ppc = entry("linux", "ppc64le", None);
         assert!(choose_platform(&[&s390, &ppc], None).is_none() || host_arch() == "ppc64le");
+    }
+
+    fn doc(v: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn desc_json() -> serde_json::Value {
+        serde_json::json!({
+            "mediaType": media::OCI_CONFIG,
+            "digest": Digest::of(b"c").to_string(),
+            "size": 1
+        })
+    }
+
+    #[test]
+    fn ambiguous_documents_are_refused() {
+        let d = Digest::of(b"doc");
+        let manifest = doc(serde_json::json!({
+            "schemaVersion": 2, "config": desc_json(), "layers": []
+        }));
+        let index = doc(serde_json::json!({"schemaVersion": 2, "manifests": []}));
+        // Both shapes at once, with or without a mediaType, even as null.
+        for both in [
+            serde_json::json!({"schemaVersion": 2, "manifests": [], "config": desc_json()}),
+            serde_json::json!({"schemaVersion": 2, "manifests": [], "layers": []}),
+            serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX,
+                               "manifests": [], "layers": [], "config": desc_json()}),
+            serde_json::json!({"schemaVersion": 2, "manifests": null, "config": desc_json()}),
+        ] {
+            let b = doc(both);
+            let e = classify(&b, &d, &[]).unwrap_err();
+            assert!(
+                e.message().contains(&d.to_string()),
+                "names the digest: {e}"
+            );
+            assert!(e.message().contains("both `manifests`"), "{e}");
+            assert!(Manifest::parse(&b).is_err());
+            assert!(Index::parse(&b).is_err());
+        }
+        // A mediaType that contradicts the fields.
+        let lying = doc(serde_json::json!({
+            "schemaVersion": 2, "mediaType": media::OCI_INDEX,
+            "config": desc_json(), "layers": []
+        }));
+        assert!(
+            classify(&lying, &d, &[])
+                .unwrap_err()
+                .message()
+                .contains("mediaType says")
+        );
+        assert!(Manifest::parse(&lying).is_err());
+        let lying = doc(serde_json::json!({
+            "schemaVersion": 2, "mediaType": media::DOCKER_MANIFEST, "manifests": []
+        }));
+        assert!(Index::parse(&lying).is_err());
+        // An unknown mediaType.
+        let odd = doc(serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/x-odd", "config": desc_json()
+        }));
+        assert!(classify(&odd, &d, &[]).is_err());
+        // Duplicate fields: parsers disagree on which wins.
+        let dup = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","mediaType":"application/vnd.oci.image.manifest.v1+json","config":{}}"#;
+        assert!(classify(dup, &d, &[]).is_err());
+
+        // Outside statements: Content-Type and descriptors.
+        let ct = "the registry's Content-Type";
+        assert_eq!(
+            classify(&manifest, &d, &[(ct, media::OCI_MANIFEST)]).unwrap(),
+            DocKind::Manifest
+        );
+        assert_eq!(
+            classify(&index, &d, &[(ct, media::DOCKER_LIST)]).unwrap(),
+            DocKind::Index
+        );
+        // An index served as a manifest, and the other way round.
+        let e = classify(&index, &d, &[(ct, media::OCI_MANIFEST)]).unwrap_err();
+        assert!(
+            e.message().contains(ct) && e.message().contains("image index"),
+            "{e}"
+        );
+        assert!(classify(&manifest, &d, &[(ct, media::OCI_INDEX)]).is_err());
+        // A mediaType other than the Content-Type, even of the same kind.
+        let typed = doc(serde_json::json!({
+            "schemaVersion": 2, "mediaType": media::DOCKER_MANIFEST,
+            "config": desc_json(), "layers": []
+        }));
+        let e = classify(&typed, &d, &[(ct, media::OCI_MANIFEST)]).unwrap_err();
+        assert!(e.message().contains("own mediaType"), "{e}");
+        // The descriptor and the Content-Type disagree on the kind of a
+        // document that says nothing itself.
+        let bare = doc(serde_json::json!({"schemaVersion": 2}));
+        assert!(
+            classify(
+                &bare,
+                &d,
+                &[(ct, media::OCI_INDEX), ("index x", media::OCI_MANIFEST)]
+            )
+            .is_err()
+        );
+        assert_eq!(
+            classify(&bare, &d, &[(ct, media::OCI_INDEX)]).unwrap(),
+            DocKind::Index
+        );
+        assert!(classify(&bare, &d, &[]).is_err());
+        // Generic types say nothing.
+        assert_eq!(
+            classify(&manifest, &d, &[(ct, "application/json")]).unwrap(),
+            DocKind::Manifest
+        );
+        // Schema 1 is refused.
+        let s1 = doc(serde_json::json!({"schemaVersion": 1, "fsLayers": []}));
+        assert!(
+            classify(&s1, &d, &[])
+                .unwrap_err()
+                .message()
+                .contains("schema 1")
+        );
+    }
+
+    #[test]
+    fn manifests_list_a_bounded_number_of_layers() {
+        let layers: Vec<_> = (0..=MAX_LAYERS).map(|_| desc_json()).collect();
+        let m = doc(serde_json::json!({
+            "schemaVersion": 2, "config": desc_json(), "layers": layers
+        }));
+        let e = Manifest::parse(&m).unwrap_err();
+        assert!(e.message().contains("at most 500"), "{e}");
     }
 }

@@ -6,13 +6,29 @@
 //! print in Docker's familiar form (`hello:latest`, not
 //! `docker.io/library/hello:latest`), which is also the key under which tags
 //! are stored.
+//!
+//! The grammar is distribution's (`distribution/reference`): a registry
+//! host `domain-component ('.' domain-component)*` or `[IPv6]`, with an
+//! optional `:port`; path components `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`;
+//! tags `[\w][\w.-]{0,127}`; sha256 digests. The whole name, registry
+//! included (`docker.io/library/hello`), may be at most
+//! [`NAME_TOTAL_LENGTH_MAX`] characters, as in Docker. Every name that
+//! becomes a tag (pull, tag, commit, import, load, build) goes through
+//! [`Reference::parse`] or [`Reference::with_tag`].
 
 use crate::error::{Error, Result};
 use crate::util::Digest;
+use crate::util::names::excerpt;
 use std::fmt;
 
 pub const DEFAULT_DOMAIN: &str = "docker.io";
 pub const DEFAULT_TAG: &str = "latest";
+/// Distribution's `NameTotalLengthMax`: registry and repository together.
+pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
+/// Longest tag.
+pub const TAG_MAX: usize = 128;
+/// Longest reference text: name, `:tag`, and `@sha256:<64 hex>`.
+const REFERENCE_MAX: usize = NAME_TOTAL_LENGTH_MAX + 1 + TAG_MAX + 1 + 71;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -28,12 +44,17 @@ impl Reference {
     /// Parses a reference as a user typed it. A reference with neither tag
     /// nor digest gets no tag here; see [`Reference::with_default_tag`].
     pub fn parse(s: &str) -> Result<Reference> {
-        let bad = |why: &str| Error::invalid(format!("invalid reference format {s:?}: {why}"));
+        let bad =
+            |why: &str| Error::invalid(format!("invalid reference format ({}): {why}", excerpt(s)));
         if s.is_empty() {
             return Err(bad("empty"));
         }
-        if s.len() > 255 + 128 + 72 {
-            return Err(bad("too long"));
+        if s.len() > REFERENCE_MAX {
+            return Err(bad(&format!(
+                "too long ({} characters); a repository name may be at most \
+                 {NAME_TOTAL_LENGTH_MAX} characters and a tag at most {TAG_MAX}",
+                s.len()
+            )));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| bad(e.message()))?)),
@@ -61,18 +82,19 @@ impl Reference {
         for component in path.split('/') {
             validate_component(component).map_err(|why| bad(&why))?;
         }
-        if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(bad("invalid registry host"));
-        }
+        validate_domain(&domain).map_err(|why| bad(&why))?;
         let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
             format!("library/{path}")
         } else {
             path.to_string()
         };
-        if path.len() > 255 {
-            return Err(bad(
-                "repository name must not be longer than 255 characters",
-            ));
+        let full = domain.len() + 1 + path.len();
+        if full > NAME_TOTAL_LENGTH_MAX {
+            return Err(bad(&format!(
+                "repository name must not be longer than {NAME_TOTAL_LENGTH_MAX} characters \
+                 (registry included, {domain}/{}: {full})",
+                excerpt(&path)
+            )));
         }
         Ok(Reference {
             domain,
@@ -92,7 +114,8 @@ impl Reference {
 
     /// The same repository with another tag (and no digest).
     pub fn with_tag(&self, tag: &str) -> Result<Reference> {
-        validate_tag(tag).map_err(|why| Error::invalid(format!("invalid tag {tag:?}: {why}")))?;
+        validate_tag(tag)
+            .map_err(|why| Error::invalid(format!("invalid tag ({}): {why}", excerpt(tag))))?;
         Ok(Reference {
             domain: self.domain.clone(),
             path: self.path.clone(),
@@ -210,13 +233,57 @@ fn validate_component(c: &str) -> std::result::Result<(), String> {
 fn validate_tag(t: &str) -> std::result::Result<(), String> {
     let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
     let b = t.as_bytes();
-    if b.is_empty() || b.len() > 128 {
-        return Err("a tag must be 1 to 128 characters".into());
+    if b.is_empty() || b.len() > TAG_MAX {
+        return Err(format!(
+            "a tag must be 1 to {TAG_MAX} characters, not {}",
+            b.len()
+        ));
     }
     if !word(b[0]) || !b.iter().all(|&x| word(x) || x == b'.' || x == b'-') {
         return Err(format!(
-            "tag {t:?} may contain only letters, digits, '_', '.', '-' and must not start with '.' or '-'"
+            "tag {} may contain only letters, digits, '_', '.', '-' and must not start with '.' or '-'",
+            excerpt(t)
         ));
+    }
+    Ok(())
+}
+
+/// distribution's `domainAndPort`: `host[:port]`, the host a name of
+/// `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?` components joined by dots (an
+/// IPv4 address is one) or `[IPv6]`; the port digits.
+fn validate_domain(d: &str) -> std::result::Result<(), String> {
+    let bad = || format!("invalid registry host {}", excerpt(d));
+    let (host, port) = if let Some(rest) = d.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
+        if v6.is_empty() || !v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            return Err(bad());
+        }
+        match after {
+            "" => (None, None),
+            p => (None, Some(p.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else {
+        match d.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(d), None),
+        }
+    };
+    if let Some(p) = port
+        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    if let Some(h) = host {
+        let component_ok = |c: &str| {
+            let b = c.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'-')
+        };
+        if !h.split('.').all(component_ok) {
+            return Err(bad());
+        }
     }
     Ok(())
 }
@@ -273,5 +340,38 @@ mod tests {
         }
         let e = Reference::parse("Hello").unwrap_err();
         assert!(e.to_string().contains("lowercase"), "{e}");
+        for bad in [
+            "evil.com#x/app",
+            "user@evil.com/app",
+            "a_b.com/app",
+            "-a.com/app",
+            "localhost:/app",
+            "localhost:5x/app",
+            "[::1/app",
+            "[zz]:5000/app",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        for good in ["[::1]:5000/app", "127.0.0.1:5000/a/b", "Reg.Example/app"] {
+            assert!(Reference::parse(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn lengths_are_distributions() {
+        // 255 characters with the registry: docker.io/library/ is 18.
+        let max = "a".repeat(NAME_TOTAL_LENGTH_MAX - "docker.io/library/".len());
+        assert!(Reference::parse(&max).is_ok());
+        let e = Reference::parse(&format!("{max}a")).unwrap_err();
+        assert!(e.message().contains("255"), "{e}");
+        let tag = "t".repeat(TAG_MAX);
+        assert!(Reference::parse(&format!("app:{tag}")).is_ok());
+        let e = Reference::parse(&format!("app:{tag}t")).unwrap_err();
+        assert!(e.message().contains("128"), "{e}");
+        assert!(p("app").with_tag(&format!("{tag}t")).is_err());
+        let e = Reference::parse(&"a".repeat(10_000)).unwrap_err();
+        assert!(e.message().len() < 300, "quotes a little: {e}");
+        let host = format!("{}.example:5000", "r".repeat(240));
+        assert!(Reference::parse(&format!("{host}/app")).is_err());
     }
 }

@@ -33,13 +33,15 @@ use crate::util::dirfd::{cstring, dir_flags, file_type, remove_tree, set_xattr_f
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::sys::stat::{
-    FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, futimens, mkdirat,
-    mknodat, utimensat,
+    FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, fstat, futimens,
+    mkdirat, mknodat, utimensat,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
-use std::collections::HashSet;
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::hash::BuildHasher;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -58,63 +60,258 @@ pub struct UnpackStats {
 /// The overlayfs xattr that makes a directory opaque.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
-/// Longest entry path accepted (`PATH_MAX`); it also bounds the depth of a
-/// layer's tree, and so the descriptors that removing it takes.
-const MAX_PATH: usize = 4096;
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
+
+/// The default bounds of [`UnpackLimits`]. Chosen so that no real image
+/// reaches them: the largest single layers seen in the wild (CUDA and
+/// machine learning images) unpack to tens of GiB and hold a few hundred
+/// thousand files; paths stay far below `PATH_MAX`, trees below 100
+/// levels.
+pub const DEFAULT_MAX_LAYER_BYTES: u64 = 100 << 30;
+/// Deflate cannot expand more than 1032 times, so no gzip layer, however
+/// compressible, reaches this ratio; a zstd stream or a sparse tar entry
+/// can go far beyond it, and are stopped here.
+pub const DEFAULT_MAX_LAYER_RATIO: u64 = 1100;
+pub const DEFAULT_MAX_LAYER_ENTRIES: u64 = 1_000_000;
+/// `PATH_MAX`.
+pub const DEFAULT_MAX_LAYER_PATH: usize = 4096;
+pub const DEFAULT_MAX_LAYER_DEPTH: usize = 256;
+/// A layer may always unpack to this much, whatever its ratio: a small
+/// layer of very compressible content (a file of zeros, zstd) is no
+/// threat to the disk.
+pub const RATIO_FLOOR: u64 = 16 << 20;
+/// Bytes the tar reader may read between the data of two entries: the
+/// headers of the next one, with its GNU long name and link and its PAX
+/// records (which the `tar` crate holds in memory). Real entries need a
+/// few KiB (PAX xattrs are at most 64 KiB each).
+pub const MAX_ENTRY_HEADERS: u64 = 1 << 20;
+
+/// Bounds on what one layer may unpack to, set by berthd's options. A
+/// layer past one fails with [`Error::invalid`] naming the bound and the
+/// option. A byte, ratio or entry bound of 0 is no bound; path length and
+/// depth always have one (the depth bounds the descriptors that walking
+/// and removing a tree take).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Uncompressed bytes: the tar stream read, and the file content
+    /// written (a sparse entry writes more than its stream holds).
+    /// `berthd --max-layer-size`.
+    pub max_bytes: u64,
+    /// Uncompressed bytes per byte of the layer's blob, past
+    /// [`RATIO_FLOOR`]. `berthd --max-layer-ratio`.
+    pub max_ratio: u64,
+    /// Tar entries. `berthd --max-layer-entries`.
+    pub max_entries: u64,
+    /// Bytes of an entry's path or link target.
+    /// `berthd --max-layer-path-length`.
+    pub max_path: usize,
+    /// Components of an entry's path. `berthd --max-layer-depth`.
+    pub max_depth: usize,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> UnpackLimits {
+        UnpackLimits {
+            max_bytes: DEFAULT_MAX_LAYER_BYTES,
+            max_ratio: DEFAULT_MAX_LAYER_RATIO,
+            max_entries: DEFAULT_MAX_LAYER_ENTRIES,
+            max_path: DEFAULT_MAX_LAYER_PATH,
+            max_depth: DEFAULT_MAX_LAYER_DEPTH,
+        }
+    }
+}
+
+impl UnpackLimits {
+    /// The uncompressed bytes a layer whose blob is `compressed` bytes
+    /// may unpack to, and the message that says so when it does more.
+    fn byte_budget(&self, compressed: Option<u64>) -> (u64, String) {
+        let absolute = if self.max_bytes == 0 {
+            u64::MAX
+        } else {
+            self.max_bytes
+        };
+        let relative = match compressed {
+            Some(c) if self.max_ratio > 0 => c.saturating_mul(self.max_ratio).max(RATIO_FLOOR),
+            _ => u64::MAX,
+        };
+        if relative < absolute {
+            (
+                relative,
+                format!(
+                    "the layer unpacks to more than {} times its compressed size of {} bytes \
+                     (berthd's limit, past the first {RATIO_FLOOR} bytes; raise it with \
+                     berthd --max-layer-ratio, 0 for none)",
+                    self.max_ratio,
+                    compressed.unwrap_or(0)
+                ),
+            )
+        } else {
+            (
+                absolute,
+                format!(
+                    "the layer unpacks to more than {absolute} bytes (berthd's limit; raise it \
+                     with berthd --max-layer-size, 0 for none)"
+                ),
+            )
+        }
+    }
+}
 
 /// Whether `openat2` may be tried (cleared once the kernel or a seccomp
 /// filter says it is not there).
 static OPENAT2: AtomicBool = AtomicBool::new(true);
 
+/// Counts what the tar reader takes from the stream: everything against
+/// the layer's byte budget, and what it reads between two entries' data
+/// against [`MAX_ENTRY_HEADERS`]. Past either, reads fail, and `tripped`
+/// says why (the `tar` crate's error would only say "I/O error").
+struct Meter {
+    read: Cell<u64>,
+    budget: u64,
+    /// Reading headers (not an entry's data).
+    in_headers: Cell<bool>,
+    header_bytes: Cell<u64>,
+    tripped: Cell<Option<Trip>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trip {
+    Bytes,
+    Headers,
+}
+
+struct Metered<'m, R> {
+    inner: R,
+    meter: &'m Meter,
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let m = self.meter;
+        if m.tripped.get().is_some() {
+            return Err(io::Error::other("layer limit reached"));
+        }
+        // Never ask for more than the budget allows, plus one byte to see
+        // that it is passed.
+        let room = m.budget.saturating_sub(m.read.get()).saturating_add(1);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        m.read.set(m.read.get() + n as u64);
+        if m.read.get() > m.budget {
+            m.tripped.set(Some(Trip::Bytes));
+            return Err(io::Error::other("layer limit reached"));
+        }
+        if m.in_headers.get() {
+            m.header_bytes.set(m.header_bytes.get() + n as u64);
+            if m.header_bytes.get() > MAX_ENTRY_HEADERS {
+                m.tripped.set(Some(Trip::Headers));
+                return Err(io::Error::other("layer limit reached"));
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Extracts one uncompressed tar stream into `dest`, an existing (normally
-/// empty) directory, as an overlayfs lower layer. See the module docs for
+/// empty) directory, as an overlayfs lower layer, within `limits`
+/// (`compressed`: the size of the layer's blob, for the ratio). The whole
+/// stream is read, padding after the end of the archive included, so that
+/// a caller hashing it gets the layer's diff_id. See the module docs for
 /// what is refused. On error `dest` holds a partial layer that the caller
 /// must remove; nothing outside it has been touched.
-pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
+pub fn unpack_layer(
+    reader: impl Read,
+    dest: &Path,
+    limits: &UnpackLimits,
+    compressed: Option<u64>,
+) -> Result<UnpackStats> {
     let root = nix::fcntl::open(
         dest,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| Error::internal(format!("opening {}: {e}", dest.display())))?;
+    let (budget, over_budget) = limits.byte_budget(compressed);
+    let meter = Meter {
+        read: Cell::new(0),
+        budget,
+        in_headers: Cell::new(true),
+        header_bytes: Cell::new(0),
+        tripped: Cell::new(None),
+    };
     let mut u = Unpacker {
         root,
+        limits: *limits,
+        budget,
+        seen: 0,
+        keys: std::hash::RandomState::new(),
         nodes: HashSet::new(),
-        dir_times: Vec::new(),
+        dir_times: HashMap::new(),
         cache: None,
         stats: UnpackStats::default(),
         buf: vec![0u8; 256 << 10],
     };
-    let mut archive = tar::Archive::new(reader);
-    let mut last = String::new();
-    let entries = archive
-        .entries()
-        .map_err(|e| Error::invalid(format!("not a tar archive: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| {
-            if last.is_empty() {
-                Error::invalid(format!("the layer is not a tar archive: {e}"))
-            } else {
-                Error::invalid(format!(
-                    "the layer is truncated or corrupt after entry {last:?}: {e}"
-                ))
-            }
-        })?;
-        let raw = entry.path_bytes().into_owned();
-        last = String::from_utf8_lossy(&raw).into_owned();
-        u.entry(&mut entry, &raw).map_err(|e| match e {
-            Fail::Refuse(why) => Error::invalid(format!(
-                "refusing the layer: entry {last:?} {why}; \
-                 a layer may not touch anything outside its own directory"
+    let tripped = |e: &dyn std::fmt::Display, last: &str| -> Error {
+        match meter.tripped.get() {
+            Some(Trip::Bytes) => Error::invalid(over_budget.clone()),
+            Some(Trip::Headers) => Error::invalid(format!(
+                "the headers of the entry after {last:?} (long names, PAX records) take more \
+                 than {MAX_ENTRY_HEADERS} bytes; refusing the layer"
             )),
-            Fail::Bad(why) => Error::invalid(format!("layer entry {last:?}: {why}")),
-            Fail::Io(what, e) => Error::internal(format!("layer entry {last:?}: {what}: {e}")),
-        })?;
+            None if last.is_empty() => {
+                Error::invalid(format!("the layer is not a tar archive: {e}"))
+            }
+            None => Error::invalid(format!(
+                "the layer is truncated or corrupt after entry {last:?}: {e}"
+            )),
+        }
+    };
+    let mut archive = tar::Archive::new(Metered {
+        inner: reader,
+        meter: &meter,
+    });
+    let mut last = String::new();
+    {
+        let entries = archive.entries().map_err(|e| tripped(&e, ""))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| tripped(&e, &last))?;
+            meter.in_headers.set(false);
+            let raw = entry.path_bytes().into_owned();
+            last = String::from_utf8_lossy(&raw[..raw.len().min(256)]).into_owned();
+            let applied = u.entry(&mut entry, &raw).and_then(|()| {
+                // The rest of the entry's data (a skipped entry's, say)
+                // is read here, as data, not later as the next headers.
+                io::copy(&mut entry, &mut io::sink())
+                    .map(|_| ())
+                    .map_err(|e| Fail::Bad(format!("the layer is truncated or corrupt: {e}")))
+            });
+            applied.map_err(|e| match (meter.tripped.get(), e) {
+                (Some(_), _) => tripped(&"", &last),
+                (None, Fail::Refuse(why)) => Error::invalid(format!(
+                    "refusing the layer: entry {last:?} {why}; \
+                     a layer may not touch anything outside its own directory"
+                )),
+                (None, Fail::Limit(why)) => {
+                    Error::invalid(format!("refusing the layer at entry {last:?}: {why}"))
+                }
+                (None, Fail::Bad(why)) => Error::invalid(format!("layer entry {last:?}: {why}")),
+                (None, Fail::Io(what, e)) => {
+                    Error::internal(format!("layer entry {last:?}: {what}: {e}"))
+                }
+            })?;
+            meter.in_headers.set(true);
+            meter.header_bytes.set(0);
+        }
     }
-    u.finish_dir_times()
-        .map_err(|e| Error::internal(format!("setting directory times: {e}")))?;
+    // Padding after the end-of-archive blocks: part of the diff_id, and
+    // of the budget.
+    meter.in_headers.set(false);
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| match meter.tripped.get() {
+        Some(_) => tripped(&e, &last),
+        None => Error::invalid(format!("reading past the tar end: {e}")),
+    })?;
     Ok(u.stats)
 }
 
@@ -122,6 +319,9 @@ pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
 enum Fail {
     /// The entry tries to reach outside the layer: a refusal.
     Refuse(String),
+    /// The layer goes past one of its [`UnpackLimits`]; says which and the
+    /// option that raises it.
+    Limit(String),
     /// The entry is malformed or unsupported.
     Bad(String),
     /// The host failed us.
@@ -147,11 +347,25 @@ struct Meta {
 
 struct Unpacker {
     root: OwnedFd,
-    /// Non-directory nodes this layer created (cleaned paths joined by `/`):
-    /// the only allowed hardlink targets.
-    nodes: HashSet<Vec<u8>>,
-    /// Directory mtimes, set once everything is in place.
-    dir_times: Vec<(Vec<Vec<u8>>, TimeSpec)>,
+    limits: UnpackLimits,
+    /// Bytes of file content the layer may write.
+    budget: u64,
+    /// Tar entries seen, skipped ones included.
+    seen: u64,
+    /// Keys `nodes` (random per layer, so entry names cannot be chosen to
+    /// collide).
+    keys: std::hash::RandomState,
+    /// Non-directory nodes this layer created, by a hash of their cleaned
+    /// path (`/`-joined): the only allowed hardlink targets. A hash, not the
+    /// path, so that a million entries of 4 KiB paths do not take 4 GiB; a
+    /// path that went with its directory may linger, and a hardlink to it
+    /// then finds nothing there (refused as before).
+    nodes: HashSet<u64>,
+    /// The mtime of each directory a layer entry gave one, by inode: set
+    /// on the directory again whenever an entry changes it, so that it
+    /// ends with its own (inodes, unlike paths, take the same few bytes
+    /// whatever the tree's depth).
+    dir_times: HashMap<u64, TimeSpec>,
     /// The last parent directory resolved.
     cache: Option<(Vec<Vec<u8>>, OwnedFd)>,
     stats: UnpackStats,
@@ -161,17 +375,19 @@ struct Unpacker {
 /// Splits a tar path into clean components: no empty or `.` components,
 /// `..` applied lexically. Absolute paths and `..` that climbs above the
 /// layer root are refused.
-fn clean(raw: &[u8]) -> Res<Vec<Vec<u8>>> {
+fn clean(raw: &[u8], limits: &UnpackLimits) -> Res<Vec<Vec<u8>>> {
     if raw.first() == Some(&b'/') {
         return Err(Fail::Refuse("has an absolute path".into()));
     }
     if raw.contains(&0) {
         return Err(Fail::Bad("has a NUL byte in its path".into()));
     }
-    if raw.len() >= MAX_PATH {
-        return Err(Fail::Bad(format!(
-            "has a path of {} bytes; the limit is {MAX_PATH}",
-            raw.len()
+    if limits.max_path > 0 && raw.len() > limits.max_path {
+        return Err(Fail::Limit(format!(
+            "a path of {} bytes, longer than berthd's limit of {} (raise it with \
+             berthd --max-layer-path-length)",
+            raw.len(),
+            limits.max_path
         )));
     }
     let mut out: Vec<Vec<u8>> = Vec::new();
@@ -186,6 +402,13 @@ fn clean(raw: &[u8]) -> Res<Vec<Vec<u8>>> {
                 }
             }
             _ => out.push(c.to_vec()),
+        }
+        if limits.max_depth > 0 && out.len() > limits.max_depth {
+            return Err(Fail::Limit(format!(
+                "a path more than {} directories deep (berthd's limit; raise it with \
+                 berthd --max-layer-depth)",
+                limits.max_depth
+            )));
         }
     }
     Ok(out)
@@ -202,18 +425,26 @@ fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> Res<Option<FileStat>> {
 impl Unpacker {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Res<()> {
         use tar::EntryType as T;
+        self.seen += 1;
+        if self.limits.max_entries > 0 && self.seen > self.limits.max_entries {
+            return Err(Fail::Limit(format!(
+                "the layer has more than {} entries (berthd's limit; raise it with \
+                 berthd --max-layer-entries, 0 for none)",
+                self.limits.max_entries
+            )));
+        }
         let kind = entry.header().entry_type();
         if matches!(kind, T::XGlobalHeader) {
             return Ok(());
         }
-        let comps = clean(raw)?;
+        let comps = clean(raw, &self.limits)?;
         let Some((name, parent)) = comps.split_last() else {
             // The layer root itself (`./`).
             if kind.is_dir() {
                 let meta = self.meta(entry)?;
                 let fd = self.root.try_clone().map_err(|e| Fail::Io("dup", e))?;
-                self.apply_fd(&fd, &meta, false)?;
-                self.dir_times.push((Vec::new(), meta.mtime));
+                self.apply_fd(&fd, &meta, true)?;
+                self.keep_time(fd.as_fd(), meta.mtime)?;
                 self.stats.entries += 1;
                 return Ok(());
             }
@@ -253,6 +484,8 @@ impl Unpacker {
                 0,
             )
             .map_err(Fail::io("creating a whiteout"))?;
+            // A whiteout is no hardlink target.
+            self.nodes.remove(&self.key(&target.join(&b'/')));
             fchownat(
                 dir.as_fd(),
                 hidden,
@@ -261,6 +494,7 @@ impl Unpacker {
                 AtFlags::AT_SYMLINK_NOFOLLOW,
             )
             .map_err(Fail::io("chown"))?;
+            self.retime(dir.as_fd())?;
             self.stats.entries += 1;
             return Ok(());
         }
@@ -282,8 +516,9 @@ impl Unpacker {
                 }
                 let fd = openat(dir.as_fd(), name.as_slice(), dir_flags(), Mode::empty())
                     .map_err(Fail::io("opening the new directory"))?;
-                self.apply_fd(&fd, &meta, false)?;
-                self.dir_times.push((comps.clone(), meta.mtime));
+                self.apply_fd(&fd, &meta, true)?;
+                self.keep_time(fd.as_fd(), meta.mtime)?;
+                self.retime(dir.as_fd())?;
             }
             T::Regular | T::Continuous | T::GNUSparse => {
                 let meta = self.meta(entry)?;
@@ -312,12 +547,21 @@ impl Unpacker {
                             )));
                         }
                     };
+                    self.stats.bytes += n as u64;
+                    if self.stats.bytes > self.budget {
+                        // A sparse entry writes more than its stream holds.
+                        return Err(Fail::Limit(format!(
+                            "its files hold more than {} bytes (berthd's limit; raise it \
+                             with berthd --max-layer-size or --max-layer-ratio, 0 for none)",
+                            self.budget
+                        )));
+                    }
                     file.write_all(&self.buf[..n])
                         .map_err(|e| Fail::Io("writing the file", e))?;
-                    self.stats.bytes += n as u64;
                 }
                 self.apply_fd(&OwnedFd::from(file), &meta, true)?;
-                self.nodes.insert(path);
+                self.nodes.insert(self.key(&path));
+                self.retime(dir.as_fd())?;
             }
             T::Symlink => {
                 let target = entry
@@ -329,20 +573,29 @@ impl Unpacker {
                         "is a symlink with an empty or invalid target".into(),
                     ));
                 }
+                if self.limits.max_path > 0 && target.len() > self.limits.max_path {
+                    return Err(Fail::Limit(format!(
+                        "a symlink target of {} bytes, longer than berthd's limit of {} \
+                         (raise it with berthd --max-layer-path-length)",
+                        target.len(),
+                        self.limits.max_path
+                    )));
+                }
                 let meta = self.meta(entry)?;
                 let dir = self.parent(parent, true)?;
                 self.clear(dir.as_fd(), name, &comps)?;
                 symlinkat(target.as_slice(), dir.as_fd(), name.as_slice())
                     .map_err(Fail::io("creating the symlink"))?;
                 self.apply_at(dir.as_fd(), name, &meta, true)?;
-                self.nodes.insert(path);
+                self.nodes.insert(self.key(&path));
+                self.retime(dir.as_fd())?;
             }
             T::Link => {
                 let raw_target = entry
                     .link_name_bytes()
                     .map(|t| t.into_owned())
                     .unwrap_or_default();
-                let tcomps = match clean(&raw_target) {
+                let tcomps = match clean(&raw_target, &self.limits) {
                     Ok(t) => t,
                     Err(Fail::Refuse(why)) => {
                         return Err(Fail::Refuse(format!(
@@ -361,7 +614,7 @@ impl Unpacker {
                 let Some((tname, tparent)) = tcomps.split_last() else {
                     return Err(Fail::Refuse("is a hardlink to the layer root".into()));
                 };
-                if !self.nodes.contains(&tpath) {
+                if !self.nodes.contains(&self.key(&tpath)) {
                     return Err(Fail::Refuse(format!(
                         "is a hardlink to {:?}, which is not a file this layer extracted before it",
                         String::from_utf8_lossy(&raw_target)
@@ -389,7 +642,8 @@ impl Unpacker {
                     AtFlags::empty(),
                 )
                 .map_err(Fail::io("creating the hardlink"))?;
-                self.nodes.insert(path);
+                self.nodes.insert(self.key(&path));
+                self.retime(dir.as_fd())?;
             }
             T::Char | T::Block | T::Fifo => {
                 let meta = self.meta(entry)?;
@@ -418,7 +672,8 @@ impl Unpacker {
                 )
                 .map_err(Fail::io("creating the device node"))?;
                 self.apply_at(dir.as_fd(), name, &meta, false)?;
-                self.nodes.insert(path);
+                self.nodes.insert(self.key(&path));
+                self.retime(dir.as_fd())?;
             }
             other => {
                 return Err(Fail::Bad(format!(
@@ -552,14 +807,11 @@ impl Unpacker {
             // The cached parent might be this directory or below it.
             self.cache = None;
             remove_tree(dir, name).map_err(|e| Fail::Io("removing a replaced directory", e))?;
-            let mut prefix = path.clone();
-            prefix.push(b'/');
-            self.nodes.retain(|p| !p.starts_with(&prefix));
         } else {
             unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
                 .map_err(Fail::io("removing a replaced file"))?;
         }
-        self.nodes.remove(&path);
+        self.nodes.remove(&self.key(&path));
         Ok(())
     }
 
@@ -614,17 +866,31 @@ impl Unpacker {
 
     /// Component by component: each step opens one name relative to the
     /// previous directory with `O_NOFOLLOW | O_DIRECTORY`.
-    fn walk(&self, comps: &[Vec<u8>], create: bool) -> Res<OwnedFd> {
+    fn walk(&mut self, comps: &[Vec<u8>], create: bool) -> Res<OwnedFd> {
         let mut cur = self.root.try_clone().map_err(|e| Fail::Io("dup", e))?;
         for (i, c) in comps.iter().enumerate() {
             let mut tries = 0;
+            let mut made = false;
             cur = loop {
                 tries += 1;
                 match openat(cur.as_fd(), c.as_slice(), dir_flags(), Mode::empty()) {
-                    Ok(fd) => break fd,
+                    Ok(fd) => {
+                        if made {
+                            // A new directory: a time kept for an earlier
+                            // one with this inode is not its own.
+                            let st = fstat(fd.as_fd()).map_err(Fail::io("stat"))?;
+                            self.dir_times.remove(&st.st_ino);
+                        }
+                        break fd;
+                    }
                     Err(Errno::ENOENT) if create && tries < 3 => {
                         match mkdirat(cur.as_fd(), c.as_slice(), Mode::from_bits_truncate(0o755)) {
-                            Ok(()) | Err(Errno::EEXIST) => continue,
+                            Ok(()) => {
+                                made = true;
+                                self.retime(cur.as_fd())?;
+                                continue;
+                            }
+                            Err(Errno::EEXIST) => continue,
                             Err(e) => {
                                 return Err(Fail::Io("creating a parent directory", e.into()));
                             }
@@ -662,24 +928,28 @@ impl Unpacker {
         Ok(cur)
     }
 
-    /// Directory mtimes last, since creating their contents changed them.
-    fn finish_dir_times(&mut self) -> io::Result<()> {
-        self.cache = None;
-        let times = std::mem::take(&mut self.dir_times);
-        for (comps, t) in times {
-            let fd = if comps.is_empty() {
-                self.root.try_clone()?
-            } else {
-                // Replaced or removed since: nothing to set.
-                match self.resolve_beneath(&comps) {
-                    Some(fd) => fd,
-                    None => match self.walk(&comps, false) {
-                        Ok(fd) => fd,
-                        Err(_) => continue,
-                    },
-                }
-            };
-            futimens(fd.as_fd(), &t, &t)?;
+    /// The key of a cleaned path in `nodes`.
+    fn key(&self, path: &[u8]) -> u64 {
+        self.keys.hash_one(path)
+    }
+
+    /// Remembers `mtime` as the directory `fd`'s own, to be set again
+    /// whenever an entry changes the directory.
+    fn keep_time(&mut self, fd: BorrowedFd<'_>, mtime: TimeSpec) -> Res<()> {
+        let st = fstat(fd).map_err(Fail::io("stat"))?;
+        self.dir_times.insert(st.st_ino, mtime);
+        Ok(())
+    }
+
+    /// Sets the directory `dir`'s own mtime again after an entry created or
+    /// removed something in it, if the layer gave it one.
+    fn retime(&self, dir: BorrowedFd<'_>) -> Res<()> {
+        if self.dir_times.is_empty() {
+            return Ok(());
+        }
+        let st = fstat(dir).map_err(Fail::io("stat"))?;
+        if let Some(t) = self.dir_times.get(&st.st_ino) {
+            futimens(dir, t, t).map_err(Fail::io("setting directory times"))?;
         }
         Ok(())
     }
@@ -888,6 +1158,11 @@ mod tests {
         Some(buf)
     }
 
+    /// Unpacks with the default limits.
+    fn unpack(reader: impl Read, dest: &Path) -> Result<UnpackStats> {
+        unpack_layer(reader, dest, &UnpackLimits::default(), None)
+    }
+
     fn is_root() -> bool {
         nix::unistd::geteuid().is_root()
     }
@@ -980,7 +1255,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let stats = unpack_layer(&tar[..], d).unwrap();
+        let stats = unpack(&tar[..], d).unwrap();
         assert!(stats.entries >= 25, "{stats:?}");
         assert_eq!(stats.bytes, 26 + 4 + 7 + 4 + 5 + 4 + 1 + 1 + 10 + 1);
 
@@ -1129,7 +1404,7 @@ mod tests {
         let passwd_before = std::fs::symlink_metadata("/etc/passwd").unwrap();
         let root_before = snapshot_top("/");
 
-        let err = unpack_layer(&tar[..], &dest).unwrap_err();
+        let err = unpack(&tar[..], &dest).unwrap_err();
         eprintln!("{entry:?}: {err}");
         assert_eq!(
             err.kind(),
@@ -1353,7 +1628,7 @@ mod tests {
             .symlink("w", &host("target"))
             .file(".wh.w", b"", 0o644);
         let before = snapshot(s, &dest);
-        unpack_layer(&t.bytes()[..], &dest).unwrap();
+        unpack(&t.bytes()[..], &dest).unwrap();
         assert_eq!(snapshot(s, &dest), before);
         assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"layer");
         assert!(std::fs::symlink_metadata(dest.join("d")).unwrap().is_dir());
@@ -1380,7 +1655,7 @@ mod tests {
     #[test]
     fn refuses_garbage_and_truncation() {
         let dir = tempfile::tempdir().unwrap();
-        let err = unpack_layer(
+        let err = unpack(
             &b"this is not a tar archive at all, clearly"[..],
             dir.path(),
         );
@@ -1391,26 +1666,31 @@ mod tests {
         }
         let mut junk = vec![b'x'; 2048];
         junk[..4].copy_from_slice(b"abcd");
-        let e = unpack_layer(&junk[..], dir.path()).unwrap_err();
+        let e = unpack(&junk[..], dir.path()).unwrap_err();
         assert!(e.message().contains("not a tar"), "{e}");
         let mut t = Tar::new();
         t.file("a", &[7u8; 5000], 0o644);
         let tar = t.bytes();
-        let e = unpack_layer(&tar[..1500], dir.path()).unwrap_err();
+        let e = unpack(&tar[..1500], dir.path()).unwrap_err();
         assert!(e.message().contains("\"a\""), "{e}");
     }
 
     #[test]
     fn cleans_paths() {
-        let c = |s: &str| clean(s.as_bytes()).ok().map(|v| show(&v));
+        let limits = UnpackLimits::default();
+        let c = |s: &str| clean(s.as_bytes(), &limits).ok().map(|v| show(&v));
         assert_eq!(c("./a//b/./c/"), Some("a/b/c".into()));
         assert_eq!(c("a/../b"), Some("b".into()));
         assert_eq!(c("./"), Some("".into()));
         assert_eq!(c("a/../.."), None);
         assert_eq!(c("/a"), None);
         assert_eq!(c(".."), None);
-        assert_eq!(c(&"a/".repeat(2048)), None, "too long");
-        assert!(c(&"a/".repeat(2000)).is_some());
+        assert_eq!(c(&"a".repeat(4097)), None, "too long");
+        assert!(c(&"a".repeat(4096)).is_some());
+        assert_eq!(c(&"a/".repeat(257)), None, "too deep");
+        assert!(c(&"a/".repeat(256)).is_some());
+        // `..` that comes back up keeps the depth in bounds.
+        assert!(c(&"a/..//".repeat(600)).is_some());
     }
 
     #[test]
@@ -1420,5 +1700,191 @@ mod tests {
         let t = pax_time(b"-1.25").unwrap();
         assert_eq!((t.tv_sec(), t.tv_nsec()), (-2, 750_000_000));
         assert!(pax_time(b"x").is_none());
+    }
+
+    fn limited(set: impl FnOnce(&mut UnpackLimits)) -> UnpackLimits {
+        let mut l = UnpackLimits::default();
+        set(&mut l);
+        l
+    }
+
+    /// A tar stream of one file of `size` zeros, made as it is read.
+    fn zeros_tar(size: u64) -> impl Read {
+        let mut h = Tar::header(EntryType::Regular, "zeros", 0o644, size);
+        h.set_cksum();
+        let pad = (512 - size % 512) % 512;
+        io::Cursor::new(h.as_bytes().to_vec()).chain(io::repeat(0).take(size + pad + 1024))
+    }
+
+    #[test]
+    fn entries_paths_and_depth_are_bounded() {
+        require_root!();
+        let mut t = Tar::new();
+        for i in 0..20 {
+            t.file(&format!("f{i}"), b"", 0o644);
+        }
+        let tar = t.bytes();
+        let dir = tempfile::tempdir().unwrap();
+        let e =
+            unpack_layer(&tar[..], dir.path(), &limited(|l| l.max_entries = 10), None).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        assert!(e.message().contains("more than 10 entries"), "{e}");
+        assert!(e.message().contains("--max-layer-entries"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        unpack_layer(&tar[..], dir.path(), &limited(|l| l.max_entries = 20), None).unwrap();
+
+        let deep = format!("{}f", "d/".repeat(10));
+        let mut t = Tar::new();
+        t.file(&deep, b"x", 0o644);
+        let tar = t.bytes();
+        let dir = tempfile::tempdir().unwrap();
+        let e =
+            unpack_layer(&tar[..], dir.path(), &limited(|l| l.max_depth = 10), None).unwrap_err();
+        assert!(e.message().contains("--max-layer-depth"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        unpack_layer(&tar[..], dir.path(), &limited(|l| l.max_depth = 11), None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e =
+            unpack_layer(&tar[..], dir.path(), &limited(|l| l.max_path = 20), None).unwrap_err();
+        assert!(e.message().contains("--max-layer-path-length"), "{e}");
+        let mut t = Tar::new();
+        t.symlink("l", &"t".repeat(50));
+        let dir = tempfile::tempdir().unwrap();
+        let e = unpack_layer(
+            &t.bytes()[..],
+            dir.path(),
+            &limited(|l| l.max_path = 40),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message().contains("symlink target"), "{e}");
+    }
+
+    #[test]
+    fn uncompressed_bytes_are_bounded_absolutely_and_by_ratio() {
+        require_root!();
+        let dir = tempfile::tempdir().unwrap();
+        let e = unpack_layer(
+            zeros_tar(8 << 20),
+            dir.path(),
+            &limited(|l| l.max_bytes = 1 << 20),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message().contains("more than 1048576 bytes"), "{e}");
+        assert!(e.message().contains("--max-layer-size"), "{e}");
+        // A blob of 1000 bytes may unpack to 10,000, but always to the
+        // floor.
+        let ratio = limited(|l| l.max_ratio = 10);
+        let dir = tempfile::tempdir().unwrap();
+        unpack_layer(
+            zeros_tar(RATIO_FLOOR - 4096),
+            dir.path(),
+            &ratio,
+            Some(1000),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e =
+            unpack_layer(zeros_tar(RATIO_FLOOR + 1), dir.path(), &ratio, Some(1000)).unwrap_err();
+        assert!(e.message().contains("--max-layer-ratio"), "{e}");
+        assert!(e.message().contains("10 times"), "{e}");
+        // Bound 0 is none.
+        let dir = tempfile::tempdir().unwrap();
+        let none = limited(|l| {
+            l.max_bytes = 0;
+            l.max_ratio = 0;
+        });
+        unpack_layer(zeros_tar(RATIO_FLOOR + 1), dir.path(), &none, Some(1)).unwrap();
+        // Padding after the end of the archive counts too.
+        let mut t = Tar::new();
+        t.file("a", b"a", 0o644);
+        let padded = io::Cursor::new(t.bytes()).chain(io::repeat(0).take(4 << 20));
+        let dir = tempfile::tempdir().unwrap();
+        let e = unpack_layer(
+            padded,
+            dir.path(),
+            &limited(|l| l.max_bytes = 1 << 20),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message().contains("--max-layer-size"), "{e}");
+    }
+
+    /// A GNU sparse entry of 512 stored bytes that unpacks to 64 MiB: what
+    /// is written counts, not only what is read.
+    #[test]
+    fn a_sparse_entry_counts_what_it_writes() {
+        require_root!();
+        let hole: u64 = 64 << 20;
+        let mut h = Tar::header(EntryType::GNUSparse, "sparse", 0o644, 512);
+        {
+            let gnu = h.as_gnu_mut().unwrap();
+            let octal = |v: u64| {
+                let s = format!("{v:011o}\0");
+                let mut a = [0u8; 12];
+                a.copy_from_slice(s.as_bytes());
+                a
+            };
+            gnu.sparse[0].offset = octal(hole);
+            gnu.sparse[0].numbytes = octal(512);
+            gnu.realsize = octal(hole + 512);
+        }
+        let mut t = Tar::new();
+        t.append(h, &[7u8; 512]);
+        let tar = t.bytes();
+        assert!(tar.len() < 4096);
+        let dir = tempfile::tempdir().unwrap();
+        let e = unpack_layer(
+            &tar[..],
+            dir.path(),
+            &limited(|l| l.max_bytes = 1 << 20),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message().contains("--max-layer-size"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let stats = unpack(&tar[..], dir.path()).unwrap();
+        assert_eq!(stats.bytes, hole + 512);
+    }
+
+    /// A GNU long name or PAX header is held in memory by the tar reader:
+    /// one of 2 MiB is refused before it is.
+    #[test]
+    fn entry_headers_are_bounded() {
+        for kind in [EntryType::GNULongName, EntryType::XHeader] {
+            let mut t = Tar::new();
+            let big = if kind == EntryType::XHeader {
+                let rec = format!("path={}\n", "a".repeat(2 << 20));
+                format!("{} {rec}", rec.len() + 8).into_bytes()
+            } else {
+                vec![b'a'; 2 << 20]
+            };
+            t.append(
+                Tar::header(kind, "././@LongLink", 0o644, big.len() as u64),
+                &big,
+            )
+            .file("x", b"x", 0o644);
+            let dir = tempfile::tempdir().unwrap();
+            let e = unpack(&t.bytes()[..], dir.path()).unwrap_err();
+            assert!(e.message().contains("headers"), "{kind:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn directory_times_survive_later_entries() {
+        require_root!();
+        let mut t = Tar::new();
+        let mut h = Tar::header(EntryType::Directory, "a/", 0o755, 0);
+        h.set_mtime(1000);
+        t.append(h, &[]);
+        t.file("a/b/c", b"c", 0o644)
+            .file("a/x", b"x", 0o644)
+            .file("a/x", b"y", 0o644)
+            .file("a/.wh.x", b"", 0o644);
+        let dir = tempfile::tempdir().unwrap();
+        unpack(&t.bytes()[..], dir.path()).unwrap();
+        let m = std::fs::metadata(dir.path().join("a")).unwrap();
+        assert_eq!(m.mtime(), 1000);
     }
 }

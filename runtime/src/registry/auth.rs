@@ -150,6 +150,10 @@ pub fn registry_host(server: &str) -> String {
     }
 }
 
+/// The longest `WWW-Authenticate` header berth reads.
+pub(crate) const MAX_CHALLENGE: usize = 8 << 10;
+pub(crate) const MAX_CHALLENGE_PARAMS: usize = 16;
+
 /// A `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Challenge {
@@ -172,7 +176,17 @@ impl Challenge {
 
 /// Parses `Bearer realm="https://auth.example/token",service="registry"`
 /// (quoted or bare values; the first challenge when there are several).
+/// A challenge longer than [`MAX_CHALLENGE`] bytes, or with more than
+/// [`MAX_CHALLENGE_PARAMS`] parameters, is ignored (real ones are a few
+/// hundred bytes with three).
 pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
+    if header.len() > MAX_CHALLENGE {
+        tracing::warn!(
+            bytes = header.len(),
+            "ignoring a registry's WWW-Authenticate header: too long"
+        );
+        return None;
+    }
     let header = header.trim();
     let (scheme, rest) = match header.split_once(char::is_whitespace) {
         Some((s, r)) => (s, r.trim()),
@@ -218,6 +232,10 @@ pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
         }
         if !key.is_empty() {
             params.insert(key, value);
+        }
+        if params.len() > MAX_CHALLENGE_PARAMS {
+            tracing::warn!("ignoring a registry's WWW-Authenticate header: too many parameters");
+            return None;
         }
     }
     Some(Challenge {
@@ -400,6 +418,12 @@ mod tests {
         assert_eq!(c.realm(), Some("Registry Realm"));
         let c = parse_challenge("bearer realm=https://h/t, service=s").unwrap();
         assert_eq!(c.realm(), Some("https://h/t"));
+        let long = format!(r#"Bearer realm="https://h/{}""#, "t".repeat(MAX_CHALLENGE));
+        assert!(parse_challenge(&long).is_none());
+        let many: Vec<String> = (0..=MAX_CHALLENGE_PARAMS)
+            .map(|i| format!("k{i}=v"))
+            .collect();
+        assert!(parse_challenge(&format!("Bearer {}", many.join(","))).is_none());
         assert_eq!(c.service(), Some("s"));
     }
 

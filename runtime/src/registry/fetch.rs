@@ -11,14 +11,12 @@
 //!
 //! [`BlobWriter::commit`]: crate::store::blob::BlobWriter::commit
 
-use super::session::{Session, chain, map_oci};
-use super::{RegistryError, RegistryResult};
+use super::RegistryResult;
+use super::session::Session;
 use crate::error::Error;
 use crate::store::BlobStore;
 use crate::util::Digest;
 use bytes::Bytes;
-use futures_util::StreamExt;
-use oci_client::client::BlobResponse;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
@@ -137,7 +135,11 @@ enum Chunk {
 }
 
 /// Downloads the blob `digest` of `size` bytes into `blobs`, reporting the
-/// bytes received on `progress`.
+/// bytes received on `progress`. The registry must keep up the pace the
+/// transport asks for ([`Transport::pace`]); a download that stalls fails,
+/// its temp file goes, and the next pull starts it afresh.
+///
+/// [`Transport::pace`]: super::transport::Transport::pace
 pub(crate) async fn download(
     session: Arc<Session>,
     digest: Digest,
@@ -146,28 +148,8 @@ pub(crate) async fn download(
     progress: watch::Sender<u64>,
 ) -> RegistryResult<()> {
     let host = session.host.clone();
-    let name = digest.to_string();
-    // The whole blob as a range: oci-client then hands the bytes over
-    // without hashing them itself (a partial response), and the blob
-    // writer's check of digest and size is the one pass over the data. A
-    // registry that ignores ranges answers 200 and oci-client checks too.
-    let mut stream = if size > 0 {
-        match session
-            .client
-            .pull_blob_stream_partial(&session.oref, name.as_str(), 0, None)
-            .await
-        {
-            Ok(BlobResponse::Full(s) | BlobResponse::Partial(s)) => s,
-            Err(e) => return Err(map_oci(&host, e, None)),
-        }
-    } else {
-        session
-            .client
-            .pull_blob_stream(&session.oref, name.as_str())
-            .await
-            .map_err(|e| map_oci(&host, e, None))?
-    };
-    if let Some(n) = stream.content_length
+    let mut res = session.blob(&digest).await?;
+    if let Some(n) = res.content_length()
         && n != size
     {
         return Err(Error::invalid(format!(
@@ -194,9 +176,20 @@ pub(crate) async fn download(
         Ok(false)
     });
     let streamed: RegistryResult<()> = async {
+        let mut pace = session.transport().pace();
         let mut received = 0u64;
-        while let Some(item) = stream.next().await {
-            let data = item.map_err(|e| blob_error(&host, &digest, &e))?;
+        loop {
+            let data = match pace.chunk(&mut res).await {
+                Ok(Some(d)) => d,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Error::internal(format!(
+                        "{}; nothing was stored, and the next pull downloads it again",
+                        e.describe(&format!("downloading blob {digest} from {host}"))
+                    ))
+                    .into());
+                }
+            };
             received += data.len() as u64;
             if received > size {
                 return Err(Error::invalid(format!(
@@ -230,24 +223,6 @@ pub(crate) async fn download(
         ))
         .into()),
         Err(e) => Err(e.context(format!("storing blob {digest}")).into()),
-    }
-}
-
-fn blob_error(host: &str, digest: &Digest, e: &std::io::Error) -> RegistryError {
-    let digest_error = e
-        .get_ref()
-        .and_then(|i| i.downcast_ref::<oci_client::errors::DigestError>());
-    match digest_error {
-        Some(d) => Error::invalid(format!(
-            "the registry {host} sent data for blob {digest} that does not match that digest \
-             ({d}); nothing was stored"
-        ))
-        .into(),
-        None => Error::internal(format!(
-            "downloading blob {digest} from {host}: {}",
-            chain(e)
-        ))
-        .into(),
     }
 }
 

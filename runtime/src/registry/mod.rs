@@ -1,10 +1,12 @@
-//! Registries: pulling and pushing images over the OCI distribution API
-//! (with `oci-client`), logging in, and the credentials Docker clients send.
+//! Registries: pulling and pushing images over the OCI distribution API,
+//! logging in, and the credentials Docker clients send. Pulls go through
+//! berth's own requests; pushes through `oci-client`.
 //!
-//! What it owns: talking to registries ([`session`]: transport, plain HTTP
-//! for loopback and `--insecure-registry` hosts, auth), the downloads in
-//! flight ([`fetch`]: one per blob digest, shared by concurrent pulls),
-//! and the pull and push procedures with Docker's progress messages.
+//! What it owns: talking to registries ([`session`]: plain HTTP for
+//! loopback and `--insecure-registry` hosts, auth; [`transport`]: the size
+//! and time bounds on every answer), the downloads in flight ([`fetch`]:
+//! one per blob digest, shared by concurrent pulls), and the pull and push
+//! procedures with Docker's progress messages.
 //!
 //! What it must not touch: containers, and the stores' internals. It
 //! writes only through [`BlobStore::writer`] (every blob checked against
@@ -20,11 +22,16 @@ mod progress;
 mod pull;
 mod push;
 mod session;
+mod transport;
 
 pub use auth::{AuthConfig, HUB_HOST, HUB_SERVER, LoginStatus, is_loopback, registry_host};
 pub use progress::{Progress, human_size};
 pub use pull::{PullOptions, PullOutcome};
 pub use push::{PushOptions, PushedTag};
+pub use transport::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MIN_RATE, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STALL_TIMEOUT,
+    RegistryTimeouts,
+};
 
 use crate::error::{Error, ErrorKind};
 use crate::image::Images;
@@ -32,11 +39,6 @@ use crate::store::BlobStore;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// How long a registry may go silent in the middle of a response.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Blobs of one pull or push moved at once.
 pub const PARALLEL_TRANSFERS: usize = 3;
 /// oci-clients kept for reuse (one per registry and identity).
@@ -101,12 +103,15 @@ impl std::error::Error for RegistryError {}
 
 pub type RegistryResult<T> = std::result::Result<T, RegistryError>;
 
-/// Which registries are reached over plain HTTP.
+/// Which registries are reached over plain HTTP, and how long they may
+/// take.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryConfig {
     /// `HOST[:PORT]` of registries to reach over plain HTTP
     /// (`berthd --insecure-registry`). Loopback registries always are.
     pub insecure: Vec<String>,
+    /// `berthd --registry-*-timeout`, `--registry-min-rate`.
+    pub timeouts: RegistryTimeouts,
 }
 
 /// The registry side of the engine: one per daemon.
@@ -114,8 +119,8 @@ pub struct Registry {
     images: Arc<Images>,
     insecure: Vec<String>,
     /// For berth's own requests: probes, logins, token exchanges,
-    /// manifests (read with a size limit).
-    http: reqwest::Client,
+    /// manifests and blobs, bounded in size and time.
+    transport: transport::Transport,
     /// One oci-client per registry, scheme and identity: its token cache
     /// and connection pool are reused, and one user's credentials never
     /// serve another's request.
@@ -125,16 +130,10 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(images: Arc<Images>, config: RegistryConfig) -> crate::Result<Registry> {
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .build()
-            .map_err(|e| Error::internal(format!("setting up the registry client: {e}")))?;
         Ok(Registry {
             images,
             insecure: config.insecure.iter().map(|h| registry_host(h)).collect(),
-            http,
+            transport: transport::Transport::new(config.timeouts)?,
             clients: Mutex::new(HashMap::new()),
             inflight: Arc::new(fetch::InFlight::default()),
         })
@@ -181,6 +180,7 @@ mod tests {
             Arc::new(images),
             RegistryConfig {
                 insecure: vec!["reg.lan:5000".into(), "other.lan".into()],
+                ..Default::default()
             },
         )
         .unwrap();

@@ -9,7 +9,7 @@ use super::{AuthConfig, PARALLEL_TRANSFERS, Registry, RegistryResult};
 use crate::error::{Error, ErrorKind};
 use crate::image::layers::LayerStore;
 use crate::image::manifest::{
-    self, Descriptor, Index, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, Platform,
+    self, Descriptor, DocKind, Index, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, Platform,
 };
 use crate::image::{ImageConfigFile, ImageKind, ImageRecord, Reference, kind};
 use crate::util::Digest;
@@ -73,7 +73,12 @@ impl Registry {
             .await?;
         let manifest =
             Manifest::parse(&mbytes).map_err(|e| e.context(format!("manifest {mdigest}")))?;
-        check_descriptors(&manifest)?;
+        let max_layer = self
+            .images
+            .layer_store()
+            .map(|s| s.limits().max_bytes)
+            .filter(|&m| m > 0);
+        check_descriptors(&manifest, max_layer)?;
 
         // The config first: it says whether the layers are to be unpacked.
         let cfg = &manifest.config;
@@ -191,12 +196,18 @@ impl Registry {
     ) -> RegistryResult<(bytes::Bytes, Digest, bool)> {
         let mut cur = top;
         let mut from_index = false;
+        // What pointed to the current document: the index and the media
+        // type of its descriptor (none for the tag or digest asked for).
+        let mut pointed: Option<(String, String)> = None;
         for _ in 0..=MAX_INDEX_DEPTH {
-            let declared_index = cur
-                .content_type
-                .as_deref()
-                .is_some_and(manifest::media::is_index);
-            if !manifest::looks_like_index(&cur.bytes) && !declared_index {
+            let mut declared: Vec<(&str, &str)> = Vec::new();
+            if let Some(ct) = cur.content_type.as_deref() {
+                declared.push(("the registry's Content-Type", ct));
+            }
+            if let Some((by, mt)) = &pointed {
+                declared.push((by.as_str(), mt.as_str()));
+            }
+            if manifest::classify(&cur.bytes, &cur.digest, &declared)? == DocKind::Manifest {
                 return Ok((cur.bytes, cur.digest, from_index));
             }
             let index =
@@ -234,6 +245,10 @@ impl Registry {
                 ))
                 .into());
             }
+            pointed = Some((
+                format!("the descriptor in index {}", cur.digest),
+                chosen.media_type.clone(),
+            ));
             cur = child;
             from_index = true;
         }
@@ -382,8 +397,11 @@ impl Registry {
     }
 }
 
-/// Sizes a manifest may claim.
-fn check_descriptors(m: &Manifest) -> RegistryResult<()> {
+/// Sizes a manifest may claim: a config of at most [`MAX_CONFIG_SIZE`],
+/// and layers no larger than a layer may unpack to (`max_layer`, berthd's
+/// `--max-layer-size`: no compression makes data much larger), so that no
+/// download of a layer that would be refused anyway starts.
+fn check_descriptors(m: &Manifest, max_layer: Option<u64>) -> RegistryResult<()> {
     if m.config.size < 0 || m.config.size as u64 > MAX_CONFIG_SIZE {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -396,6 +414,16 @@ fn check_descriptors(m: &Manifest) -> RegistryResult<()> {
     }
     if let Some(l) = m.layers.iter().find(|l| l.size < 0) {
         return Err(Error::invalid(format!("layer {} has a negative size", l.digest)).into());
+    }
+    if let Some(max) = max_layer
+        && let Some(l) = m.layers.iter().find(|l| l.size as u64 > max)
+    {
+        return Err(Error::invalid(format!(
+            "layer {} is {} bytes, more than berthd's limit of {max} bytes for a layer \
+             (raise it with berthd --max-layer-size)",
+            l.digest, l.size
+        ))
+        .into());
     }
     Ok(())
 }

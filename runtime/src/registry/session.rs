@@ -1,13 +1,11 @@
-//! One conversation with a registry for one repository: the oci-client to
-//! use, the credentials it may use, and the requests berth makes itself
-//! (the `/v2/` probe, logins, identity-token exchanges, and manifests,
-//! which are read with a size limit that oci-client does not have).
+//! One conversation with a registry for one repository: the credentials it
+//! may use, the requests berth makes itself (the `/v2/` probe, logins,
+//! token exchanges, manifests and blobs, every answer bounded in size and
+//! time by [`Transport`]), and the oci-client a push uses.
 
 use super::auth::{AuthConfig, Challenge, Creds, LoginStatus, parse_challenge, realm_allowed};
-use super::{
-    CONNECT_TIMEOUT, MAX_CLIENTS, READ_TIMEOUT, Registry, RegistryError, RegistryResult,
-    USER_AGENT, registry_host,
-};
+use super::transport::{ReadError, Transport};
+use super::{MAX_CLIENTS, Registry, RegistryError, RegistryResult, USER_AGENT, registry_host};
 use crate::error::{Error, ErrorKind};
 use crate::image::Reference;
 use crate::image::manifest::{MAX_MANIFEST_SIZE, media};
@@ -19,6 +17,7 @@ use oci_client::{Client, RegistryOperation};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use sha2::Digest as _;
+use std::sync::Mutex;
 
 /// Every manifest type berth reads, for `Accept`.
 const MANIFEST_TYPES: &[&str] = &[
@@ -27,6 +26,10 @@ const MANIFEST_TYPES: &[&str] = &[
     media::DOCKER_MANIFEST,
     media::DOCKER_LIST,
 ];
+/// The largest token service answer read: tokens are a few KiB.
+pub(crate) const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
+/// The largest error document read from a registry.
+const MAX_ERROR_BODY: u64 = 64 << 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ClientKey {
@@ -36,17 +39,37 @@ pub(crate) struct ClientKey {
     identity: String,
 }
 
+/// How a bearer token is got again when it expires.
+#[derive(Clone)]
+struct TokenSource {
+    realm: String,
+    service: Option<String>,
+    scope: String,
+    creds: TokenCreds,
+}
+
+#[derive(Clone)]
+enum TokenCreds {
+    Anonymous,
+    Basic(String, String),
+    /// An OAuth refresh token (Docker's identity token).
+    Refresh(String),
+}
+
 /// A registry and repository, with credentials settled.
 pub(crate) struct Session {
+    /// For pushes (berth's own requests serve pulls).
     pub client: Client,
     /// The repository, tagged as asked (or by digest).
     pub oref: oci_client::Reference,
     /// `host[:port]` as contacted (Docker Hub as `index.docker.io`).
     pub host: String,
     pub scheme: &'static str,
-    http: reqwest::Client,
+    transport: Transport,
     /// `Authorization` for berth's own requests to the registry.
-    authorization: Option<HeaderValue>,
+    authorization: Mutex<Option<HeaderValue>>,
+    /// How to renew `authorization` when the registry refuses it.
+    token_source: Option<TokenSource>,
     /// Why credentials were kept back, to explain a later refusal.
     withheld: Option<String>,
 }
@@ -56,6 +79,10 @@ pub(crate) struct Fetched {
     pub bytes: Bytes,
     pub digest: Digest,
     pub content_type: Option<String>,
+}
+
+fn bearer(token: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("Bearer {token}")).ok()
 }
 
 impl Registry {
@@ -70,40 +97,77 @@ impl Registry {
     ) -> RegistryResult<Session> {
         let host = registry_host(reference.domain());
         let scheme = self.scheme_for(&host);
+        let creds = auth.credentials_for(&host);
+        let challenge = match &creds {
+            Some(Creds::Token(_)) => None,
+            _ => self.probe(&host, scheme).await?,
+        }
+        .filter(Challenge::is_bearer);
+        let scope = scope(reference.path(), op);
+        let source = |creds: TokenCreds, ch: &Challenge| TokenSource {
+            realm: ch.realm().unwrap_or("").to_string(),
+            service: ch.service().map(str::to_string),
+            scope: scope.clone(),
+            creds,
+        };
         let mut withheld = None;
-        let registry_auth = match auth.credentials_for(&host) {
-            None => RegistryAuth::Anonymous,
-            Some(Creds::Token(t)) => RegistryAuth::Bearer(t),
-            Some(Creds::Basic(u, p)) => match self.probe(&host, scheme).await? {
-                Some(ch) if ch.is_bearer() => {
-                    match realm_allowed(&host, scheme, ch.realm().unwrap_or("")) {
-                        Ok(()) => RegistryAuth::Basic(u, p),
-                        Err(why) => {
-                            tracing::warn!(registry = %host, %why, "not sending credentials to the token service");
-                            withheld = Some(format!(
-                                "berth did not send your credentials for {host}: {why}"
-                            ));
-                            RegistryAuth::Anonymous
-                        }
+        // What oci-client (pushes) authenticates with, and berth's own
+        // token source.
+        let (registry_auth, token_source) = match (creds, &challenge) {
+            (Some(Creds::Token(t)), _) => (RegistryAuth::Bearer(t), None),
+            (Some(Creds::Identity(token)), Some(ch)) => {
+                realm_allowed(&host, scheme, ch.realm().unwrap_or("")).map_err(|why| {
+                    RegistryError::unauthorized(format!(
+                        "berth did not send your identity token for {host}: {why}"
+                    ))
+                })?;
+                let src = source(TokenCreds::Refresh(token), ch);
+                let t = self.transport.token(&host, &src, None).await?;
+                (RegistryAuth::Bearer(t), Some(src))
+            }
+            (Some(Creds::Identity(_)), None) => (RegistryAuth::Anonymous, None),
+            (Some(Creds::Basic(u, p)), Some(ch)) => {
+                match realm_allowed(&host, scheme, ch.realm().unwrap_or("")) {
+                    Ok(()) => (
+                        RegistryAuth::Basic(u.clone(), p.clone()),
+                        Some(source(TokenCreds::Basic(u, p), ch)),
+                    ),
+                    Err(why) => {
+                        tracing::warn!(registry = %host, %why, "not sending credentials to the token service");
+                        withheld = Some(format!(
+                            "berth did not send your credentials for {host}: {why}"
+                        ));
+                        (
+                            RegistryAuth::Anonymous,
+                            Some(source(TokenCreds::Anonymous, ch)),
+                        )
                     }
-                }
-                _ => RegistryAuth::Basic(u, p),
-            },
-            Some(Creds::Identity(token)) => {
-                let ch = self.probe(&host, scheme).await?;
-                match ch.filter(Challenge::is_bearer) {
-                    Some(ch) => {
-                        realm_allowed(&host, scheme, ch.realm().unwrap_or("")).map_err(|why| {
-                            RegistryError::unauthorized(format!(
-                                "berth did not send your identity token for {host}: {why}"
-                            ))
-                        })?;
-                        let scope = scope(reference.path(), op);
-                        RegistryAuth::Bearer(self.refresh(&ch, &token, &scope).await?)
-                    }
-                    None => RegistryAuth::Anonymous,
                 }
             }
+            (Some(Creds::Basic(u, p)), None) => (RegistryAuth::Basic(u, p), None),
+            (None, Some(ch)) => (
+                RegistryAuth::Anonymous,
+                Some(source(TokenCreds::Anonymous, ch)),
+            ),
+            (None, None) => (RegistryAuth::Anonymous, None),
+        };
+        let authorization = match (&token_source, &registry_auth) {
+            (Some(src), RegistryAuth::Bearer(t)) if matches!(src.creds, TokenCreds::Refresh(_)) => {
+                bearer(t)
+            }
+            (Some(src), _) => bearer(
+                &self
+                    .transport
+                    .token(&host, src, withheld.as_deref())
+                    .await?,
+            ),
+            (None, RegistryAuth::Basic(u, p)) => {
+                use base64::Engine as _;
+                let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+                HeaderValue::from_str(&format!("Basic {b}")).ok()
+            }
+            (None, RegistryAuth::Bearer(t)) => bearer(t),
+            (None, RegistryAuth::Anonymous) => None,
         };
         let client = self.client(&host, scheme, &registry_auth);
         let path = reference.path().to_string();
@@ -121,30 +185,25 @@ impl Registry {
                 reference.tag().unwrap_or("latest").to_string(),
             ),
         };
-        let token = client
-            .auth(&oref, &registry_auth, op)
-            .await
-            .map_err(|e| map_oci(&host, e, withheld.as_deref()))?;
-        let authorization = match (token, &registry_auth) {
-            (Some(t), _) => HeaderValue::from_str(&format!("Bearer {t}")).ok(),
-            (None, RegistryAuth::Basic(u, p)) => {
-                use base64::Engine as _;
-                let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-                HeaderValue::from_str(&format!("Basic {b}")).ok()
-            }
-            (None, RegistryAuth::Bearer(t)) => HeaderValue::from_str(&format!("Bearer {t}")).ok(),
-            (None, RegistryAuth::Anonymous) => None,
-        };
+        if op == RegistryOperation::Push {
+            // oci-client authenticates its uploads itself, within the
+            // connect and read timeouts (see push.rs).
+            client
+                .auth(&oref, &registry_auth, op)
+                .await
+                .map_err(|e| map_oci(&host, e, withheld.as_deref()))?;
+        }
         Ok(Session {
             client,
             oref,
             host,
             scheme,
-            http: self.http.clone(),
-            authorization: authorization.map(|mut h| {
+            transport: self.transport.clone(),
+            authorization: Mutex::new(authorization.map(|mut h| {
                 h.set_sensitive(true);
                 h
-            }),
+            })),
+            token_source,
             withheld,
         })
     }
@@ -178,8 +237,8 @@ impl Registry {
             use_monolithic_push: true,
             // berth picks platforms itself (image::manifest::choose_platform).
             platform_resolver: None,
-            read_timeout: Some(READ_TIMEOUT),
-            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(self.transport.timeouts.stall),
+            connect_timeout: Some(self.transport.timeouts.connect),
             user_agent: USER_AGENT,
             ..Default::default()
         };
@@ -197,11 +256,11 @@ impl Registry {
     ) -> RegistryResult<Option<Challenge>> {
         let url = format!("{scheme}://{host}/v2/");
         let res = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| unreachable(host, scheme, &e))?;
+            .transport
+            .send(self.transport.http.get(&url), &url, |e| {
+                unreachable(host, scheme, &e)
+            })
+            .await?;
         if res.status() != StatusCode::UNAUTHORIZED {
             return Ok(None);
         }
@@ -210,51 +269,6 @@ impl Registry {
             .get(WWW_AUTHENTICATE)
             .and_then(|h| h.to_str().ok())
             .and_then(parse_challenge))
-    }
-
-    /// Exchanges an OAuth refresh token (Docker's identity token) for an
-    /// access token at the token service.
-    async fn refresh(&self, ch: &Challenge, token: &str, scope: &str) -> RegistryResult<String> {
-        let realm = ch.realm().unwrap_or("");
-        let mut form = vec![
-            ("grant_type", "refresh_token"),
-            ("refresh_token", token),
-            ("client_id", "berth"),
-            ("scope", scope),
-        ];
-        if let Some(s) = ch.service() {
-            form.push(("service", s));
-        }
-        let res = self
-            .http
-            .post(realm)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| {
-                RegistryError::from(Error::internal(format!("token service {realm}: {e}")))
-            })?;
-        let status = res.status();
-        if !status.is_success() {
-            return Err(RegistryError::unauthorized(format!(
-                "the token service {realm} refused the identity token: {status}"
-            )));
-        }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            access_token: String,
-            #[serde(default)]
-            token: String,
-        }
-        let a: Answer = res.json().await.map_err(|e| {
-            RegistryError::from(Error::internal(format!("token service {realm}: {e}")))
-        })?;
-        Ok(if a.access_token.is_empty() {
-            a.token
-        } else {
-            a.access_token
-        })
     }
 
     /// `POST /auth`: checks credentials against the registry, as
@@ -284,18 +298,17 @@ impl Registry {
                 status.canonical_reason().unwrap_or("")
             ))
         };
+        let t = &self.transport;
         match (challenge.is_bearer(), creds) {
             (_, None) => Ok(LoginStatus::Denied(format!(
                 "{host} requires a username and password"
             ))),
             (false, Some(Creds::Basic(u, p))) => {
-                let res = self
-                    .http
-                    .get(&url)
-                    .basic_auth(&u, Some(&p))
-                    .send()
-                    .await
-                    .map_err(|e| unreachable(&host, scheme, &e))?;
+                let res = t
+                    .send(t.http.get(&url).basic_auth(&u, Some(&p)), &url, |e| {
+                        unreachable(&host, scheme, &e)
+                    })
+                    .await?;
                 if res.status().is_success() {
                     Ok(LoginStatus::Succeeded)
                 } else {
@@ -318,33 +331,134 @@ impl Registry {
                         if let Some(s) = challenge.service() {
                             q.push(("service", s.to_string()));
                         }
-                        let res = self
-                            .http
-                            .get(&realm)
-                            .query(&q)
-                            .basic_auth(&u, Some(&p))
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                RegistryError::from(Error::internal(format!(
-                                    "token service {realm}: {e}"
-                                )))
-                            })?;
+                        let req = t.http.get(&realm).query(&q).basic_auth(&u, Some(&p));
+                        let res = t
+                            .send(req, &realm, |e| {
+                                Error::internal(format!("token service {realm}: {}", chain(&e)))
+                                    .into()
+                            })
+                            .await?;
                         if res.status().is_success() {
                             Ok(LoginStatus::Succeeded)
                         } else {
                             Ok(denied(res.status(), &realm))
                         }
                     }
-                    Creds::Identity(t) => match self.refresh(&challenge, &t, "").await {
-                        Ok(_) => Ok(LoginStatus::Succeeded),
-                        Err(e) if e.unauthorized => Ok(LoginStatus::Denied(e.to_string())),
-                        Err(e) => Err(e),
-                    },
+                    Creds::Identity(token) => {
+                        let src = TokenSource {
+                            realm,
+                            service: challenge.service().map(str::to_string),
+                            scope: String::new(),
+                            creds: TokenCreds::Refresh(token),
+                        };
+                        match t.token(&host, &src, None).await {
+                            Ok(_) => Ok(LoginStatus::Succeeded),
+                            Err(e) if e.unauthorized => Ok(LoginStatus::Denied(e.to_string())),
+                            Err(e) => Err(e),
+                        }
+                    }
                     Creds::Token(_) => Ok(LoginStatus::Succeeded),
                 }
             }
         }
+    }
+}
+
+impl Transport {
+    /// A bearer token from the token service `src` names, for the registry
+    /// `host`: its answer read up to [`MAX_TOKEN_RESPONSE`] bytes, within
+    /// the transport's time bounds. `withheld` explains a refusal when
+    /// credentials were kept back.
+    async fn token(
+        &self,
+        host: &str,
+        src: &TokenSource,
+        withheld: Option<&str>,
+    ) -> RegistryResult<String> {
+        let realm = src.realm.as_str();
+        let req = match &src.creds {
+            TokenCreds::Refresh(token) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", "berth"),
+                ];
+                if !src.scope.is_empty() {
+                    form.push(("scope", src.scope.as_str()));
+                }
+                if let Some(s) = &src.service {
+                    form.push(("service", s.as_str()));
+                }
+                self.http.post(realm).form(&form)
+            }
+            TokenCreds::Basic(u, p) => {
+                let mut q = vec![("scope", src.scope.as_str()), ("client_id", "berth")];
+                q.push(("account", u.as_str()));
+                if let Some(s) = &src.service {
+                    q.push(("service", s.as_str()));
+                }
+                self.http.get(realm).query(&q).basic_auth(u, Some(p))
+            }
+            TokenCreds::Anonymous => {
+                let mut q = vec![("scope", src.scope.as_str())];
+                if let Some(s) = &src.service {
+                    q.push(("service", s.as_str()));
+                }
+                self.http.get(realm).query(&q)
+            }
+        };
+        let failed = |m: String| -> RegistryError {
+            Error::internal(format!("token service {realm}: {m}")).into()
+        };
+        let mut res = self
+            .send(req, &format!("token service {realm}"), |e| {
+                failed(chain(&e))
+            })
+            .await?;
+        let status = res.status();
+        let body = self
+            .read_limited(&mut res, MAX_TOKEN_RESPONSE)
+            .await
+            .map_err(|e| failed(e.describe("the answer")))?;
+        if !status.is_success() {
+            let reason = String::from_utf8_lossy(&body[..body.len().min(512)])
+                .trim()
+                .to_string();
+            let what = match &src.creds {
+                TokenCreds::Refresh(_) => "the identity token",
+                _ => "the request",
+            };
+            let m = format!(
+                "{host}: the token service {realm} refused {what}: {status}{}",
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", crate::util::names::excerpt(&reason))
+                }
+            );
+            return Err(RegistryError::unauthorized(match withheld {
+                Some(w) => format!("{m} ({w})"),
+                None => m,
+            }));
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            access_token: String,
+            #[serde(default)]
+            token: String,
+        }
+        let a: Answer = serde_json::from_slice(&body)
+            .map_err(|e| failed(format!("not a token answer: {e}")))?;
+        let t = if a.access_token.is_empty() {
+            a.token
+        } else {
+            a.access_token
+        };
+        if t.is_empty() {
+            return Err(failed("the answer holds no token".into()));
+        }
+        Ok(t)
     }
 }
 
@@ -412,7 +526,7 @@ pub(crate) fn map_oci(
         OciDistributionError::AuthenticationFailure(reason) => {
             RegistryError::unauthorized(with_note(format!(
                 "{host}: the token service refused the request: {}",
-                reason.trim()
+                crate::util::names::excerpt(reason.trim())
             )))
         }
         OciDistributionError::RegistryError { envelope, url } => {
@@ -430,7 +544,14 @@ pub(crate) fn map_oci(
                 .errors
                 .iter()
                 .zip(&codes)
-                .map(|(e, c)| format!("{}: {}", c.to_lowercase(), e.message))
+                .take(8)
+                .map(|(e, c)| {
+                    format!(
+                        "{}: {}",
+                        crate::util::names::excerpt(&c.to_lowercase()),
+                        crate::util::names::excerpt(&e.message)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
             let msg = format!("{url}: {text}");
@@ -443,7 +564,10 @@ pub(crate) fn map_oci(
             }
         }
         OciDistributionError::ServerError { code, url, message } => {
-            let msg = format!("{url}: HTTP {code}: {}", message.trim());
+            let msg = format!(
+                "{url}: HTTP {code}: {}",
+                crate::util::names::excerpt(message.trim())
+            );
             match code {
                 401 | 403 => RegistryError::unauthorized(with_note(msg)),
                 404 => Error::not_found(msg).into(),
@@ -472,17 +596,47 @@ pub(crate) fn map_oci(
 }
 
 impl Session {
-    /// `Authorization` as berth sends it to this registry (never to another
-    /// host: reqwest drops it on redirects that leave the host).
-    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.authorization {
-            Some(h) => req.header(AUTHORIZATION, h.clone()),
-            None => req,
-        }
-    }
-
     pub fn repo(&self) -> &str {
         self.oref.repository()
+    }
+
+    /// GET `url` with berth's credentials for this registry (never sent to
+    /// another host: reqwest drops `Authorization` on redirects that leave
+    /// the host). When the registry refuses the token held, a new one is
+    /// got once and the request sent again: tokens last minutes, and a
+    /// long pull outlives one.
+    async fn get(&self, url: &str, accept: Option<&str>) -> RegistryResult<reqwest::Response> {
+        let mut renewed = false;
+        loop {
+            let mut req = self.transport.http.get(url);
+            if let Some(a) = accept {
+                req = req.header(ACCEPT, a);
+            }
+            let authorization = self.authorization.lock().unwrap().clone();
+            if let Some(h) = authorization {
+                req = req.header(AUTHORIZATION, h);
+            }
+            let res = self
+                .transport
+                .send(req, url, |e| unreachable(&self.host, self.scheme, &e))
+                .await?;
+            if res.status() == StatusCode::UNAUTHORIZED
+                && !renewed
+                && let Some(src) = &self.token_source
+            {
+                renewed = true;
+                let t = self
+                    .transport
+                    .token(&self.host, src, self.withheld.as_deref())
+                    .await?;
+                *self.authorization.lock().unwrap() = bearer(&t).map(|mut h| {
+                    h.set_sensitive(true);
+                    h
+                });
+                continue;
+            }
+            return Ok(res);
+        }
     }
 
     /// A manifest or index by tag or digest, read up to
@@ -496,22 +650,16 @@ impl Session {
             self.host,
             self.repo()
         );
-        let req = self
-            .http
-            .get(&url)
-            .header(ACCEPT, MANIFEST_TYPES.join(", "));
-        let mut res = self
-            .authorize(req)
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.host, self.scheme, &e))?;
+        let mut res = self.get(&url, Some(&MANIFEST_TYPES.join(", "))).await?;
         let status = res.status();
         if !status.is_success() {
-            let body = read_limited(&mut res, 64 << 10).await.unwrap_or_default();
-            return Err(self.status_error(status, &url, &body, tag_or_digest));
-        }
-        if res.content_length().is_some_and(|n| n > MAX_MANIFEST_SIZE) {
-            return Err(too_big(&url));
+            let body = self
+                .transport
+                .read_limited(&mut res, MAX_ERROR_BODY)
+                .await
+                .unwrap_or_default();
+            let noun = format!("manifest for {}/{}:{tag_or_digest}", self.host, self.repo());
+            return Err(self.status_error(status, &url, &body, &noun));
         }
         let content_type = res
             .headers()
@@ -523,11 +671,13 @@ impl Session {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = read_limited(&mut res, MAX_MANIFEST_SIZE)
+        let bytes = self
+            .transport
+            .read_limited(&mut res, MAX_MANIFEST_SIZE)
             .await
             .map_err(|e| match e {
                 ReadError::TooBig => too_big(&url),
-                ReadError::Io(e) => Error::internal(format!("reading {url}: {e}")).into(),
+                e => Error::internal(e.describe(&format!("the manifest {url}"))).into(),
             })?;
         let digest = Digest::of(&bytes);
         if let Ok(want) = tag_or_digest.parse::<Digest>()
@@ -555,12 +705,40 @@ impl Session {
         })
     }
 
+    /// The response to `GET` of the blob `digest`, once its headers say it
+    /// is coming; the body is the caller's to read (at a pace, see
+    /// [`Transport::pace`]).
+    pub async fn blob(&self, digest: &Digest) -> RegistryResult<reqwest::Response> {
+        let url = format!(
+            "{}://{}/v2/{}/blobs/{digest}",
+            self.scheme,
+            self.host,
+            self.repo()
+        );
+        let mut res = self.get(&url, None).await?;
+        let status = res.status();
+        if !status.is_success() {
+            let body = self
+                .transport
+                .read_limited(&mut res, MAX_ERROR_BODY)
+                .await
+                .unwrap_or_default();
+            let noun = format!("blob {digest} of {}/{}", self.host, self.repo());
+            return Err(self.status_error(status, &url, &body, &noun));
+        }
+        Ok(res)
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
     fn status_error(
         &self,
         status: StatusCode,
         url: &str,
         body: &[u8],
-        what: &str,
+        noun: &str,
     ) -> RegistryError {
         #[derive(serde::Deserialize)]
         struct Envelope {
@@ -580,7 +758,14 @@ impl Session {
             .map(|e| {
                 e.errors
                     .iter()
-                    .map(|i| format!("{}: {}", i.code.to_lowercase(), i.message))
+                    .take(8)
+                    .map(|i| {
+                        format!(
+                            "{}: {}",
+                            crate::util::names::excerpt(&i.code.to_lowercase()),
+                            crate::util::names::excerpt(&i.message)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("; ")
             })
@@ -602,12 +787,7 @@ impl Session {
                     self.host
                 )))
             }
-            StatusCode::NOT_FOUND => Error::not_found(format!(
-                "manifest for {}/{}:{what} not found: {detail}",
-                self.host,
-                self.repo()
-            ))
-            .into(),
+            StatusCode::NOT_FOUND => Error::not_found(format!("{noun} not found: {detail}")).into(),
             _ => Error::new(ErrorKind::Internal, format!("{url}: {detail}")).into(),
         }
     }
@@ -618,21 +798,4 @@ fn too_big(url: &str) -> RegistryError {
         "the manifest {url} is larger than the {MAX_MANIFEST_SIZE}-byte limit"
     ))
     .into()
-}
-
-enum ReadError {
-    TooBig,
-    Io(reqwest::Error),
-}
-
-/// A response body of at most `limit` bytes.
-async fn read_limited(res: &mut reqwest::Response, limit: u64) -> Result<Bytes, ReadError> {
-    let mut out = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(ReadError::Io)? {
-        if (out.len() + chunk.len()) as u64 > limit {
-            return Err(ReadError::TooBig);
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(out))
 }
