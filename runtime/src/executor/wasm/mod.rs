@@ -18,11 +18,27 @@
 //!   engine's compatibility fingerprint, and the linked `InstancePre` is kept
 //!   in memory, so only the first create of a module compiles. Precompiled
 //!   code is never accepted from outside: the cache is written only here.
+//! - Compiling has a budget ([`limits`], [`compile`]): a pre-parse refuses
+//!   modules with more functions, declarations or bytes than the limits, and
+//!   the compile itself runs in a helper process with a memory limit and a
+//!   deadline, a few at a time, so one tenant's module cannot starve the
+//!   daemon. A module refused for its cost stays refused (without another
+//!   compile) until berthd restarts.
+//! - A running container holds no descriptor it does not need: its root
+//!   directory is preopened only for modules that can reach a filesystem
+//!   (that import WASI's path functions or preopens), so an idle container
+//!   blocked in a sleep holds none. Containers that do hold one are counted
+//!   against berthd's RLIMIT_NOFILE, keeping a reserve for the API.
 //!
 //! Core modules get WASI preview 1; components get WASI 0.2 and must be
 //! `wasi:cli/command`s.
 
+mod compile;
+pub mod limits;
 mod stdio;
+
+pub use compile::{HELPER_FLAG, helper_main};
+pub use limits::WasmLimits;
 
 use super::{
     Control, DefaultAction, ExecutorKind, ExitCallback, ExitStatus, Launch, Running, Stdio, Usage,
@@ -43,7 +59,7 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, oneshot, watch};
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -74,6 +90,11 @@ pub struct WasmConfig {
     pub tick: Duration,
     /// Threads that run guests.
     pub threads: usize,
+    /// What compiling one module may cost.
+    pub limits: WasmLimits,
+    /// The berthd binary that compiles modules in a process of its own
+    /// (see [`compile`]); `None` compiles on a thread of this process.
+    pub compile_helper: Option<PathBuf>,
 }
 
 impl WasmConfig {
@@ -86,13 +107,22 @@ impl WasmConfig {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            limits: WasmLimits::default(),
+            compile_helper: None,
         }
     }
 }
 
 /// A module compiled and linked, ready to instantiate.
 #[derive(Clone)]
-enum Prepared {
+struct Prepared {
+    linked: Linked,
+    /// The module can reach a filesystem, so it gets its root preopened.
+    fs: bool,
+}
+
+#[derive(Clone)]
+enum Linked {
     Module(InstancePre<P1State>),
     Component(CommandPre<P2State>),
 }
@@ -103,8 +133,16 @@ pub struct WasmExecutor {
     p2: wasmtime::component::Linker<P2State>,
     cache_dir: PathBuf,
     prepared: Mutex<HashMap<Digest, Arc<OnceCell<Prepared>>>>,
+    /// Modules refused for what they are (invalid, or too costly to
+    /// compile), so that they are not compiled again.
+    refused: Mutex<HashMap<Digest, Error>>,
+    compiler: compile::Compiler,
     runtime: Option<tokio::runtime::Runtime>,
     running: Arc<AtomicI64>,
+    /// Running containers that hold their root directory open.
+    fd_holders: Arc<AtomicU64>,
+    /// Descriptors berthd had open when the engine started.
+    fds_at_start: u64,
     stop_ticker: Arc<AtomicBool>,
     config: WasmConfig,
 }
@@ -203,11 +241,8 @@ impl WasmExecutor {
             .max_core_instances_per_component(16)
             .max_memories_per_component(4)
             .max_tables_per_component(8);
-        let mut cfg = Config::new();
-        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .epoch_interruption(true)
-            .memory_init_cow(true)
-            .wasm_component_model(true);
+        let mut cfg = compile::engine_config();
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg)
             .map_err(|e| Error::internal(format!("starting the Wasm engine: {e:#}")))?;
 
@@ -220,6 +255,9 @@ impl WasmExecutor {
 
         let cache_dir = config.cache_dir.join(engine_fingerprint(&engine));
         std::fs::create_dir_all(&cache_dir).ctx(format!("creating {}", cache_dir.display()))?;
+        compile::sweep_temp_files(&cache_dir);
+        let fds_at_start = open_descriptors();
+        warn_if_descriptors_short(slots as u64, fds_at_start);
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
@@ -250,8 +288,12 @@ impl WasmExecutor {
             p2,
             cache_dir,
             prepared: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
+            compiler: compile::Compiler::new(config.limits.clone(), config.compile_helper.clone()),
             runtime: Some(runtime),
             running: Arc::new(AtomicI64::new(0)),
+            fd_holders: Arc::new(AtomicU64::new(0)),
+            fds_at_start,
             stop_ticker,
             config,
         })
@@ -275,9 +317,9 @@ impl WasmExecutor {
     /// world description for components.
     pub async fn check(&self, module: &WasmModule) -> Result<Option<serde_json::Value>> {
         let prepared = self.load(module).await?;
-        Ok(match prepared {
-            Prepared::Module(_) => None,
-            Prepared::Component(pre) => Some(describe_component(
+        Ok(match prepared.linked {
+            Linked::Module(_) => None,
+            Linked::Component(pre) => Some(describe_component(
                 &self.engine,
                 pre.instance_pre().component(),
             )),
@@ -285,6 +327,9 @@ impl WasmExecutor {
     }
 
     async fn load(&self, module: &WasmModule) -> Result<Prepared> {
+        if let Some(e) = self.refused.lock().unwrap().get(&module.digest) {
+            return Err(e.clone());
+        }
         let cell = self
             .prepared
             .lock()
@@ -292,20 +337,81 @@ impl WasmExecutor {
             .entry(module.digest.clone())
             .or_default()
             .clone();
-        cell.get_or_try_init(|| async {
-            let this = WasmLoader {
-                engine: self.engine.clone(),
-                p1: self.p1.clone(),
-                p2: self.p2.clone(),
-                cache_dir: self.cache_dir.clone(),
-            };
+        let result = cell
+            .get_or_try_init(|| self.compile_and_link(module))
+            .await
+            .cloned();
+        if result.is_err() {
+            let mut prepared = self.prepared.lock().unwrap();
+            if prepared
+                .get(&module.digest)
+                .is_some_and(|c| c.get().is_none())
+            {
+                prepared.remove(&module.digest);
+            }
+        }
+        result
+    }
+
+    /// Links the module from the code cache, compiling it into the cache
+    /// first when it is not there.
+    async fn compile_and_link(&self, module: &WasmModule) -> Result<Prepared> {
+        let loader = WasmLoader {
+            engine: self.engine.clone(),
+            p1: self.p1.clone(),
+            p2: self.p2.clone(),
+        };
+        let cached = self
+            .cache_dir
+            .join(format!("{}.cwasm", module.digest.hex()));
+        let from_cache = || {
+            let loader = loader.clone();
             let module = module.clone();
-            tokio::task::spawn_blocking(move || this.load(&module))
-                .await
-                .map_err(|e| Error::internal(format!("compiling module: {e}")))?
+            let cached = cached.clone();
+            async move {
+                tokio::task::spawn_blocking(move || loader.from_cache(&module, &cached))
+                    .await
+                    .map_err(|e| Error::internal(format!("loading module: {e}")))?
+            }
+        };
+        if let Some(p) = from_cache().await? {
+            return Ok(p);
+        }
+        if let Err(refused) = self
+            .compiler
+            .compile(&self.engine, &module.path, module.target, &cached)
+            .await
+        {
+            if refused.lasting {
+                let mut map = self.refused.lock().unwrap();
+                if map.len() >= 1024 {
+                    map.clear();
+                }
+                map.insert(module.digest.clone(), refused.error.clone());
+            }
+            return Err(refused.error);
+        }
+        from_cache().await?.ok_or_else(|| {
+            Error::internal("the module was compiled but its code cannot be loaded (see berthd's log)")
         })
-        .await
-        .cloned()
+    }
+
+    /// Refuses a container that would hold a descriptor when the running
+    /// ones hold all that berthd can spare.
+    fn check_descriptors(&self) -> Result<()> {
+        let held = self.fd_holders.load(Ordering::Relaxed);
+        let budget = DescriptorBudget::now(self.fds_at_start);
+        if held >= budget.for_containers {
+            return Err(Error::conflict(format!(
+                "cannot start another Wasm container that uses a filesystem: the {held} running \
+                 ones hold a directory descriptor each, and berthd may open {} files \
+                 (RLIMIT_NOFILE), of which it keeps {} for its API and its own work. Raise \
+                 berthd's limit (`ulimit -n`, or LimitNOFILE= in its systemd unit), stop some \
+                 containers, or lower --wasm-pool-slots so that fewer run at once",
+                budget.limit, budget.reserved
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -318,35 +424,75 @@ impl Drop for WasmExecutor {
     }
 }
 
+/// How many descriptors Wasm containers may hold: berthd's soft
+/// RLIMIT_NOFILE less what it had open at start and a reserve (an eighth of
+/// the limit, at least 64) for API connections, logs, image work and shims.
+struct DescriptorBudget {
+    limit: u64,
+    reserved: u64,
+    for_containers: u64,
+}
+
+impl DescriptorBudget {
+    fn now(at_start: u64) -> DescriptorBudget {
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024);
+        let reserved = at_start + (limit / 8).max(64);
+        DescriptorBudget {
+            limit,
+            reserved,
+            for_containers: limit.saturating_sub(reserved),
+        }
+    }
+}
+
+/// Descriptors this process has open.
+fn open_descriptors() -> u64 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(0)
+}
+
+/// Says at start when the pool could run more containers that hold a
+/// descriptor than the descriptor limit allows.
+fn warn_if_descriptors_short(slots: u64, at_start: u64) {
+    let budget = DescriptorBudget::now(at_start);
+    if slots > budget.for_containers {
+        tracing::warn!(
+            "--wasm-pool-slots {slots} is more than berthd's descriptor limit allows: with \
+             RLIMIT_NOFILE {} (less {} kept for the API and berthd's own work), only {} Wasm \
+             containers that use a filesystem can run at once (each holds its root directory \
+             open; modules without filesystem imports hold none). Raise the limit (`ulimit -n`, \
+             or LimitNOFILE= in berthd's systemd unit) or lower --wasm-pool-slots",
+            budget.limit,
+            budget.reserved,
+            budget.for_containers
+        );
+    }
+}
+
 /// The compile-and-link work, done on a blocking thread.
+#[derive(Clone)]
 struct WasmLoader {
     engine: Engine,
     p1: Linker<P1State>,
     p2: wasmtime::component::Linker<P2State>,
-    cache_dir: PathBuf,
 }
 
 impl WasmLoader {
-    fn load(&self, module: &WasmModule) -> Result<Prepared> {
-        let cached = self
-            .cache_dir
-            .join(format!("{}.cwasm", module.digest.hex()));
+    /// The module linked from its compiled code at `cached`; `None` when
+    /// there is none (or it was unusable, and removed).
+    fn from_cache(&self, module: &WasmModule, cached: &Path) -> Result<Option<Prepared>> {
         match module.target {
             WasiTarget::Wasip1 => {
-                let m = match self.cached(&cached, |e, p| unsafe {
+                let Some(m) = self.cached(cached, |e, p| unsafe {
                     // SAFETY: the cache directory is written only by
-                    // `compile` below, from modules berth compiled itself
-                    // with this engine configuration.
+                    // `compile`, from modules berth compiled itself with
+                    // this engine configuration.
                     Module::deserialize_file(e, p)
-                }) {
-                    Some(m) => m,
-                    None => {
-                        let bytes = self.read_source(module)?;
-                        let m =
-                            Module::from_binary(&self.engine, &bytes).map_err(invalid_module)?;
-                        self.store_cache(&cached, m.serialize());
-                        m
-                    }
+                }) else {
+                    return Ok(None);
                 };
                 match m.get_export("_start") {
                     Some(wasmtime::ExternType::Func(_)) => {}
@@ -357,36 +503,33 @@ impl WasmLoader {
                         ));
                     }
                 }
+                let fs = module_uses_fs(&m);
                 let pre = self.p1.instantiate_pre(&m).map_err(link_error)?;
-                Ok(Prepared::Module(pre))
+                Ok(Some(Prepared {
+                    linked: Linked::Module(pre),
+                    fs,
+                }))
             }
             WasiTarget::Wasip2 => {
-                let c = match self.cached(&cached, |e, p| unsafe {
+                let Some(c) = self.cached(cached, |e, p| unsafe {
                     // SAFETY: as above; only berth writes this cache.
                     Component::deserialize_file(e, p)
-                }) {
-                    Some(c) => c,
-                    None => {
-                        let bytes = self.read_source(module)?;
-                        let c =
-                            Component::from_binary(&self.engine, &bytes).map_err(invalid_module)?;
-                        self.store_cache(&cached, c.serialize());
-                        c
-                    }
+                }) else {
+                    return Ok(None);
                 };
+                let fs = component_uses_fs(&self.engine, &c);
                 let pre = self.p2.instantiate_pre(&c).map_err(link_error)?;
                 let pre = CommandPre::new(pre).map_err(|e| {
                     Error::invalid(format!(
                         "the component is not a wasi:cli/command (it must export wasi:cli/run): {e:#}"
                     ))
                 })?;
-                Ok(Prepared::Component(pre))
+                Ok(Some(Prepared {
+                    linked: Linked::Component(pre),
+                    fs,
+                }))
             }
         }
-    }
-
-    fn read_source(&self, module: &WasmModule) -> Result<Vec<u8>> {
-        std::fs::read(&module.path).ctx(format!("reading module {}", module.digest))
     }
 
     fn cached<T>(
@@ -406,19 +549,28 @@ impl WasmLoader {
             }
         }
     }
-
-    fn store_cache(&self, path: &Path, bytes: wasmtime::Result<Vec<u8>>) {
-        let result = bytes
-            .map_err(|e| e.to_string())
-            .and_then(|b| crate::util::fsutil::write_atomic(path, &b).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled module");
-        }
-    }
 }
 
-fn invalid_module(e: wasmtime::Error) -> Error {
-    Error::invalid(format!("not a valid WebAssembly module: {e:#}"))
+/// Can this core module reach a filesystem? Only through WASI's path
+/// functions, or the preopens it finds with `fd_prestat_get` and lists with
+/// `fd_readdir`; one that imports none of them gets no preopened root.
+fn module_uses_fs(m: &Module) -> bool {
+    m.imports().any(|i| {
+        i.module() == "wasi_snapshot_preview1"
+            && (i.name().starts_with("path_")
+                || matches!(
+                    i.name(),
+                    "fd_prestat_get" | "fd_prestat_dir_name" | "fd_readdir"
+                ))
+    })
+}
+
+/// Can this component reach a filesystem? Descriptors come only from
+/// `wasi:filesystem/preopens`.
+fn component_uses_fs(engine: &Engine, c: &Component) -> bool {
+    c.component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:filesystem/preopens"))
 }
 
 fn link_error(e: wasmtime::Error) -> Error {
@@ -518,14 +670,26 @@ impl WasmExecutor {
                 stdio::ChannelReader::new(rx),
             ));
         }
-        // `--read-only`: the guest may read its filesystem, not change it.
-        let perms = if launch.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-            wasmtime_wasi::FsPerms::ReadOnly
+        // The root directory stays open while the guest runs: only for a
+        // module that can use it.
+        let holds_fd = if prepared.fs {
+            self.check_descriptors()?;
+            // `--read-only`: the guest may read its filesystem, not change it.
+            let perms = if launch.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+                wasmtime_wasi::FsPerms::ReadOnly
+            } else {
+                wasmtime_wasi::FsPerms::ReadWrite
+            };
+            b.preopened_dir(&launch.rootfs, "/", perms).map_err(|e| {
+                Error::internal(crate::error::with_fd_hint(format!(
+                    "opening the container's filesystem: {e:#}"
+                )))
+            })?;
+            self.fd_holders.fetch_add(1, Ordering::Relaxed);
+            Some(self.fd_holders.clone())
         } else {
-            wasmtime_wasi::FsPerms::ReadWrite
+            None
         };
-        b.preopened_dir(&launch.rootfs, "/", perms)
-            .map_err(|e| Error::internal(format!("opening the container's filesystem: {e:#}")))?;
         b.initial_cwd(launch.cwd());
         let cell = Arc::new(LimitCell::new(launch.memory_limit()));
         let limits = MemoryLimit {
@@ -550,15 +714,15 @@ impl WasmExecutor {
         let task = async move {
             tracing::trace!("wasm: task running");
             let run = async move {
-                match prepared {
-                    Prepared::Module(pre) => {
+                match prepared.linked {
+                    Linked::Module(pre) => {
                         let state = P1State {
                             wasi: b.build_p1(),
                             limits,
                         };
                         run_module(&engine, pre, state, pause_rx).await
                     }
-                    Prepared::Component(pre) => {
+                    Linked::Component(pre) => {
                         let state = P2State {
                             ctx: b.build(),
                             table: ResourceTable::new(),
@@ -642,6 +806,9 @@ impl WasmExecutor {
             let mut exit = on_exit(status);
             let first = poll_once(&mut exit).await;
             drop(spent);
+            if let Some(holders) = holds_fd {
+                holders.fetch_sub(1, Ordering::Relaxed);
+            }
             running.fetch_sub(1, Ordering::Relaxed);
             if first.is_pending() {
                 exit.await;
