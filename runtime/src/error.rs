@@ -97,9 +97,9 @@ pub fn with_fd_hint(message: String) -> String {
             .map(|(soft, _)| soft.to_string())
             .unwrap_or_else(|_| "its".into());
         return format!(
-            "{message}: berthd has {limit} descriptors open, its limit (RLIMIT_NOFILE). Raise it \
-             (`ulimit -n`, or LimitNOFILE= in berthd's systemd unit), or run fewer containers at \
-             once (--wasm-pool-slots caps the Wasm ones)"
+            "{message}: berthd has reached its limit of {limit} open files (RLIMIT_NOFILE). Raise \
+             it (`ulimit -n`, or LimitNOFILE= in berthd's systemd unit), or run fewer containers \
+             at once (--wasm-pool-slots caps the Wasm ones)"
         );
     }
     if message.contains("(os error 23)") {

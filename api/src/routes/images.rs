@@ -655,9 +655,7 @@ async fn wasm_import(
         Err(e) => return Err(ApiError(e.into_error())),
     };
     let title = (!q.title.is_empty()).then_some(q.title.as_str());
-    let out = engine
-        .import_wasm_received(received, &q.tag, title)
-        .await?;
+    let out = engine.import_wasm_received(received, &q.tag, title).await?;
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }
 

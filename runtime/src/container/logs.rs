@@ -211,7 +211,9 @@ impl LogSink {
     fn wrote(&self, inner: &mut Inner, written: std::io::Result<usize>) {
         match written {
             Ok(n) => inner.len += n as u64,
-            Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "writing container log"),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "writing container log")
+            }
         }
     }
 }
@@ -447,7 +449,13 @@ mod tests {
         }
         // Output after the end is not logged.
         sinks[0].write(StreamKind::Stdout, b"late\n");
-        assert_eq!(read_range(sinks[0].path(), 0, u64::MAX, &all()).unwrap().0.len(), 2);
+        assert_eq!(
+            read_range(sinks[0].path(), 0, u64::MAX, &all())
+                .unwrap()
+                .0
+                .len(),
+            2
+        );
     }
 
     #[test]

@@ -117,7 +117,10 @@ pub struct Received {
 #[derive(Debug)]
 pub enum ReceiveError {
     /// More than `limit` bytes arrived; nothing was stored.
-    TooLarge { limit: u64, what: &'static str },
+    TooLarge {
+        limit: u64,
+        what: &'static str,
+    },
     Failed(Error),
 }
 

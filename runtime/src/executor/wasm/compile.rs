@@ -165,10 +165,7 @@ impl Compiler {
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let run = async {
             let mut err = Vec::new();
-            let _ = (&mut stderr)
-                .take(STDERR_LIMIT)
-                .read_to_end(&mut err)
-                .await;
+            let _ = (&mut stderr).take(STDERR_LIMIT).read_to_end(&mut err).await;
             (child.wait().await, err)
         };
         let outcome = tokio::time::timeout(self.limits.compile_time, run).await;
@@ -209,9 +206,9 @@ impl Compiler {
             lasting: true,
         };
         Err(match (status.code(), status.signal()) {
-            (Some(EXIT_INVALID), _) => {
-                lasting(Error::invalid(format!("not a valid WebAssembly module: {err}")))
-            }
+            (Some(EXIT_INVALID), _) => lasting(Error::invalid(format!(
+                "not a valid WebAssembly module: {err}"
+            ))),
             (Some(EXIT_NO_MEMORY), _) => lasting(self.over_memory()),
             (_, Some(libc::SIGXCPU)) => lasting(self.over_time()),
             _ if out_of_memory(&err) => lasting(self.over_memory()),
@@ -238,11 +235,9 @@ impl Compiler {
             // Held until Cranelift is done, even past the deadline.
             let _permit = permit;
             let bytes = std::fs::read(&source).ctx(format!("reading {}", source.display()))?;
-            let code = precompile(&engine, &bytes, target).map_err(|e| {
-                Refused {
-                    lasting: true,
-                    error: Error::invalid(format!("not a valid WebAssembly module: {e:#}")),
-                }
+            let code = precompile(&engine, &bytes, target).map_err(|e| Refused {
+                lasting: true,
+                error: Error::invalid(format!("not a valid WebAssembly module: {e:#}")),
             })?;
             crate::util::fsutil::write_atomic(&dest, &code)
                 .ctx(format!("storing the compiled module in {}", dest.display()))?;

@@ -97,7 +97,10 @@ impl WasmLimits {
     /// Every limit's name, unit and meaning, as `--wasm-limit` takes them.
     pub const KEYS: &[(&str, &str)] = &[
         ("module-size", "bytes of a module or component binary"),
-        ("functions", "functions defined, over all modules of a component"),
+        (
+            "functions",
+            "functions defined, over all modules of a component",
+        ),
         ("function-size", "bytes of one function body"),
         ("locals", "locals of one function"),
         ("types", "type declarations"),
@@ -150,9 +153,12 @@ impl WasmLimits {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let (key, value) = arg
-            .split_once('=')
-            .ok_or_else(|| format!("invalid --wasm-limit {arg:?}: use NAME=VALUE, NAME one of {}", names()))?;
+        let (key, value) = arg.split_once('=').ok_or_else(|| {
+            format!(
+                "invalid --wasm-limit {arg:?}: use NAME=VALUE, NAME one of {}",
+                names()
+            )
+        })?;
         let key = key.trim();
         let bad = |why: &str| format!("invalid --wasm-limit {arg:?}: {why}");
         if key == "compile-time" {
@@ -160,9 +166,12 @@ impl WasmLimits {
             self.compile_time = Duration::from_secs(secs);
             return Ok(());
         }
-        let (slot, unit) = self
-            .slot(key)
-            .ok_or_else(|| bad(&format!("unknown limit {key:?}; the limits are {}", names())))?;
+        let (slot, unit) = self.slot(key).ok_or_else(|| {
+            bad(&format!(
+                "unknown limit {key:?}; the limits are {}",
+                names()
+            ))
+        })?;
         *slot = parse_number(value, unit).map_err(|e| bad(&e))?;
         Ok(())
     }
@@ -525,11 +534,19 @@ mod tests {
                 r#"(import "a" "b" (func))"#.repeat(3),
                 "3 imports",
             ),
-            ("globals", "(global i32 (i32.const 0))".repeat(3), "3 globals"),
+            (
+                "globals",
+                "(global i32 (i32.const 0))".repeat(3),
+                "3 globals",
+            ),
             ("tables", "(table 0 funcref)".repeat(3), "3 tables"),
             ("memories", "(memory 0)".repeat(3), "3 memories"),
             ("data-segments", "(data \"\")".repeat(3), "3 data segments"),
-            ("element-segments", "(elem func)".repeat(3), "3 element segments"),
+            (
+                "element-segments",
+                "(elem func)".repeat(3),
+                "3 element segments",
+            ),
         ];
         for (key, body, want) in cases {
             let module = wat::parse_str(format!("(module {body})")).unwrap();
@@ -547,7 +564,13 @@ mod tests {
         .unwrap();
         let mut limits = WasmLimits::default();
         limits.set("exports=2").unwrap();
-        assert!(limits.check(&exports).unwrap_err().to_string().contains("3 exports"));
+        assert!(
+            limits
+                .check(&exports)
+                .unwrap_err()
+                .to_string()
+                .contains("3 exports")
+        );
     }
 
     #[test]
@@ -562,8 +585,8 @@ mod tests {
         let e = limits.check(&big).unwrap_err().to_string();
         assert!(e.contains("--wasm-limit function-size=N"), "{e}");
 
-        let locals = wat::parse_str(format!("(module (func {}))", "(local i32)".repeat(40)))
-            .unwrap();
+        let locals =
+            wat::parse_str(format!("(module (func {}))", "(local i32)".repeat(40))).unwrap();
         let mut limits = WasmLimits::default();
         limits.set("locals=39").unwrap();
         let e = limits.check(&locals).unwrap_err().to_string();
@@ -623,8 +646,16 @@ mod tests {
         assert_eq!(l.functions, 1_000_000);
         assert!(l.set("nope=1").unwrap_err().contains("unknown limit"));
         assert!(l.set("functions").unwrap_err().contains("NAME=VALUE"));
-        assert!(l.set("functions=lots").unwrap_err().contains("not a number"));
+        assert!(
+            l.set("functions=lots")
+                .unwrap_err()
+                .contains("not a number")
+        );
         assert!(l.set("functions=0").is_err());
-        assert!(l.set("module-size=99999999999g").unwrap_err().contains("too large"));
+        assert!(
+            l.set("module-size=99999999999g")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 }

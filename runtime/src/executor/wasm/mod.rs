@@ -59,8 +59,8 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, oneshot, watch};
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{
-    Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig, ResourceLimiter, Store, UpdateDeadline,
+    Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
+    ResourceLimiter, Store, UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -392,23 +392,30 @@ impl WasmExecutor {
             return Err(refused.error);
         }
         from_cache().await?.ok_or_else(|| {
-            Error::internal("the module was compiled but its code cannot be loaded (see berthd's log)")
+            Error::internal(
+                "the module was compiled but its code cannot be loaded (see berthd's log)",
+            )
         })
     }
 
-    /// Refuses a container that would hold a descriptor when the running
-    /// ones hold all that berthd can spare.
+    /// Refuses a container that would hold a descriptor when berthd has no
+    /// more to spare: when the running ones hold their share, or when the
+    /// lowest free descriptor (what the kernel hands out next; every one
+    /// below it is open) is within the reserve of the limit.
     fn check_descriptors(&self) -> Result<()> {
         let held = self.fd_holders.load(Ordering::Relaxed);
         let budget = DescriptorBudget::now(self.fds_at_start);
-        if held >= budget.for_containers {
+        let next = lowest_free_descriptor();
+        let crowded = next.is_none_or(|fd| fd + budget.reserve >= budget.limit);
+        if held >= budget.for_containers || crowded {
+            let in_use = next.map_or(budget.limit, |fd| fd.max(held));
             return Err(Error::conflict(format!(
-                "cannot start another Wasm container that uses a filesystem: the {held} running \
-                 ones hold a directory descriptor each, and berthd may open {} files \
-                 (RLIMIT_NOFILE), of which it keeps {} for its API and its own work. Raise \
+                "cannot start another Wasm container that uses a filesystem: berthd has {in_use} or \
+                 more of its {} descriptors in use (its RLIMIT_NOFILE), {held} of them held by \
+                 running Wasm containers (one each), and keeps {} free for its API. Raise \
                  berthd's limit (`ulimit -n`, or LimitNOFILE= in its systemd unit), stop some \
                  containers, or lower --wasm-pool-slots so that fewer run at once",
-                budget.limit, budget.reserved
+                budget.limit, budget.reserve
             )));
         }
         Ok(())
@@ -426,10 +433,11 @@ impl Drop for WasmExecutor {
 
 /// How many descriptors Wasm containers may hold: berthd's soft
 /// RLIMIT_NOFILE less what it had open at start and a reserve (an eighth of
-/// the limit, at least 64) for API connections, logs, image work and shims.
+/// the limit, at least 256) for API connections, held logs, image work and
+/// shims.
 struct DescriptorBudget {
     limit: u64,
-    reserved: u64,
+    reserve: u64,
     for_containers: u64,
 }
 
@@ -438,13 +446,25 @@ impl DescriptorBudget {
         let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .map(|(soft, _)| soft)
             .unwrap_or(1024);
-        let reserved = at_start + (limit / 8).max(64);
+        let reserve = (limit / 8).max(256);
         DescriptorBudget {
             limit,
-            reserved,
-            for_containers: limit.saturating_sub(reserved),
+            reserve,
+            for_containers: limit.saturating_sub(at_start + reserve),
         }
     }
+}
+
+/// The descriptor the kernel would hand out next (`None`: none is free).
+fn lowest_free_descriptor() -> Option<u64> {
+    // SAFETY: opens a path descriptor and closes it at once.
+    let fd = unsafe { libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` was just opened here.
+    unsafe { libc::close(fd) };
+    Some(fd as u64)
 }
 
 /// Descriptors this process has open.
@@ -466,7 +486,7 @@ fn warn_if_descriptors_short(slots: u64, at_start: u64) {
              open; modules without filesystem imports hold none). Raise the limit (`ulimit -n`, \
              or LimitNOFILE= in berthd's systemd unit) or lower --wasm-pool-slots",
             budget.limit,
-            budget.reserved,
+            budget.reserve,
             budget.for_containers
         );
     }
@@ -1022,5 +1042,141 @@ impl Control for WasmControl {
                 super::signal_name(sig)
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn executor(dir: &Path, limits: WasmLimits) -> WasmExecutor {
+        let mut config = WasmConfig::new(dir.join("cache"));
+        config.pool_slots = 2;
+        config.limits = limits;
+        WasmExecutor::new(config).unwrap()
+    }
+
+    fn module(dir: &Path, name: &str, wat: &str) -> WasmModule {
+        let bytes = wat::parse_str(wat).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        WasmModule {
+            digest: Digest::of(&bytes),
+            path,
+            target: crate::image::wasm::detect(&bytes).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_helpers_engine_writes_code_the_daemons_engine_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = executor(dir.path(), WasmLimits::default());
+        let helper = Engine::new(&compile::engine_config()).unwrap();
+        assert_eq!(
+            engine_fingerprint(&daemon.engine),
+            engine_fingerprint(&helper)
+        );
+        let wasm = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+        let code = helper.precompile_module(&wasm).unwrap();
+        // SAFETY: compiled just now by wasmtime.
+        unsafe { Module::deserialize(&daemon.engine, &code) }.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_module_over_a_limit_is_refused_and_stays_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = WasmLimits {
+            functions: 3,
+            ..Default::default()
+        };
+        let ex = executor(dir.path(), limits);
+        let ok = module(
+            dir.path(),
+            "ok.wasm",
+            r#"(module (func (export "_start")) (func) (func))"#,
+        );
+        ex.check(&ok).await.unwrap();
+        let big = module(
+            dir.path(),
+            "big.wasm",
+            r#"(module (func (export "_start")) (func) (func) (func))"#,
+        );
+        let e = ex.check(&big).await.unwrap_err().to_string();
+        assert!(
+            e.contains("4 functions") && e.contains("--wasm-limit functions=N"),
+            "{e}"
+        );
+        assert!(
+            !ex.cache_dir
+                .join(format!("{}.cwasm", big.digest.hex()))
+                .exists()
+        );
+        // Remembered: refused again without reading the module.
+        std::fs::remove_file(&big.path).unwrap();
+        let again = ex.check(&big).await.unwrap_err().to_string();
+        assert_eq!(again, e);
+    }
+
+    #[tokio::test]
+    async fn a_compile_past_its_deadline_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = WasmLimits {
+            compile_time: Duration::from_millis(1),
+            ..Default::default()
+        };
+        let ex = executor(dir.path(), limits);
+        let wat = format!(
+            r#"(module (func (export "_start")) {})"#,
+            "(func (local i32) (local.set 0 (i32.add (local.get 0) (i32.const 1))))".repeat(20_000)
+        );
+        let m = module(dir.path(), "slow.wasm", &wat);
+        let e = ex.check(&m).await.unwrap_err().to_string();
+        assert!(e.contains("--wasm-limit compile-time=SECONDS"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn only_modules_with_filesystem_imports_get_a_preopened_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let ex = executor(dir.path(), WasmLimits::default());
+        let plain = module(
+            dir.path(),
+            "plain.wasm",
+            r#"(module
+                (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+                (memory (export "memory") 1)
+                (func (export "_start")))"#,
+        );
+        assert!(!ex.load(&plain).await.unwrap().fs);
+        for import in ["path_open", "fd_prestat_get", "fd_readdir"] {
+            let (params, results) = match import {
+                "path_open" => ("i32 i32 i32 i32 i32 i64 i64 i32 i32", "i32"),
+                "fd_prestat_get" => ("i32 i32", "i32"),
+                _ => ("i32 i32 i32 i64 i32", "i32"),
+            };
+            let m = module(
+                dir.path(),
+                &format!("{import}.wasm"),
+                &format!(
+                    r#"(module
+                        (import "wasi_snapshot_preview1" "{import}" (func (param {params}) (result {results})))
+                        (memory (export "memory") 1)
+                        (func (export "_start")))"#
+                ),
+            );
+            assert!(ex.load(&m).await.unwrap().fs, "{import}");
+        }
+        let engine = Engine::new(&compile::engine_config()).unwrap();
+        let with = Component::new(
+            &engine,
+            r#"(component (import "wasi:filesystem/preopens@0.2.0" (instance)))"#,
+        )
+        .unwrap();
+        assert!(component_uses_fs(&engine, &with));
+        let without = Component::new(
+            &engine,
+            r#"(component (import "wasi:cli/stdout@0.2.0" (instance)))"#,
+        )
+        .unwrap();
+        assert!(!component_uses_fs(&engine, &without));
     }
 }
