@@ -85,7 +85,7 @@ impl Default for WasmLimits {
             instances: 10_000,
             nesting: 16,
             compile_memory: 4 << 30,
-            compile_time: Duration::from_secs(60),
+            compile_time: Duration::from_secs(300),
             compile_jobs: std::thread::available_parallelism()
                 .map(|n| n.get() as u64)
                 .unwrap_or(2),
@@ -224,7 +224,8 @@ impl WasmLimits {
                     // The code section must match; counting the declarations
                     // refuses before any body is read.
                     totals.declared += u64::from(s.count());
-                    totals.check(self, Count::Functions, totals.functions + totals.declared)?;
+                    let functions = totals.counts[Count::Functions as usize] + totals.declared;
+                    totals.check(self, Count::Functions, functions)?;
                 }
                 Payload::TableSection(s) => totals.add(self, Count::Tables, s.count())?,
                 Payload::MemorySection(s) => totals.add(self, Count::Memories, s.count())?,
@@ -354,7 +355,6 @@ impl Count {
 #[derive(Default)]
 struct Totals {
     counts: [u64; 11],
-    functions: u64,
     /// Functions declared by the current module's function section, until
     /// its code section counts them.
     declared: u64,
@@ -365,9 +365,6 @@ impl Totals {
         let slot = &mut self.counts[what as usize];
         *slot += u64::from(n);
         let total = *slot;
-        if let Count::Functions = what {
-            self.functions = total;
-        }
         self.check(limits, what, total)
     }
 

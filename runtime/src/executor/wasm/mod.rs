@@ -369,7 +369,7 @@ impl WasmExecutor {
             let module = module.clone();
             let cached = cached.clone();
             async move {
-                tokio::task::spawn_blocking(move || loader.from_cache(&module, &cached))
+                tokio::task::spawn_blocking(move || loader.link_cached(&module, &cached))
                     .await
                     .map_err(|e| Error::internal(format!("loading module: {e}")))?
             }
@@ -503,7 +503,7 @@ struct WasmLoader {
 impl WasmLoader {
     /// The module linked from its compiled code at `cached`; `None` when
     /// there is none (or it was unusable, and removed).
-    fn from_cache(&self, module: &WasmModule, cached: &Path) -> Result<Option<Prepared>> {
+    fn link_cached(&self, module: &WasmModule, cached: &Path) -> Result<Option<Prepared>> {
         match module.target {
             WasiTarget::Wasip1 => {
                 let Some(m) = self.cached(cached, |e, p| unsafe {
