@@ -133,7 +133,8 @@ impl Compiler {
         let out = std::fs::File::create_new(&tmp).ctx(format!("creating {}", tmp.display()))?;
         let input = std::fs::File::open(source).ctx(format!("opening {}", source.display()))?;
         let mut cmd = tokio::process::Command::new(helper);
-        cmd.arg(HELPER_FLAG)
+        cmd.arg0("berthd")
+            .arg(HELPER_FLAG)
             .arg(target.as_str())
             .stdin(input)
             .stdout(out)
