@@ -492,7 +492,7 @@ fn warn_if_descriptors_short(slots: u64, at_start: u64) {
     }
 }
 
-/// The compile-and-link work, done on a blocking thread.
+/// Links compiled code from the cache, on a blocking thread.
 #[derive(Clone)]
 struct WasmLoader {
     engine: Engine,
