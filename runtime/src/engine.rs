@@ -34,6 +34,12 @@ pub struct EngineConfig {
     pub root: PathBuf,
     /// How many Wasm containers may run at once.
     pub wasm_pool_slots: u32,
+    /// What compiling one Wasm module may cost (`--wasm-limit`).
+    pub wasm_limits: crate::executor::wasm::WasmLimits,
+    /// The binary that compiles Wasm modules in a process of its own, with
+    /// the memory and time limits; berthd names itself. `None` compiles in
+    /// this process (without a memory limit).
+    pub wasm_compile_helper: Option<PathBuf>,
     /// External OCI runtimes by name (`--add-runtime NAME=PATH`); `crun` and
     /// `runc` found on `PATH` are added unless named here.
     pub runtimes: HashMap<String, PathBuf>,
@@ -58,6 +64,8 @@ impl EngineConfig {
         EngineConfig {
             root: root.into(),
             wasm_pool_slots: crate::executor::wasm::DEFAULT_POOL_SLOTS,
+            wasm_limits: Default::default(),
+            wasm_compile_helper: None,
             runtimes: HashMap::new(),
             shim: None,
             cgroup_parent: "berth".into(),
@@ -138,6 +146,9 @@ impl Engine {
         }
         let mut wasm_config = WasmConfig::new(root.join("wasm-cache"));
         wasm_config.pool_slots = config.wasm_pool_slots;
+        wasm_config.limits = config.wasm_limits.clone();
+        wasm_config.compile_helper = config.wasm_compile_helper.clone();
+        image::wasm::set_max_module_size(config.wasm_limits.module_size);
         let wasm = Arc::new(WasmExecutor::new(wasm_config)?);
         let mut executors: Vec<Arc<dyn Executor>> = vec![wasm.clone()];
         let native = match NativeExecutor::new(NativeConfig {
@@ -237,39 +248,58 @@ impl Engine {
         self.containers.shutdown(self.live_restore).await;
     }
 
-    /// Makes an image from a `.wasm` module or component (or WAT text),
-    /// refusing one that could never run here.
+    /// Makes an image from a `.wasm` module or component (or WAT text) in
+    /// memory, refusing one that could never run here.
     pub async fn import_wasm(
         &self,
         bytes: Vec<u8>,
         tag: &str,
         title: Option<&str>,
     ) -> Result<WasmImportResponse> {
-        let reference = Reference::parse(tag)?.with_default_tag();
+        let images = self.images.clone();
+        let limit = image::wasm::max_module_size();
+        let received = tokio::task::spawn_blocking(move || {
+            image::wasm::receive(&images, std::io::Cursor::new(bytes), limit)
+        })
+        .await
+        .ctx("importing module")?
+        .map_err(|e| e.into_error())?;
+        self.import_wasm_received(received, tag, title).await
+    }
+
+    /// Makes an image of a module [`image::wasm::receive`] took into the
+    /// content store, refusing one that could never run here (its blob is
+    /// removed then, unless it was there before).
+    pub async fn import_wasm_received(
+        &self,
+        received: image::wasm::Received,
+        tag: &str,
+        title: Option<&str>,
+    ) -> Result<WasmImportResponse> {
+        let image::wasm::Received {
+            digest,
+            size,
+            target,
+            existed,
+        } = received;
+        let refuse = |e: Error| {
+            if !existed {
+                let _ = self.images.blobs().delete(&digest);
+            }
+            e
+        };
+        let reference = Reference::parse(tag).map_err(refuse)?.with_default_tag();
         if reference.digest().is_some() {
-            return Err(Error::invalid(format!(
+            return Err(refuse(Error::invalid(format!(
                 "cannot name an image with a digest reference: {tag}"
-            )));
+            ))));
         }
-        let bytes = to_binary(bytes)?;
-        let target = image::wasm::detect(&bytes)?;
-        let digest = Digest::of(&bytes);
-        let existed = self.images.blobs().contains(&digest);
-        self.images.blobs().put(&bytes, Some(&digest))?;
         let module = WasmModule {
             digest: digest.clone(),
             path: self.images.blobs().path(&digest),
             target,
         };
-        let component = match self.wasm.check(&module).await {
-            Ok(c) => c,
-            Err(e) => {
-                if !existed {
-                    let _ = self.images.blobs().delete(&digest);
-                }
-                return Err(e);
-            }
-        };
+        let component = self.wasm.check(&module).await.map_err(refuse)?;
         let title = title
             .filter(|t| !t.is_empty())
             .map(|t| {
@@ -288,7 +318,7 @@ impl Engine {
         let images = self.images.clone();
         let r2 = reference.clone();
         let record = tokio::task::spawn_blocking(move || {
-            image::wasm::import(&images, &bytes, target, &title, &r2, component)
+            image::wasm::import(&images, digest, size, target, &title, &r2, component)
         })
         .await
         .ctx("importing module")??;
@@ -754,31 +784,6 @@ fn mem_total() -> i64 {
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
-}
-
-/// WAT text becomes a binary module; binaries pass through.
-fn to_binary(bytes: Vec<u8>) -> Result<Vec<u8>> {
-    if bytes.starts_with(b"\0asm") {
-        return Ok(bytes);
-    }
-    let looks_like_wat = std::str::from_utf8(&bytes)
-        .map(|s| {
-            let t = s.trim_start();
-            t.starts_with('(') || t.starts_with(";;")
-        })
-        .unwrap_or(false);
-    if !looks_like_wat {
-        // Let detect() say what it is.
-        image::wasm::detect(&bytes)?;
-        return Ok(bytes);
-    }
-    wat::parse_bytes(&bytes)
-        .map(|b| b.into_owned())
-        .map_err(|e| {
-            Error::invalid(format!(
-                "not a WebAssembly binary, and not valid WAT text: {e}"
-            ))
-        })
 }
 
 /// Takes the exclusive lock on the root, or says who holds it.

@@ -85,8 +85,30 @@ impl std::error::Error for Error {}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
-        Error::internal(e.to_string())
+        Error::internal(with_fd_hint(e.to_string()))
     }
+}
+
+/// A failure for want of file descriptors (EMFILE, ENFILE), said with the
+/// limit and how to change it; other messages pass unchanged.
+pub fn with_fd_hint(message: String) -> String {
+    if message.contains("(os error 24)") {
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft.to_string())
+            .unwrap_or_else(|_| "its".into());
+        return format!(
+            "{message}: berthd has reached its limit of {limit} open files (RLIMIT_NOFILE). Raise \
+             it (`ulimit -n`, or LimitNOFILE= in berthd's systemd unit), or run fewer containers \
+             at once (--wasm-pool-slots caps the Wasm ones)"
+        );
+    }
+    if message.contains("(os error 23)") {
+        return format!(
+            "{message}: the host has run out of file descriptors (its fs.file-max); raise it \
+             with sysctl, or run fewer containers"
+        );
+    }
+    message
 }
 
 impl From<redb::Error> for Error {
@@ -120,6 +142,6 @@ pub trait ResultExt<T> {
 
 impl<T, E: fmt::Display> ResultExt<T> for std::result::Result<T, E> {
     fn ctx(self, what: impl fmt::Display) -> Result<T> {
-        self.map_err(|e| Error::internal(format!("{what}: {e}")))
+        self.map_err(|e| Error::internal(with_fd_hint(format!("{what}: {e}"))))
     }
 }

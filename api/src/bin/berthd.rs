@@ -35,6 +35,16 @@ struct Args {
     #[arg(long, default_value_t = berth_runtime::executor::wasm::DEFAULT_POOL_SLOTS)]
     wasm_pool_slots: u32,
 
+    /// Change a bound on what compiling a Wasm module may cost: NAME=VALUE
+    /// (repeatable). Counts: functions, locals, types, imports, exports,
+    /// globals, tables, memories, data-segments, element-segments, modules,
+    /// instances, nesting, compile-jobs; sizes (k/m/g suffixes):
+    /// module-size, function-size, compile-memory; compile-time in seconds.
+    #[arg(long = "wasm-limit", value_name = "NAME=VALUE", value_parser = |s: &str| {
+        berth_runtime::executor::wasm::WasmLimits::default().set(s).map(|()| s.to_string())
+    })]
+    wasm_limits: Vec<String>,
+
     /// Register an external OCI runtime: NAME=PATH (repeatable). crun and
     /// runc found on PATH are registered by default.
     #[arg(long = "add-runtime", value_name = "NAME=PATH")]
@@ -117,6 +127,10 @@ enum Listener {
 }
 
 fn main() -> Result<()> {
+    // berthd started by itself to compile a Wasm module within limits.
+    if let Some(code) = berth_runtime::executor::wasm::helper_main() {
+        std::process::exit(code);
+    }
     // Before anything opens a file: what berthd inherited beyond its stdio
     // (a supervisor's or a shell's descriptors, perhaps of host
     // directories) is marked close-on-exec, so that it reaches no shim,
@@ -179,6 +193,10 @@ async fn serve(args: Args) -> Result<()> {
     }
     let mut config = EngineConfig::new(&args.root);
     config.wasm_pool_slots = args.wasm_pool_slots;
+    for l in &args.wasm_limits {
+        config.wasm_limits.set(l).map_err(anyhow::Error::msg)?;
+    }
+    config.wasm_compile_helper = Some(PathBuf::from("/proc/self/exe"));
     config.live_restore = args.live_restore;
     config.layer_limits = berth_runtime::image::unpack::UnpackLimits {
         max_bytes: args.max_layer_size,

@@ -536,11 +536,11 @@ struct WasmImportQuery {
     title: String,
 }
 
-/// Largest module accepted by `/berth/wasm/import`.
-const MAX_MODULE: usize = berth_runtime::image::wasm::MAX_MODULE_SIZE as usize;
-
 /// `POST /berth/wasm/import?tag=NAME[:TAG]&title=FILE`: the body is a
-/// `.wasm` module or component (or WAT text).
+/// `.wasm` module or component (or WAT text). The body is streamed into the
+/// content store as it arrives (never held in memory); past berthd's module
+/// size limit the answer is 413 and nothing is kept, and a module that
+/// cannot run (invalid, too costly to compile, missing imports) is a 400.
 async fn wasm_import(
     State(engine): State<AppState>,
     Q(q): Q<WasmImportQuery>,
@@ -551,12 +551,53 @@ async fn wasm_import(
             "tag is required: give the image name as tag=NAME[:TAG]",
         ));
     }
-    let bytes = axum::body::to_bytes(req.into_body(), MAX_MODULE)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the module: {e}")))?;
+    // A bad name is refused before the body is read.
+    Reference::parse(&q.tag)?;
+    let limit = engine.wasm().config().limits.module_size;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared
+        && len > limit
+    {
+        return Ok(too_large(
+            berth_runtime::image::wasm::ReceiveError::TooLarge {
+                limit,
+                what: "module",
+            },
+        ));
+    }
+    let reader = body_reader(req.into_body());
+    let images = engine.images().clone();
+    let received = tokio::task::spawn_blocking(move || {
+        berth_runtime::image::wasm::receive(&images, reader, limit)
+    })
+    .await
+    .map_err(|e| ApiError(Error::internal(format!("receiving the module: {e}"))))?;
+    let received = match received {
+        Ok(r) => r,
+        Err(e @ berth_runtime::image::wasm::ReceiveError::TooLarge { .. }) => {
+            return Ok(too_large(e));
+        }
+        Err(e) => return Err(ApiError(e.into_error())),
+    };
     let title = (!q.title.is_empty()).then_some(q.title.as_str());
-    let out = engine.import_wasm(bytes.to_vec(), &q.tag, title).await?;
+    let out = engine.import_wasm_received(received, &q.tag, title).await?;
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
+}
+
+/// 413 with Docker's error body.
+fn too_large(e: berth_runtime::image::wasm::ReceiveError) -> Response {
+    tracing::debug!(error = %e, "module upload refused");
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        axum::Json(berth_api_types::ErrorResponse {
+            message: e.to_string(),
+        }),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -6,6 +6,13 @@
 //! end of the run, or 16 KiB), as Docker's log copier does. Attached clients
 //! get the raw bytes as they are written, over a broadcast channel that ends
 //! with [`Live::End`] when the process exits.
+//!
+//! The log file is held open between writes by at most [`MAX_HELD`] sinks
+//! of the process at a time; the others open it for each batch of output
+//! (one write of the process) and close it after. A daemon with thousands
+//! of running containers, most of them idle, so holds a bounded number of
+//! log descriptors, while the shim of a native container (one sink) keeps
+//! its log open.
 
 use crate::error::{Result, ResultExt};
 use crate::executor::OutputSink;
@@ -17,10 +24,27 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{broadcast, watch};
 
 /// Longest partial line held back before it is logged anyway.
 const MAX_PARTIAL: usize = 16 * 1024;
+
+/// Log files this process holds open between writes, over all its sinks.
+pub const MAX_HELD: usize = 128;
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes one of the [`MAX_HELD`] places, if one is free.
+fn take_held() -> bool {
+    HELD.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        (n < MAX_HELD).then_some(n + 1)
+    })
+    .is_ok()
+}
+
+fn give_held() {
+    HELD.fetch_sub(1, Ordering::AcqRel);
+}
 
 /// What attached clients receive.
 #[derive(Debug, Clone)]
@@ -53,7 +77,10 @@ pub struct LogSink {
 }
 
 struct Inner {
+    /// The log, while this sink holds one of the [`MAX_HELD`] places.
     file: Option<File>,
+    /// Between `begin` and `end`: output is logged.
+    active: bool,
     /// Held partial lines for stdout and stderr.
     partial: [Vec<u8>; 2],
     len: u64,
@@ -69,6 +96,7 @@ impl LogSink {
             path,
             inner: Mutex::new(Inner {
                 file: None,
+                active: false,
                 partial: [Vec::new(), Vec::new()],
                 len,
             }),
@@ -81,18 +109,17 @@ impl LogSink {
         &self.path
     }
 
-    /// A process is starting: output may come.
+    /// A process is starting: output may come. Creates the log, so that
+    /// a log that cannot be written fails the start.
     pub fn begin(&self) -> Result<()> {
         let mut inner = self.inner.lock().unwrap();
         if inner.file.is_none() {
-            inner.file = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)
-                    .ctx(format!("opening log {}", self.path.display()))?,
-            );
+            let file = self.open_file()?;
+            if take_held() {
+                inner.file = Some(file);
+            }
         }
+        inner.active = true;
         let len = inner.len;
         self.progress.send_replace(Progress { len, open: true });
         Ok(())
@@ -108,10 +135,15 @@ impl LogSink {
         {
             let rest = std::mem::take(&mut inner.partial[i]);
             if !rest.is_empty() {
-                Self::append(&mut inner, kind, &rest);
+                let mut batch = Vec::new();
+                Self::entry(&mut batch, kind, &rest);
+                self.append(&mut inner, &batch);
             }
         }
-        inner.file = None;
+        if inner.file.take().is_some() {
+            give_held();
+        }
+        inner.active = false;
         let len = inner.len;
         let _ = self.live.send(Live::End);
         self.progress.send_replace(Progress { len, open: false });
@@ -134,19 +166,66 @@ impl LogSink {
         self.progress.subscribe()
     }
 
-    fn append(inner: &mut Inner, kind: StreamKind, line: &[u8]) {
+    fn open_file(&self) -> Result<File> {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .ctx(format!("opening log {}", self.path.display()))
+    }
+
+    /// Adds one log line for `line` to `batch`.
+    fn entry(batch: &mut Vec<u8>, kind: StreamKind, line: &[u8]) {
         let entry = Entry {
             log: String::from_utf8_lossy(line).into_owned(),
             stream: kind.as_str().to_string(),
             time: util::now_rfc3339(),
         };
-        let mut buf = serde_json::to_vec(&entry).expect("log entries serialize");
-        buf.push(b'\n');
-        if let Some(f) = inner.file.as_mut() {
-            match f.write_all(&buf) {
-                Ok(()) => inner.len += buf.len() as u64,
+        serde_json::to_writer(&mut *batch, &entry).expect("log entries serialize");
+        batch.push(b'\n');
+    }
+
+    /// Writes a batch of lines, through the held file or one opened for
+    /// this batch (and held from now on if a place is free).
+    fn append(&self, inner: &mut Inner, batch: &[u8]) {
+        if batch.is_empty() || !inner.active {
+            return;
+        }
+        if inner.file.is_none() {
+            match self.open_file() {
+                Ok(f) => {
+                    let written = write_batch(&f, batch);
+                    if written.is_ok() && take_held() {
+                        inner.file = Some(f);
+                    }
+                    self.wrote(inner, written);
+                }
                 Err(e) => tracing::warn!(error = %e, "writing container log"),
             }
+            return;
+        }
+        let written = write_batch(inner.file.as_ref().expect("checked"), batch);
+        self.wrote(inner, written);
+    }
+
+    fn wrote(&self, inner: &mut Inner, written: std::io::Result<usize>) {
+        match written {
+            Ok(n) => inner.len += n as u64,
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "writing container log")
+            }
+        }
+    }
+}
+
+fn write_batch(mut f: &File, batch: &[u8]) -> std::io::Result<usize> {
+    f.write_all(batch).map(|()| batch.len())
+}
+
+impl Drop for LogSink {
+    fn drop(&mut self) {
+        if self.inner.get_mut().unwrap().file.take().is_some() {
+            give_held();
         }
     }
 }
@@ -183,15 +262,16 @@ impl OutputSink for LogSink {
                 .live
                 .send(Live::Data(stream, Bytes::copy_from_slice(data)));
         }
+        let mut batch = Vec::new();
         let mut rest = data;
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
             let (line, tail) = rest.split_at(nl + 1);
             if inner.partial[slot].is_empty() {
-                Self::append(&mut inner, stream, line);
+                Self::entry(&mut batch, stream, line);
             } else {
                 let mut whole = std::mem::take(&mut inner.partial[slot]);
                 whole.extend_from_slice(line);
-                Self::append(&mut inner, stream, &whole);
+                Self::entry(&mut batch, stream, &whole);
             }
             rest = tail;
         }
@@ -199,9 +279,10 @@ impl OutputSink for LogSink {
             inner.partial[slot].extend_from_slice(rest);
             if inner.partial[slot].len() >= MAX_PARTIAL {
                 let whole = std::mem::take(&mut inner.partial[slot]);
-                Self::append(&mut inner, stream, &whole);
+                Self::entry(&mut batch, stream, &whole);
             }
         }
+        self.append(&mut inner, &batch);
         let len = inner.len;
         drop(inner);
         self.progress.send_if_modified(|p| {
@@ -339,6 +420,42 @@ mod tests {
         };
         let (t, _) = read_range(sink.path(), 0, u64::MAX, &tail).unwrap();
         assert_eq!(t[0].log, "two\n");
+    }
+
+    #[test]
+    fn many_sinks_hold_a_bounded_number_of_descriptors() {
+        let dir = tempfile::tempdir().unwrap();
+        let sinks: Vec<LogSink> = (0..MAX_HELD + 20)
+            .map(|i| {
+                let s = LogSink::open(dir.path().join(format!("{i}.json"))).unwrap();
+                s.begin().unwrap();
+                s.write(StreamKind::Stdout, b"one\n");
+                s
+            })
+            .collect();
+        let holding = sinks
+            .iter()
+            .filter(|s| s.inner.lock().unwrap().file.is_some())
+            .count();
+        assert!(holding <= MAX_HELD, "{holding} sinks hold their log open");
+        // Every sink logged its line, held or not, and logs more.
+        for s in &sinks {
+            s.write(StreamKind::Stderr, b"two\n");
+            s.end();
+            let (entries, _) = read_range(s.path(), 0, u64::MAX, &all()).unwrap();
+            let logs: Vec<_> = entries.iter().map(|e| e.log.as_str()).collect();
+            assert_eq!(logs, ["one\n", "two\n"], "{}", s.path().display());
+            assert!(s.inner.lock().unwrap().file.is_none());
+        }
+        // Output after the end is not logged.
+        sinks[0].write(StreamKind::Stdout, b"late\n");
+        assert_eq!(
+            read_range(sinks[0].path(), 0, u64::MAX, &all())
+                .unwrap()
+                .0
+                .len(),
+            2
+        );
     }
 
     #[test]

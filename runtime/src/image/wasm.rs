@@ -10,12 +10,28 @@
 use super::manifest::{Compression, Descriptor, Manifest, media};
 use super::{ImageHandle, ImageRecord, Images, Reference, WasmForm};
 use crate::error::{Error, Result, ResultExt};
+use crate::util::digest::Hasher;
 use crate::util::{self, Digest};
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Modules larger than this are refused.
-pub const MAX_MODULE_SIZE: u64 = 512 << 20;
+/// The largest module berth takes in (an upload, a module read out of an
+/// image's layers); berthd sets it from `--wasm-limit module-size`, whose
+/// default this is. Modules are streamed to disk, never held in memory.
+static MAX_MODULE_SIZE: AtomicU64 = AtomicU64::new(256 << 20);
+
+/// WAT text is converted to a binary in memory, so it is kept small: a
+/// larger module is imported as a binary (`wat2wasm`).
+pub const MAX_WAT_SIZE: u64 = 4 << 20;
+
+pub fn set_max_module_size(bytes: u64) {
+    MAX_MODULE_SIZE.store(bytes, Ordering::Relaxed);
+}
+
+pub fn max_module_size() -> u64 {
+    MAX_MODULE_SIZE.load(Ordering::Relaxed)
+}
 
 /// Which WASI a binary targets, judged from its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -87,19 +103,197 @@ pub fn detect(bytes: &[u8]) -> Result<WasiTarget> {
     }
 }
 
-/// Stores `module` as a CNCF Wasm artifact tagged `tag`. `title` becomes the
-/// layer's `org.opencontainers.image.title`; `component` is the config's
+/// A module taken into the content store by [`receive`].
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub digest: Digest,
+    pub size: u64,
+    pub target: WasiTarget,
+    /// The blob was in the store before (another image has it): a refused
+    /// module must not remove it.
+    pub existed: bool,
+}
+
+#[derive(Debug)]
+pub enum ReceiveError {
+    /// More than `limit` bytes arrived; nothing was stored.
+    TooLarge {
+        limit: u64,
+        what: &'static str,
+    },
+    Failed(Error),
+}
+
+impl From<Error> for ReceiveError {
+    fn from(e: Error) -> ReceiveError {
+        ReceiveError::Failed(e)
+    }
+}
+
+impl ReceiveError {
+    /// The error as one to report (a 400 where it is not answered 413).
+    pub fn into_error(self) -> Error {
+        match self {
+            ReceiveError::Failed(e) => e,
+            too_large => Error::invalid(too_large.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ReceiveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReceiveError::TooLarge {
+                limit,
+                what: "WAT text",
+            } => write!(
+                f,
+                "the WAT text is larger than {limit} bytes, the most berthd converts; convert it \
+                 with `wat2wasm` and import the binary"
+            ),
+            ReceiveError::TooLarge { limit, what } => write!(
+                f,
+                "the {what} is larger than {limit} bytes, berthd's limit (an operator can raise it \
+                 with `berthd --wasm-limit module-size=BYTES`)"
+            ),
+            ReceiveError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Takes a module, component or WAT text from `reader` into the content
+/// store: a binary is written to a temp blob as it arrives and hashed while
+/// written, and refused as soon as more than `limit` bytes came (the temp
+/// blob is removed); WAT text, at most [`MAX_WAT_SIZE`], is converted first.
+pub fn receive(
+    images: &Images,
+    reader: impl Read,
+    limit: u64,
+) -> std::result::Result<Received, ReceiveError> {
+    take_in(images, reader, limit, true)
+}
+
+fn take_in(
+    images: &Images,
+    mut reader: impl Read,
+    limit: u64,
+    wat: bool,
+) -> std::result::Result<Received, ReceiveError> {
+    let mut head = [0u8; 8];
+    let mut n = 0;
+    while n < head.len() {
+        match reader.read(&mut head[n..]).ctx("reading the module")? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let head = &head[..n];
+    let blobs = images.blobs();
+    if !head.starts_with(b"\0asm") && !wat {
+        detect(head)?;
+    }
+    if !head.starts_with(b"\0asm") {
+        let mut text = head.to_vec();
+        (&mut reader)
+            .take(MAX_WAT_SIZE + 1 - n as u64)
+            .read_to_end(&mut text)
+            .ctx("reading the module")?;
+        if text.len() as u64 > MAX_WAT_SIZE {
+            // Junk is named as junk, not as large text.
+            detect(&text)?;
+            return Err(ReceiveError::TooLarge {
+                limit: MAX_WAT_SIZE,
+                what: "WAT text",
+            });
+        }
+        let bytes = to_binary(text)?;
+        if bytes.len() as u64 > limit {
+            return Err(ReceiveError::TooLarge {
+                limit,
+                what: "module",
+            });
+        }
+        let target = detect(&bytes)?;
+        let digest = Digest::of(&bytes);
+        let existed = blobs.contains(&digest);
+        blobs.put(&bytes, Some(&digest))?;
+        return Ok(Received {
+            digest,
+            size: bytes.len() as u64,
+            target,
+            existed,
+        });
+    }
+    let target = detect(head)?;
+    let mut w = blobs.writer()?;
+    let mut hasher = Hasher::new();
+    w.write_all(head).ctx("storing the module")?;
+    hasher.update(head);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let k = reader.read(&mut buf).ctx("reading the module")?;
+        if k == 0 {
+            break;
+        }
+        if hasher.len() + k as u64 > limit {
+            return Err(ReceiveError::TooLarge {
+                limit,
+                what: "module",
+            });
+        }
+        w.write_all(&buf[..k]).ctx("storing the module")?;
+        hasher.update(&buf[..k]);
+    }
+    let (digest, size) = hasher.finish();
+    let existed = blobs.contains(&digest);
+    w.commit(Some(&digest), Some(size))?;
+    Ok(Received {
+        digest,
+        size,
+        target,
+        existed,
+    })
+}
+
+/// WAT text becomes a binary module; binaries pass through.
+fn to_binary(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes);
+    }
+    let looks_like_wat = std::str::from_utf8(&bytes)
+        .map(|s| {
+            let t = s.trim_start();
+            t.starts_with('(') || t.starts_with(";;")
+        })
+        .unwrap_or(false);
+    if !looks_like_wat {
+        // Let detect() say what it is.
+        detect(&bytes)?;
+        return Ok(bytes);
+    }
+    wat::parse_bytes(&bytes)
+        .map(|b| b.into_owned())
+        .map_err(|e| {
+            Error::invalid(format!(
+                "not a WebAssembly binary, and not valid WAT text: {e}"
+            ))
+        })
+}
+
+/// Makes the module blob `layer_digest` (of `size` bytes) a CNCF Wasm
+/// artifact tagged `tag`. `title` becomes the layer's
+/// `org.opencontainers.image.title`; `component` is the config's
 /// `component` section for a component.
 pub fn import(
     images: &Images,
-    module: &[u8],
+    layer_digest: Digest,
+    size: u64,
     target: WasiTarget,
     title: &str,
     tag: &Reference,
     component: Option<serde_json::Value>,
 ) -> Result<ImageRecord> {
     let blobs = images.blobs();
-    let layer_digest = blobs.put(module, None)?;
     let created = util::now_rfc3339();
     let mut config = serde_json::json!({
         "created": created,
@@ -112,7 +306,7 @@ pub fn import(
     }
     let config_bytes = serde_json::to_vec(&config).ctx("encoding config")?;
     let config_digest = blobs.put(&config_bytes, None)?;
-    let mut layer = Descriptor::new(media::WASM_LAYER, layer_digest, module.len() as u64);
+    let mut layer = Descriptor::new(media::WASM_LAYER, layer_digest, size);
     layer
         .annotations
         .insert("org.opencontainers.image.title".into(), title.to_string());
@@ -141,9 +335,10 @@ pub struct ModuleRef {
 
 #[derive(Debug, Clone)]
 pub enum ModuleData {
-    /// A blob of the image (the Wasm layer itself).
+    /// A blob: the image's Wasm layer, or the module file extracted from
+    /// its filesystem layers.
     Blob(std::path::PathBuf),
-    /// Read out of the image's filesystem layers.
+    /// Bytes in memory (small modules made by tests).
     Bytes(Vec<u8>),
 }
 
@@ -173,20 +368,21 @@ pub fn find_module(
                      (--entrypoint /app.wasm)",
                 )
             })?;
-            let bytes = read_from_layers(images, &image.manifest, path)?;
-            detect(&bytes).map_err(|e| e.context(format!("{path} in the image")))?;
+            let digest = extract_from_layers(images, &image.manifest, path)?;
             Ok(ModuleRef {
-                digest: Digest::of(&bytes),
-                data: ModuleData::Bytes(bytes),
+                data: ModuleData::Blob(images.blobs().path(&digest)),
+                digest,
                 argv0: None,
             })
         }
     }
 }
 
-/// Reads one regular file from an image's tar layers, topmost layer first,
-/// honouring whiteouts.
-pub fn read_from_layers(images: &Images, manifest: &Manifest, path: &str) -> Result<Vec<u8>> {
+/// Copies the module file `path` out of an image's tar layers (topmost
+/// first, honouring whiteouts) into the content store, streaming, and
+/// returns its digest. The blob belongs to no image: a container's create
+/// links it into the container, and the daemon's next start sweeps it.
+pub fn extract_from_layers(images: &Images, manifest: &Manifest, path: &str) -> Result<Digest> {
     let want = normalize(path);
     if want.is_empty() {
         return Err(Error::invalid(format!("{path:?} is not a file path")));
@@ -209,7 +405,7 @@ pub fn read_from_layers(images: &Images, manifest: &Manifest, path: &str) -> Res
             .entries()
             .ctx(format!("reading layer {}", layer.digest))?;
         for entry in entries {
-            let mut entry = entry.ctx(format!("reading layer {}", layer.digest))?;
+            let entry = entry.ctx(format!("reading layer {}", layer.digest))?;
             let name = normalize(&entry.path().ctx("reading layer entry")?.to_string_lossy());
             if name == want {
                 if !entry.header().entry_type().is_file() {
@@ -217,14 +413,22 @@ pub fn read_from_layers(images: &Images, manifest: &Manifest, path: &str) -> Res
                         "{path} in the image is not a regular file; berth needs the module itself there"
                     )));
                 }
-                if entry.size() > MAX_MODULE_SIZE {
+                let limit = max_module_size();
+                if entry.size() > limit {
                     return Err(Error::invalid(format!(
-                        "{path} is larger than the {MAX_MODULE_SIZE}-byte module limit"
+                        "{path} in the image is {} bytes, more than berthd's limit of {limit} for a \
+                         module (an operator can raise it with `berthd --wasm-limit module-size=BYTES`)",
+                        entry.size()
                     )));
                 }
-                let mut out = Vec::with_capacity(entry.size() as usize);
-                entry.read_to_end(&mut out).ctx(format!("reading {path}"))?;
-                return Ok(out);
+                return match take_in(images, entry.take(limit), limit, false) {
+                    Ok(r) => Ok(r.digest),
+                    Err(ReceiveError::TooLarge { .. }) => Err(Error::invalid(format!(
+                        "{path} in the image is larger than berthd's limit of {limit} bytes for a \
+                         module"
+                    ))),
+                    Err(ReceiveError::Failed(e)) => Err(e.context(format!("{path} in the image"))),
+                };
             }
             if is_whiteout_for(&name, &want) {
                 break 'layers;
@@ -305,8 +509,12 @@ mod tests {
             }
             b.into_inner().unwrap()
         };
-        let l1 = layer(&[("app.wasm", b"old"), ("gone.wasm", b"x")]);
-        let l2 = layer(&[("./app.wasm", b"new"), (".wh.gone.wasm", b"")]);
+        let l1 = layer(&[("app.wasm", b"\0asm\x01\0\0\0old"), ("gone.wasm", b"x")]);
+        let l2 = layer(&[
+            ("./app.wasm", b"\0asm\x01\0\0\0new"),
+            (".wh.gone.wasm", b""),
+            ("text.wasm", b"hello"),
+        ]);
         let d1 = images.blobs().put(&l1, None).unwrap();
         let d2 = images.blobs().put(&l2, None).unwrap();
         let m = Manifest {
@@ -321,8 +529,11 @@ mod tests {
             annotations: Default::default(),
             subject: None,
         };
-        assert_eq!(read_from_layers(&images, &m, "/app.wasm").unwrap(), b"new");
-        assert!(read_from_layers(&images, &m, "/gone.wasm").is_err());
-        assert!(read_from_layers(&images, &m, "/none.wasm").is_err());
+        let d = extract_from_layers(&images, &m, "/app.wasm").unwrap();
+        assert_eq!(images.blobs().read(&d).unwrap(), b"\0asm\x01\0\0\0new");
+        assert!(extract_from_layers(&images, &m, "/gone.wasm").is_err());
+        assert!(extract_from_layers(&images, &m, "/none.wasm").is_err());
+        let e = extract_from_layers(&images, &m, "/text.wasm").unwrap_err();
+        assert!(e.to_string().contains("/text.wasm in the image"), "{e}");
     }
 }

@@ -18,11 +18,27 @@
 //!   engine's compatibility fingerprint, and the linked `InstancePre` is kept
 //!   in memory, so only the first create of a module compiles. Precompiled
 //!   code is never accepted from outside: the cache is written only here.
+//! - Compiling has a budget ([`limits`], [`compile`]): a pre-parse refuses
+//!   modules with more functions, declarations or bytes than the limits, and
+//!   the compile itself runs in a helper process with a memory limit and a
+//!   deadline, a few at a time, so one tenant's module cannot starve the
+//!   daemon. A module refused for its cost stays refused (without another
+//!   compile) until berthd restarts.
+//! - A running container holds no descriptor it does not need: its root
+//!   directory is preopened only for modules that can reach a filesystem
+//!   (that import WASI's path functions or preopens), so an idle container
+//!   blocked in a sleep holds none. Containers that do hold one are counted
+//!   against berthd's RLIMIT_NOFILE, keeping a reserve for the API.
 //!
 //! Core modules get WASI preview 1; components get WASI 0.2 and must be
 //! `wasi:cli/command`s.
 
+mod compile;
+pub mod limits;
 mod stdio;
+
+pub use compile::{HELPER_FLAG, helper_main};
+pub use limits::WasmLimits;
 
 use super::{
     Control, DefaultAction, ExecutorKind, ExitCallback, ExitStatus, Launch, Running, Stdio, Usage,
@@ -43,8 +59,8 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, oneshot, watch};
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig, ResourceLimiter, Store, UpdateDeadline,
+    Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
+    ResourceLimiter, Store, UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -74,6 +90,11 @@ pub struct WasmConfig {
     pub tick: Duration,
     /// Threads that run guests.
     pub threads: usize,
+    /// What compiling one module may cost.
+    pub limits: WasmLimits,
+    /// The berthd binary that compiles modules in a process of its own
+    /// (see [`compile`]); `None` compiles on a thread of this process.
+    pub compile_helper: Option<PathBuf>,
 }
 
 impl WasmConfig {
@@ -86,13 +107,22 @@ impl WasmConfig {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            limits: WasmLimits::default(),
+            compile_helper: None,
         }
     }
 }
 
 /// A module compiled and linked, ready to instantiate.
 #[derive(Clone)]
-enum Prepared {
+struct Prepared {
+    linked: Linked,
+    /// The module can reach a filesystem, so it gets its root preopened.
+    fs: bool,
+}
+
+#[derive(Clone)]
+enum Linked {
     Module(InstancePre<P1State>),
     Component(CommandPre<P2State>),
 }
@@ -103,8 +133,16 @@ pub struct WasmExecutor {
     p2: wasmtime::component::Linker<P2State>,
     cache_dir: PathBuf,
     prepared: Mutex<HashMap<Digest, Arc<OnceCell<Prepared>>>>,
+    /// Modules refused for what they are (invalid, or too costly to
+    /// compile), so that they are not compiled again.
+    refused: Mutex<HashMap<Digest, Error>>,
+    compiler: compile::Compiler,
     runtime: Option<tokio::runtime::Runtime>,
     running: Arc<AtomicI64>,
+    /// Running containers that hold their root directory open.
+    fd_holders: Arc<AtomicU64>,
+    /// Descriptors berthd had open when the engine started.
+    fds_at_start: u64,
     stop_ticker: Arc<AtomicBool>,
     config: WasmConfig,
 }
@@ -203,11 +241,8 @@ impl WasmExecutor {
             .max_core_instances_per_component(16)
             .max_memories_per_component(4)
             .max_tables_per_component(8);
-        let mut cfg = Config::new();
-        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .epoch_interruption(true)
-            .memory_init_cow(true)
-            .wasm_component_model(true);
+        let mut cfg = compile::engine_config();
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg)
             .map_err(|e| Error::internal(format!("starting the Wasm engine: {e:#}")))?;
 
@@ -220,6 +255,9 @@ impl WasmExecutor {
 
         let cache_dir = config.cache_dir.join(engine_fingerprint(&engine));
         std::fs::create_dir_all(&cache_dir).ctx(format!("creating {}", cache_dir.display()))?;
+        compile::sweep_temp_files(&cache_dir);
+        let fds_at_start = open_descriptors();
+        warn_if_descriptors_short(slots as u64, fds_at_start);
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
@@ -250,8 +288,12 @@ impl WasmExecutor {
             p2,
             cache_dir,
             prepared: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
+            compiler: compile::Compiler::new(config.limits.clone(), config.compile_helper.clone()),
             runtime: Some(runtime),
             running: Arc::new(AtomicI64::new(0)),
+            fd_holders: Arc::new(AtomicU64::new(0)),
+            fds_at_start,
             stop_ticker,
             config,
         })
@@ -275,9 +317,9 @@ impl WasmExecutor {
     /// world description for components.
     pub async fn check(&self, module: &WasmModule) -> Result<Option<serde_json::Value>> {
         let prepared = self.load(module).await?;
-        Ok(match prepared {
-            Prepared::Module(_) => None,
-            Prepared::Component(pre) => Some(describe_component(
+        Ok(match prepared.linked {
+            Linked::Module(_) => None,
+            Linked::Component(pre) => Some(describe_component(
                 &self.engine,
                 pre.instance_pre().component(),
             )),
@@ -285,6 +327,9 @@ impl WasmExecutor {
     }
 
     async fn load(&self, module: &WasmModule) -> Result<Prepared> {
+        if let Some(e) = self.refused.lock().unwrap().get(&module.digest) {
+            return Err(e.clone());
+        }
         let cell = self
             .prepared
             .lock()
@@ -292,20 +337,88 @@ impl WasmExecutor {
             .entry(module.digest.clone())
             .or_default()
             .clone();
-        cell.get_or_try_init(|| async {
-            let this = WasmLoader {
-                engine: self.engine.clone(),
-                p1: self.p1.clone(),
-                p2: self.p2.clone(),
-                cache_dir: self.cache_dir.clone(),
-            };
+        let result = cell
+            .get_or_try_init(|| self.compile_and_link(module))
+            .await
+            .cloned();
+        if result.is_err() {
+            let mut prepared = self.prepared.lock().unwrap();
+            if prepared
+                .get(&module.digest)
+                .is_some_and(|c| c.get().is_none())
+            {
+                prepared.remove(&module.digest);
+            }
+        }
+        result
+    }
+
+    /// Links the module from the code cache, compiling it into the cache
+    /// first when it is not there.
+    async fn compile_and_link(&self, module: &WasmModule) -> Result<Prepared> {
+        let loader = WasmLoader {
+            engine: self.engine.clone(),
+            p1: self.p1.clone(),
+            p2: self.p2.clone(),
+        };
+        let cached = self
+            .cache_dir
+            .join(format!("{}.cwasm", module.digest.hex()));
+        let from_cache = || {
+            let loader = loader.clone();
             let module = module.clone();
-            tokio::task::spawn_blocking(move || this.load(&module))
-                .await
-                .map_err(|e| Error::internal(format!("compiling module: {e}")))?
+            let cached = cached.clone();
+            async move {
+                tokio::task::spawn_blocking(move || loader.link_cached(&module, &cached))
+                    .await
+                    .map_err(|e| Error::internal(format!("loading module: {e}")))?
+            }
+        };
+        if let Some(p) = from_cache().await? {
+            return Ok(p);
+        }
+        if let Err(refused) = self
+            .compiler
+            .compile(&self.engine, &module.path, module.target, &cached)
+            .await
+        {
+            if refused.lasting {
+                let mut map = self.refused.lock().unwrap();
+                if map.len() >= 1024 {
+                    map.clear();
+                }
+                map.insert(module.digest.clone(), refused.error.clone());
+            }
+            return Err(refused.error);
+        }
+        from_cache().await?.ok_or_else(|| {
+            Error::internal(
+                "the module was compiled but its code cannot be loaded (see berthd's log)",
+            )
         })
-        .await
-        .cloned()
+    }
+
+    /// Refuses a container that would hold a descriptor when berthd has no
+    /// more to spare: when the running ones hold their share, or when the
+    /// lowest free descriptor (what the kernel hands out next; every one
+    /// below it is open) is within the reserve of the limit.
+    fn check_descriptors(&self) -> Result<()> {
+        let held = self.fd_holders.load(Ordering::Relaxed);
+        let budget = DescriptorBudget::now(self.fds_at_start);
+        let next = lowest_free_descriptor();
+        let crowded = next.is_none_or(|fd| fd + budget.reserve >= budget.limit);
+        if held >= budget.for_containers || crowded {
+            let in_use = next.map_or(budget.limit, |fd| fd.max(held));
+            return Err(Error::conflict(format!(
+                "cannot start another Wasm container that uses a filesystem: berthd has {in_use} or \
+                 more of its {} descriptors in use (its RLIMIT_NOFILE), {held} of them held by \
+                 running Wasm containers (one each), and keeps {} free for its API. Raise \
+                 berthd's limit (`ulimit -n`, or LimitNOFILE= in its systemd unit), stop some \
+                 containers, or lower --wasm-pool-slots so that fewer run at once",
+                budget.limit, budget.reserve
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -318,35 +431,88 @@ impl Drop for WasmExecutor {
     }
 }
 
-/// The compile-and-link work, done on a blocking thread.
+/// How many descriptors Wasm containers may hold: berthd's soft
+/// RLIMIT_NOFILE less what it had open at start and a reserve (an eighth of
+/// the limit, at least 256) for API connections, held logs, image work and
+/// shims.
+struct DescriptorBudget {
+    limit: u64,
+    reserve: u64,
+    for_containers: u64,
+}
+
+impl DescriptorBudget {
+    fn now(at_start: u64) -> DescriptorBudget {
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024);
+        let reserve = (limit / 8).max(256);
+        DescriptorBudget {
+            limit,
+            reserve,
+            for_containers: limit.saturating_sub(at_start + reserve),
+        }
+    }
+}
+
+/// The descriptor the kernel would hand out next (`None`: none is free).
+fn lowest_free_descriptor() -> Option<u64> {
+    // SAFETY: opens a path descriptor and closes it at once.
+    let fd = unsafe { libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` was just opened here.
+    unsafe { libc::close(fd) };
+    Some(fd as u64)
+}
+
+/// Descriptors this process has open.
+fn open_descriptors() -> u64 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(0)
+}
+
+/// Says at start when the pool could run more containers that hold a
+/// descriptor than the descriptor limit allows.
+fn warn_if_descriptors_short(slots: u64, at_start: u64) {
+    let budget = DescriptorBudget::now(at_start);
+    if slots > budget.for_containers {
+        tracing::warn!(
+            "--wasm-pool-slots {slots} is more than berthd's descriptor limit allows: with \
+             RLIMIT_NOFILE {} (less {} kept for the API and berthd's own work), only {} Wasm \
+             containers that use a filesystem can run at once (each holds its root directory \
+             open; modules without filesystem imports hold none). Raise the limit (`ulimit -n`, \
+             or LimitNOFILE= in berthd's systemd unit) or lower --wasm-pool-slots",
+            budget.limit,
+            budget.reserve,
+            budget.for_containers
+        );
+    }
+}
+
+/// Links compiled code from the cache, on a blocking thread.
+#[derive(Clone)]
 struct WasmLoader {
     engine: Engine,
     p1: Linker<P1State>,
     p2: wasmtime::component::Linker<P2State>,
-    cache_dir: PathBuf,
 }
 
 impl WasmLoader {
-    fn load(&self, module: &WasmModule) -> Result<Prepared> {
-        let cached = self
-            .cache_dir
-            .join(format!("{}.cwasm", module.digest.hex()));
+    /// The module linked from its compiled code at `cached`; `None` when
+    /// there is none (or it was unusable, and removed).
+    fn link_cached(&self, module: &WasmModule, cached: &Path) -> Result<Option<Prepared>> {
         match module.target {
             WasiTarget::Wasip1 => {
-                let m = match self.cached(&cached, |e, p| unsafe {
+                let Some(m) = self.cached(cached, |e, p| unsafe {
                     // SAFETY: the cache directory is written only by
-                    // `compile` below, from modules berth compiled itself
-                    // with this engine configuration.
+                    // `compile`, from modules berth compiled itself with
+                    // this engine configuration.
                     Module::deserialize_file(e, p)
-                }) {
-                    Some(m) => m,
-                    None => {
-                        let bytes = self.read_source(module)?;
-                        let m =
-                            Module::from_binary(&self.engine, &bytes).map_err(invalid_module)?;
-                        self.store_cache(&cached, m.serialize());
-                        m
-                    }
+                }) else {
+                    return Ok(None);
                 };
                 match m.get_export("_start") {
                     Some(wasmtime::ExternType::Func(_)) => {}
@@ -357,36 +523,33 @@ impl WasmLoader {
                         ));
                     }
                 }
+                let fs = module_uses_fs(&m);
                 let pre = self.p1.instantiate_pre(&m).map_err(link_error)?;
-                Ok(Prepared::Module(pre))
+                Ok(Some(Prepared {
+                    linked: Linked::Module(pre),
+                    fs,
+                }))
             }
             WasiTarget::Wasip2 => {
-                let c = match self.cached(&cached, |e, p| unsafe {
+                let Some(c) = self.cached(cached, |e, p| unsafe {
                     // SAFETY: as above; only berth writes this cache.
                     Component::deserialize_file(e, p)
-                }) {
-                    Some(c) => c,
-                    None => {
-                        let bytes = self.read_source(module)?;
-                        let c =
-                            Component::from_binary(&self.engine, &bytes).map_err(invalid_module)?;
-                        self.store_cache(&cached, c.serialize());
-                        c
-                    }
+                }) else {
+                    return Ok(None);
                 };
+                let fs = component_uses_fs(&self.engine, &c);
                 let pre = self.p2.instantiate_pre(&c).map_err(link_error)?;
                 let pre = CommandPre::new(pre).map_err(|e| {
                     Error::invalid(format!(
                         "the component is not a wasi:cli/command (it must export wasi:cli/run): {e:#}"
                     ))
                 })?;
-                Ok(Prepared::Component(pre))
+                Ok(Some(Prepared {
+                    linked: Linked::Component(pre),
+                    fs,
+                }))
             }
         }
-    }
-
-    fn read_source(&self, module: &WasmModule) -> Result<Vec<u8>> {
-        std::fs::read(&module.path).ctx(format!("reading module {}", module.digest))
     }
 
     fn cached<T>(
@@ -406,19 +569,28 @@ impl WasmLoader {
             }
         }
     }
-
-    fn store_cache(&self, path: &Path, bytes: wasmtime::Result<Vec<u8>>) {
-        let result = bytes
-            .map_err(|e| e.to_string())
-            .and_then(|b| crate::util::fsutil::write_atomic(path, &b).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled module");
-        }
-    }
 }
 
-fn invalid_module(e: wasmtime::Error) -> Error {
-    Error::invalid(format!("not a valid WebAssembly module: {e:#}"))
+/// Can this core module reach a filesystem? Only through WASI's path
+/// functions, or the preopens it finds with `fd_prestat_get` and lists with
+/// `fd_readdir`; one that imports none of them gets no preopened root.
+fn module_uses_fs(m: &Module) -> bool {
+    m.imports().any(|i| {
+        i.module() == "wasi_snapshot_preview1"
+            && (i.name().starts_with("path_")
+                || matches!(
+                    i.name(),
+                    "fd_prestat_get" | "fd_prestat_dir_name" | "fd_readdir"
+                ))
+    })
+}
+
+/// Can this component reach a filesystem? Descriptors come only from
+/// `wasi:filesystem/preopens`.
+fn component_uses_fs(engine: &Engine, c: &Component) -> bool {
+    c.component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:filesystem/preopens"))
 }
 
 fn link_error(e: wasmtime::Error) -> Error {
@@ -518,14 +690,26 @@ impl WasmExecutor {
                 stdio::ChannelReader::new(rx),
             ));
         }
-        // `--read-only`: the guest may read its filesystem, not change it.
-        let perms = if launch.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-            wasmtime_wasi::FsPerms::ReadOnly
+        // The root directory stays open while the guest runs: only for a
+        // module that can use it.
+        let holds_fd = if prepared.fs {
+            self.check_descriptors()?;
+            // `--read-only`: the guest may read its filesystem, not change it.
+            let perms = if launch.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+                wasmtime_wasi::FsPerms::ReadOnly
+            } else {
+                wasmtime_wasi::FsPerms::ReadWrite
+            };
+            b.preopened_dir(&launch.rootfs, "/", perms).map_err(|e| {
+                Error::internal(crate::error::with_fd_hint(format!(
+                    "opening the container's filesystem: {e:#}"
+                )))
+            })?;
+            self.fd_holders.fetch_add(1, Ordering::Relaxed);
+            Some(self.fd_holders.clone())
         } else {
-            wasmtime_wasi::FsPerms::ReadWrite
+            None
         };
-        b.preopened_dir(&launch.rootfs, "/", perms)
-            .map_err(|e| Error::internal(format!("opening the container's filesystem: {e:#}")))?;
         b.initial_cwd(launch.cwd());
         let cell = Arc::new(LimitCell::new(launch.memory_limit()));
         let limits = MemoryLimit {
@@ -550,15 +734,15 @@ impl WasmExecutor {
         let task = async move {
             tracing::trace!("wasm: task running");
             let run = async move {
-                match prepared {
-                    Prepared::Module(pre) => {
+                match prepared.linked {
+                    Linked::Module(pre) => {
                         let state = P1State {
                             wasi: b.build_p1(),
                             limits,
                         };
                         run_module(&engine, pre, state, pause_rx).await
                     }
-                    Prepared::Component(pre) => {
+                    Linked::Component(pre) => {
                         let state = P2State {
                             ctx: b.build(),
                             table: ResourceTable::new(),
@@ -642,6 +826,9 @@ impl WasmExecutor {
             let mut exit = on_exit(status);
             let first = poll_once(&mut exit).await;
             drop(spent);
+            if let Some(holders) = holds_fd {
+                holders.fetch_sub(1, Ordering::Relaxed);
+            }
             running.fetch_sub(1, Ordering::Relaxed);
             if first.is_pending() {
                 exit.await;
@@ -855,5 +1042,141 @@ impl Control for WasmControl {
                 super::signal_name(sig)
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn executor(dir: &Path, limits: WasmLimits) -> WasmExecutor {
+        let mut config = WasmConfig::new(dir.join("cache"));
+        config.pool_slots = 2;
+        config.limits = limits;
+        WasmExecutor::new(config).unwrap()
+    }
+
+    fn module(dir: &Path, name: &str, wat: &str) -> WasmModule {
+        let bytes = wat::parse_str(wat).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        WasmModule {
+            digest: Digest::of(&bytes),
+            path,
+            target: crate::image::wasm::detect(&bytes).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_helpers_engine_writes_code_the_daemons_engine_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = executor(dir.path(), WasmLimits::default());
+        let helper = Engine::new(&compile::engine_config()).unwrap();
+        assert_eq!(
+            engine_fingerprint(&daemon.engine),
+            engine_fingerprint(&helper)
+        );
+        let wasm = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+        let code = helper.precompile_module(&wasm).unwrap();
+        // SAFETY: compiled just now by wasmtime.
+        unsafe { Module::deserialize(&daemon.engine, &code) }.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_module_over_a_limit_is_refused_and_stays_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = WasmLimits {
+            functions: 3,
+            ..Default::default()
+        };
+        let ex = executor(dir.path(), limits);
+        let ok = module(
+            dir.path(),
+            "ok.wasm",
+            r#"(module (func (export "_start")) (func) (func))"#,
+        );
+        ex.check(&ok).await.unwrap();
+        let big = module(
+            dir.path(),
+            "big.wasm",
+            r#"(module (func (export "_start")) (func) (func) (func))"#,
+        );
+        let e = ex.check(&big).await.unwrap_err().to_string();
+        assert!(
+            e.contains("4 functions") && e.contains("--wasm-limit functions=N"),
+            "{e}"
+        );
+        assert!(
+            !ex.cache_dir
+                .join(format!("{}.cwasm", big.digest.hex()))
+                .exists()
+        );
+        // Remembered: refused again without reading the module.
+        std::fs::remove_file(&big.path).unwrap();
+        let again = ex.check(&big).await.unwrap_err().to_string();
+        assert_eq!(again, e);
+    }
+
+    #[tokio::test]
+    async fn a_compile_past_its_deadline_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = WasmLimits {
+            compile_time: Duration::from_millis(1),
+            ..Default::default()
+        };
+        let ex = executor(dir.path(), limits);
+        let wat = format!(
+            r#"(module (func (export "_start")) {})"#,
+            "(func (local i32) (local.set 0 (i32.add (local.get 0) (i32.const 1))))".repeat(20_000)
+        );
+        let m = module(dir.path(), "slow.wasm", &wat);
+        let e = ex.check(&m).await.unwrap_err().to_string();
+        assert!(e.contains("--wasm-limit compile-time=SECONDS"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn only_modules_with_filesystem_imports_get_a_preopened_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let ex = executor(dir.path(), WasmLimits::default());
+        let plain = module(
+            dir.path(),
+            "plain.wasm",
+            r#"(module
+                (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+                (memory (export "memory") 1)
+                (func (export "_start")))"#,
+        );
+        assert!(!ex.load(&plain).await.unwrap().fs);
+        for import in ["path_open", "fd_prestat_get", "fd_readdir"] {
+            let (params, results) = match import {
+                "path_open" => ("i32 i32 i32 i32 i32 i64 i64 i32 i32", "i32"),
+                "fd_prestat_get" => ("i32 i32", "i32"),
+                _ => ("i32 i32 i32 i64 i32", "i32"),
+            };
+            let m = module(
+                dir.path(),
+                &format!("{import}.wasm"),
+                &format!(
+                    r#"(module
+                        (import "wasi_snapshot_preview1" "{import}" (func (param {params}) (result {results})))
+                        (memory (export "memory") 1)
+                        (func (export "_start")))"#
+                ),
+            );
+            assert!(ex.load(&m).await.unwrap().fs, "{import}");
+        }
+        let engine = Engine::new(&compile::engine_config()).unwrap();
+        let with = Component::new(
+            &engine,
+            r#"(component (import "wasi:filesystem/preopens@0.2.0" (instance)))"#,
+        )
+        .unwrap();
+        assert!(component_uses_fs(&engine, &with));
+        let without = Component::new(
+            &engine,
+            r#"(component (import "wasi:cli/stdout@0.2.0" (instance)))"#,
+        )
+        .unwrap();
+        assert!(!component_uses_fs(&engine, &without));
     }
 }
