@@ -49,6 +49,23 @@ struct Args {
     /// Loopback registries (localhost, 127.0.0.0/8, ::1) always are.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     insecure_registries: Vec<String>,
+
+    /// Seconds an API client has to send a request's head (from its
+    /// connect, or from the first byte of the next request on a kept-alive
+    /// connection) before berthd closes the connection; 0 for no limit.
+    #[arg(long, value_name = "SECONDS", default_value_t = berth_api::server::ConnLimits::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    api_header_timeout: u64,
+
+    /// Seconds a kept-alive API connection may wait for its next request
+    /// before berthd closes it; 0 for no limit. Streams (attach, logs -f,
+    /// events, wait) and uploads are never cut.
+    #[arg(long, value_name = "SECONDS", default_value_t = berth_api::server::ConnLimits::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    api_idle_timeout: u64,
+
+    /// API connections served at once on each listener (attached and
+    /// exec sessions included); more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = berth_api::server::ConnLimits::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    api_max_connections: u32,
 }
 
 enum Listener {
@@ -130,6 +147,13 @@ async fn serve(args: Args) -> Result<()> {
         ))
         .layer(axum::middleware::from_fn(berth_api::server::log_request));
 
+    let limits = berth_api::server::ConnLimits {
+        header_timeout: (args.api_header_timeout > 0)
+            .then(|| Duration::from_secs(args.api_header_timeout)),
+        idle_timeout: (args.api_idle_timeout > 0)
+            .then(|| Duration::from_secs(args.api_idle_timeout)),
+        max_connections: args.api_max_connections as usize,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut sockets = Vec::new();
@@ -143,15 +167,15 @@ async fn serve(args: Args) -> Result<()> {
             Listener::Unix(l, path) => {
                 tracing::info!(socket = %path.display(), "serving the API");
                 sockets.push(path);
-                servers.push(tokio::spawn(async move {
-                    axum::serve(l, app).with_graceful_shutdown(shutdown).await
-                }));
+                servers.push(tokio::spawn(berth_api::server::serve(
+                    l, app, limits, shutdown,
+                )));
             }
             Listener::Tcp(l) => {
                 tracing::info!(address = %l.local_addr()?, "serving the API over plain HTTP on loopback");
-                servers.push(tokio::spawn(async move {
-                    axum::serve(l, app).with_graceful_shutdown(shutdown).await
-                }));
+                servers.push(tokio::spawn(berth_api::server::serve(
+                    l, app, limits, shutdown,
+                )));
             }
         }
     }
