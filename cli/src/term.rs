@@ -64,7 +64,7 @@ pub fn size() -> Option<(u16, u16)> {
 
 /// The detach keys of an attached session: `spec` for the daemon (which
 /// watches a session's input too), `keys` for the local watch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DetachKeys {
     pub spec: String,
     pub keys: Vec<u8>,

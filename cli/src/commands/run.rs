@@ -189,8 +189,13 @@ impl RunCommand {
         if attach.stdin && tty && !term::stdin_is_tty() {
             return Err(Fail(1, anyhow::anyhow!("the input device is not a TTY")));
         }
-        // Checked before anything is created.
-        let detach = term::detach_keys(self.detach_keys.as_deref())?;
+        // Checked before anything is created; `-d` attaches nothing, so
+        // has no use for them (nor does docker check them then).
+        let detach = if self.detach {
+            term::DetachKeys::default()
+        } else {
+            term::detach_keys(self.detach_keys.as_deref())?
+        };
         let console = if tty && !self.detach {
             term::size()
         } else {
