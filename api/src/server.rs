@@ -287,9 +287,9 @@ async fn serve_connection<I>(
             async move {
                 let resp = call.await?;
                 // A hijacked connection leaves hyper with this answer; it
-                // stays busy (untimed) for as long as it lives.
+                // is never timed again.
                 if resp.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
-                    std::mem::forget(busy);
+                    busy.hijacked();
                     return Ok::<_, std::convert::Infallible>(resp);
                 }
                 Ok(resp.map(|body| axum::body::Body::new(BusyBody { body, _busy: busy })))
@@ -331,6 +331,8 @@ enum Phase {
     Idle(std::time::Instant),
     /// This many requests in flight (their heads are in; no timeout).
     Busy(usize),
+    /// Handed over to a hijacked stream (attach, exec): no timeout.
+    Hijacked,
 }
 
 /// A connection's phase, shared by its reads, its requests and the task
@@ -380,7 +382,7 @@ impl ConnState {
                 Phase::Idle(t) => limits
                     .idle_timeout
                     .map(|d| (t + d, "the kept-alive connection was idle too long")),
-                Phase::Busy(_) => None,
+                Phase::Busy(_) | Phase::Hijacked => None,
             };
             let Some((at, why)) = due else {
                 changed.await;
@@ -400,24 +402,35 @@ impl ConnState {
 
 /// A request in flight on a connection; dropped when its answer has gone
 /// out (or was abandoned), which makes the connection idle again.
-struct Busy(Arc<ConnState>);
+struct Busy(Option<Arc<ConnState>>);
 
 impl Busy {
     fn begin(state: Arc<ConnState>) -> Busy {
         state.set(|p| match p {
             Phase::Busy(n) => Phase::Busy(n + 1),
+            Phase::Hijacked => Phase::Hijacked,
             _ => Phase::Busy(1),
         });
-        Busy(state)
+        Busy(Some(state))
+    }
+
+    /// The answer hands the connection over to a hijacked stream.
+    fn hijacked(mut self) {
+        if let Some(state) = self.0.take() {
+            state.set(|_| Phase::Hijacked);
+        }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.set(|p| match p {
-            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
-            _ => Phase::Idle(std::time::Instant::now()),
-        });
+        if let Some(state) = self.0.take() {
+            state.set(|p| match p {
+                Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+                Phase::Hijacked => Phase::Hijacked,
+                _ => Phase::Idle(std::time::Instant::now()),
+            });
+        }
     }
 }
 
