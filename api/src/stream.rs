@@ -140,6 +140,10 @@ pub const HEAD_READ_WAIT: Duration = Duration::from_secs(2);
 /// connection under the client's last reads.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// How long an exec's output may stand still after the process exited
+/// before the session ends without the rest.
+const DRAIN_STALL: Duration = Duration::from_secs(2);
+
 impl ClientConn {
     pub(crate) fn new(fd: RawFd) -> ClientConn {
         ClientConn { fd }
@@ -373,11 +377,9 @@ pub async fn pump_attach<IO>(
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;
     }
+    // The input task reads on for a bounded while (LINGER), on its own.
     let _ = ended_tx.send(true);
-    if let Some(t) = input {
-        // It reads on only for a bounded while (LINGER).
-        drop(t);
-    }
+    drop(input);
 }
 
 /// A hijacked exec connection's writing side, shared by the output pumps
@@ -425,6 +427,11 @@ pub async fn pump_exec<IO>(
         c.head_taken().await;
     }
     let wr: SharedWriter<_> = Arc::new(tokio::sync::Mutex::new(Some(wr)));
+    // Bytes read from the process, and writes to the client under way, so
+    // that the end of a session can tell output still on its way (at the
+    // client's pace) from a pipe held open by a process left behind.
+    let moved = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut readers = Vec::new();
     for (fd, kind, attached) in [
         (Some(stdout), StreamKind::Stdout, attach_stdout),
@@ -434,24 +441,34 @@ pub async fn pump_exec<IO>(
             continue;
         };
         let wr = wr.clone();
+        let moved = moved.clone();
+        let writing = writing.clone();
         readers.push(tokio::spawn(async move {
+            use std::sync::atomic::Ordering::Relaxed;
             let mut buf = vec![0u8; 32 * 1024];
             let mut out = Vec::new();
             loop {
-                match read_async(&fd, &mut buf).await {
+                let n = match read_async(&fd, &mut buf).await {
                     Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                moved.fetch_add(n as u64, Relaxed);
+                match n {
                     // Not asked for: the process writes on, nobody sees it.
-                    Ok(_) if !attached => {}
-                    Ok(n) => {
+                    _ if !attached => {}
+                    n => {
                         let mut w = wr.lock().await;
-                        // After a detach or a gone client, output is read
-                        // (so the process never blocks) and dropped.
-                        let Some(w) = w.as_mut() else { continue };
+                        // After a detach or with the client gone, output is
+                        // read (so the process never blocks on a full pipe)
+                        // and dropped.
+                        let Some(conn) = w.as_mut() else { continue };
                         out.clear();
                         encode_chunk(kind, &buf[..n], raw, &mut out);
-                        if w.write_all(&out).await.is_err() {
-                            // The client is gone: drain on.
-                            continue;
+                        writing.fetch_add(1, Relaxed);
+                        let written = conn.write_all(&out).await;
+                        writing.fetch_sub(1, Relaxed);
+                        if written.is_err() {
+                            *w = None;
                         }
                     }
                 }
@@ -467,8 +484,20 @@ pub async fn pump_exec<IO>(
     if detached {
         on_detach.fire();
     } else {
-        for r in readers {
-            let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
+        // The output is drained to its end, at the client's pace. Once the
+        // readers have waited DRAIN_STALL on the process's side with
+        // nothing coming, a process the command left behind holds the
+        // pipe (or the pty) open, and the session ends without it. (Docker
+        // cuts at 2 s even while output still moves.)
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut all = futures_util::future::join_all(readers);
+        loop {
+            let before = moved.load(Relaxed);
+            match tokio::time::timeout(DRAIN_STALL, &mut all).await {
+                Ok(_) => break,
+                Err(_) if moved.load(Relaxed) == before && writing.load(Relaxed) == 0 => break,
+                Err(_) => {}
+            }
         }
     }
     if let Some(mut w) = wr.lock().await.take() {

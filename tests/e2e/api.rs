@@ -895,3 +895,37 @@ fn frames_prefix(mut b: &[u8]) -> usize {
     }
     total
 }
+
+#[test]
+fn exec_output_is_drained_at_the_clients_pace_after_the_process_exits() {
+    if !native_ok() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox();
+    native_sleeper(&d, "pace");
+    // Enough output that the process ends with some of it still in its
+    // pipe while the client is not reading: the socket's send buffer, the
+    // pump's chunk and part of the pipe.
+    let sndbuf: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_default")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(212_992);
+    let size = sndbuf + 64 * 1024;
+    let id = exec_create(
+        &d,
+        "pace",
+        json!({"AttachStdout": true, "Cmd": ["head", "-c", size.to_string(), "/dev/zero"]}),
+    );
+    let (mut s, mut got) = upgrade(
+        &d,
+        &format!("POST /exec/{id}/start"),
+        br#"{"Detach": false, "Tty": true}"#,
+    );
+    // The client looks away for longer than the daemon's drain wait.
+    std::thread::sleep(Duration::from_secs(4));
+    let r = d.http("GET", &format!("/exec/{id}/json"), None).json();
+    assert_eq!(r["Running"], false, "the process should have ended: {r}");
+    got.extend(read_to_eof(&mut s));
+    assert_eq!(got.len(), size, "output lost at the end of the session");
+}
