@@ -929,3 +929,48 @@ fn exec_output_is_drained_at_the_clients_pace_after_the_process_exits() {
     got.extend(read_to_eof(&mut s));
     assert_eq!(got.len(), size, "output lost at the end of the session");
 }
+
+#[test]
+fn connections_over_the_cap_wait_for_a_free_slot() {
+    let d = Daemon::start_with_args(&["--api-max-connections", "3"]);
+    // A hijacked attach and two kept-alive connections fill the slots;
+    // each is answered, so each holds one.
+    d.import("sleep.wasm", "wsleep");
+    d.ok(&["run", "-d", "--name", "busy", "wsleep", "600"]);
+    let (attach, _) = upgrade(&d, "POST /containers/busy/attach?stream=1&stdout=1", b"");
+    let kept_alive = || {
+        let mut s = connect(&d);
+        s.write_all(b"GET /_ping HTTP/1.1\r\nHost: berth\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        read_until(&mut s, &mut got, "\r\n\r\nOK");
+        s
+    };
+    let quiet = kept_alive();
+    let quiet2 = kept_alive();
+    let mut waiting = connect(&d);
+    waiting
+        .write_all(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    match waiting.read(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("a fourth connection was served past the cap of 3: {other:?}"),
+    }
+    // A slot frees: the waiting request is served.
+    drop(quiet);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let answer = String::from_utf8_lossy(&read_to_eof(&mut waiting)).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("OK"), "{answer}");
+    drop((attach, quiet2));
+    assert!(
+        d.log_text().contains("--api-max-connections"),
+        "the cap is logged"
+    );
+}
