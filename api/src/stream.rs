@@ -204,12 +204,13 @@ impl InputSink for ExecStdin {
     }
 }
 
-/// Reads a session's input from its client: passes it to `sink` until the
-/// client half-closes (dropping `sink`, which ends the process's stdin
-/// where it should), and with `watch` (a session with a TTY) looks for the
-/// detach keys, reporting them on `detached`. Once the session has `ended`
-/// (or detached), reads and drops what the client still sends, for at
-/// most [`LINGER`].
+/// Reads a session's input from its client: passes it to `sink` (if the
+/// session takes input) until the client half-closes (dropping `sink`,
+/// which ends the process's stdin where it should), and with `watch` (a
+/// session with a TTY) looks for the detach keys, reporting them on
+/// `detached`. Once the session has `ended` (or detached), reads and drops
+/// what the client still sends, for at most [`LINGER`], so that closing
+/// the connection on unread input does not reset it under the client.
 async fn pump_input<R, S>(
     mut rd: R,
     sink: Option<S>,
@@ -320,13 +321,12 @@ pub async fn pump_attach<IO>(
     let tty = attached.tty;
     let (ended_tx, ended_rx) = watch::channel(false);
     let (detach_tx, detach_rx) = oneshot::channel();
-    // Docker watches for the detach keys in sessions with a TTY only.
-    let keys = tty.then(|| DetachWatch::new(detach_keys));
-    let mut detach_rx = attached.stdin.is_some().then_some(detach_rx);
     let stdin = attached.take_stdin();
-    let input = detach_rx
-        .is_some()
-        .then(|| tokio::spawn(pump_input(rd, stdin, keys, detach_tx, ended_rx)));
+    // Docker watches for the detach keys in the input of sessions with a
+    // TTY only.
+    let keys = (tty && stdin.is_some()).then(|| DetachWatch::new(detach_keys));
+    let mut detach_rx = keys.is_some().then_some(detach_rx);
+    let input = tokio::spawn(pump_input(rd, stdin, keys, detach_tx, ended_rx));
 
     if let Some(c) = conn {
         c.head_taken().await;
@@ -417,11 +417,9 @@ pub async fn pump_exec<IO>(
     let (ended_tx, ended_rx) = watch::channel(false);
     let (detach_tx, detach_rx) = oneshot::channel();
     let stdin = stdin.and_then(|fd| nonblocking(fd).ok()).map(ExecStdin);
-    let mut detach_rx = stdin.is_some().then_some(detach_rx);
-    let keys = tty.then(|| DetachWatch::new(detach_keys));
-    let input = stdin
-        .is_some()
-        .then(|| tokio::spawn(pump_input(rd, stdin, keys, detach_tx, ended_rx)));
+    let keys = (tty && stdin.is_some()).then(|| DetachWatch::new(detach_keys));
+    let mut detach_rx = keys.is_some().then_some(detach_rx);
+    let input = tokio::spawn(pump_input(rd, stdin, keys, detach_tx, ended_rx));
 
     if let Some(c) = conn {
         c.head_taken().await;

@@ -922,10 +922,12 @@ fn exec_output_is_drained_at_the_clients_pace_after_the_process_exits() {
         &format!("POST /exec/{id}/start"),
         br#"{"Detach": false, "Tty": true}"#,
     );
-    // The client looks away for longer than the daemon's drain wait.
-    std::thread::sleep(Duration::from_secs(4));
-    let r = d.http("GET", &format!("/exec/{id}/json"), None).json();
-    assert_eq!(r["Running"], false, "the process should have ended: {r}");
+    // The client looks away until the process has ended, and then for
+    // longer than the daemon waits for output that does not move.
+    d.eventually("the exec to end with its output buffered", || {
+        d.http("GET", &format!("/exec/{id}/json"), None).json()["Running"] == false
+    });
+    std::thread::sleep(Duration::from_secs(3));
     got.extend(read_to_eof(&mut s));
     assert_eq!(got.len(), size, "output lost at the end of the session");
 }
