@@ -376,12 +376,18 @@ impl ConnState {
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
             let due = match *self.phase.lock().unwrap() {
-                Phase::Head(t) => limits
-                    .header_timeout
-                    .map(|d| (t + d, "the client did not send a request head in time")),
-                Phase::Idle(t) => limits
-                    .idle_timeout
-                    .map(|d| (t + d, "the kept-alive connection was idle too long")),
+                Phase::Head(t) => limits.header_timeout.and_then(|d| {
+                    Some((
+                        t.checked_add(d)?,
+                        "the client did not send a request head in time",
+                    ))
+                }),
+                Phase::Idle(t) => limits.idle_timeout.and_then(|d| {
+                    Some((
+                        t.checked_add(d)?,
+                        "the kept-alive connection was idle too long",
+                    ))
+                }),
                 Phase::Busy(_) | Phase::Hijacked => None,
             };
             let Some((at, why)) = due else {

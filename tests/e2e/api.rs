@@ -508,21 +508,24 @@ fn slow_and_idle_connections_are_closed_but_streams_and_uploads_are_not() {
 
 #[test]
 fn bad_connection_limits_are_refused_at_start() {
-    let out = std::process::Command::new(bin("berthd"))
-        .args([
-            "--root",
-            "/nonexistent/berth-e2e",
-            "--api-max-connections",
-            "0",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("--api-max-connections"),
-        "{}",
-        stderr(&out)
-    );
+    for (flag, value) in [
+        ("--api-max-connections", "0"),
+        ("--api-header-timeout", "18446744073709551615"),
+        ("--api-idle-timeout", "86401"),
+        ("--api-idle-timeout", "-1"),
+    ] {
+        let out = std::process::Command::new(bin("berthd"))
+            .args(["--root", "/nonexistent/berth-e2e"])
+            .arg(format!("{flag}={value}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} {value}");
+        assert!(
+            stderr(&out).contains(flag),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]

@@ -52,14 +52,15 @@ struct Args {
 
     /// Seconds an API client has to send a request's head (from its
     /// connect, or from the first byte of the next request on a kept-alive
-    /// connection) before berthd closes the connection; 0 for no limit.
-    #[arg(long, value_name = "SECONDS", default_value_t = berth_api::server::ConnLimits::DEFAULT_HEADER_TIMEOUT.as_secs())]
+    /// connection) before berthd closes the connection; 0 for no limit
+    /// (at most 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = berth_api::server::ConnLimits::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=86_400))]
     api_header_timeout: u64,
 
     /// Seconds a kept-alive API connection may wait for its next request
-    /// before berthd closes it; 0 for no limit. Streams (attach, logs -f,
-    /// events, wait) and uploads are never cut.
-    #[arg(long, value_name = "SECONDS", default_value_t = berth_api::server::ConnLimits::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    /// before berthd closes it; 0 for no limit (at most 86400). Streams
+    /// (attach, logs -f, events, wait) and uploads are never cut.
+    #[arg(long, value_name = "SECONDS", default_value_t = berth_api::server::ConnLimits::DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=86_400))]
     api_idle_timeout: u64,
 
     /// API connections served at once on each listener (attached and
