@@ -1,5 +1,8 @@
 //! The router and what wraps it: API version prefixes, the 404 fallback,
-//! and request logging.
+//! request logging, and the connection loop that serves it ([`serve`]):
+//! header-read and idle keep-alive timeouts and a cap on connections, none
+//! of which applies to a request once its head is in (long streams, slow
+//! uploads and hijacked connections are not cut).
 
 use crate::error::ApiError;
 use crate::routes::{self, AppState};
@@ -10,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use berth_api_types::{API_VERSION, MIN_API_VERSION};
 use berth_runtime::{Engine, Error};
 use std::sync::Arc;
+use std::time::Duration;
 use tower::ServiceExt;
 
 /// The Docker Engine API over `engine`, as a service that accepts both
@@ -167,6 +171,360 @@ pub async fn log_request(req: Request, next: axum::middleware::Next) -> Response
     let resp = next.run(req).await;
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = start.elapsed().as_micros() as u64, "request");
     resp
+}
+
+/// Limits on the connections of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// How long a client has to send a request's head: from its connect,
+    /// or on a kept-alive connection from the first byte of the next
+    /// request (Go's `ReadHeaderTimeout`). `None`: no limit.
+    pub header_timeout: Option<Duration>,
+    /// How long a kept-alive connection may wait for its next request
+    /// (Go's `IdleTimeout`). `None`: no limit.
+    pub idle_timeout: Option<Duration>,
+    /// Connections served at once, hijacked ones (attach, exec) included;
+    /// more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl ConnLimits {
+    pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            header_timeout: Some(Self::DEFAULT_HEADER_TIMEOUT),
+            idle_timeout: Some(Self::DEFAULT_IDLE_TIMEOUT),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops
+/// accepting, lets each connection finish the request it is serving, and
+/// returns when they are done (hijacked connections live on in their own
+/// tasks, as with `axum::serve`).
+///
+/// Unlike `axum::serve`, each connection is timed (see [`ConnLimits`]):
+/// one that does not send a request's head in time, or stays idle between
+/// requests too long, is closed; one with a request in flight never is.
+pub async fn serve<L>(
+    mut listener: L,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) where
+    L: axum::serve::Listener,
+    L::Io: std::os::fd::AsRawFd,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut full = false;
+    loop {
+        while conns.try_join_next().is_some() {}
+        if slots.available_permits() == 0 && !full {
+            full = true;
+            tracing::warn!(
+                limit = limits.max_connections,
+                "the API listener has as many connections as it may serve; new ones wait until one closes (berthd --api-max-connections)"
+            );
+        }
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
+        if full && slots.available_permits() > 0 {
+            full = false;
+        }
+        let (io, _addr) = tokio::select! {
+            c = listener.accept() => c,
+            _ = &mut shutdown => break,
+        };
+        conns.spawn(serve_connection(
+            io,
+            slot,
+            app.clone(),
+            limits,
+            stop_rx.clone(),
+        ));
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    while conns.join_next().await.is_some() {}
+}
+
+/// Serves one connection until it closes, times out, or (after `stop`)
+/// has finished its request.
+async fn serve_connection<I>(
+    io: I,
+    slot: tokio::sync::OwnedSemaphorePermit,
+    app: Router,
+    limits: ConnLimits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + std::os::fd::AsRawFd + Unpin + Send + 'static,
+{
+    let peer = crate::stream::ClientConn::new(io.as_raw_fd());
+    let state = Arc::new(ConnState::new());
+    let io = hyper_util::rt::TokioIo::new(Timed {
+        io,
+        state: state.clone(),
+        _slot: slot,
+    });
+    let service = {
+        let state = state.clone();
+        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let busy = Busy::begin(state.clone());
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(peer);
+            let call = app.clone().oneshot(req);
+            async move {
+                let resp = call.await?;
+                // A hijacked connection leaves hyper with this answer; it
+                // is never timed again.
+                if resp.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
+                    busy.hijacked();
+                    return Ok::<_, std::convert::Infallible>(resp);
+                }
+                Ok(resp.map(|body| axum::body::Body::new(BusyBody { body, _busy: busy })))
+            }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .header_read_timeout(None)
+        .serve_connection(io, service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::trace!(error = %e, "API connection ended");
+                }
+                return;
+            }
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            why = state.expired(limits) => {
+                tracing::debug!(reason = why, "closing an API connection");
+                return;
+            }
+        }
+    }
+}
+
+/// Where a connection is between requests, for its timeouts.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Waiting for a request's head to be complete, since the instant.
+    Head(std::time::Instant),
+    /// Waiting for the first byte of the next request, since the instant.
+    Idle(std::time::Instant),
+    /// This many requests in flight (their heads are in; no timeout).
+    Busy(usize),
+    /// Handed over to a hijacked stream (attach, exec): no timeout.
+    Hijacked,
+}
+
+/// A connection's phase, shared by its reads, its requests and the task
+/// that serves it.
+struct ConnState {
+    phase: std::sync::Mutex<Phase>,
+    changed: tokio::sync::Notify,
+}
+
+impl ConnState {
+    fn new() -> ConnState {
+        ConnState {
+            phase: std::sync::Mutex::new(Phase::Head(std::time::Instant::now())),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn set(&self, f: impl FnOnce(Phase) -> Phase) {
+        let mut p = self.phase.lock().unwrap();
+        *p = f(*p);
+        drop(p);
+        self.changed.notify_waiters();
+    }
+
+    /// Bytes arrived: an idle connection is now reading a request's head.
+    fn on_read(&self) {
+        let idle = matches!(*self.phase.lock().unwrap(), Phase::Idle(_));
+        if idle {
+            self.set(|p| match p {
+                Phase::Idle(_) => Phase::Head(std::time::Instant::now()),
+                other => other,
+            });
+        }
+    }
+
+    /// Resolves when the connection has outlived its current phase's
+    /// limit, with the reason; never while a request is in flight.
+    async fn expired(&self, limits: ConnLimits) -> &'static str {
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let due = match *self.phase.lock().unwrap() {
+                Phase::Head(t) => limits.header_timeout.and_then(|d| {
+                    Some((
+                        t.checked_add(d)?,
+                        "the client did not send a request head in time",
+                    ))
+                }),
+                Phase::Idle(t) => limits.idle_timeout.and_then(|d| {
+                    Some((
+                        t.checked_add(d)?,
+                        "the kept-alive connection was idle too long",
+                    ))
+                }),
+                Phase::Busy(_) | Phase::Hijacked => None,
+            };
+            let Some((at, why)) = due else {
+                changed.await;
+                continue;
+            };
+            let due = tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => true,
+                _ = changed.as_mut() => false,
+            };
+            // Unless the phase changed meanwhile, its time is up.
+            if due && !changed.as_mut().enable() {
+                return why;
+            }
+        }
+    }
+}
+
+/// A request in flight on a connection; dropped when its answer has gone
+/// out (or was abandoned), which makes the connection idle again.
+struct Busy(Option<Arc<ConnState>>);
+
+impl Busy {
+    fn begin(state: Arc<ConnState>) -> Busy {
+        state.set(|p| match p {
+            Phase::Busy(n) => Phase::Busy(n + 1),
+            Phase::Hijacked => Phase::Hijacked,
+            _ => Phase::Busy(1),
+        });
+        Busy(Some(state))
+    }
+
+    /// The answer hands the connection over to a hijacked stream.
+    fn hijacked(mut self) {
+        if let Some(state) = self.0.take() {
+            state.set(|_| Phase::Hijacked);
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(state) = self.0.take() {
+            state.set(|p| match p {
+                Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+                Phase::Hijacked => Phase::Hijacked,
+                _ => Phase::Idle(std::time::Instant::now()),
+            });
+        }
+    }
+}
+
+/// A response body that keeps its request in flight until hyper is done
+/// with it: a long stream (`logs -f`, `events`, `wait`) is never timed.
+struct BusyBody {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl axum::body::HttpBody for BusyBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A connection's socket, noting reads for the timeouts, and holding its
+/// slot of the listener's cap for as long as it lives (after a hijack,
+/// too).
+struct Timed<I> {
+    io: I,
+    state: Arc<ConnState>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Timed<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.on_read();
+        }
+        r
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Timed<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

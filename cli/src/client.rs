@@ -253,10 +253,13 @@ pub struct ImportOptions<'a> {
 
 /// Options of `POST /containers/{id}/attach`.
 #[derive(Debug, Clone, Copy)]
-pub struct AttachOptions {
+pub struct AttachOptions<'a> {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    /// `detachKeys`: the sequence that ends the session (empty: the
+    /// daemon's default).
+    pub detach_keys: &'a str,
 }
 
 /// How a request uses connections.
@@ -655,15 +658,23 @@ impl Client {
             .into_stream())
     }
 
-    /// `POST /containers/{id}/attach?stream=1&stdin=&stdout=&stderr=` with
-    /// `Connection: Upgrade`, `Upgrade: tcp`; expects `101 Switching
+    /// `POST /containers/{id}/attach?stream=1&stdin=&stdout=&stderr=&detachKeys=`
+    /// with `Connection: Upgrade`, `Upgrade: tcp`; expects `101 Switching
     /// Protocols` and returns the hijacked stream.
-    pub async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<AttachStream> {
+    pub async fn container_attach(
+        &self,
+        id: &str,
+        opts: AttachOptions<'_>,
+    ) -> Result<AttachStream> {
         let mut q = Query::new();
         q.flag("stream", true)
             .flag("stdin", opts.stdin)
             .flag("stdout", opts.stdout)
-            .flag("stderr", opts.stderr);
+            .flag("stderr", opts.stderr)
+            .opt(
+                "detachKeys",
+                Some(opts.detach_keys).filter(|k| !k.is_empty()),
+            );
         let resp = self
             .send(
                 Method::POST,

@@ -61,3 +61,62 @@ fn size_of(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
 pub fn size() -> Option<(u16, u16)> {
     size_of(io::stdout().as_fd())
 }
+
+/// The detach keys of an attached session: `spec` for the daemon (which
+/// watches a session's input too), `keys` for the local watch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetachKeys {
+    pub spec: String,
+    pub keys: Vec<u8>,
+}
+
+/// `--detach-keys` if given, else `detachKeys` of Docker's `config.json`
+/// (as the docker CLI reads it), else ctrl-p,ctrl-q. A bad sequence is an
+/// error that says where it came from.
+pub fn detach_keys(flag: Option<&str>) -> anyhow::Result<DetachKeys> {
+    use berth_api_types::detach::parse_detach_keys;
+    if let Some(spec) = flag.filter(|s| !s.is_empty()) {
+        let keys = parse_detach_keys(spec).map_err(|e| anyhow::anyhow!("--detach-keys: {e}"))?;
+        return Ok(DetachKeys {
+            spec: spec.to_string(),
+            keys,
+        });
+    }
+    let path = crate::commands::login::config_path();
+    let spec = configured_detach_keys(&std::fs::read(&path).unwrap_or_default());
+    let keys = parse_detach_keys(&spec)
+        .map_err(|e| anyhow::anyhow!("detachKeys in {}: {e}", path.display()))?;
+    Ok(DetachKeys { spec, keys })
+}
+
+/// `detachKeys` of a `config.json`; empty when absent (or the file is not
+/// one berth can read: `login` is where that is reported).
+fn configured_detach_keys(config: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(config)
+        .ok()
+        .and_then(|v| v.get("detachKeys")?.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_come_from_the_flag_then_the_config_file() {
+        let k = detach_keys(Some("ctrl-a,x")).unwrap();
+        assert_eq!(
+            (k.spec.as_str(), k.keys.as_slice()),
+            ("ctrl-a,x", &[1, b'x'][..])
+        );
+        let e = detach_keys(Some("ctrl-1")).unwrap_err().to_string();
+        assert!(e.starts_with("--detach-keys: Invalid detach keys"), "{e}");
+        assert_eq!(
+            configured_detach_keys(br#"{"detachKeys":"ctrl-e,e"}"#),
+            "ctrl-e,e"
+        );
+        assert_eq!(configured_detach_keys(br#"{"auths":{}}"#), "");
+        assert_eq!(configured_detach_keys(b"not json"), "");
+        assert_eq!(configured_detach_keys(b""), "");
+    }
+}

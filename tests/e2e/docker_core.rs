@@ -1058,6 +1058,234 @@ fn exec_with_and_without_a_tty() {
     assert!(err.contains("is not running"), "{err}");
 }
 
+// ----- detach keys ---------------------------------------------------------
+
+/// A command on a terminal (util-linux `script`), typed into and read as a
+/// user would: what is written to script's stdin is typed on the terminal.
+struct Terminal {
+    child: Child,
+    keys: std::process::ChildStdin,
+    screen: Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+    what: String,
+}
+
+impl Terminal {
+    /// Runs `program ARGS...` on a terminal, with DOCKER_CONFIG `config`.
+    /// None (a skip) without script.
+    fn start(
+        program: &std::path::Path,
+        args: &[&str],
+        config: &std::path::Path,
+    ) -> Option<Terminal> {
+        let script = require("script")?;
+        let mut line = sh_quote(program.to_str().unwrap());
+        for a in args {
+            line.push(' ');
+            line.push_str(&sh_quote(a));
+        }
+        let mut child = Command::new(script)
+            .args(["-qec", &line, "/dev/null"])
+            .env("DOCKER_CONFIG", config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let keys = child.stdin.take().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let screen: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let s = screen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                s.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Some(Terminal {
+            child,
+            keys,
+            screen,
+            reader,
+            what: format!("{} {args:?}", program.display()),
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.screen.lock().unwrap()).replace('\r', "")
+    }
+
+    /// Waits (at most 30 s) until the screen shows `want`.
+    fn expect(&self, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.text().contains(want) {
+            assert!(
+                Instant::now() < deadline,
+                "{}: {want:?} never showed; screen:\n{}",
+                self.what,
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        self.keys.write_all(keys).unwrap();
+        self.keys.flush().unwrap();
+    }
+
+    /// Waits (at most 30 s) for the command to end: its exit code and
+    /// screen.
+    fn finish(mut self) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{}: still running after the detach keys; screen:\n{}",
+                    self.what,
+                    self.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(self.keys);
+        self.reader.join().unwrap();
+        let text = String::from_utf8_lossy(&self.screen.lock().unwrap()).replace('\r', "");
+        (status.code().unwrap_or(-1), text)
+    }
+}
+
+/// The processes of a container whose command is `sh`.
+fn shells(d: &Daemon, name: &str) -> usize {
+    let top = d
+        .http("GET", &format!("/containers/{name}/top"), None)
+        .json();
+    top["Processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p.as_array().unwrap().last().unwrap().as_str() == Some("sh"))
+        .count()
+}
+
+/// The docker CLI and berth's CLI detach from `run -it`, `start -ai`,
+/// `attach` and `exec -it` with ctrl-p,ctrl-q, `--detach-keys` or
+/// `detachKeys` in config.json, and leave the container (or exec) running:
+/// run and start exit 0, attach and exec fail with "read escape sequence",
+/// as the docker CLI does.
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let Some(d) = native_daemon() else { return };
+    let config = d.dir.path().join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    let docker_bin = which("docker").unwrap();
+    let berth_bin = bin("berth");
+    let host = d.host();
+    for (cli, program) in [("docker", docker_bin), ("berth", berth_bin)] {
+        let c = format!("{cli}-dt");
+        let on_tty = |args: &[&str]| {
+            let mut all = vec!["-H", host.as_str()];
+            all.extend_from_slice(args);
+            Terminal::start(&program, &all, &config)
+        };
+        // run -it, then the default keys.
+        let Some(mut t) = on_tty(&["run", "-it", "--name", &c, "busybox", "sh"]) else {
+            return;
+        };
+        t.expect("/ # ");
+        t.type_keys(b"\x10\x11");
+        let (code, screen) = t.finish();
+        assert_eq!(code, 0, "{cli} run -it detached: {screen}");
+        assert_eq!(d.inspect(&c)["State"]["Running"], true, "{cli}");
+
+        // attach, then the default keys: the shell still has its stdin.
+        let mut t = on_tty(&["attach", &c]).unwrap();
+        t.type_keys(b"echo at-$((40+2))\r");
+        t.expect("at-42");
+        t.type_keys(b"\x10\x11");
+        let (code, screen) = t.finish();
+        assert_eq!(code, 1, "{cli} attach detached: {screen}");
+        assert!(screen.contains("read escape sequence"), "{cli}: {screen}");
+        assert_eq!(d.inspect(&c)["State"]["Running"], true, "{cli}");
+
+        // --detach-keys: the default keys are input then.
+        let mut t = on_tty(&["attach", "--detach-keys", "ctrl-a,x", &c]).unwrap();
+        t.type_keys(b"echo cu-$((40+2))\r");
+        t.expect("cu-42");
+        t.type_keys(b"\x10\x11\x01x");
+        let (code, screen) = t.finish();
+        assert_eq!(code, 1, "{cli} attach --detach-keys: {screen}");
+        assert_eq!(d.inspect(&c)["State"]["Running"], true, "{cli}");
+
+        // detachKeys in config.json.
+        std::fs::write(config.join("config.json"), r#"{"detachKeys": "ctrl-e,e"}"#).unwrap();
+        let mut t = on_tty(&["attach", &c]).unwrap();
+        t.type_keys(b"echo cf-$((40+2))\r");
+        t.expect("cf-42");
+        t.type_keys(b"\x05e");
+        let (code, screen) = t.finish();
+        std::fs::remove_file(config.join("config.json")).unwrap();
+        assert_eq!(code, 1, "{cli} attach with config.json keys: {screen}");
+        assert_eq!(d.inspect(&c)["State"]["Running"], true, "{cli}");
+
+        // exec -it: the exec'd shell runs on beside the first.
+        let mut t = on_tty(&["exec", "-it", &c, "sh"]).unwrap();
+        t.expect("/ # ");
+        t.type_keys(b"\x10\x11");
+        let (code, screen) = t.finish();
+        assert_eq!(code, 1, "{cli} exec -it detached: {screen}");
+        assert!(screen.contains("read escape sequence"), "{cli}: {screen}");
+        assert_eq!(shells(&d, &c), 2, "{cli}");
+
+        // start -ai of a stopped container.
+        let s = format!("{cli}-ds");
+        dok(&d, &["create", "-it", "--name", &s, "busybox", "sh"]);
+        let mut t = on_tty(&["start", "-ai", &s]).unwrap();
+        t.type_keys(b"echo st-$((40+2))\r");
+        t.expect("st-42");
+        t.type_keys(b"\x10\x11");
+        let (code, screen) = t.finish();
+        assert_eq!(code, 0, "{cli} start -ai detached: {screen}");
+        assert_eq!(d.inspect(&s)["State"]["Running"], true, "{cli}");
+
+        // Bad keys: refused before anything is created.
+        let out = Command::new(&program)
+            .args(["-H", &host, "run", "--detach-keys", "ctrl-1", "--name"])
+            .arg(format!("{cli}-bad"))
+            .args(["busybox", "true"])
+            .env("DOCKER_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{cli}: {}", stdout(&out));
+        if cli == "berth" {
+            // berth checks them first; docker creates the container, then
+            // its attach is refused (400: "unable to upgrade to tcp").
+            assert!(
+                stderr(&out).contains("Invalid detach keys"),
+                "{}",
+                stderr(&out)
+            );
+            assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+            assert_eq!(
+                d.http("GET", &format!("/containers/{cli}-bad/json"), None)
+                    .status,
+                404
+            );
+        } else {
+            let _ = d.http("DELETE", &format!("/containers/{cli}-bad?force=1"), None);
+        }
+        dok(&d, &["rm", "-f", &c, &s]);
+    }
+}
+
 // ----- inspect, wait -----------------------------------------------------
 
 #[test]

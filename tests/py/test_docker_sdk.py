@@ -152,6 +152,48 @@ class DockerSdk(unittest.TestCase):
         self.assertTrue(r.output.startswith(b"/dev/pts/"), r.output)
         c.remove(force=True)
 
+    @unittest.skipUnless(NATIVE, "exec needs a native container (root)")
+    def test_short_execs_never_lose_their_output(self):
+        # exec_run reads the 101 head through http.client's buffered reader
+        # and the output from the raw socket: output that came along with
+        # the head was lost. Four threads at once, as a loaded host would.
+        import concurrent.futures
+
+        c = self.client.containers.run("busybox", ["sleep", "1000"], detach=True, init=True)
+
+        def run(i):
+            r = c.exec_run(["echo", f"short-{i}"])
+            return i, r.exit_code, r.output
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(run, range(200)))
+        bad = [(i, out) for i, code, out in results if (code, out) != (0, f"short-{i}\n".encode())]
+        self.assertEqual(bad, [], f"{len(bad)} of 200 execs lost their output")
+        c.remove(force=True)
+
+    def test_attach_replays_the_logs_without_a_stream(self):
+        c = self.client.containers.run("hello", ["--stderr", "e"], detach=True)
+        self.assertEqual(c.wait()["StatusCode"], 0)
+        want = b"Hello from Wasm!\nargv[0]=hello.wasm\nargv[1]=--stderr\nargv[2]=e\ncwd=/\n"
+        for i in range(50):
+            out = c.attach(stdout=True, stderr=False, logs=True, stream=False)
+            self.assertEqual(out, want, f"attempt {i}")
+        self.assertEqual(c.attach(stdout=False, stderr=True, logs=True), b"e\n")
+        c.remove()
+
+    def test_kill_then_inspect_and_remove_at_once(self):
+        kinds = [("wsleep", [])]
+        if NATIVE:
+            kinds.append(("busybox", ["sleep", "1000"]))
+        for image, cmd in kinds:
+            for i in range(15):
+                c = self.client.containers.run(image, cmd, detach=True, init=image == "busybox")
+                c.kill()
+                c.reload()
+                self.assertEqual(c.status, "exited", f"{image} attempt {i}: {c.attrs['State']}")
+                self.assertEqual(c.attrs["State"]["ExitCode"], 137)
+                c.remove()
+
     @unittest.skipUnless(REGISTRY_IMAGE, "no loopback registry")
     def test_images_pull_from_a_registry(self):
         repo, tag = REGISTRY_IMAGE.rsplit(":", 1)

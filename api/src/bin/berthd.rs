@@ -119,6 +119,38 @@ struct Args {
     #[arg(long, value_name = "SIZE", default_value = "1KiB",
           value_parser = berth_runtime::util::parse_size)]
     registry_min_rate: u64,
+
+    /// How long an API client has to send a request's head (from its
+    /// connect, or from the first byte of the next request on a kept-alive
+    /// connection) before berthd closes the connection (500ms, 30s, 2m; at
+    /// most 24h); 0 for no limit.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = api_timeout)]
+    api_header_timeout: Duration,
+
+    /// How long a kept-alive API connection may wait for its next request
+    /// before berthd closes it (at most 24h); 0 for no limit. Streams
+    /// (attach, logs -f, events, wait) and uploads are never cut.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = api_timeout)]
+    api_idle_timeout: Duration,
+
+    /// API connections served at once on each listener (attached and
+    /// exec sessions included); more wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = berth_api::server::ConnLimits::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    api_max_connections: u32,
+}
+
+/// An API connection timeout: a duration of at most a day, or 0 for none.
+fn api_timeout(s: &str) -> std::result::Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d = berth_runtime::util::parse_duration(s)?;
+    if d > Duration::from_secs(86_400) {
+        return Err(format!(
+            "{s:?} is longer than a day (24h); use 0 for no limit"
+        ));
+    }
+    Ok(d)
 }
 
 enum Listener {
@@ -252,6 +284,11 @@ async fn serve(args: Args) -> Result<()> {
         ))
         .layer(axum::middleware::from_fn(berth_api::server::log_request));
 
+    let limits = berth_api::server::ConnLimits {
+        header_timeout: (!args.api_header_timeout.is_zero()).then_some(args.api_header_timeout),
+        idle_timeout: (!args.api_idle_timeout.is_zero()).then_some(args.api_idle_timeout),
+        max_connections: args.api_max_connections as usize,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut sockets = Vec::new();
@@ -265,15 +302,15 @@ async fn serve(args: Args) -> Result<()> {
             Listener::Unix(l, path) => {
                 tracing::info!(socket = %path.display(), "serving the API");
                 sockets.push(path);
-                servers.push(tokio::spawn(async move {
-                    axum::serve(l, app).with_graceful_shutdown(shutdown).await
-                }));
+                servers.push(tokio::spawn(berth_api::server::serve(
+                    l, app, limits, shutdown,
+                )));
             }
             Listener::Tcp(l) => {
                 tracing::info!(address = %l.local_addr()?, "serving the API over plain HTTP on loopback");
-                servers.push(tokio::spawn(async move {
-                    axum::serve(l, app).with_graceful_shutdown(shutdown).await
-                }));
+                servers.push(tokio::spawn(berth_api::server::serve(
+                    l, app, limits, shutdown,
+                )));
             }
         }
     }

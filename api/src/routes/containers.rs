@@ -5,7 +5,7 @@
 use super::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Q, docker_bool, opt_i64};
-use crate::stream::{body_from_channel, encode_entry, pump_attach};
+use crate::stream::{ClientConn, body_from_channel, encode_entry, pump_attach};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use berth_api_types::container as wire;
+use berth_api_types::detach::parse_detach_keys;
 use berth_runtime::container::manage::UpdateRequest;
 use berth_runtime::container::prune::PruneFilters;
 use berth_runtime::container::{AttachOptions, ListFilters, LogOptions, WaitCondition, logs};
@@ -516,9 +517,10 @@ async fn exec_start(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON in request body: {e}")))?
     };
+    // As Docker: a console size without a TTY on the start means nothing.
     let console = start
         .console_size
-        .filter(|[h, w]| *h > 0 && *w > 0)
+        .filter(|[h, w]| start.tty && *h > 0 && *w > 0)
         .map(|[h, w]| [h.min(65535) as u16, w.min(65535) as u16]);
     let streams = engine.containers().exec_start(&id, console)?;
     if start.detach {
@@ -529,7 +531,9 @@ async fn exec_start(
         });
         return Ok(StatusCode::OK.into_response());
     }
-    let tty = streams.tty;
+    // The start request's Tty decides the stream's format, as Docker's
+    // (the process's TTY comes from the create request).
+    let tty = start.tty;
     let mut req = Request::from_parts(parts, Body::empty());
     let wants_upgrade = req
         .headers()
@@ -538,14 +542,17 @@ async fn exec_start(
         .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
     if !wants_upgrade {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(crate::stream::pump_exec(server, streams));
+        tokio::spawn(crate::stream::pump_exec(server, streams, tty, None));
         let body = Body::from_stream(tokio_util_stream(client));
         return Ok(([(header::CONTENT_TYPE, stream_content_type(tty))], body).into_response());
     }
+    let conn = req.extensions().get::<ClientConn>().copied();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => crate::stream::pump_exec(TokioIo::new(upgraded), streams).await,
+            Ok(upgraded) => {
+                crate::stream::pump_exec(TokioIo::new(upgraded), streams, tty, conn).await
+            }
             Err(e) => tracing::warn!(error = %e, "exec upgrade failed"),
         }
     });
@@ -602,7 +609,7 @@ async fn attach(
     Q(q): Q<AttachQuery>,
     req: Request,
 ) -> ApiResult<Response> {
-    let _ = q.detach_keys;
+    let detach_keys = parse_detach_keys(&q.detach_keys).map_err(ApiError::bad_request)?;
     let opts = AttachOptions {
         stdin: q.stdin,
         stdout: q.stdout,
@@ -619,15 +626,33 @@ async fn attach(
         .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
     if !wants_upgrade {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(pump_attach(server, attached, q.stdout, q.stderr));
+        tokio::spawn(pump_attach(
+            server,
+            attached,
+            q.stdout,
+            q.stderr,
+            detach_keys,
+            None,
+        ));
         let body = Body::from_stream(tokio_util_stream(client));
         return Ok(([(header::CONTENT_TYPE, stream_content_type(tty))], body).into_response());
     }
+    let conn = req.extensions().get::<ClientConn>().copied();
     let on_upgrade = hyper::upgrade::on(req);
     let (stdout, stderr) = (q.stdout, q.stderr);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => pump_attach(TokioIo::new(upgraded), attached, stdout, stderr).await,
+            Ok(upgraded) => {
+                pump_attach(
+                    TokioIo::new(upgraded),
+                    attached,
+                    stdout,
+                    stderr,
+                    detach_keys,
+                    conn,
+                )
+                .await
+            }
             Err(e) => tracing::warn!(error = %e, "attach upgrade failed"),
         }
     });

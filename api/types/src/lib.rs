@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod container;
+pub mod detach;
 pub mod image;
 pub mod stream;
 pub mod system;

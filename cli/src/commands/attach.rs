@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::run::{Brief, Session, SigProxy, exit_code, stream_session};
+use super::run::{Brief, Ended, Session, SessionOptions, SigProxy, exit_code, stream_session};
 use crate::client::{AttachOptions, Client};
 use crate::term;
 
@@ -18,6 +18,10 @@ pub struct AttachCommand {
     #[command(flatten)]
     pub sig: SigProxy,
 
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+
     /// The container
     #[arg(value_name = "CONTAINER")]
     pub container: String,
@@ -25,6 +29,7 @@ pub struct AttachCommand {
 
 impl AttachCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
+        let detach = term::detach_keys(self.detach_keys.as_deref())?;
         let c = Brief::fetch(client, &self.container).await?;
         // Docker's checks and messages.
         if !c.state.running {
@@ -50,6 +55,7 @@ impl AttachCommand {
                     stdin: interactive,
                     stdout: true,
                     stderr: true,
+                    detach_keys: &detach.spec,
                 },
             )
             .await?;
@@ -67,13 +73,19 @@ impl AttachCommand {
             client,
             Session::Container(&c.id),
             stream,
-            c.config.tty,
-            interactive,
-            self.sig.sig_proxy,
+            SessionOptions {
+                tty: c.config.tty,
+                interactive,
+                sig_proxy: self.sig.sig_proxy,
+                detach_keys: Some(&detach.keys),
+            },
         )
         .await;
         drop(raw_mode);
-        streamed?;
+        if streamed? == Ended::Detached {
+            // As the docker CLI: the container runs on, attach fails.
+            anyhow::bail!("read escape sequence");
+        }
         // The stream ends when the container does: its status is ours.
         Ok(exit_code(wait.status().await, 1))
     }
@@ -101,6 +113,8 @@ mod tests {
         assert!(t.attach.no_stdin && t.attach.sig.sig_proxy);
         let t = T::try_parse_from(["attach", "--sig-proxy=false", "c1"]).unwrap();
         assert!(!t.attach.sig.sig_proxy);
+        let t = T::try_parse_from(["attach", "--detach-keys=ctrl-a,q", "c1"]).unwrap();
+        assert_eq!(t.attach.detach_keys.as_deref(), Some("ctrl-a,q"));
         assert_eq!(t.attach.container, "c1");
         assert!(T::try_parse_from(["attach"]).is_err());
         let c: Brief = serde_json::from_str(

@@ -4,7 +4,7 @@ use anyhow::Result;
 use berth_api_types::container::{ExecConfig, ExecStart};
 use clap::Args;
 
-use super::run::{Session, stream_session};
+use super::run::{Ended, Session, SessionOptions, stream_session};
 use crate::client::Client;
 use crate::opts::parse_env;
 use crate::term;
@@ -24,6 +24,10 @@ pub struct ExecCommand {
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     pub tty: bool,
+
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
 
     /// Set environment variables: NAME=VALUE, or NAME to pass this shell's value
     #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
@@ -55,6 +59,7 @@ impl ExecCommand {
         if self.interactive && self.tty && !term::stdin_is_tty() && !self.detach {
             anyhow::bail!("the input device is not a TTY");
         }
+        let detach = term::detach_keys(self.detach_keys.as_deref())?;
         let env = self
             .env
             .iter()
@@ -77,7 +82,7 @@ impl ExecCommand {
             privileged: self.privileged,
             user: self.user.clone().unwrap_or_default(),
             working_dir: self.workdir.clone().unwrap_or_default(),
-            ..ExecConfig::default()
+            detach_keys: detach.spec.clone(),
         };
         let id = client.exec_create(container, &config).await?;
         if self.detach {
@@ -99,14 +104,20 @@ impl ExecCommand {
             client,
             Session::Exec(&id),
             stream,
-            self.tty,
-            self.interactive,
-            // docker exec forwards no signals.
-            false,
+            SessionOptions {
+                tty: self.tty,
+                interactive: self.interactive,
+                // docker exec forwards no signals.
+                sig_proxy: false,
+                detach_keys: Some(&detach.keys),
+            },
         )
         .await;
         drop(raw);
-        streamed?;
+        if streamed? == Ended::Detached {
+            // As the docker CLI: the process runs on, exec fails.
+            anyhow::bail!("read escape sequence");
+        }
         let inspect = client.exec_inspect(&id).await?;
         Ok(inspect.exit_code.unwrap_or(0) as i32)
     }

@@ -16,6 +16,7 @@ use super::create::{AttachConfig, ContainerOptions};
 use crate::client::{AttachOptions, AttachStream, Client, ClientError};
 use crate::output::OutputWriter;
 use crate::term;
+use berth_api_types::detach::DetachWatch;
 
 /// How long to wait for the daemon to acknowledge `wait` (by sending the
 /// response headers, as moby does once the waiter is registered) before
@@ -35,6 +36,10 @@ pub struct RunCommand {
 
     #[command(flatten)]
     pub sig: SigProxy,
+
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
 
     #[command(flatten)]
     pub opts: ContainerOptions,
@@ -184,6 +189,13 @@ impl RunCommand {
         if attach.stdin && tty && !term::stdin_is_tty() {
             return Err(Fail(1, anyhow::anyhow!("the input device is not a TTY")));
         }
+        // Checked before anything is created; `-d` attaches nothing, so
+        // has no use for them (nor does docker check them then).
+        let detach = if self.detach {
+            term::DetachKeys::default()
+        } else {
+            term::detach_keys(self.detach_keys.as_deref())?
+        };
         let console = if tty && !self.detach {
             term::size()
         } else {
@@ -201,26 +213,50 @@ impl RunCommand {
             return Ok(Ok(0));
         }
         let condition = if self.opts.rm { "removed" } else { "next-exit" };
-        attached(client, &id, tty, interactive, self.sig.sig_proxy, condition).await
+        let session = AttachedSession {
+            tty,
+            interactive,
+            sig_proxy: self.sig.sig_proxy,
+            condition,
+            detach: &detach,
+        };
+        attached(client, &id, session).await
     }
+}
+
+/// How [`attached`] runs a container's session.
+pub(crate) struct AttachedSession<'a> {
+    pub tty: bool,
+    pub interactive: bool,
+    pub sig_proxy: bool,
+    /// What to wait for: "next-exit", or "removed" for an auto-removed
+    /// container.
+    pub condition: &'a str,
+    pub detach: &'a term::DetachKeys,
 }
 
 /// Runs a container's attached session as `run` and `start -a` do: attach
 /// (with stdin when `interactive`), wait for `condition` ("next-exit", or
 /// "removed" for an auto-removed container), start, stream until the
 /// daemon closes the stream (forwarding signals with `sig_proxy`, see
-/// [`stream_session`]), and give the container's exit code.
+/// [`stream_session`]), and give the container's exit code. A session
+/// ended with the detach keys gives 0 and leaves the container running, as
+/// the docker CLI does.
 ///
 /// The outer error is one the caller reports with its exit code; the inner
 /// one comes from the session's own I/O.
 pub(crate) async fn attached(
     client: &Client,
     id: &str,
-    tty: bool,
-    interactive: bool,
-    sig_proxy: bool,
-    condition: &str,
+    s: AttachedSession<'_>,
 ) -> Result<Result<i32>, Fail> {
+    let AttachedSession {
+        tty,
+        interactive,
+        sig_proxy,
+        condition,
+        detach,
+    } = s;
     // The wait request runs beside everything else; it tells us (via
     // `ack`) when its headers arrive, i.e. when the daemon has
     // registered the waiter and it is safe to start.
@@ -241,6 +277,7 @@ pub(crate) async fn attached(
                     stdin: interactive,
                     stdout: true,
                     stderr: true,
+                    detach_keys: &detach.spec,
                 },
             )
             .await?;
@@ -255,9 +292,12 @@ pub(crate) async fn attached(
             client,
             Session::Container(id),
             stream,
-            tty,
-            interactive,
-            sig_proxy,
+            SessionOptions {
+                tty,
+                interactive,
+                sig_proxy,
+                detach_keys: Some(&detach.keys),
+            },
         )
         .await;
         drop(raw);
@@ -271,8 +311,11 @@ pub(crate) async fn attached(
             w = &mut wait, if wait_result.is_none() => wait_result = Some(w),
         }
     };
-    if let Err(e) = streamed {
-        return Ok(Err(e));
+    match streamed {
+        Err(e) => return Ok(Err(e)),
+        // The container runs on; nothing to wait for.
+        Ok(Ended::Detached) => return Ok(Ok(0)),
+        Ok(Ended::Closed) => {}
     }
     let status = match wait_result {
         Some(w) => w,
@@ -288,19 +331,49 @@ pub enum Session<'a> {
     Exec(&'a str),
 }
 
+/// How [`stream_session`] runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions<'a> {
+    /// The process has a TTY: output is raw, not framed.
+    pub tty: bool,
+    /// Send stdin (`-i`).
+    pub interactive: bool,
+    /// Forward signals to a container without a TTY (`--sig-proxy`).
+    pub sig_proxy: bool,
+    /// The detach keys, watched for on stdin when the session has a TTY
+    /// and takes input (as the docker CLI does).
+    pub detach_keys: Option<&'a [u8]>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The daemon closed the stream: the process is done.
+    Closed,
+    /// The user typed the detach keys; the process runs on.
+    Detached,
+}
+
 /// Copies the attach (or exec) stream to stdout/stderr and, with `-i`,
 /// stdin to the stream (half-closing it at EOF), until the daemon closes
-/// the stream. Meanwhile forwards signals (with `sig_proxy`, to a
-/// container without a TTY, as docker's `--sig-proxy`) and window size
-/// changes (with a TTY).
+/// the stream or the user types the detach keys. Meanwhile forwards
+/// signals (with `sig_proxy`, to a container without a TTY, as docker's
+/// `--sig-proxy`) and window size changes (with a TTY).
 pub async fn stream_session(
     client: &Client,
     session: Session<'_>,
     stream: AttachStream,
-    tty: bool,
-    interactive: bool,
-    sig_proxy: bool,
-) -> Result<()> {
+    opts: SessionOptions<'_>,
+) -> Result<Ended> {
+    let SessionOptions {
+        tty,
+        interactive,
+        sig_proxy,
+        detach_keys,
+    } = opts;
+    let mut watch = detach_keys
+        .filter(|k| tty && interactive && !k.is_empty())
+        .map(|k| DetachWatch::new(k.to_vec()));
     let (mut rd, mut wr) = tokio::io::split(stream);
     let output = async {
         let mut out = OutputWriter::new(tty);
@@ -317,16 +390,42 @@ pub async fn stream_session(
     let input = async {
         if interactive {
             let mut stdin = tokio::io::stdin();
-            // A write error means the daemon closed its side; stop sending.
-            let _ = tokio::io::copy(&mut stdin, &mut wr).await;
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut passed = Vec::new();
+            loop {
+                let n = match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let data = match watch.as_mut() {
+                    Some(w) => {
+                        passed.clear();
+                        if w.feed(&buf[..n], &mut passed) {
+                            let _ = wr.write_all(&passed).await;
+                            return Ended::Detached;
+                        }
+                        &passed[..]
+                    }
+                    None => &buf[..n],
+                };
+                // A write error means the daemon closed its side; stop
+                // sending.
+                if wr.write_all(data).await.is_err() {
+                    break;
+                }
+            }
+            // A partial sequence held back at the end was input after all.
+            if let Some(w) = &watch {
+                let _ = wr.write_all(w.held()).await;
+            }
             let _ = wr.shutdown().await;
         }
-        pending::<()>().await
+        pending::<Ended>().await
     };
     let io = async {
         tokio::select! {
-            r = output => r,
-            _ = input => unreachable!("input never finishes"),
+            r = output => r.map(|()| Ended::Closed),
+            ended = input => Ok(ended),
         }
     };
     let mut io = pin!(io);

@@ -4,7 +4,7 @@
 use anyhow::{Result, anyhow};
 use clap::Args;
 
-use super::run::{Brief, Fail, attached};
+use super::run::{AttachedSession, Brief, Fail, attached};
 use crate::client::Client;
 use crate::term;
 
@@ -18,6 +18,10 @@ pub struct StartCommand {
     /// Attach container's STDIN
     #[arg(short = 'i', long)]
     pub interactive: bool,
+
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
 
     /// The containers
     #[arg(required = true, value_name = "CONTAINER")]
@@ -62,6 +66,7 @@ impl StartCommand {
                 anyhow!("you cannot start and attach multiple containers at once"),
             ));
         };
+        let detach = term::detach_keys(self.detach_keys.as_deref()).map_err(|e| Fail(1, e))?;
         let c = Brief::fetch(client, name).await?;
         let interactive = self.interactive && c.config.open_stdin;
         if interactive && c.config.tty && !term::stdin_is_tty() {
@@ -74,7 +79,14 @@ impl StartCommand {
         };
         // docker start has no --sig-proxy: signals always go to a
         // container without a TTY.
-        attached(client, &c.id, c.config.tty, interactive, true, condition).await
+        let session = AttachedSession {
+            tty: c.config.tty,
+            interactive,
+            sig_proxy: true,
+            condition,
+            detach: &detach,
+        };
+        attached(client, &c.id, session).await
     }
 }
 
@@ -93,6 +105,8 @@ mod tests {
     fn attach_and_interactive_flags() {
         let t = T::try_parse_from(["start", "-ai", "c1"]).unwrap();
         assert!(t.start.attach && t.start.interactive);
+        let t = T::try_parse_from(["start", "-a", "--detach-keys", "ctrl-x,y", "c1"]).unwrap();
+        assert_eq!(t.start.detach_keys.as_deref(), Some("ctrl-x,y"));
         let t = T::try_parse_from(["start", "c1", "c2"]).unwrap();
         assert!(!t.start.attach && !t.start.interactive);
         assert_eq!(t.start.containers, ["c1", "c2"]);

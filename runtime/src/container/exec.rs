@@ -40,6 +40,26 @@ pub struct ExecStreams {
     pub attach_stderr: bool,
     /// Turns `Some(code)` when the process has exited.
     pub done: watch::Receiver<Option<i64>>,
+    /// The detach keys of the exec (`DetachKeys`, else ctrl-p,ctrl-q),
+    /// which end a client's session on an exec with a TTY.
+    pub detach_keys: Vec<u8>,
+    /// Records a detach.
+    pub on_detach: ExecDetach,
+}
+
+/// Records that an exec's client typed the detach keys (Docker's
+/// `exec_detach` event); the process runs on.
+pub struct ExecDetach {
+    events: Arc<super::events::EventBus>,
+    container: String,
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl ExecDetach {
+    pub fn fire(&self) {
+        self.events
+            .container("exec_detach", &self.container, self.attributes.clone());
+    }
 }
 
 #[derive(Default)]
@@ -98,6 +118,7 @@ impl Containers {
             return Err(Error::invalid("No exec command specified"));
         }
         crate::executor::native::init::check_user_ids(&config.user).map_err(Error::invalid)?;
+        berth_api_types::detach::parse_detach_keys(&config.detach_keys).map_err(Error::invalid)?;
         if rec.executor == crate::executor::ExecutorKind::Wasm {
             return Err(Error::invalid(
                 "exec is not available for Wasm containers: a Wasm container is one module instance, with no process to join",
@@ -203,6 +224,11 @@ impl Containers {
         );
         let events = self.events.clone();
         let die_attrs = super::event_attributes(&rec, &[("execID", exec.id.clone())]);
+        let on_detach = ExecDetach {
+            events: events.clone(),
+            container: c.id.clone(),
+            attributes: die_attrs.clone(),
+        };
         let e2 = exec.clone();
         tokio::spawn(async move {
             let code = match child.wait().await {
@@ -231,6 +257,10 @@ impl Containers {
             attach_stdout: exec.config.attach_stdout,
             attach_stderr: exec.config.attach_stderr,
             done: exec.done.subscribe(),
+            // Checked at create.
+            detach_keys: berth_api_types::detach::parse_detach_keys(&exec.config.detach_keys)
+                .unwrap_or_else(|_| berth_api_types::detach::DEFAULT_DETACH_KEYS.to_vec()),
+            on_detach,
         })
     }
 

@@ -277,6 +277,7 @@ pub struct Attached {
     pub stdin: Option<StdinWriter>,
     stdin_once: bool,
     container: Arc<Container>,
+    events: Arc<EventBus>,
 }
 
 impl Attached {
@@ -285,14 +286,26 @@ impl Attached {
         let tx = self.stdin.take()?;
         Some(AttachedStdin {
             tx: Some(tx),
-            close_container_stdin: self.stdin_once.then(|| self.container.clone()),
+            // As Docker: a container with a TTY keeps its stdin when its
+            // client goes (a `run -it` whose client detached or died goes
+            // on running); `StdinOnce` ends the stdin of one without.
+            close_container_stdin: (self.stdin_once && !self.tty).then(|| self.container.clone()),
         })
+    }
+
+    /// The client typed the detach keys: the session ends, the container
+    /// runs on. Records Docker's `detach` event.
+    pub fn detached(&self) {
+        let rec = self.container.record();
+        self.events
+            .container("detach", &rec.id, event_attributes(&rec, &[]));
     }
 }
 
 /// An attached client's stdin. When the client is done sending (end of
 /// file), dropping this closes the container's stdin too if it was created
-/// with `StdinOnce` (`docker run -i`), so the process reads end of file.
+/// with `StdinOnce` (`docker run -i`) and has no TTY, so the process reads
+/// end of file.
 pub struct AttachedStdin {
     tx: Option<StdinWriter>,
     close_container_stdin: Option<Arc<Container>>,
@@ -334,6 +347,9 @@ pub struct NativeSetup {
     /// The host's cgroups, for stats; `None` where none are mounted.
     pub cgroups: Option<crate::executor::native::cgroups::CgroupManager>,
 }
+
+/// How long `kill` with SIGKILL waits for the exit to be recorded.
+pub const KILL_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// How long the flusher may hold a change a crash can lose without harm
 /// (an exit, a removal) for others to share its commit.
@@ -1450,7 +1466,13 @@ impl Containers {
             tracing::info!(container = %c.id, "did not stop in time; killing it");
             self.emit(c, "kill", &[("signal", "9".into())]);
             control.signal(9)?;
-            Self::wait_exit(c, exits, None).await;
+            if !Self::wait_exit(c, exits, Some(KILL_EXIT_WAIT)).await {
+                return Err(Error::internal(format!(
+                    "tried to kill container {}, but did not receive an exit event within {} s",
+                    c.id,
+                    KILL_EXIT_WAIT.as_secs()
+                )));
+            }
         }
         self.emit(c, "stop", &[]);
         Ok(())
@@ -1459,13 +1481,18 @@ impl Containers {
     /// `POST /containers/{id}/kill`. SIGKILL unpauses a paused container
     /// first (a frozen process cannot die); other signals to a paused
     /// native container wait for the unpause, as the kernel queues them.
+    ///
+    /// Other signals answer once delivered. SIGKILL answers once the exit
+    /// is recorded, as Docker's: a client that inspects or removes the
+    /// container right after finds it stopped. An exit not recorded within
+    /// [`KILL_EXIT_WAIT`] is an error, as Docker's.
     pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<()> {
         let c = self.get(name)?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
         if sig == 9 {
             self.unpause_if_paused(&c).await?;
         }
-        let control = {
+        let (control, exits) = {
             let mut inner = c.inner.lock().unwrap();
             if !matches!(inner.record.state.status, Status::Running | Status::Paused) {
                 return Err(Error::conflict(format!(
@@ -1476,18 +1503,26 @@ impl Containers {
             if crate::executor::default_action(sig) == crate::executor::DefaultAction::Terminate {
                 inner.record.manually_stopped = true;
             }
-            inner.control.clone()
+            // Counted before the signal goes, so its exit is not missed.
+            (inner.control.clone(), c.snapshot().exits)
         };
-        match control {
-            Some(ctl) => {
-                self.emit(&c, "kill", &[("signal", sig.to_string())]);
-                ctl.signal(sig)
-            }
-            None => Err(Error::conflict(format!(
+        let Some(ctl) = control else {
+            return Err(Error::conflict(format!(
                 "Container {} is not running",
                 c.id
-            ))),
+            )));
+        };
+        self.emit(&c, "kill", &[("signal", sig.to_string())]);
+        ctl.signal(sig)?;
+        if sig == 9 && !Self::wait_exit(&c, exits, Some(KILL_EXIT_WAIT)).await {
+            tracing::warn!(container = %c.id, "SIGKILL sent, but no exit recorded in time");
+            return Err(Error::internal(format!(
+                "tried to kill container {}, but did not receive an exit event within {} s",
+                c.id,
+                KILL_EXIT_WAIT.as_secs()
+            )));
         }
+        Ok(())
     }
 
     /// `POST /containers/{id}/resize`: the TTY's rows and columns.
@@ -1568,7 +1603,13 @@ impl Containers {
             if let Some(ctl) = control {
                 self.emit(&c, "kill", &[("signal", "9".into())]);
                 ctl.signal(9)?;
-                Self::wait_exit(&c, exits, None).await;
+                if !Self::wait_exit(&c, exits, Some(KILL_EXIT_WAIT)).await {
+                    return Err(Error::internal(format!(
+                        "Could not kill running container {}, cannot remove: no exit event within {} s",
+                        c.id,
+                        KILL_EXIT_WAIT.as_secs()
+                    )));
+                }
             }
         }
         {
@@ -1702,6 +1743,7 @@ impl Containers {
             stdin,
             stdin_once: rec.config.stdin_once,
             container: c,
+            events: self.events.clone(),
         })
     }
 
