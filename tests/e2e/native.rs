@@ -2048,3 +2048,46 @@ fn a_burst_of_execs_never_shows_the_host_shim_to_the_container() {
         d.ok(&["rm", "-f", name]);
     }
 }
+
+#[test]
+fn programs_are_found_under_a_profile_that_filters_openat2() {
+    // A profile of the user's (Docker's, from before openat2) installed
+    // before the lookup, as it is with no-new-privileges off: the lookup
+    // falls back to paths, and the command runs as before.
+    let Some(d) = daemon() else { return };
+    let mut profile: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("runtime/src/executor/native/seccomp-default.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for rule in profile["syscalls"].as_array_mut().unwrap() {
+        if let Some(names) = rule["names"].as_array_mut() {
+            names.retain(|n| n != "openat2" && n != "faccessat2");
+        }
+    }
+    let file = d.dir.path().join("no-openat2.json");
+    std::fs::write(&file, serde_json::to_vec(&profile).unwrap()).unwrap();
+    let opts = [
+        "--security-opt",
+        "no-new-privileges=false",
+        "--security-opt",
+        &format!("seccomp={}", file.display()),
+    ];
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(&opts);
+    args.extend_from_slice(&[
+        "busybox",
+        "sh",
+        "-c",
+        "echo ran; grep Seccomp: /proc/self/status",
+    ]);
+    assert_eq!(d.ok(&args), "ran\nSeccomp:\t2\n");
+    let mut args = vec!["run", "-d", "--name", "filtered"];
+    args.extend_from_slice(&opts);
+    args.extend_from_slice(&["busybox", "sleep", "1000"]);
+    d.ok(&args);
+    assert_eq!(d.ok(&["exec", "filtered", "echo", "ran"]), "ran\n");
+    let out = d.berth(&["exec", "filtered", "nosuchcmd"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    d.ok(&["rm", "-f", "filtered"]);
+}

@@ -1310,6 +1310,7 @@ const MAX_INTERPRETERS: u32 = 4;
 /// from this process, before the exec).
 fn check_program(root: &OwnedFd, path: &str, depth: u32) -> Checked {
     use nix::errno::Errno;
+    use nix::unistd::AccessFlags;
     let open = |flags: OFlag| {
         if path.starts_with('/') {
             open_in(root, path, flags)
@@ -1319,6 +1320,19 @@ fn check_program(root: &OwnedFd, path: &str, depth: u32) -> Checked {
     };
     let file = match open(OFlag::O_PATH) {
         Ok(f) => f,
+        // No openat2 (before Linux 5.6), or a seccomp profile of the
+        // container's own that filters it (installed first when
+        // no-new-privileges is off): the lookup by path of old, and the
+        // sealed berth-shim is what a magic link could reach.
+        Err(Errno::ENOSYS | Errno::EPERM) => {
+            return match std::fs::metadata(path) {
+                Err(_) => Checked::Missing,
+                Ok(m) if m.is_file() && nix::unistd::access(path, AccessFlags::X_OK).is_ok() => {
+                    Checked::Runnable
+                }
+                Ok(_) => Checked::NotRunnable,
+            };
+        }
         Err(Errno::ENOENT | Errno::ENOTDIR) => return Checked::Missing,
         Err(Errno::EACCES) => return Checked::NotRunnable,
         Err(Errno::ELOOP) => {
