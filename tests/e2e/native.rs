@@ -1771,3 +1771,323 @@ fn oversized_passwd_and_group_files_are_refused_with_the_bound() {
         shown(&out)
     );
 }
+
+// What a container sees of berth's own processes (CVE-2019-5736's class):
+// a process berth forks into a container's pid namespace runs berth-shim
+// code until it executes the container's program (and `--init`'s PID 1
+// never does). Its /proc/PID/exe must not be the host's berth-shim, and
+// its /proc entries are not the container's to open.
+
+/// The host's berth-shim (berthd runs the one next to it), its identity
+/// (device, inode) and its bytes.
+fn host_shim() -> (String, (u64, u64), Vec<u8>) {
+    use std::os::unix::fs::MetadataExt;
+    let path = bin("berth-shim");
+    let m = std::fs::metadata(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (
+        path.to_str().unwrap().to_string(),
+        (m.dev(), m.ino()),
+        bytes,
+    )
+}
+
+#[test]
+fn init_pid_1_is_no_host_binary_and_writing_its_exe_fails_read_only() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(d) = daemon() else { return };
+    let (shim, shim_id, shim_bytes) = host_shim();
+    let shown = |o: &std::process::Output| format!("{}{}", stdout(o), stderr(o));
+    // Three ways to write: truncating, appending, in place.
+    let script = "readlink /proc/1/exe; echo readlink=$?; \
+        cat /proc/1/exe > /dev/null; echo read=$?; \
+        (printf x > /proc/1/exe) 2>&1; echo trunc=$?; \
+        (printf x >> /proc/1/exe) 2>&1; echo append=$?; \
+        dd if=/dev/zero of=/proc/1/exe bs=1 count=1 conv=notrunc 2>&1; echo notrunc=$?";
+    for (name, privileged) in [("sealed", false), ("sealedpriv", true)] {
+        let mut args = vec!["run", "-d", "--init", "--name", name];
+        if privileged {
+            args.push("--privileged");
+        }
+        args.extend_from_slice(&["busybox", "sleep", "1000"]);
+        d.ok(&args);
+        // From the host: PID 1 runs berth's code, but not from the host's
+        // file, nor under its path.
+        let pid1 = d.inspect(name)["State"]["Pid"].as_i64().unwrap();
+        let exe = std::fs::metadata(format!("/proc/{pid1}/exe")).unwrap();
+        assert_ne!(
+            (exe.dev(), exe.ino()),
+            shim_id,
+            "{name}: PID 1 is the host's {shim}"
+        );
+        let link = std::fs::read_link(format!("/proc/{pid1}/exe")).unwrap();
+        assert!(
+            !link.to_string_lossy().contains(&shim),
+            "{name}: PID 1 is {}",
+            link.display()
+        );
+        let cmdline = std::fs::read(format!("/proc/{pid1}/cmdline")).unwrap();
+        assert!(cmdline.starts_with(b"berth-shim\0"), "{cmdline:?}");
+        // From inside.
+        let out = d.berth(&["exec", name, "sh", "-c", script]);
+        let text = shown(&out);
+        assert!(!text.contains(&shim), "{name}: {text}");
+        assert!(
+            !text.contains("busy"),
+            "{name}: ETXTBSY is no defence: {text}"
+        );
+        for how in ["trunc", "append", "notrunc"] {
+            assert!(
+                !text.contains(&format!("{how}=0")),
+                "{name}: writing ({how}) worked: {text}"
+            );
+        }
+        if privileged {
+            // CAP_SYS_PTRACE opens it: a read-only view, whichever way
+            // it is opened for writing.
+            assert_eq!(
+                text.matches("Read-only file system").count(),
+                3,
+                "{name}: {text}"
+            );
+        } else {
+            // Not dumpable: nothing of PID 1 is the container's to open.
+            for what in ["readlink", "read"] {
+                assert!(!text.contains(&format!("{what}=0")), "{name}: {text}");
+            }
+            assert!(text.contains("Permission denied"), "{name}: {text}");
+        }
+        d.ok(&["rm", "-f", name]);
+    }
+    assert!(
+        std::fs::read(&shim).unwrap() == shim_bytes,
+        "the host's berth-shim changed"
+    );
+}
+
+#[test]
+fn init_pid_1_environ_fds_root_and_cwd_are_not_the_containers_to_open() {
+    let Some(d) = daemon() else { return };
+    let (out, code) = sh(
+        &d,
+        &["--init", "-e", "SECRETISH=1"],
+        "cat /proc/1/environ >/dev/null 2>&1 && echo read environ; \
+         for n in 0 1 2; do readlink /proc/1/fd/$n >/dev/null 2>&1 && echo link fd $n; done; \
+         cat /proc/1/fd/0 >/dev/null 2>&1 && echo opened fd 0; \
+         ls /proc/1/cwd/ >/dev/null 2>&1 && echo opened cwd; \
+         ls /proc/1/root/ >/dev/null 2>&1 && echo opened root; \
+         readlink /proc/1/exe >/dev/null 2>&1 && echo link exe; \
+         dd if=/proc/1/mem bs=1 count=1 skip=4096 >/dev/null 2>&1 && echo read mem; \
+         tr '\\0' ' ' < /proc/1/cmdline; echo; \
+         grep -q SECRETISH /proc/self/environ && echo own environ; \
+         ls /proc/$$/fd >/dev/null && echo own fds",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "berth-shim \nown environ\nown fds\n");
+}
+
+#[test]
+fn exec_and_run_of_a_magic_link_run_nothing_of_the_host() {
+    let Some(d) = daemon() else { return };
+    let (shim, _, _) = host_shim();
+    let shown = |o: &std::process::Output| format!("{}{}", stdout(o), stderr(o));
+    d.ok(&["run", "-d", "--name", "magic", "busybox", "sleep", "1000"]);
+    // The host's loader and libraries, which berth-shim needs, as an image
+    // with glibc has them: a host berth-shim would run here, and say so.
+    let ldd = std::process::Command::new("ldd")
+        .arg(bin("berth-shim"))
+        .output()
+        .unwrap();
+    d.ok(&[
+        "exec",
+        "magic",
+        "mkdir",
+        "-p",
+        "/lib64",
+        "/lib/x86_64-linux-gnu",
+    ]);
+    for lib in stdout(&ldd)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let real = std::fs::canonicalize(lib).unwrap();
+        d.ok(&["cp", real.to_str().unwrap(), &format!("magic:{lib}")]);
+    }
+    d.ok(&[
+        "exec",
+        "magic",
+        "sh",
+        "-c",
+        "ln -s /proc/self/exe /bin/selfexe; ln -s /proc/self/fd/0 /bin/fdzero; \
+         printf '#!/proc/self/exe\\n' > /bin/shebang; \
+         printf '#!/bin/selfexe\\n' > /bin/shebang2; \
+         printf '#!/bin/shebang\\n' > /bin/nested; \
+         printf '#!/bin/sh\\necho \"$0 $1\"\\n' > /bin/hello; \
+         chmod +x /bin/shebang /bin/shebang2 /bin/nested /bin/hello",
+    ]);
+    // berth-shim run by hand says so (and exits 2): none of that.
+    let ran_nothing = |what: &str, o: &std::process::Output| {
+        let code = o.status.code();
+        assert!(
+            matches!(code, Some(126) | Some(127)),
+            "{what}: exit {code:?}: {}",
+            shown(o)
+        );
+        assert!(
+            !shown(o).contains("berth-shim") && !shown(o).contains(&shim),
+            "{what}: {}",
+            shown(o)
+        );
+    };
+    for prog in [
+        "/proc/self/exe",
+        "selfexe",
+        "/bin/selfexe",
+        "fdzero",
+        "shebang",
+        "/bin/shebang",
+        "shebang2",
+        "nested",
+    ] {
+        let out = d.berth(&["exec", "magic", prog]);
+        ran_nothing(&format!("exec {prog}"), &out);
+        assert!(stderr(&out).contains(prog), "exec {prog}: {}", shown(&out));
+        assert_eq!(
+            d.berth(&["exec", "-u", "app", "magic", prog]).status.code(),
+            Some(126)
+        );
+    }
+    // Ordinary programs and scripts run as before, named as they were
+    // called ($0), with Docker's exit codes for the others.
+    assert_eq!(d.ok(&["exec", "magic", "hello", "a"]), "/bin/hello a\n");
+    assert_eq!(
+        d.ok(&["exec", "-w", "/bin", "magic", "./hello", "b"]),
+        "./hello b\n"
+    );
+    assert_eq!(
+        d.ok(&["exec", "magic", "/bin/hello", "c"]),
+        "/bin/hello c\n"
+    );
+    for (prog, code, says) in [
+        ("/etc/passwd", 126, "permission denied"),
+        ("/tmp", 126, "/tmp"),
+        ("/nonexistent", 127, "no such file or directory"),
+        ("nonexistent", 127, "executable file not found in $PATH"),
+    ] {
+        let out = d.berth(&["exec", "magic", prog]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "exec {prog}: {}",
+            shown(&out)
+        );
+        assert!(stderr(&out).contains(says), "exec {prog}: {}", shown(&out));
+    }
+    // The same for a container's command, with and without --init.
+    d.ok(&["commit", "magic", "magicimg"]);
+    for init in [false, true] {
+        for prog in ["/proc/self/exe", "selfexe", "shebang", "nested"] {
+            let mut args = vec!["run", "--rm"];
+            if init {
+                args.push("--init");
+            }
+            args.extend_from_slice(&["magicimg", prog]);
+            let out = d.berth(&args);
+            ran_nothing(&format!("run {args:?}"), &out);
+        }
+        let mut args = vec!["run", "--rm"];
+        if init {
+            args.push("--init");
+        }
+        args.extend_from_slice(&["magicimg", "hello", "d"]);
+        assert_eq!(d.ok(&args), "/bin/hello d\n");
+    }
+    d.ok(&["rm", "-f", "magic"]);
+}
+
+#[test]
+fn a_burst_of_execs_never_shows_the_host_shim_to_the_container() {
+    let Some(d) = daemon() else { return };
+    let (shim, _, _) = host_shim();
+    // A watcher lists what every process in the container runs, over and
+    // over, while execs come and go; privileged, it may open even the
+    // processes that are not dumpable.
+    for (name, privileged) in [("watchpriv", true), ("watch", false)] {
+        let mut args = vec!["run", "-d", "--name", name];
+        if privileged {
+            args.push("--privileged");
+        }
+        args.extend_from_slice(&[
+            "busybox",
+            "sh",
+            "-c",
+            "echo looping; n=0; while [ ! -e /stop ]; do n=$((n+1)); \
+             ls -l /proc/[0-9]*/exe 2>/dev/null | grep -v -e ' -> /bin/busybox$'; done; echo loops=$n",
+        ]);
+        d.ok(&args);
+        d.eventually("the watcher to loop", || {
+            d.ok(&["logs", name]).contains("looping")
+        });
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    for _ in 0..15 {
+                        d.ok(&["exec", name, "true"]);
+                    }
+                });
+            }
+        });
+        d.ok(&["exec", name, "touch", "/stop"]);
+        d.ok(&["wait", name]);
+        let seen = d.ok(&["logs", name]);
+        assert!(seen.contains("loops="), "{seen}");
+        assert!(
+            !seen.contains(&shim),
+            "{name} saw the host's berth-shim:\n{seen}"
+        );
+        d.ok(&["rm", "-f", name]);
+    }
+}
+
+#[test]
+fn programs_are_found_under_a_profile_that_filters_openat2() {
+    // A profile of the user's (Docker's, from before openat2) installed
+    // before the lookup, as it is with no-new-privileges off: the lookup
+    // falls back to paths, and the command runs as before.
+    let Some(d) = daemon() else { return };
+    let mut profile: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("runtime/src/executor/native/seccomp-default.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for rule in profile["syscalls"].as_array_mut().unwrap() {
+        if let Some(names) = rule["names"].as_array_mut() {
+            names.retain(|n| n != "openat2" && n != "faccessat2");
+        }
+    }
+    let file = d.dir.path().join("no-openat2.json");
+    std::fs::write(&file, serde_json::to_vec(&profile).unwrap()).unwrap();
+    let opts = [
+        "--security-opt",
+        "no-new-privileges=false",
+        "--security-opt",
+        &format!("seccomp={}", file.display()),
+    ];
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(&opts);
+    args.extend_from_slice(&[
+        "busybox",
+        "sh",
+        "-c",
+        "echo ran; grep Seccomp: /proc/self/status",
+    ]);
+    assert_eq!(d.ok(&args), "ran\nSeccomp:\t2\n");
+    let mut args = vec!["run", "-d", "--name", "filtered"];
+    args.extend_from_slice(&opts);
+    args.extend_from_slice(&["busybox", "sleep", "1000"]);
+    d.ok(&args);
+    assert_eq!(d.ok(&["exec", "filtered", "echo", "ran"]), "ran\n");
+    let out = d.berth(&["exec", "filtered", "nosuchcmd"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    d.ok(&["rm", "-f", "filtered"]);
+}

@@ -2,11 +2,13 @@
 //! container's namespaces and cgroup, as its user, with its capabilities and
 //! seccomp filter.
 //!
-//! berthd runs `berth-shim exec SPEC` with the new process's stdio
-//! as fds 0-2. That helper joins the container (`setns` into its
-//! namespaces, its cgroups), forks so that the process is inside the pid
+//! berthd runs `berth-shim exec SPEC` (a sealed view of the binary, see
+//! `super::SealedShim`) with the new process's stdio as fds 0-2. That
+//! helper joins the container (its cgroups, then its namespaces, through a
+//! pidfd of its init), forks so that the process is inside the pid
 //! namespace, and waits for it, exiting with its status; so berthd sees the
-//! exec's exit code as the helper's. This module holds both sides.
+//! exec's exit code as the helper's. The child finds the program inside the
+//! container's root (`init::prepare_exec`). This module holds both sides.
 
 use super::init::{self, User};
 use super::shim::SeccompChoice;
@@ -43,6 +45,9 @@ struct HelperInput {
     no_new_privileges: bool,
     /// The container's user, for an exec that names none.
     user: String,
+    /// The container's id: its init's cgroup is named after it, which
+    /// tells the init from a process that took its pid.
+    container: String,
     /// `RLIMIT_NOFILE` for the process (see `super::container_nofile`).
     #[serde(default)]
     nofile: Option<[u64; 2]>,
@@ -57,22 +62,20 @@ impl HelperInput {
             capabilities: process.and_then(|p| p.capabilities().clone()),
             no_new_privileges: process.and_then(|p| p.no_new_privileges()).unwrap_or(true),
             user: super::shim::container_user(&launch.spec),
+            container: launch.id.clone(),
             nofile: super::container_nofile(),
         })
     }
 }
 
-/// The helper's entry: `berth-shim exec SPEC_FILE`. Never returns.
+/// The helper's entry: `berth-shim exec SPEC_FILE` (relative to the
+/// bundle directory it starts in). Never returns. Like every shim, it is
+/// not dumpable (see `super::shim::main`) until its child executes the
+/// command, as runc's setns process.
 pub fn helper_main(spec_file: &Path) -> ! {
     // The helper needs no descriptor but its stdio: nothing berthd (or
     // whatever started berthd) left open may follow it into the container.
     super::close_from(3);
-    // Until the command is executed, the helper's /proc entries (its
-    // executable is a host file) are not for the container's processes
-    // to open: not dumpable, as runc's setns process. `execve` makes the
-    // command dumpable again.
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let code = match run_helper(spec_file) {
         Ok(code) => code,
         Err((code, msg)) => {
@@ -115,28 +118,11 @@ fn run_helper(spec_file: &Path) -> std::result::Result<i32, (i32, String)> {
         spec.user.clone()
     };
 
-    // Join the container's cgroups, then its namespaces.
-    join_cgroups(spec.pid).map_err(|x| e(format!("joining the container's cgroup: {x}")))?;
-    let pid = spec.pid;
-    let ns_fds: Vec<(OwnedFd, &str)> = ["cgroup", "ipc", "uts", "net", "pid", "mnt"]
-        .into_iter()
-        .filter_map(|ns| {
-            nix::fcntl::open(
-                format!("/proc/{pid}/ns/{ns}").as_str(),
-                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .ok()
-            .map(|fd| (fd, ns))
-        })
-        .collect();
-    if ns_fds.len() < 5 {
-        return Err(e(format!("container process {pid} is gone")));
-    }
-    for (fd, ns) in &ns_fds {
-        nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::empty())
-            .map_err(|x| e(format!("entering the container's {ns} namespace: {x}")))?;
-    }
+    // Join the container's cgroups, then its namespaces: those of the
+    // process checked to be its init.
+    let init = Init::open(spec.pid, &input.container).map_err(e)?;
+    join_cgroups(&init.cgroups).map_err(|x| e(format!("joining the container's cgroup: {x}")))?;
+    init.enter().map_err(e)?;
     // Entering the pid namespace takes effect for children: fork.
     // SAFETY: this helper is single-threaded.
     match unsafe { nix::unistd::fork() }.map_err(|x| e(format!("fork: {x}")))? {
@@ -212,26 +198,28 @@ fn child(
     };
     // Docker's exec does not create a missing working directory.
     let cwd = init::open_cwd(&root, cwd_path, false).map_err(failed)?;
-    drop(root);
     let entered = init::enter_cwd(&cwd, cwd_path, false);
     init::switch_user(&user).map_err(|m| (126, m))?;
     if !no_new_privs && let Some(p) = program {
         seccomp::install(p).map_err(|x| (126, format!("seccomp: {x}")))?;
     }
     caps::apply(sets).map_err(|x| (126, format!("capabilities: {x}")))?;
+    if entered.is_err() {
+        // Not searchable by root: maybe by the user (runc tries both).
+        init::enter_cwd(&cwd, cwd_path, true).map_err(failed)?;
+    }
+    drop(cwd);
+    // Resolved inside the root, never through a magic link (see
+    // `init::prepare_exec`), as the user, before the filter.
+    let (path, argv, envp) = init::prepare_exec_pub(&root, &spec.args, &env)
+        .map_err(|(c, m)| (c, format!("OCI runtime exec failed: exec failed: {m}")))?;
+    drop(root);
     if no_new_privs {
         seccomp::set_no_new_privs().map_err(|x| (126, format!("no_new_privs: {x}")))?;
         if let Some(p) = program {
             seccomp::install(p).map_err(|x| (126, format!("seccomp: {x}")))?;
         }
     }
-    if entered.is_err() {
-        // Not searchable by root: maybe by the user (runc tries both).
-        init::enter_cwd(&cwd, cwd_path, true).map_err(failed)?;
-    }
-    drop(cwd);
-    let (path, argv, envp) = init::prepare_exec_pub(&spec.args, &env)
-        .map_err(|(c, m)| (c, format!("OCI runtime exec failed: exec failed: {m}")))?;
     // Only stdio reaches the command (the namespace descriptors are
     // close-on-exec already; this is the rule, not a hope).
     super::cloexec_from(3)
@@ -255,10 +243,141 @@ fn child(
     })
 }
 
-/// Joins every cgroup the container's init is in.
-fn join_cgroups(pid: i32) -> std::io::Result<()> {
+/// The container's init as the helper joins it. berthd knows it by its
+/// pid, which another process may have taken if the init has exited (and
+/// been reaped) since: the helper holds it by a pidfd (Linux 5.3), checks
+/// that its cgroup is the container's, and that it is still alive after
+/// (so what was read was of the process the pidfd holds), and then joins
+/// that process's namespaces through the pidfd (Linux 5.8), all at once.
+/// Without pidfds, by `/proc/PID`, as before.
+struct Init {
+    pid: i32,
+    pidfd: Option<OwnedFd>,
+    /// Its `/proc/PID/cgroup`.
+    cgroups: String,
+}
+
+/// The namespaces an exec joins (a container has no user namespace).
+const NAMESPACES: [(libc::c_int, &str); 6] = [
+    (libc::CLONE_NEWCGROUP, "cgroup"),
+    (libc::CLONE_NEWIPC, "ipc"),
+    (libc::CLONE_NEWUTS, "uts"),
+    (libc::CLONE_NEWNET, "net"),
+    (libc::CLONE_NEWPID, "pid"),
+    (libc::CLONE_NEWNS, "mnt"),
+];
+
+impl Init {
+    fn open(pid: i32, container: &str) -> std::result::Result<Init, String> {
+        let gone = || format!("container process {pid} is gone");
+        // SAFETY: pidfd_open with integer arguments; the result is checked.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = if fd >= 0 {
+            // SAFETY: a descriptor the kernel just returned.
+            Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+        } else if nix::errno::Errno::last() == nix::errno::Errno::ESRCH {
+            return Err(gone());
+        } else {
+            None
+        };
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|_| gone())?;
+        if !in_cgroup_of(&cgroups, container) {
+            return Err(format!(
+                "process {pid} is not container {}'s init any more: it has exited",
+                container.chars().take(12).collect::<String>()
+            ));
+        }
+        let init = Init {
+            pid,
+            pidfd,
+            cgroups,
+        };
+        init.alive()?;
+        Ok(init)
+    }
+
+    /// Still running: then everything read of `/proc/PID` since the pidfd
+    /// was opened was of this process.
+    fn alive(&self) -> std::result::Result<(), String> {
+        let Some(fd) = &self.pidfd else {
+            return Ok(());
+        };
+        // SAFETY: pidfd_send_signal of signal 0 (a check) on our pidfd.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r == 0 || nix::errno::Errno::last() != nix::errno::Errno::ESRCH {
+            Ok(())
+        } else {
+            Err(format!("container process {} is gone", self.pid))
+        }
+    }
+
+    /// Joins its cgroup, ipc, uts, net, pid and mount namespaces (the pid
+    /// namespace for this process's children).
+    fn enter(&self) -> std::result::Result<(), String> {
+        if let Some(fd) = &self.pidfd {
+            let all = NAMESPACES.iter().fold(0, |a, (flag, _)| a | flag);
+            // SAFETY: setns on our pidfd with namespace flags.
+            if unsafe { libc::setns(fd.as_raw_fd(), all) } == 0 {
+                return Ok(());
+            }
+            match nix::errno::Errno::last() {
+                // Before Linux 5.8, setns takes namespace descriptors only.
+                nix::errno::Errno::EINVAL => {}
+                nix::errno::Errno::ESRCH => {
+                    return Err(format!("container process {} is gone", self.pid));
+                }
+                x => return Err(format!("entering the container's namespaces: {x}")),
+            }
+        }
+        let pid = self.pid;
+        let ns_fds: Vec<(OwnedFd, &str)> = NAMESPACES
+            .iter()
+            .filter_map(|(_, ns)| {
+                nix::fcntl::open(
+                    format!("/proc/{pid}/ns/{ns}").as_str(),
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ok()
+                .map(|fd| (fd, *ns))
+            })
+            .collect();
+        if ns_fds.len() < 5 {
+            return Err(format!("container process {pid} is gone"));
+        }
+        // Opened while it ran: they are its namespaces.
+        self.alive()?;
+        for (fd, ns) in &ns_fds {
+            nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::empty())
+                .map_err(|x| format!("entering the container's {ns} namespace: {x}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a `/proc/PID/cgroup` shows a process in container `id`'s
+/// cgroup (`PARENT/ID`, or below it), in any hierarchy.
+fn in_cgroup_of(cgroups: &str, id: &str) -> bool {
+    !id.is_empty()
+        && cgroups.lines().any(|line| {
+            line.splitn(3, ':')
+                .nth(2)
+                .is_some_and(|path| path.split('/').any(|c| c == id))
+        })
+}
+
+/// Joins every cgroup in `text` (the container's init's
+/// `/proc/PID/cgroup`).
+fn join_cgroups(text: &str) -> std::io::Result<()> {
     let me = std::process::id().to_string();
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
@@ -383,8 +502,17 @@ fn pty_pair(master: OwnedFd, ws: Option<&nix::pty::Winsize>) -> Option<(OwnedFd,
     Some((master, slave))
 }
 
-/// Starts `berth-shim exec` for a container.
+/// Starts `berth-shim exec` for a container: `sealed` is the path to
+/// execute (see `super::SealedShim`), `shim` the binary's name for
+/// messages.
+///
+/// The helper's child lives in the container's pid namespace until it
+/// executes the command, and anyone there may read its command line: it
+/// is `berth-shim exec exec-ID.json` (the helper starts in the bundle
+/// directory), with no path of the host's, and its environment is a clean
+/// one, not berthd's.
 pub fn spawn(
+    sealed: &Path,
     shim: &Path,
     launch: &super::super::Launch,
     id: &str,
@@ -393,14 +521,23 @@ pub fn spawn(
     console: Option<[u16; 2]>,
 ) -> Result<ExecProcess> {
     let bundle = &launch.bundle;
-    let spec_file = bundle.join(format!("exec-{id}.json"));
+    let spec_name = format!("exec-{id}.json");
+    let spec_file = bundle.join(&spec_name);
     std::fs::write(
         &spec_file,
         serde_json::to_vec(&HelperInput::new(launch, spec)?).ctx("encoding the exec spec")?,
     )
     .ctx("writing the exec spec")?;
-    let mut cmd = tokio::process::Command::new(shim);
-    cmd.arg("exec").arg(&spec_file);
+    let mut cmd = tokio::process::Command::new(sealed);
+    cmd.arg0("berth-shim")
+        .arg("exec")
+        .arg(&spec_name)
+        .current_dir(bundle)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        );
     let proc_ = if spec.tty {
         let ws = console.map(|[rows, cols]| nix::pty::Winsize {
             ws_row: rows,
@@ -453,4 +590,50 @@ pub fn spawn(
     };
     let _ = proc_.stdout.as_raw_fd();
     Ok(proc_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "4f1d9c0e2b7a4f1d9c0e2b7a4f1d9c0e2b7a4f1d9c0e2b7a4f1d9c0e2b7a4f1d";
+
+    #[test]
+    fn a_container_is_known_by_its_cgroup_in_any_hierarchy() {
+        let v1 =
+            format!("12:pids:/berth/{ID}\n11:memory:/berth/{ID}\n1:name=systemd:/user.slice\n");
+        assert!(in_cgroup_of(&v1, ID));
+        assert!(in_cgroup_of(&format!("0::/berth/{ID}/sub\n"), ID));
+        assert!(in_cgroup_of(&format!("0::/{ID}\n"), ID));
+        for other in [
+            "0::/user.slice/session-1.scope\n".to_string(),
+            format!("0::/berth/{ID}x\n"),
+            format!("0::/berth/x{ID}\n"),
+            format!("0::/berth/{}\n", &ID[..63]),
+            String::new(),
+        ] {
+            assert!(!in_cgroup_of(&other, ID), "{other}");
+        }
+        assert!(!in_cgroup_of("0::/berth/\n", ""));
+    }
+
+    #[test]
+    fn a_pid_that_is_not_the_containers_init_is_not_joined() {
+        // A host process where the container's init was (its pid taken
+        // after the init exited): refused before anything is joined.
+        let mut host = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let pid = host.id() as i32;
+        let e = Init::open(pid, ID)
+            .err()
+            .expect("a host process passed as the init");
+        assert!(e.contains("is not container 4f1d9c0e2b7a's init"), "{e}");
+        host.kill().unwrap();
+        host.wait().unwrap();
+        // Gone altogether.
+        let e = Init::open(pid, ID).err().expect("a gone process passed");
+        assert!(e.contains("is gone"), "{e}");
+    }
 }

@@ -7,9 +7,12 @@
 //! container's world — mounts, devices, masked paths, `pivot_root`,
 //! hostname, loopback — resolves its user inside the new root, drops to
 //! that user, applies capabilities, no-new-privileges and seccomp, and
-//! executes the command. Every failure is written to the error pipe and
-//! ends the child; a successful `execve` closes the pipe (it is
-//! close-on-exec), which is how the shim knows the command runs.
+//! executes the command (found inside the root, never through a magic
+//! link). Every failure is written to the error pipe and ends the child; a
+//! successful `execve` closes the pipe (it is close-on-exec), which is how
+//! the shim knows the command runs. Until then the child is a copy of the
+//! shim, not dumpable, running a sealed view of its binary (see
+//! `super::SealedShim`); with `--init`, PID 1 stays that for good.
 //!
 //! Paths inside the container's root are resolved with `openat2` and
 //! `RESOLVE_IN_ROOT`, so a symlink in an image (`/proc -> /etc`) cannot make
@@ -122,6 +125,7 @@ pub struct InitConfig {
 
 /// What the child reports before ending: a message and the exit code to
 /// use (127 when the command is not found, 126 when it cannot run).
+#[derive(Debug)]
 struct Failure(i32, String);
 
 fn fail<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
@@ -336,7 +340,6 @@ fn run(
     }
     // Docker creates a missing working directory.
     let cwd = open_cwd(&root, &cfg.cwd, true).map_err(|m| Failure(1, m))?;
-    drop(root);
     let entered = enter_cwd(&cwd, &cfg.cwd, false);
 
     switch_user(&user).map_err(|m| Failure(1, m))?;
@@ -357,19 +360,22 @@ fn run(
         seccomp::install(prog).map_err(fail("installing the seccomp filter"))?;
     }
     caps::apply(&caps).map_err(fail("setting capabilities"))?;
+    if entered.is_err() {
+        // Not searchable by root: maybe by the user (runc tries both).
+        enter_cwd(&cwd, &cfg.cwd, true).map_err(|m| Failure(1, m))?;
+    }
+    drop(cwd);
+    // The program, resolved inside the root with the user's credentials
+    // and capabilities (as `execve` checks it), and before the filter
+    // (as runc looks it up), which then needs no more system calls.
+    let (path, argv, envp) = prepare_exec(&root, &cfg.args, &env)?;
+    drop(root);
     if cfg.no_new_privileges {
         seccomp::set_no_new_privs().map_err(fail("prctl(PR_SET_NO_NEW_PRIVS)"))?;
         if let Some(prog) = &program {
             seccomp::install(prog).map_err(fail("installing the seccomp filter"))?;
         }
     }
-    if entered.is_err() {
-        // Not searchable by root: maybe by the user (runc tries both).
-        enter_cwd(&cwd, &cfg.cwd, true).map_err(|m| Failure(1, m))?;
-    }
-    drop(cwd);
-
-    let (path, argv, envp) = prepare_exec(&cfg.args, &env)?;
     // Whatever else is open (the error pipe included) closes at exec: the
     // container gets its stdio and nothing of the shim's.
     super::cloexec_from(3).map_err(fail("marking descriptors close-on-exec"))?;
@@ -1183,12 +1189,35 @@ pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<User, St
 pub type Program = (CString, Vec<CString>, Vec<CString>);
 
 /// [`prepare_exec`] for the exec helper: (exit code, message) on failure.
-pub fn prepare_exec_pub(args: &[String], env: &[String]) -> Result<Program, (i32, String)> {
-    prepare_exec(args, env).map_err(|Failure(c, m)| (c, m))
+pub fn prepare_exec_pub(
+    root: &OwnedFd,
+    args: &[String],
+    env: &[String],
+) -> Result<Program, (i32, String)> {
+    prepare_exec(root, args, env).map_err(|Failure(c, m)| (c, m))
 }
 
-/// Finds the program as `execvp` would, in the container's `PATH`.
-fn prepare_exec(args: &[String], env: &[String]) -> Result<Program, Failure> {
+/// Finds the program as `execvp` would, in the container's `PATH`, and
+/// checks it inside the container's root (`root`, which is also this
+/// process's root; the working directory is the container's): every
+/// candidate is opened with `RESOLVE_NO_MAGICLINKS` (absolute ones with
+/// `RESOLVE_IN_ROOT`), so that a program given or found through a
+/// descriptor's or a process's link (`/proc/self/exe`, which is berth's
+/// own binary until the exec, `/proc/self/fd/N`, a symlink to either) is
+/// refused rather than run, and so is a script whose interpreter is one.
+/// Docker's messages and exit codes: 127 when nothing is found, 126 when
+/// it cannot be run.
+///
+/// The program is then executed by the path that was checked, not by the
+/// descriptor: a script run through a descriptor gets `/dev/fd/N` as its
+/// `$0` (or fails, the descriptor being close-on-exec), and before Linux
+/// 6.14 the process would be named after the descriptor's number. A
+/// container process that swaps the file in between gains nothing of the
+/// host's: what the exec could then reach through a magic link is this
+/// process's own (its executable is a sealed read-only view of berth-shim,
+/// see `super::SealedShim`; its descriptors are stdio and close-on-exec
+/// ones of the container's).
+fn prepare_exec(root: &OwnedFd, args: &[String], env: &[String]) -> Result<Program, Failure> {
     let cstr = |s: &str| {
         CString::new(s).map_err(|_| Failure(1, format!("argument {s:?} contains a NUL byte")))
     };
@@ -1196,26 +1225,58 @@ fn prepare_exec(args: &[String], env: &[String]) -> Result<Program, Failure> {
         .first()
         .ok_or_else(|| Failure(1, "no command specified".into()))?;
     let path = if prog.contains('/') {
-        prog.clone()
+        match check_program(root, prog, 0) {
+            Checked::Runnable => prog.clone(),
+            Checked::Missing => {
+                return Err(Failure(
+                    127,
+                    format!("exec: \"{prog}\": stat {prog}: no such file or directory"),
+                ));
+            }
+            Checked::NotRunnable => {
+                return Err(Failure(126, format!("exec: \"{prog}\": permission denied")));
+            }
+            Checked::Refused(why) => {
+                return Err(Failure(
+                    126,
+                    format!("exec: \"{prog}\": permission denied: {why}"),
+                ));
+            }
+        }
     } else {
         let search = env
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        search
+        let mut refused = None;
+        let found = search
             .split(':')
             .filter(|d| !d.is_empty())
             .map(|d| format!("{}/{prog}", d.trim_end_matches('/')))
-            .find(|p| {
-                std::fs::metadata(p).is_ok_and(|m| m.is_file())
-                    && nix::unistd::access(p.as_str(), nix::unistd::AccessFlags::X_OK).is_ok()
-            })
-            .ok_or_else(|| {
-                Failure(
+            .find(|p| match check_program(root, p, 0) {
+                Checked::Runnable => true,
+                Checked::Refused(why) => {
+                    refused.get_or_insert(why);
+                    false
+                }
+                // As Go's LookPath, which runc uses: not found.
+                Checked::Missing | Checked::NotRunnable => false,
+            });
+        match (found, refused) {
+            (Some(p), _) => p,
+            (None, Some(why)) => {
+                return Err(Failure(
+                    126,
+                    format!("exec: \"{prog}\": permission denied: {why}"),
+                ));
+            }
+            (None, None) => {
+                return Err(Failure(
                     127,
                     format!("exec: \"{prog}\": executable file not found in $PATH"),
-                )
-            })?
+                ));
+            }
+        }
     };
     let argv = args
         .iter()
@@ -1223,6 +1284,150 @@ fn prepare_exec(args: &[String], env: &[String]) -> Result<Program, Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     Ok((cstr(&path)?, argv, envp))
+}
+
+/// What [`check_program`] found.
+#[derive(Debug, PartialEq)]
+enum Checked {
+    Runnable,
+    /// Nothing there (ENOENT, ENOTDIR).
+    Missing,
+    /// Not a regular file, or not executable by this process.
+    NotRunnable,
+    /// Reached through a magic link (or too many symlinks), or its
+    /// interpreter is: why, naming the path.
+    Refused(String),
+}
+
+/// How deep scripts may name scripts as their interpreters (Linux's
+/// `BINPRM_MAX_RECURSION`; past it `execve` fails with ELOOP).
+const MAX_INTERPRETERS: u32 = 4;
+
+/// Checks a program as `execve` would take it, inside the root: `path`
+/// absolute (resolved in `root`) or relative to the working directory,
+/// never through a magic link; a regular file this process may execute;
+/// and, for a script, its interpreter likewise (which the kernel looks up
+/// from this process, before the exec).
+fn check_program(root: &OwnedFd, path: &str, depth: u32) -> Checked {
+    use nix::errno::Errno;
+    use nix::unistd::AccessFlags;
+    let open = |flags: OFlag| {
+        if path.starts_with('/') {
+            open_in(root, path, flags)
+        } else {
+            open_here(path, flags)
+        }
+    };
+    let file = match open(OFlag::O_PATH) {
+        Ok(f) => f,
+        // No openat2 (before Linux 5.6), or a seccomp profile of the
+        // container's own that filters it (installed first when
+        // no-new-privileges is off): the lookup by path of old, and the
+        // sealed berth-shim is what a magic link could reach.
+        Err(Errno::ENOSYS | Errno::EPERM) => {
+            return match std::fs::metadata(path) {
+                Err(_) => Checked::Missing,
+                Ok(m) if m.is_file() && nix::unistd::access(path, AccessFlags::X_OK).is_ok() => {
+                    Checked::Runnable
+                }
+                Ok(_) => Checked::NotRunnable,
+            };
+        }
+        Err(Errno::ENOENT | Errno::ENOTDIR) => return Checked::Missing,
+        Err(Errno::EACCES) => return Checked::NotRunnable,
+        Err(Errno::ELOOP) => {
+            return Checked::Refused(format!(
+                "{path} leads through a descriptor or process link (such as \
+                 /proc/self/exe or /proc/self/fd/N), which could leave the container, \
+                 or through too many symlinks"
+            ));
+        }
+        Err(e) => return Checked::Refused(format!("{path}: {}", resolve_error(e))),
+    };
+    match nix::sys::stat::fstat(&file) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG => {}
+        _ => return Checked::NotRunnable,
+    }
+    if !may_execute(&file) {
+        return Checked::NotRunnable;
+    }
+    if depth < MAX_INTERPRETERS
+        && let Some(interpreter) = open(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+            .ok()
+            .and_then(|f| script_interpreter(&f))
+        && let Checked::Refused(why) = check_program(root, &interpreter, depth + 1)
+    {
+        return Checked::Refused(format!("{path} is a script whose interpreter {why}"));
+    }
+    // A file this process cannot read: the interpreter could not read it
+    // either, and an ELF binary needs no reading of ours.
+    Checked::Runnable
+}
+
+/// Opens `path` relative to the working directory (and beneath the root,
+/// which is this process's), never through a magic link.
+fn open_here(path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let mut tries = 0;
+    loop {
+        match openat2(nix::fcntl::AT_FDCWD, path, how) {
+            Err(nix::errno::Errno::EAGAIN) if tries < 16 => tries += 1,
+            r => return r,
+        }
+    }
+}
+
+/// Whether this process may execute `file` (its effective ids and
+/// capabilities, the mount's `noexec`), as `execve` decides.
+fn may_execute(file: &OwnedFd) -> bool {
+    // SAFETY: faccessat2 on a descriptor we own with an empty path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::X_OK,
+            libc::AT_EMPTY_PATH | libc::AT_EACCESS,
+        )
+    };
+    if r == 0 {
+        return true;
+    }
+    match nix::errno::Errno::last() {
+        // Before Linux 5.8 (or filtered): an execute bit, at least; the
+        // exec itself decides the rest.
+        nix::errno::Errno::ENOSYS | nix::errno::Errno::EPERM | nix::errno::Errno::EINVAL => {
+            nix::sys::stat::fstat(file).is_ok_and(|st| st.st_mode & 0o111 != 0)
+        }
+        _ => false,
+    }
+}
+
+/// The interpreter a script names on its `#!` line, read as the kernel
+/// reads it (the first 256 bytes; blanks before the name, which ends at a
+/// blank or the line's end); `None` if it is not a script.
+fn script_interpreter(file: &OwnedFd) -> Option<String> {
+    match nix::sys::stat::fstat(file) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG => {}
+        _ => return None,
+    }
+    let mut head = [0u8; 256];
+    let n = nix::sys::uio::pread(file, &mut head, 0).ok()?;
+    script_interpreter_in(&head[..n])
+}
+
+fn script_interpreter_in(head: &[u8]) -> Option<String> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|b| *b == b'\n').unwrap_or(line.len())];
+    let start = line.iter().position(|b| *b != b' ' && *b != b'\t')?;
+    let rest = &line[start..];
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b' ' | b'\t' | 0))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
 fn exec(path: &CStr, argv: &[CString], envp: &[CString]) -> Failure {
@@ -1521,5 +1726,118 @@ mod tests {
             }
         }
         drop(held);
+    }
+
+    #[test]
+    fn interpreters_are_read_as_the_kernel_reads_them() {
+        let i = |h: &[u8]| script_interpreter_in(h);
+        assert_eq!(i(b"#!/bin/sh\necho\n").as_deref(), Some("/bin/sh"));
+        assert_eq!(i(b"#! /bin/sh -e\n").as_deref(), Some("/bin/sh"));
+        assert_eq!(
+            i(b"#!\t/usr/bin/env python3\n").as_deref(),
+            Some("/usr/bin/env")
+        );
+        assert_eq!(i(b"#!/proc/self/exe").as_deref(), Some("/proc/self/exe"));
+        assert_eq!(i(b"#!rel/x\n").as_deref(), Some("rel/x"));
+        assert_eq!(i(b"#!\n/bin/sh"), None);
+        assert_eq!(i(b"#!   \n"), None);
+        assert_eq!(i(b"\x7fELF\x02\x01"), None);
+        assert_eq!(i(b"echo #!/bin/sh"), None);
+    }
+
+    #[test]
+    fn programs_are_found_inside_the_root_and_never_through_a_magic_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        let write = |name: &str, text: &str, mode: u32| {
+            let p = base.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let at = |name: &str| base.join(name).to_str().unwrap().to_string();
+        write("bin/hello", "#!/bin/sh\necho hello\n", 0o755);
+        write("bin/data", "not a program\n", 0o644);
+        write("bin/shebang", "#!/proc/self/exe\n", 0o755);
+        write("bad/tool", "#!/proc/self/fd/0\n", 0o755);
+        write("good/tool", "#!/bin/sh\n", 0o755);
+        std::os::unix::fs::symlink("/proc/self/exe", base.join("bin/selfexe")).unwrap();
+        std::os::unix::fs::symlink(base.join("bin/selfexe"), base.join("bin/viaselfexe")).unwrap();
+        write("bin/nested", &format!("#!{}\n", at("bin/shebang")), 0o755);
+        write(
+            "bin/nested2",
+            &format!("#!{}\n", at("bin/viaselfexe")),
+            0o755,
+        );
+        std::fs::create_dir_all(base.join("bin/adir")).unwrap();
+        // This process's root has /proc, as a container's has.
+        let root = open_root().unwrap();
+        let check = |p: &str| check_program(&root, p, 0);
+        assert_eq!(check(&at("bin/hello")), Checked::Runnable);
+        assert_eq!(check("/bin/sh"), Checked::Runnable);
+        assert_eq!(check(&at("bin/missing")), Checked::Missing);
+        assert_eq!(check(&at("bin/data/x")), Checked::Missing);
+        assert_eq!(check(&at("bin/data")), Checked::NotRunnable);
+        assert_eq!(check(&at("bin/adir")), Checked::NotRunnable);
+        for (p, says) in [
+            ("/proc/self/exe".to_string(), "/proc/self/exe leads through"),
+            (at("bin/selfexe"), "selfexe leads through"),
+            (at("bin/viaselfexe"), "viaselfexe leads through"),
+            ("/dev/fd/0".to_string(), "/dev/fd/0 leads through"),
+            (at("bin/shebang"), "whose interpreter /proc/self/exe leads"),
+            (at("bin/nested"), "whose interpreter /proc/self/exe leads"),
+            (at("bin/nested2"), "whose interpreter"),
+        ] {
+            match check(&p) {
+                Checked::Refused(why) => assert!(why.contains(says), "{p}: {why}"),
+                other => panic!("{p}: {other:?}"),
+            }
+        }
+        // In a root of its own, an absolute link stays in it: nothing there.
+        let inner = nix::fcntl::open(
+            base,
+            OFlag::O_DIRECTORY | OFlag::O_PATH | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        assert_eq!(check_program(&inner, "/bin/hello", 0), Checked::Runnable);
+        assert_eq!(check_program(&inner, "/bin/selfexe", 0), Checked::Missing);
+
+        // The PATH search: a refused candidate is skipped for a good one
+        // later in PATH, and named when there is none (126); nothing at all
+        // is Docker's 127.
+        let env = |path: String| vec![format!("PATH={path}")];
+        let run = |prog: &str, path: String| {
+            prepare_exec(&root, &[prog.to_string()], &env(path)).map(|(p, ..)| p)
+        };
+        let p = run("tool", format!("{}:{}", at("bad"), at("good"))).unwrap();
+        assert_eq!(p.to_str().unwrap(), at("good/tool"));
+        let Failure(code, msg) = run("tool", at("bad")).unwrap_err();
+        assert_eq!(code, 126, "{msg}");
+        assert!(
+            msg.contains("permission denied") && msg.contains("/proc/self/fd/0"),
+            "{msg}"
+        );
+        let Failure(code, msg) = run("selfexe", at("bin")).unwrap_err();
+        assert_eq!(code, 126, "{msg}");
+        let Failure(code, msg) = run("data", at("bin")).unwrap_err();
+        assert_eq!(code, 127, "{msg}");
+        assert!(msg.contains("executable file not found in $PATH"), "{msg}");
+        let Failure(code, msg) = run("/proc/self/exe", at("bin")).unwrap_err();
+        assert_eq!(code, 126, "{msg}");
+        assert!(
+            msg.starts_with("exec: \"/proc/self/exe\": permission denied"),
+            "{msg}"
+        );
+        let Failure(code, msg) = run(&at("bin/missing"), at("bin")).unwrap_err();
+        assert_eq!(code, 127, "{msg}");
+        assert!(msg.contains("no such file or directory"), "{msg}");
+        let Failure(code, _) = run(&at("bin/data"), at("bin")).unwrap_err();
+        assert_eq!(code, 126);
+        assert_eq!(
+            run("hello", at("bin")).unwrap().to_str().unwrap(),
+            at("bin/hello")
+        );
     }
 }

@@ -30,7 +30,8 @@ use tokio::sync::mpsc;
 /// Settings of the native executor.
 #[derive(Debug, Clone)]
 pub struct NativeConfig {
-    /// The `berth-shim` binary.
+    /// The `berth-shim` binary. berthd runs a sealed view of it (see
+    /// [`SealedShim`]), made once when the executor is.
     pub shim: PathBuf,
     /// Parent cgroup of every container (`berth`).
     pub cgroup_parent: String,
@@ -42,6 +43,8 @@ type FilterKey = (u64, u64);
 
 pub struct NativeExecutor {
     config: NativeConfig,
+    /// What berthd runs as `berth-shim`: never the host's file itself.
+    sealed: Arc<SealedShim>,
     /// Per container, whether its last shim is gone: a new start waits for
     /// the old shim's cleanup (it unmounts the same root).
     shims: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Receiver<bool>>>,
@@ -129,6 +132,14 @@ impl NativeExecutor {
                 config.shim.display()
             )));
         }
+        let t0 = std::time::Instant::now();
+        let sealed = Arc::new(SealedShim::new(&config.shim)?);
+        tracing::debug!(
+            shim = %config.shim.display(),
+            sealed = sealed.kind,
+            us = t0.elapsed().as_micros() as u64,
+            "berth-shim sealed"
+        );
         let standby_cgroups = match cgroups::CgroupManager::detect()
             .and_then(|m| m.with_parent(&config.cgroup_parent))
         {
@@ -140,6 +151,7 @@ impl NativeExecutor {
         };
         Ok(NativeExecutor {
             config,
+            sealed,
             shims: Default::default(),
             filters: Default::default(),
             standby: Default::default(),
@@ -212,7 +224,8 @@ impl NativeExecutor {
     /// place (or drops the placeholder if the spawn failed).
     fn spawn_standby(&self, id: u64) {
         let pool = self.standby.clone();
-        let shim = self.config.shim.clone();
+        // Kept by the task: its descriptor is what the path names.
+        let sealed = self.sealed.clone();
         let parent = self.config.cgroup_parent.clone();
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
@@ -226,7 +239,8 @@ impl NativeExecutor {
                     let param = libc::sched_param { sched_priority: 0 };
                     // SAFETY: sched_setscheduler on this thread, valid parameter.
                     unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-                    let spawned = spawn_shim(&shim, &args, &[theirs.as_raw_fd()], None);
+                    let spawned =
+                        spawn_shim(&sealed.exec_path(), &args, &[theirs.as_raw_fd()], None);
                     // SAFETY: as above, back to normal.
                     unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
                     spawned.map(|pid| (pid, ours)).map_err(|e| e.to_string())
@@ -566,8 +580,9 @@ impl Executor for NativeExecutor {
                         .open(launch.bundle.join("shim.log"))
                         .ctx("opening shim.log")?;
                     let args = ["berth-shim".to_string()];
-                    let pid = spawn_shim(&self.config.shim, &args, &fds, Some(log.as_raw_fd()))
-                        .map_err(|e| {
+                    let shim = self.sealed.exec_path();
+                    let pid =
+                        spawn_shim(&shim, &args, &fds, Some(log.as_raw_fd())).map_err(|e| {
                             Error::internal(format!("running {}: {e}", self.config.shim.display()))
                         })?;
                     Some(pid)
@@ -636,7 +651,15 @@ impl Executor for NativeExecutor {
         console: Option<[u16; 2]>,
     ) -> Result<exec::ExecProcess> {
         let id = crate::util::random_id();
-        exec::spawn(&self.config.shim, launch, &id[..16], &spec, stdin, console)
+        exec::spawn(
+            &self.sealed.exec_path(),
+            &self.config.shim,
+            launch,
+            &id[..16],
+            &spec,
+            stdin,
+            console,
+        )
     }
 
     fn reattach<'a>(
@@ -695,6 +718,228 @@ impl Executor for NativeExecutor {
             }
         })
     }
+}
+
+/// `berth-shim` as berthd runs it: a read-only view of the binary that
+/// nothing can write through, never the host's file itself.
+///
+/// Every process berth forks into a container (the container's child
+/// until it executes the command, `--init`'s PID 1 for the container's
+/// whole life, the standby's child, exec's child) is a copy of a shim,
+/// and its `/proc/PID/exe` is the file the shim was executed from. Were
+/// that the host's binary, a container process that may open it (one
+/// with CAP_SYS_PTRACE; or any, once such a process executes a program
+/// through `/proc/self/exe`) would hold a handle on the host's
+/// berth-shim, which only ETXTBSY kept it from rewriting (CVE-2019-5736).
+/// As runc 1.2 does, berthd executes shims from a private overlayfs whose
+/// only layers are the binary's directory and an empty one: a lower-only
+/// overlay is read-only in its superblock, so any open for writing fails
+/// with EROFS, before ETXTBSY is looked at, and no mount flag of a
+/// container's can undo it; it is mounted nowhere (`fsmount`, the mount
+/// descriptor closed once the file is open), and it shares the binary's
+/// page cache, so a shim starts as fast as from the host's path. Where
+/// overlayfs cannot be used, a sealed memfd copy (`F_SEAL_WRITE`, as runc
+/// 1.1) takes its place: writes fail with EPERM or ETXTBSY, and it costs
+/// the binary's size in memory, once.
+///
+/// The binary is the one berth-shim was when the executor was made:
+/// replacing the file on disk takes effect at berthd's next start (which
+/// keeps berthd and its shims of one build).
+pub struct SealedShim {
+    /// The binary, `O_PATH`, close-on-exec.
+    file: OwnedFd,
+    /// How it was sealed, for the log.
+    kind: &'static str,
+}
+
+impl SealedShim {
+    pub fn new(shim: &std::path::Path) -> Result<SealedShim> {
+        let real = std::fs::canonicalize(shim)
+            .map_err(|e| Error::internal(format!("berth-shim at {}: {e}", shim.display())))?;
+        match sealed_overlay(&real) {
+            Ok(file) => Ok(SealedShim {
+                file,
+                kind: "read-only overlay",
+            }),
+            Err(overlay) => match sealed_memfd(&real) {
+                Ok(file) => {
+                    tracing::warn!(
+                        shim = %real.display(),
+                        error = %overlay,
+                        "berth-shim is sealed as a memfd copy (overlayfs could not be used)"
+                    );
+                    Ok(SealedShim {
+                        file,
+                        kind: "memfd copy",
+                    })
+                }
+                Err(copy) => Err(Error::internal(format!(
+                    "sealing {} (berthd never runs the host's berth-shim itself): \
+                     a read-only overlay failed ({overlay}), a sealed memfd copy failed ({copy})",
+                    real.display()
+                ))),
+            },
+        }
+    }
+
+    /// The path to execute it by: `/proc/self/fd/N`, which a child of
+    /// this process resolves until it executes (the descriptor is
+    /// close-on-exec). The kernel names the process after `N`; the shim
+    /// renames itself.
+    pub fn exec_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+}
+
+/// Opens `real` through a private lower-only overlayfs of its directory
+/// (see [`SealedShim`]); the overlay is mounted nowhere.
+fn sealed_overlay(real: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use std::ffi::CString;
+    use std::os::fd::FromRawFd;
+    let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
+        return Err(std::io::Error::other("not a file in a directory"));
+    };
+    // A lower-only overlay needs two layers: the second an empty
+    // directory, removed once the overlay holds it.
+    let template = std::env::temp_dir().join("berth-shim-seal.XXXXXX");
+    let empty = nix::unistd::mkdtemp(&template)?;
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let empty = Remove(empty);
+    // `:` separates layers and `\` escapes, in the option's syntax.
+    let escape = |p: &std::path::Path| {
+        p.to_string_lossy()
+            .replace('\\', "\\\\")
+            .replace(':', "\\:")
+    };
+    let lowerdir = CString::new(format!("{}:{}", escape(dir), escape(&empty.0)))
+        .map_err(|_| std::io::Error::other("a NUL in the path"))?;
+    // SAFETY: fsopen with a NUL-terminated name; the result is checked.
+    let fs = unsafe {
+        libc::syscall(
+            libc::SYS_fsopen,
+            c"overlay".as_ptr(),
+            libc::FSOPEN_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fs < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor fsopen just returned, owned from here on.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
+    let config = |cmd: u32, key: Option<&std::ffi::CStr>, value: Option<&std::ffi::CStr>| {
+        // SAFETY: fsconfig on our context with NUL-terminated strings (or
+        // null pointers) that outlive the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                cmd,
+                key.map_or(std::ptr::null(), |k| k.as_ptr()),
+                value.map_or(std::ptr::null(), |v| v.as_ptr()),
+                0 as libc::c_int,
+            )
+        };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    config(
+        libc::FSCONFIG_SET_STRING,
+        Some(c"lowerdir"),
+        Some(lowerdir.as_c_str()),
+    )?;
+    // Not needed, and it would log when the layers' filesystems differ.
+    let _ = config(libc::FSCONFIG_SET_STRING, Some(c"xino"), Some(c"off"));
+    config(libc::FSCONFIG_CMD_CREATE, None, None)?;
+    // SAFETY: fsmount of the created context; the result is checked.
+    let mnt = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            (libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOSUID)
+                as libc::c_uint,
+        )
+    };
+    if mnt < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor fsmount just returned. Closing it (below)
+    // leaves the overlay in no mount namespace at all.
+    let mnt = unsafe { OwnedFd::from_raw_fd(mnt as i32) };
+    let file = nix::fcntl::openat(
+        &mnt,
+        std::path::Path::new(name),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    check_same_binary(&file, real)?;
+    Ok(file)
+}
+
+/// A sealed memfd copy of `real` (see [`SealedShim`]).
+fn sealed_memfd(real: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let create = |flags: libc::c_uint| {
+        // SAFETY: memfd_create with a NUL-terminated name.
+        unsafe { libc::memfd_create(c"berth-shim".as_ptr(), flags) }
+    };
+    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // Executable memfds must say so where `vm.memfd_noexec` asks (Linux
+    // 6.3); older kernels refuse the flag.
+    let mut fd = create(base | libc::MFD_EXEC);
+    if fd < 0 {
+        fd = create(base);
+    }
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor memfd_create just returned.
+    let mut copy = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    std::io::copy(&mut std::fs::File::open(real)?, &mut copy)?;
+    use std::os::unix::fs::PermissionsExt;
+    copy.set_permissions(std::fs::Permissions::from_mode(0o555))?;
+    // SAFETY: fcntl on our memfd with integer arguments.
+    let sealed = unsafe {
+        libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_EXEC);
+        libc::fcntl(
+            copy.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE,
+        )
+    };
+    if sealed < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = OwnedFd::from(copy);
+    check_same_binary(&fd, real)?;
+    Ok(fd)
+}
+
+/// What was opened as berth-shim is a regular file of the binary's size,
+/// executable.
+fn check_same_binary(file: &OwnedFd, real: &std::path::Path) -> std::io::Result<()> {
+    let ours = nix::sys::stat::fstat(file)?;
+    let theirs = std::fs::metadata(real)?;
+    let regular = nix::sys::stat::SFlag::from_bits_truncate(ours.st_mode)
+        & nix::sys::stat::SFlag::S_IFMT
+        == nix::sys::stat::SFlag::S_IFREG;
+    if !regular || ours.st_size as u64 != std::os::unix::fs::MetadataExt::size(&theirs) {
+        return Err(std::io::Error::other(
+            "the sealed file is not the binary (changed while it was sealed?)",
+        ));
+    }
+    if ours.st_mode & 0o111 == 0 {
+        return Err(std::io::Error::other("the sealed file is not executable"));
+    }
+    Ok(())
 }
 
 /// Starts `berth-shim` with `posix_spawn` (a vfork): forking berthd, whose
@@ -1034,4 +1279,106 @@ pub fn default_shim_path() -> PathBuf {
         .ok()
         .and_then(|e| e.parent().map(|d| d.join("berth-shim")))
         .unwrap_or_else(|| PathBuf::from("/usr/local/bin/berth-shim"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+
+    /// Runs `sleep 30` from `sealed` and checks what its /proc/PID/exe is:
+    /// not `original` (by identity and by path), and not writable however
+    /// it is opened, with `errno` (not ETXTBSY).
+    fn check_sealed(sealed: &OwnedFd, original: &std::path::Path, errno: i32) {
+        let path = format!("/proc/self/fd/{}", sealed.as_raw_fd());
+        let mut child = std::process::Command::new(&path)
+            .arg0("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let exe = format!("/proc/{}/exe", child.id());
+        let m = std::fs::metadata(&exe).unwrap();
+        let o = std::fs::metadata(original).unwrap();
+        assert_ne!(
+            (m.dev(), m.ino()),
+            (o.dev(), o.ino()),
+            "it runs the original"
+        );
+        assert_eq!(m.len(), o.len());
+        let link = std::fs::read_link(&exe).unwrap();
+        let dir = original.parent().unwrap();
+        assert!(!link.starts_with(dir), "{}", link.display());
+        for (how, opts) in [
+            ("write", std::fs::OpenOptions::new().write(true).clone()),
+            (
+                "truncate",
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .clone(),
+            ),
+            ("append", std::fs::OpenOptions::new().append(true).clone()),
+        ] {
+            for target in [&exe, &path] {
+                let e = opts
+                    .open(target)
+                    .err()
+                    .unwrap_or_else(|| panic!("{how} {target}"));
+                assert_eq!(e.raw_os_error(), Some(errno), "{how} {target}: {e}");
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn sleep_copy() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("berth-shim");
+        let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap();
+        std::fs::copy(sleep, &copy).unwrap();
+        (dir, copy)
+    }
+
+    #[test]
+    fn shims_run_from_a_read_only_overlay_of_the_binary() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "needs root");
+            eprintln!("skipping: overlayfs needs root");
+            return;
+        }
+        let (_dir, copy) = sleep_copy();
+        let before = std::fs::read(&copy).unwrap();
+        let sealed = SealedShim::new(&copy).unwrap();
+        assert_eq!(sealed.kind, "read-only overlay");
+        check_sealed(&sealed.file, &copy, libc::EROFS);
+        // Mounted nowhere.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains("berth-shim-seal"),
+            "the overlay is mounted: {mounts}"
+        );
+        assert_eq!(std::fs::read(&copy).unwrap(), before);
+    }
+
+    #[test]
+    fn without_overlayfs_shims_run_from_a_sealed_memfd_copy() {
+        let (_dir, copy) = sleep_copy();
+        let before = std::fs::read(&copy).unwrap();
+        let sealed = sealed_memfd(&copy).unwrap();
+        // Executed, a memfd refuses writers with ETXTBSY; its seals refuse
+        // writes of a descriptor opened before (EPERM).
+        check_sealed(&sealed, &copy, libc::ETXTBSY);
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", sealed.as_raw_fd()))
+            .unwrap();
+        let e = std::io::Write::write(&mut w, b"x").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+        assert_eq!(std::fs::read(&copy).unwrap(), before);
+    }
 }

@@ -166,6 +166,19 @@ pub const RUNTIME_LOG: &str = "runtime.log";
 
 /// The shim's entry point: `berth-shim BUNDLE`. Never returns.
 pub fn main() -> ! {
+    // berthd executes a sealed view of this binary by a descriptor's path
+    // (see `super::SealedShim`), which the kernel names the process after.
+    // SAFETY: prctl with a NUL-terminated name of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-shim".as_ptr(), 0, 0, 0) };
+    // Not dumpable, from the start: every process berth forks into a
+    // container (the container's child until it executes the command,
+    // `--init`'s PID 1 for the container's life, a standby's child, exec's
+    // child) is a copy of this one and inherits it, so that a container
+    // process without CAP_SYS_PTRACE cannot open their /proc/PID/{exe, fd,
+    // root, cwd, environ, mem}. `execve` of the container's program makes
+    // that program dumpable again, as runc's init.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 3 && args[1] == "exec" {
         super::exec::helper_main(Path::new(&args[2]));
