@@ -787,31 +787,47 @@ fn mem_total() -> i64 {
 }
 
 /// Takes the exclusive lock on the root, or says who holds it.
+///
+/// A berthd that died may leave its lock held a little longer by a child
+/// it was spawning (a standby shim shares its descriptors until its
+/// `exec`, which under `SCHED_IDLE` may wait for an idle CPU): while the
+/// pid the lock file names is gone, the lock is tried again for a while.
 fn lock_root(root: &Path) -> Result<nix::fcntl::Flock<File>> {
     use nix::fcntl::{Flock, FlockArg};
     let path = root.join("berthd.lock");
-    let file = std::fs::OpenOptions::new()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&path)
         .ctx(format!("opening {}", path.display()))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(mut lock) => {
-            lock.set_len(0).ctx("writing the lock file")?;
-            write!(&mut *lock, "{}", std::process::id()).ctx("writing the lock file")?;
-            Ok(lock)
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(mut lock) => {
+                lock.set_len(0).ctx("writing the lock file")?;
+                write!(&mut *lock, "{}", std::process::id()).ctx("writing the lock file")?;
+                return Ok(lock);
+            }
+            Err((mut held, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut pid = String::new();
+                let _ = held.read_to_string(&mut pid);
+                let pid = pid.trim().to_string();
+                let holder_gone = pid
+                    .parse::<u32>()
+                    .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+                if !holder_gone || std::time::Instant::now() >= deadline {
+                    return Err(Error::conflict(format!(
+                        "another berthd (pid {pid}) is using {}: stop it, or give this one its own --root",
+                        root.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                std::io::Seek::rewind(&mut held).ctx("reading the lock file")?;
+                file = held;
+            }
+            Err((_, e)) => return Err(Error::internal(format!("locking {}: {e}", path.display()))),
         }
-        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            Err(Error::conflict(format!(
-                "another berthd (pid {}) is using {}: stop it, or give this one its own --root",
-                pid.trim(),
-                root.display()
-            )))
-        }
-        Err((_, e)) => Err(Error::internal(format!("locking {}: {e}", path.display()))),
     }
 }

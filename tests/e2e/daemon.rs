@@ -140,3 +140,46 @@ fn cli_says_where_it_looked_when_no_daemon_answers() {
         .unwrap();
     assert!(stderr(&out).contains("/nonexistent/other.sock"));
 }
+
+/// After a crash, a child the dead berthd was spawning (a standby shim
+/// waiting for an idle CPU to `exec`) may still hold copies of its
+/// listener and of its lock on the root. The next berthd takes both over
+/// instead of taking the unanswering socket for a live daemon.
+#[test]
+fn a_listener_and_lock_left_with_a_dead_daemons_child_are_taken_over() {
+    use nix::fcntl::{Flock, FlockArg};
+    let mut d = Daemon::start();
+    d.import("hello.wasm", "hello");
+    let dead_pid = d.pid();
+    d.crash();
+    // What the child holds: a listener on the socket that never accepts,
+    // and the lock, whose file still names the dead daemon.
+    let _ = std::fs::remove_file(&d.socket);
+    let listener = std::os::unix::net::UnixListener::bind(&d.socket).unwrap();
+    let lock_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(d.root.join("berthd.lock"))
+        .unwrap();
+    let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).expect("the lock is free");
+    std::fs::write(d.root.join("berthd.lock"), dead_pid.to_string()).unwrap();
+    // The child's exec closes both a moment later (the lock after berthd
+    // has taken over the socket, so that it waits for both).
+    let exec = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        drop(listener);
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        drop(lock);
+    });
+    d.start_again();
+    exec.join().unwrap();
+    assert_eq!(
+        d.ok(&["run", "--rm", "hello"]).lines().next(),
+        Some("Hello from Wasm!")
+    );
+    assert!(
+        d.log_text().contains("berthd ready"),
+        "{}",
+        tail(&d.log_text(), 20)
+    );
+}

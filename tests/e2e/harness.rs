@@ -220,7 +220,9 @@ impl Daemon {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if UnixStream::connect(&self.socket).is_ok() {
+            // An answer, not a connect: after a crash, a child the dead
+            // berthd was spawning may hold its listener for a moment.
+            if self.answers_ping() {
                 return;
             }
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -233,6 +235,19 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Does a daemon answer `HEAD /_ping` on the socket?
+    fn answers_ping(&self) -> bool {
+        let Ok(mut c) = UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut head = [0u8; 5];
+        c.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: berthd\r\nConnection: close\r\n\r\n")
+            .is_ok()
+            && c.read_exact(&mut head).is_ok()
+            && &head == b"HTTP/"
     }
 
     pub fn log_text(&self) -> String {

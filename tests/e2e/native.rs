@@ -476,7 +476,9 @@ fn attach_joins_a_running_container_and_exits_with_its_status() {
         "{}",
         stderr(&out)
     );
-    // --no-stdin: output only, from the moment of the attach.
+    // --no-stdin: output only, from the moment of the attach. The
+    // container prints "after" only once the attach is in (its event
+    // recorded), whatever the machine's load.
     d.ok(&[
         "run",
         "-d",
@@ -485,14 +487,28 @@ fn attach_joins_a_running_container_and_exits_with_its_status() {
         "busybox",
         "sh",
         "-c",
-        "echo before; sleep 1; echo after; exit 2",
+        "echo before; until [ -e /tmp/go ]; do sleep 0.05; done; echo after; exit 2",
     ]);
+    d.eventually("\"before\" in the log", || {
+        d.ok(&["logs", "later"]) == "before\n"
+    });
     let child = d
         .berth_cmd(&["attach", "--no-stdin", "later"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    d.eventually("the attach event", || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        d.http("GET", &format!("/events?since=0&until={now:.6}"), None)
+            .text()
+            .lines()
+            .any(|l| l.contains(r#""Action":"attach""#) && l.contains(r#""name":"later""#))
+    });
+    d.ok(&["exec", "later", "touch", "/tmp/go"]);
     let out = wait_timeout(child, 30, "berth attach --no-stdin");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stdout(&out), "after\n");
@@ -843,10 +859,13 @@ fn external_runtime_runc() {
     });
     let cgroup = std::path::Path::new("/sys/fs/cgroup/pids/berth").join(&id);
     // Running means the container's own process runs (runc create, then
-    // start), and its pid is that process's, not runc's.
+    // start), and its pid is that process's, not runc's: the pid becomes
+    // `sleep` (runc's init may still be on its way to the exec when
+    // `runc start` has returned, as under Docker).
     let pid = d.inspect(&id)["State"]["Pid"].as_i64().unwrap();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(cmdline.starts_with(b"sleep\0"), "{cmdline:?}");
+    d.eventually("the container's pid to exec sleep", || {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+    });
     // So exec joins the container, not the host.
     assert_eq!(d.ok(&["exec", &id, "hostname"]).trim(), &id[..12]);
     let pids: Vec<String> = std::fs::read_to_string(cgroup.join("cgroup.procs"))

@@ -384,11 +384,27 @@ async fn bind(host: &str) -> Result<Listener> {
 
 /// A socket file left by a daemon that died is removed; one that a live
 /// daemon answers on is not.
+///
+/// A socket that accepts connections but answers nothing is stale too: a
+/// child the dead daemon was spawning (a standby shim, under `SCHED_IDLE`)
+/// holds a copy of its listener until its `exec`, and the kernel queues
+/// connections on it meanwhile. Only an HTTP answer means a daemon.
 async fn remove_stale_socket(path: &Path) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if !path.exists() {
         return Ok(());
     }
-    if tokio::net::UnixStream::connect(path).await.is_ok() {
+    let answers = async {
+        let mut c = tokio::net::UnixStream::connect(path).await.ok()?;
+        c.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: berthd\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut b = [0u8; 5];
+        c.read_exact(&mut b).await.ok()?;
+        Some(&b == b"HTTP/")
+    };
+    // A daemon answers at once; a busy one within seconds.
+    if let Ok(Some(true)) = tokio::time::timeout(Duration::from_secs(3), answers).await {
         bail!(
             "another daemon is already serving on {}: stop it, or give this one another --host",
             path.display()
