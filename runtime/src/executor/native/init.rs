@@ -191,7 +191,7 @@ pub unsafe fn waiting_child_main(socket: OwnedFd, errors: OwnedFd) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Back to the normal scheduling policy: a standby shim is spawned under
+/// Back to the normal scheduling policy: a standby shim starts up under
 /// `SCHED_IDLE` (see `shim::standby_main`), and neither its namespaces and
 /// cgroup nor the container's child may be made as idle work.
 pub fn normal_scheduling() {

@@ -233,17 +233,22 @@ impl NativeExecutor {
                 .map_err(|e| e.to_string())
                 .and_then(|(ours, theirs)| {
                     let args = ["berth-shim".to_string(), "standby".to_string(), parent];
-                    // The standby's exec takes only idle time: it inherits
-                    // `SCHED_IDLE` from this thread, and leaves it at once
-                    // (see `shim::standby_main`).
+                    // The exec itself runs at normal priority: until it,
+                    // the child holds a copy of every descriptor berthd
+                    // has (clients' connections, its listeners, the lock
+                    // on its root), and a child starved as idle work
+                    // would keep them open for as long as the machine is
+                    // busy. posix_spawn returns once the exec is done;
+                    // the standby's loading and start-up then take only
+                    // idle time, until berthd's go byte lets it return to
+                    // normal priority (see `shim::standby_main`).
+                    let pid = spawn_shim(&sealed.exec_path(), &args, &[theirs.as_raw_fd()], None)
+                        .map_err(|e| e.to_string())?;
                     let param = libc::sched_param { sched_priority: 0 };
-                    // SAFETY: sched_setscheduler on this thread, valid parameter.
-                    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-                    let spawned =
-                        spawn_shim(&sealed.exec_path(), &args, &[theirs.as_raw_fd()], None);
-                    // SAFETY: as above, back to normal.
-                    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
-                    spawned.map(|pid| (pid, ours)).map_err(|e| e.to_string())
+                    // SAFETY: sched_setscheduler of our own child, valid parameter.
+                    unsafe { libc::sched_setscheduler(pid.as_raw(), libc::SCHED_IDLE, &param) };
+                    std::io::Write::write_all(&mut &ours, b"g").map_err(|e| e.to_string())?;
+                    Ok((pid, ours))
                 });
             if let Ok((pid, _)) = &spawned {
                 handle.spawn(reap(*pid));

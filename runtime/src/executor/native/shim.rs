@@ -396,8 +396,11 @@ struct Standby {
 /// then off the container's start path. If berthd closes fd 3 instead, it
 /// cleans up and exits.
 ///
-/// berthd spawns it under `SCHED_IDLE`, so that its exec takes only time
-/// no one else wants; everything after runs at normal priority. Those steps
+/// berthd puts it under `SCHED_IDLE` once its exec is done (until then it
+/// holds copies of berthd's descriptors, which must not wait for an idle
+/// CPU), so that its loading takes only time no one else wants, and then
+/// sends a go byte on fd 3; from that byte on, it runs at normal priority
+/// (the byte comes after the policy was set, whichever runs first). Those steps
 /// hold kernel locks that a starting container needs too (the mount
 /// namespace lock while its mount table is copied or read, the cgroup
 /// mutex, rtnl while its loopback device is made), and an idle task
@@ -405,6 +408,11 @@ struct Standby {
 /// waiting for milliseconds. The container's child, cloned after this,
 /// does not inherit the idle policy either.
 pub fn standby_main(parent: &str) -> ! {
+    let mut go = [0u8; 1];
+    // SAFETY: a read of one byte from fd 3, the job socket berthd gave.
+    if unsafe { libc::read(3, go.as_mut_ptr().cast(), 1) } != 1 {
+        std::process::exit(0);
+    }
     init::normal_scheduling();
     let _ = nix::unistd::setsid();
     // SAFETY: ignoring SIGPIPE and SIGHUP for this process.
