@@ -346,16 +346,9 @@ fn read_to_eof(s: &mut UnixStream) -> Vec<u8> {
     out
 }
 
-/// Sends a request whose answer is `101 Switching Protocols`, then reads
-/// its head as a client with a buffered reader does (docker-py's
-/// http.client): one large read once the output would long have been
-/// sent. Returns (head, what that same read took beyond the head, the
-/// connection).
-fn upgrade_with_buffered_head_read(
-    d: &Daemon,
-    method_path: &str,
-    body: &[u8],
-) -> (String, Vec<u8>, UnixStream) {
+/// Sends a request that asks to upgrade the connection (`Upgrade: tcp`),
+/// with a JSON body if one is given.
+fn send_upgrade(d: &Daemon, method_path: &str, body: &[u8]) -> UnixStream {
     let mut s = connect(d);
     let mut req =
         format!("{method_path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n");
@@ -368,6 +361,20 @@ fn upgrade_with_buffered_head_read(
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
     s.write_all(body).unwrap();
+    s
+}
+
+/// Sends a request whose answer is `101 Switching Protocols`, then reads
+/// its head as a client with a buffered reader does (docker-py's
+/// http.client): one large read once the output would long have been
+/// sent. Returns (head, what that same read took beyond the head, the
+/// connection).
+fn upgrade_with_buffered_head_read(
+    d: &Daemon,
+    method_path: &str,
+    body: &[u8],
+) -> (String, Vec<u8>, UnixStream) {
+    let mut s = send_upgrade(d, method_path, body);
     std::thread::sleep(Duration::from_millis(200));
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = Vec::new();
@@ -747,18 +754,7 @@ fn read_until(s: &mut UnixStream, got: &mut Vec<u8>, want: &str) {
 
 /// Opens an upgraded session and returns it with what came after the head.
 fn upgrade(d: &Daemon, method_path: &str, body: &[u8]) -> (UnixStream, Vec<u8>) {
-    let mut s = connect(d);
-    let mut req =
-        format!("{method_path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n");
-    if !body.is_empty() {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    let mut s = send_upgrade(d, method_path, body);
     let mut got = Vec::new();
     read_until(&mut s, &mut got, "\r\n\r\n");
     let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;

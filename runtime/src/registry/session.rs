@@ -651,15 +651,9 @@ impl Session {
             self.repo()
         );
         let mut res = self.get(&url, Some(&MANIFEST_TYPES.join(", "))).await?;
-        let status = res.status();
-        if !status.is_success() {
-            let body = self
-                .transport
-                .read_limited(&mut res, MAX_ERROR_BODY)
-                .await
-                .unwrap_or_default();
+        if !res.status().is_success() {
             let noun = format!("manifest for {}/{}:{tag_or_digest}", self.host, self.repo());
-            return Err(self.status_error(status, &url, &body, &noun));
+            return Err(self.status_error(&mut res, &url, &noun).await);
         }
         let content_type = res
             .headers()
@@ -716,15 +710,9 @@ impl Session {
             self.repo()
         );
         let mut res = self.get(&url, None).await?;
-        let status = res.status();
-        if !status.is_success() {
-            let body = self
-                .transport
-                .read_limited(&mut res, MAX_ERROR_BODY)
-                .await
-                .unwrap_or_default();
+        if !res.status().is_success() {
             let noun = format!("blob {digest} of {}/{}", self.host, self.repo());
-            return Err(self.status_error(status, &url, &body, &noun));
+            return Err(self.status_error(&mut res, &url, &noun).await);
         }
         Ok(res)
     }
@@ -733,13 +721,20 @@ impl Session {
         &self.transport
     }
 
-    fn status_error(
+    /// The error for a response that is not a success: its status, and
+    /// the registry's own words from its (bounded) error document.
+    async fn status_error(
         &self,
-        status: StatusCode,
+        res: &mut reqwest::Response,
         url: &str,
-        body: &[u8],
         noun: &str,
     ) -> RegistryError {
+        let status = res.status();
+        let body = &self
+            .transport
+            .read_limited(res, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
         #[derive(serde::Deserialize)]
         struct Envelope {
             #[serde(default)]
