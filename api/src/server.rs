@@ -163,14 +163,57 @@ impl axum::body::HttpBody for SharedBody {
     }
 }
 
-/// Logs each request at debug level with its status and duration.
+/// Runs each request in a `request` span (method, path, and the container,
+/// exec or image it names) so that what the engine logs while serving it
+/// tells one request's story under `BERTH_LOG=debug`; logs the request at
+/// debug level with its status and duration.
 pub async fn log_request(req: Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let span = match request_object(&path) {
+        Some((kind, id)) => tracing::debug_span!("request", %method, %path, %kind, %id),
+        None => tracing::debug_span!("request", %method, %path),
+    };
     let start = std::time::Instant::now();
-    let resp = next.run(req).await;
-    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = start.elapsed().as_micros() as u64, "request");
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            elapsed_us = start.elapsed().as_micros() as u64,
+            "request"
+        );
+    });
     resp
+}
+
+/// The object a request path names: `("container", id)` for
+/// `/containers/{id}/...`, `("exec", id)`, or `("image", name)` for
+/// `/images/{name}/...` (a name may hold slashes), with or without a
+/// `/v1.NN` prefix.
+fn request_object(path: &str) -> Option<(&'static str, &str)> {
+    let path = match path.strip_prefix("/v") {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => &rest[rest.find('/')?..],
+        _ => path,
+    };
+    let (kind, rest) = if let Some(r) = path.strip_prefix("/containers/") {
+        ("container", r)
+    } else if let Some(r) = path.strip_prefix("/exec/") {
+        ("exec", r)
+    } else if let Some(r) = path.strip_prefix("/images/") {
+        // `/images/{name}[/{verb}]`.
+        let name = match r.rsplit_once('/') {
+            Some((name, "json" | "push" | "tag" | "history" | "get")) => name,
+            _ => r,
+        };
+        return (!name.is_empty()
+            && !matches!(r, "json" | "create" | "load" | "search" | "prune" | "get"))
+        .then_some(("image", name));
+    } else {
+        return None;
+    };
+    let id = rest.split('/').next().filter(|s| !s.is_empty())?;
+    (!matches!(id, "json" | "create" | "prune")).then_some((kind, id))
 }
 
 /// Limits on the connections of one listener.
@@ -555,6 +598,34 @@ mod tests {
         let resp = app.oneshot(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         assert_eq!(read.load(Ordering::SeqCst), 4000);
+    }
+
+    #[test]
+    fn request_paths_name_their_object() {
+        assert_eq!(
+            request_object("/v1.47/containers/abc/start"),
+            Some(("container", "abc"))
+        );
+        assert_eq!(
+            request_object("/containers/abc"),
+            Some(("container", "abc"))
+        );
+        assert_eq!(request_object("/containers/json"), None);
+        assert_eq!(request_object("/containers/create"), None);
+        assert_eq!(request_object("/exec/e1/start"), Some(("exec", "e1")));
+        assert_eq!(
+            request_object("/images/reg:5000/a/b:1/json"),
+            Some(("image", "reg:5000/a/b:1"))
+        );
+        assert_eq!(
+            request_object("/v1.44/images/busybox/push"),
+            Some(("image", "busybox"))
+        );
+        assert_eq!(request_object("/images/a/b:1"), Some(("image", "a/b:1")));
+        assert_eq!(request_object("/images/json"), None);
+        assert_eq!(request_object("/images/create"), None);
+        assert_eq!(request_object("/info"), None);
+        assert_eq!(request_object("/version"), None);
     }
 
     async fn app() -> (tempfile::TempDir, Router) {

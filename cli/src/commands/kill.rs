@@ -19,16 +19,12 @@ pub struct KillCommand {
 
 impl KillCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
-        let mut failed = false;
-        for c in &self.containers {
-            match client.container_kill(c, self.signal.as_deref()).await {
-                Ok(()) => crate::output::println(c)?,
-                Err(e) => {
-                    eprintln!("{e}");
-                    failed = true;
-                }
-            }
-        }
-        Ok(i32::from(failed))
+        let signal = self.signal.as_deref();
+        super::each(
+            &self.containers,
+            |c| client.container_kill(c, signal),
+            super::print_name,
+        )
+        .await
     }
 }

@@ -17,17 +17,12 @@ pub struct PauseCommand {
 
 impl PauseCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
-        let mut failed = false;
-        for c in &self.containers {
-            match client.container_pause(c).await {
-                Ok(()) => crate::output::println(c)?,
-                Err(e) => {
-                    eprintln!("{e}");
-                    failed = true;
-                }
-            }
-        }
-        Ok(i32::from(failed))
+        super::each(
+            &self.containers,
+            |c| client.container_pause(c),
+            super::print_name,
+        )
+        .await
     }
 }
 
@@ -41,16 +36,11 @@ pub struct UnpauseCommand {
 
 impl UnpauseCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
-        let mut failed = false;
-        for c in &self.containers {
-            match client.container_unpause(c).await {
-                Ok(()) => crate::output::println(c)?,
-                Err(e) => {
-                    eprintln!("{e}");
-                    failed = true;
-                }
-            }
-        }
-        Ok(i32::from(failed))
+        super::each(
+            &self.containers,
+            |c| client.container_unpause(c),
+            super::print_name,
+        )
+        .await
     }
 }

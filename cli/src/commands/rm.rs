@@ -23,16 +23,11 @@ pub struct RmCommand {
 
 impl RmCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
-        let mut failed = false;
-        for c in &self.containers {
-            match client.container_remove(c, self.force, self.volumes).await {
-                Ok(()) => crate::output::println(c)?,
-                Err(e) => {
-                    eprintln!("{e}");
-                    failed = true;
-                }
-            }
-        }
-        Ok(i32::from(failed))
+        super::each(
+            &self.containers,
+            |c| client.container_remove(c, self.force, self.volumes),
+            super::print_name,
+        )
+        .await
     }
 }

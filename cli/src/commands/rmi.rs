@@ -23,25 +23,21 @@ pub struct RmiCommand {
 
 impl RmiCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
-        let mut failed = false;
-        for img in &self.images {
-            match client.image_remove(img, self.force, self.no_prune).await {
-                Ok(items) => {
-                    for item in items {
-                        if let Some(u) = item.untagged {
-                            crate::output::println(&format!("Untagged: {u}"))?;
-                        }
-                        if let Some(d) = item.deleted {
-                            crate::output::println(&format!("Deleted: {d}"))?;
-                        }
+        super::each(
+            &self.images,
+            |img| client.image_remove(img, self.force, self.no_prune),
+            |_, items| {
+                for item in items {
+                    if let Some(u) = item.untagged {
+                        crate::output::println(&format!("Untagged: {u}"))?;
+                    }
+                    if let Some(d) = item.deleted {
+                        crate::output::println(&format!("Deleted: {d}"))?;
                     }
                 }
-                Err(e) => {
-                    eprintln!("{e}");
-                    failed = true;
-                }
-            }
-        }
-        Ok(i32::from(failed))
+                Ok(())
+            },
+        )
+        .await
     }
 }

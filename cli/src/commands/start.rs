@@ -43,17 +43,12 @@ impl StartCommand {
     }
 
     async fn start_detached(&self, client: &Client) -> Result<i32> {
-        let mut failed = false;
-        for c in &self.containers {
-            match client.container_start(c).await {
-                Ok(()) => crate::output::println(c)?,
-                Err(e) => {
-                    eprintln!("{e}");
-                    failed = true;
-                }
-            }
-        }
-        Ok(i32::from(failed))
+        super::each(
+            &self.containers,
+            |c| client.container_start(c),
+            super::print_name,
+        )
+        .await
     }
 
     /// `start -a` / `-i`: one container, its output streamed and, with

@@ -120,22 +120,17 @@ impl UpdateCommand {
                 return Ok(125);
             }
         };
-        let mut failed = false;
-        for c in &self.containers {
-            match client.container_update(c, &config).await {
-                Ok(r) => {
-                    for w in r["Warnings"].as_array().into_iter().flatten() {
-                        eprintln!("{}", w.as_str().unwrap_or_default());
-                    }
-                    crate::output::println(c)?;
+        super::each(
+            &self.containers,
+            |c| client.container_update(c, &config),
+            |c, r| {
+                for w in r["Warnings"].as_array().into_iter().flatten() {
+                    eprintln!("{}", w.as_str().unwrap_or_default());
                 }
-                Err(e) => {
-                    eprintln!("{e}");
-                    failed = true;
-                }
-            }
-        }
-        Ok(i32::from(failed))
+                crate::output::println(c)
+            },
+        )
+        .await
     }
 }
 

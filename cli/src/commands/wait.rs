@@ -15,26 +15,20 @@ pub struct WaitCommand {
 
 impl WaitCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
-        let mut failed = false;
-        for c in &self.containers {
-            let status = match client.container_wait(c, None).await {
-                Ok(pending) => pending.status().await,
-                Err(e) => Err(e),
-            };
-            match status {
-                Ok(w) => match w.error {
-                    Some(err) if !err.message.is_empty() => {
-                        eprintln!("Error response from daemon: {}", err.message);
-                        failed = true;
-                    }
-                    _ => crate::output::println(&w.status_code.to_string())?,
-                },
-                Err(e) => {
-                    eprintln!("{e}");
-                    failed = true;
+        super::each(
+            &self.containers,
+            |c| async move {
+                let w = client.container_wait(c, None).await?.status().await?;
+                match w.error {
+                    Some(err) if !err.message.is_empty() => Err(anyhow::anyhow!(
+                        "Error response from daemon: {}",
+                        err.message
+                    )),
+                    _ => Ok(w.status_code),
                 }
-            }
-        }
-        Ok(i32::from(failed))
+            },
+            |_, code| crate::output::println(&code.to_string()),
+        )
+        .await
     }
 }
