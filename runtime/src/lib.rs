@@ -7,12 +7,14 @@
 
 pub mod container;
 pub mod engine;
-pub mod error;
 pub mod executor;
 pub mod image;
 pub mod registry;
 pub mod store;
-pub mod util;
+
+// The error type and helpers live in berth-executor (the lowest crate, which
+// berth-shim is built from); the runtime uses them as its own.
+pub use berth_executor::{error, util};
 
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, ErrorKind, Result};

@@ -4,7 +4,7 @@
 
 use super::{Containers, Status};
 use crate::error::{Error, Result};
-use crate::executor::native::exec::{ExecProcess, ExecSpec};
+use crate::executor::{ExecProcess, ExecSpec};
 use berth_api_types::container as wire;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;

@@ -28,10 +28,10 @@ pub mod stats;
 pub mod trash;
 
 use crate::error::{Error, ErrorKind, Result, ResultExt};
-use crate::executor::native::shim::SeccompChoice;
+use crate::executor::native::seccomp::SeccompChoice;
 use crate::executor::{
     Control, Executor, ExecutorKind, ExitStatus, Launch, NativeLaunch, OutputSink, Reattached,
-    StdinWriter, Stdio, WasiTarget, WasmModule, parse_signal,
+    StdinWriter, Stdio, WasiTarget, WasmModule, Workload, parse_signal,
 };
 use crate::image::{self, ImageKind, Images};
 use crate::store::db::CONTAINERS;
@@ -903,17 +903,21 @@ impl Containers {
                 (spec, Some(native))
             }
         };
+        let workload = match (native, &rec.wasm) {
+            (Some(native), _) => Workload::Native(native),
+            (None, Some(w)) => Workload::Wasm(WasmModule {
+                digest: w.digest.clone(),
+                path: c.dir.join("module.wasm"),
+                target: w.target,
+            }),
+            (None, None) => return Err(Error::internal("a Wasm container without a module")),
+        };
         Ok(Launch {
             id: rec.id.clone(),
             spec,
             bundle: c.dir.clone(),
             rootfs,
-            wasm: rec.wasm.as_ref().map(|w| WasmModule {
-                digest: w.digest.clone(),
-                path: c.dir.join("module.wasm"),
-                target: w.target,
-            }),
-            native,
+            workload,
         })
     }
 
@@ -1639,7 +1643,7 @@ impl Containers {
         }
         if rec.native.is_some() {
             // The shim unmounts at exit; make sure before moving the files.
-            let _ = crate::image::layers::unmount(&dir.join("rootfs"));
+            let _ = crate::executor::native::overlay::unmount(&dir.join("rootfs"));
         }
         // The files move to the trash at once (one rename) and are deleted
         // in the background (see `trash`): `rm` and `run --rm` do not wait

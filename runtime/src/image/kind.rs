@@ -13,21 +13,7 @@ use super::manifest::{Manifest, media};
 use crate::util::Digest;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExecutorKind {
-    Wasm,
-    Native,
-}
-
-impl ExecutorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExecutorKind::Wasm => "wasm",
-            ExecutorKind::Native => "native",
-        }
-    }
-}
+pub use crate::executor::ExecutorKind;
 
 /// Where a Wasm image keeps its module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,7 +87,7 @@ pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
 pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
 /// Layers an image manifest may list: as many as overlayfs can stack
 /// (`OVL_MAX_STACK`), so no image berth could never run is downloaded.
-pub const MAX_LAYERS: usize = super::layers::MAX_LOWERS;
+pub const MAX_LAYERS: usize = crate::executor::native::overlay::MAX_LOWERS;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Platform {

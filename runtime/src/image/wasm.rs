@@ -33,24 +33,7 @@ pub fn max_module_size() -> u64 {
     MAX_MODULE_SIZE.load(Ordering::Relaxed)
 }
 
-/// Which WASI a binary targets, judged from its header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WasiTarget {
-    /// A core module (WASI preview 1).
-    Wasip1,
-    /// A component (WASI 0.2).
-    Wasip2,
-}
-
-impl WasiTarget {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WasiTarget::Wasip1 => "wasip1",
-            WasiTarget::Wasip2 => "wasip2",
-        }
-    }
-}
+pub use crate::executor::WasiTarget;
 
 /// [`detect`] of a module blob, from its first bytes; remembered by digest
 /// (a blob's content never changes), so that creating a container of an

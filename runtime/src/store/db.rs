@@ -15,6 +15,12 @@ use std::path::Path;
 
 pub use redb::Durability;
 
+/// A metadata-store failure as the runtime's error (redb's errors do not
+/// convert by `From`: `Error` lives in berth-executor, which knows no redb).
+fn db_err(e: impl Into<redb::Error>) -> Error {
+    Error::internal(format!("metadata store: {}", e.into()))
+}
+
 /// A table of JSON values keyed by string.
 pub type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -43,14 +49,14 @@ impl Txn<'_> {
     }
 
     pub fn put_raw(&self, table: Table, key: &str, value: &[u8]) -> Result<()> {
-        let mut t = self.tx.open_table(table)?;
-        t.insert(key, value)?;
+        let mut t = self.tx.open_table(table).map_err(db_err)?;
+        t.insert(key, value).map_err(db_err)?;
         Ok(())
     }
 
     pub fn delete(&self, table: Table, key: &str) -> Result<()> {
-        let mut t = self.tx.open_table(table)?;
-        t.remove(key)?;
+        let mut t = self.tx.open_table(table).map_err(db_err)?;
+        t.remove(key).map_err(db_err)?;
         Ok(())
     }
 }
@@ -70,7 +76,7 @@ impl Db {
         // Create the tables so that reads of an empty database work.
         db.write(Durability::Immediate, |tx| {
             for t in [IMAGES, TAGS, CONTAINERS, META] {
-                tx.tx.open_table(t)?;
+                tx.tx.open_table(t).map_err(db_err)?;
             }
             Ok(())
         })?;
@@ -80,11 +86,11 @@ impl Db {
     /// Runs `f` in one write transaction and commits it with `durability`.
     /// If `f` fails nothing is written.
     pub fn write<R>(&self, durability: Durability, f: impl FnOnce(&Txn) -> Result<R>) -> Result<R> {
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.db.begin_write().map_err(db_err)?;
         tx.set_durability(durability)
             .map_err(|e| Error::internal(format!("metadata store: {e}")))?;
         let out = f(&Txn { tx: &tx })?;
-        tx.commit()?;
+        tx.commit().map_err(db_err)?;
         Ok(out)
     }
 
@@ -94,9 +100,9 @@ impl Db {
     }
 
     pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(table)?;
-        match t.get(key)? {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(table).map_err(db_err)?;
+        match t.get(key).map_err(db_err)? {
             None => Ok(None),
             Some(v) => serde_json::from_slice(v.value())
                 .map(Some)
@@ -107,12 +113,12 @@ impl Db {
     /// Every record of a table. A record that no longer decodes is reported
     /// in the second list rather than failing the whole load.
     pub fn load_all<T: DeserializeOwned>(&self, table: Table) -> Result<Loaded<T>> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(table)?;
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(table).map_err(db_err)?;
         let mut good = Vec::new();
         let mut bad = Vec::new();
-        for item in t.iter()? {
-            let (k, v) = item?;
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
             match serde_json::from_slice(v.value()) {
                 Ok(rec) => good.push((k.value().to_string(), rec)),
                 Err(e) => bad.push((k.value().to_string(), e.to_string())),

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const STDOUT: u8 = 1;
 /// Shim to daemon: a chunk of the container's stderr.
 pub const STDERR: u8 = 2;
-/// Shim to daemon: the container exited; payload is [`super::shim::ExitFile`] JSON.
+/// Shim to daemon: the container exited; payload is [`ExitFile`] JSON.
 pub const EXITED: u8 = 3;
 /// Shim to daemon: answer to [`HELLO`]; payload is [`State`] JSON.
 pub const STATE: u8 = 4;
@@ -38,7 +38,7 @@ pub struct State {
     /// The container's init in the host's pid namespace.
     pub pid: i32,
     /// Set once the container has exited.
-    pub exited: Option<super::shim::ExitFile>,
+    pub exited: Option<ExitFile>,
 }
 
 /// One frame, encoded.
@@ -76,4 +76,21 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<(u
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload).await?;
     Ok(Some((head[0], payload)))
+}
+
+/// `exit.json`: how the container ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExitFile {
+    pub code: i64,
+    pub oom_killed: bool,
+    pub error: Option<String>,
+    pub finished_at: String,
+}
+
+/// The start report on fd 3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StartReport {
+    Started { pid: i32 },
+    Failed { error: String, code: i32 },
 }

@@ -14,16 +14,17 @@
 //! start (`{"pid":N}` or `{"error":..,"code":..}`), 4 is berthd's end of a
 //! socketpair, the first daemon connection, 5 the bundle directory, and 6,
 //! when `shim.json` says `premounted`, the container's overlay made ahead
-//! (a detached mount, see `layers::premount_rootfs`), which the shim passes
+//! (a detached mount, see `overlay::premount_rootfs`), which the shim passes
 //! on to the child. (Not an argument: with `--init`, a copy of this process
 //! is the container's PID 1, and its command line is the shim's.)
 
 use super::cgroups::{Cgroup, CgroupManager, Resources};
 use super::init::{self, CgroupMount, InitConfig, MountOp};
-use super::protocol::{self, State};
+use super::protocol::{self, ExitFile, StartReport, State};
+use super::seccomp::SeccompChoice;
 use super::{caps, seccomp};
-use crate::container::logs::LogSink;
-use crate::executor::OutputSink;
+use crate::OutputSink;
+use crate::log::LogSink;
 use crate::util::fdio::{nonblocking, read_async, write_all_async};
 use berth_api_types::stream::StreamKind;
 use nix::mount::MsFlags;
@@ -37,16 +38,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
-
-/// Which seccomp filter the container gets.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum SeccompChoice {
-    Default,
-    Unconfined,
-    /// A profile in Docker's JSON format.
-    Profile(String),
-}
 
 /// What berthd tells the shim beyond the OCI spec (`config.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,23 +114,6 @@ impl Job {
         f.read_exact(&mut json)?;
         serde_json::from_slice(&json).map_err(std::io::Error::other)
     }
-}
-
-/// `exit.json`: how the container ended.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ExitFile {
-    pub code: i64,
-    pub oom_killed: bool,
-    pub error: Option<String>,
-    pub finished_at: String,
-}
-
-/// The start report on fd 3.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum StartReport {
-    Started { pid: i32 },
-    Failed { error: String, code: i32 },
 }
 
 /// With `BERTH_SHIM_TRACE` set, the shim logs how long each step took to
@@ -587,7 +561,7 @@ impl Shim {
             if let Some(runtime) = &cfg.runtime {
                 // An external runtime mounts nothing itself: the root must
                 // be mounted where it looks, in the host's namespace.
-                crate::image::layers::mount_rootfs(&cfg.lowers, &cfg.upper, &cfg.work, &rootfs)
+                super::overlay::mount_rootfs(&cfg.lowers, &cfg.upper, &cfg.work, &rootfs)
                     .map_err(|e| e.to_string())
                     .map_err(e1("mounting the container's root filesystem"))?;
                 mounted = true;
@@ -782,7 +756,7 @@ impl Shim {
                     let _ = cg.destroy();
                 }
                 if mounted {
-                    let _ = crate::image::layers::unmount(&rootfs);
+                    let _ = super::overlay::unmount(&rootfs);
                 }
                 // Bound before the command could run; nothing to adopt.
                 let _ = std::fs::remove_file(bundle.join(SOCKET_FILE));
@@ -1068,7 +1042,7 @@ impl Shim {
                 eprintln!("berth-shim: removing the cgroup: {e}");
             }
         }
-        if let Err(e) = crate::image::layers::unmount(&self.rootfs) {
+        if let Err(e) = super::overlay::unmount(&self.rootfs) {
             eprintln!("berth-shim: unmounting the root filesystem: {e}");
         }
         let _ = std::fs::remove_file(self.bundle.join(SOCKET_FILE));
@@ -1320,16 +1294,6 @@ fn mount_flags(options: &[String]) -> (MsFlags, String) {
     (flags, data.join(","))
 }
 
-/// The user the container's processes run as when none is named: the
-/// image's or `--user`, which `container/spec.rs` records in an annotation
-/// (resolved in the container's own `/etc/passwd` at start and exec).
-pub(super) fn container_user(spec: &oci_spec::runtime::Spec) -> String {
-    spec.annotations()
-        .as_ref()
-        .and_then(|a| a.get("org.berth.user").cloned())
-        .unwrap_or_default()
-}
-
 /// A bundle file's JSON; the error as text.
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
@@ -1428,7 +1392,7 @@ fn init_config(
             etc_files.push((p, dest.to_string()));
         }
     }
-    let user = container_user(spec);
+    let user = init::container_user(spec);
     let namespaces = linux.and_then(|l| l.namespaces().as_ref());
     let new_cgroup_ns = namespaces.is_some_and(|ns| {
         ns.iter()
@@ -1493,7 +1457,7 @@ fn prepare_external(bundle: &Path, rootfs: &Path) -> Result<(), (String, i32)> {
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| err(format!("opening the root filesystem: {e}")))?;
-    let user = init::resolve_user(&root, &container_user(&spec)).map_err(err)?;
+    let user = init::resolve_user(&root, &init::container_user(&spec)).map_err(err)?;
     let mut process = spec
         .process()
         .clone()

@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod devices;
 pub mod exec;
 pub mod init;
+pub mod overlay;
 pub mod protocol;
 pub mod seccomp;
 pub mod shim;
@@ -18,7 +19,9 @@ use super::{
 use crate::error::{Error, Result, ResultExt};
 use berth_api_types::stream::StreamKind;
 use futures_util::future::BoxFuture;
-use shim::{ExitFile, ShimConfig, StartReport};
+use protocol::{ExitFile, StartReport};
+use seccomp::SeccompChoice;
+use shim::ShimConfig;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -280,14 +283,14 @@ impl NativeExecutor {
     /// The compiled filter for a profile and capability set, cached.
     fn compiled_filter(
         &self,
-        choice: &shim::SeccompChoice,
+        choice: &SeccompChoice,
         spec: &oci_spec::runtime::Spec,
     ) -> Result<Option<Arc<Vec<u8>>>> {
         use std::hash::{Hash, Hasher};
         let profile = match choice {
-            shim::SeccompChoice::Unconfined => return Ok(None),
-            shim::SeccompChoice::Default => None,
-            shim::SeccompChoice::Profile(json) => Some(json.as_str()),
+            SeccompChoice::Unconfined => return Ok(None),
+            SeccompChoice::Default => None,
+            SeccompChoice::Profile(json) => Some(json.as_str()),
         };
         let keep: Vec<caps::Capability> = match spec
             .process()
@@ -418,7 +421,7 @@ impl NativeExecutor {
 /// own as plain stdio, so the runtime must not ask for a console socket).
 fn external_spec(
     spec: &oci_spec::runtime::Spec,
-    choice: &shim::SeccompChoice,
+    choice: &SeccompChoice,
 ) -> Result<oci_spec::runtime::Spec> {
     let mut spec = spec.clone();
     let process = spec.process().as_ref();
@@ -427,9 +430,9 @@ fn external_spec(
         None => Vec::new(), // the runtime grants none either
     };
     let section = match choice {
-        shim::SeccompChoice::Unconfined => None,
-        shim::SeccompChoice::Default => Some(seccomp::to_oci(seccomp::default_profile(), &caps)?),
-        shim::SeccompChoice::Profile(json) => {
+        SeccompChoice::Unconfined => None,
+        SeccompChoice::Default => Some(seccomp::to_oci(seccomp::default_profile(), &caps)?),
+        SeccompChoice::Profile(json) => {
             Some(seccomp::to_oci(&seccomp::parse(json.as_bytes())?, &caps)?)
         }
     };
@@ -492,7 +495,7 @@ impl Executor for NativeExecutor {
                 .iter()
                 .try_for_each(std::fs::create_dir_all)
                 .map_err(Error::from)
-                .and_then(|()| crate::image::layers::premount_rootfs(&lowers, &upper, &work));
+                .and_then(|()| overlay::premount_rootfs(&lowers, &upper, &work));
             match made {
                 // Should the container be gone, the mount goes with `fd`.
                 Ok(fd) => drop(tx.send(Some(fd))),
@@ -520,7 +523,7 @@ impl Executor for NativeExecutor {
                 let _ = tokio::time::timeout(Duration::from_secs(5), gone.wait_for(|g| *g)).await;
             }
             let t0 = std::time::Instant::now();
-            let builtin = launch.native.as_ref().is_some_and(|n| n.runtime.is_none());
+            let builtin = launch.native().is_some_and(|n| n.runtime.is_none());
             let standby = if builtin { self.take_standby() } else { None };
             // The overlay made at create, for the child to move into place
             // (with a standby's job, or as a spawned shim's fd 6).
@@ -651,10 +654,10 @@ impl Executor for NativeExecutor {
     fn exec(
         &self,
         launch: &Launch,
-        spec: exec::ExecSpec,
+        spec: super::ExecSpec,
         stdin: bool,
         console: Option<[u16; 2]>,
-    ) -> Result<exec::ExecProcess> {
+    ) -> Result<super::ExecProcess> {
         let id = crate::util::random_id();
         exec::spawn(
             &self.sealed.exec_path(),
@@ -799,8 +802,6 @@ impl SealedShim {
 /// Opens `real` through a private lower-only overlayfs of its directory
 /// (see [`SealedShim`]); the overlay is mounted nowhere.
 fn sealed_overlay(real: &std::path::Path) -> std::io::Result<OwnedFd> {
-    use std::ffi::CString;
-    use std::os::fd::FromRawFd;
     let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
         return Err(std::io::Error::other("not a file in a directory"));
     };
@@ -821,64 +822,16 @@ fn sealed_overlay(real: &std::path::Path) -> std::io::Result<OwnedFd> {
             .replace('\\', "\\\\")
             .replace(':', "\\:")
     };
-    let lowerdir = CString::new(format!("{}:{}", escape(dir), escape(&empty.0)))
-        .map_err(|_| std::io::Error::other("a NUL in the path"))?;
-    // SAFETY: fsopen with a NUL-terminated name; the result is checked.
-    let fs = unsafe {
-        libc::syscall(
-            libc::SYS_fsopen,
-            c"overlay".as_ptr(),
-            libc::FSOPEN_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fs < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor fsopen just returned, owned from here on.
-    let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
-    let config = |cmd: u32, key: Option<&std::ffi::CStr>, value: Option<&std::ffi::CStr>| {
-        // SAFETY: fsconfig on our context with NUL-terminated strings (or
-        // null pointers) that outlive the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                cmd,
-                key.map_or(std::ptr::null(), |k| k.as_ptr()),
-                value.map_or(std::ptr::null(), |v| v.as_ptr()),
-                0 as libc::c_int,
-            )
-        };
-        if r < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
-    config(
-        libc::FSCONFIG_SET_STRING,
-        Some(c"lowerdir"),
-        Some(lowerdir.as_c_str()),
+    let lowerdir = format!("{}:{}", escape(dir), escape(&empty.0));
+    // Not needed, and it would log when the layers' filesystems differ:
+    // xino=off where the kernel takes it.
+    let mnt = overlay::detached_overlay(
+        &[("lowerdir", Some(&lowerdir))],
+        &[("xino", "off")],
+        libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOSUID,
     )?;
-    // Not needed, and it would log when the layers' filesystems differ.
-    let _ = config(libc::FSCONFIG_SET_STRING, Some(c"xino"), Some(c"off"));
-    config(libc::FSCONFIG_CMD_CREATE, None, None)?;
-    // SAFETY: fsmount of the created context; the result is checked.
-    let mnt = unsafe {
-        libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            libc::FSMOUNT_CLOEXEC,
-            (libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOSUID)
-                as libc::c_uint,
-        )
-    };
-    if mnt < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor fsmount just returned. Closing it (below)
-    // leaves the overlay in no mount namespace at all.
-    let mnt = unsafe { OwnedFd::from_raw_fd(mnt as i32) };
+    // Closing the mount's descriptor (below) leaves the overlay in no
+    // mount namespace at all.
     let file = nix::fcntl::openat(
         &mnt,
         std::path::Path::new(name),
@@ -1149,8 +1102,7 @@ fn attach_shim(
 /// A native container's layers and settings, which every native launch has.
 fn native_of(launch: &Launch) -> Result<&super::NativeLaunch> {
     launch
-        .native
-        .as_ref()
+        .native()
         .ok_or_else(|| Error::internal("a native container without its layers"))
 }
 

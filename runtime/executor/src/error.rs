@@ -111,29 +111,6 @@ pub fn with_fd_hint(message: String) -> String {
     message
 }
 
-impl From<redb::Error> for Error {
-    fn from(e: redb::Error) -> Error {
-        Error::internal(format!("metadata store: {e}"))
-    }
-}
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Error {
-                Error::from(redb::Error::from(e))
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
-
 /// Adds context to I/O and other errors on their way into [`Error`].
 pub trait ResultExt<T> {
     /// Wraps the error as `Internal` with `what` in front.

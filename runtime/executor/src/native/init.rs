@@ -31,6 +31,16 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
+/// The user the container's processes run as when none is named: the
+/// image's or `--user`, which `container/spec.rs` records in an annotation
+/// (resolved in the container's own `/etc/passwd` at start and exec).
+pub fn container_user(spec: &oci_spec::runtime::Spec) -> String {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get("org.berth.user").cloned())
+        .unwrap_or_default()
+}
+
 /// One mount to make inside the container's root.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MountOp {
@@ -76,7 +86,7 @@ pub struct Overlay {
     pub upper: PathBuf,
     pub work: PathBuf,
     /// It comes made, as a detached mount (berthd's, from create; see
-    /// `layers::premount_rootfs`): the last descriptor sent with the
+    /// `overlay::premount_rootfs`): the last descriptor sent with the
     /// config. The child only moves it into place.
     #[serde(default)]
     pub premounted: bool,
@@ -563,12 +573,10 @@ fn setup_rootfs(
     )
     .map_err(fail("making mounts private"))?;
     match (&cfg.overlay, premount) {
-        (Some(_), Some(made)) => crate::image::layers::attach_premount(&made, &cfg.rootfs)
+        (Some(_), Some(made)) => super::overlay::attach_premount(&made, &cfg.rootfs)
             .map_err(fail("mounting the container's root filesystem"))?,
-        (Some(o), None) => {
-            crate::image::layers::mount_rootfs(&o.lowers, &o.upper, &o.work, &cfg.rootfs)
-                .map_err(fail("mounting the container's root filesystem"))?
-        }
+        (Some(o), None) => super::overlay::mount_rootfs(&o.lowers, &o.upper, &o.work, &cfg.rootfs)
+            .map_err(fail("mounting the container's root filesystem"))?,
         (None, _) => {}
     }
     let rootfs = cfg

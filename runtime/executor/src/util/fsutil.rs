@@ -85,9 +85,9 @@ fn inode_flags(f: &File) -> io::Result<libc::c_int> {
 }
 
 /// Whether `dir` has the flag [`spread_subdirectories`] sets; `None` where
-/// the filesystem has no such flags.
-#[cfg(test)]
-pub(crate) fn spreads_subdirectories(dir: &Path) -> Option<bool> {
+/// the filesystem has no such flags. (For tests, here and in the runtime.)
+#[doc(hidden)]
+pub fn spreads_subdirectories(dir: &Path) -> Option<bool> {
     let flags = inode_flags(&File::open(dir).ok()?).ok()?;
     Some(flags & FS_TOPDIR_FL != 0)
 }

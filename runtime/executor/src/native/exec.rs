@@ -11,28 +11,14 @@
 //! container's root (`init::prepare_exec`). This module holds both sides.
 
 use super::init::{self, User};
-use super::shim::SeccompChoice;
+use super::seccomp::SeccompChoice;
 use super::{caps, seccomp};
 use crate::error::{Error, Result, ResultExt};
+use crate::{ExecProcess, ExecSpec};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-
-/// What to run, from `POST /containers/{id}/exec`.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct ExecSpec {
-    pub args: Vec<String>,
-    /// The container's environment with the exec's additions.
-    pub env: Vec<String>,
-    pub cwd: String,
-    /// `user`, `uid`, `user:group`; empty for the container's user.
-    pub user: String,
-    pub tty: bool,
-    pub privileged: bool,
-    /// The container's init, in the host's pid namespace.
-    pub pid: i32,
-}
 
 /// Everything the helper needs, in the file it is given: the exec and what
 /// it inherits from the container (berthd works it out from the
@@ -54,14 +40,14 @@ struct HelperInput {
 }
 
 impl HelperInput {
-    fn new(launch: &super::super::Launch, exec: &ExecSpec) -> Result<HelperInput> {
+    fn new(launch: &crate::Launch, exec: &ExecSpec) -> Result<HelperInput> {
         let process = launch.spec.process().as_ref();
         Ok(HelperInput {
             exec: exec.clone(),
             seccomp: super::native_of(launch)?.seccomp.clone(),
             capabilities: process.and_then(|p| p.capabilities().clone()),
             no_new_privileges: process.and_then(|p| p.no_new_privileges()).unwrap_or(true),
-            user: super::shim::container_user(&launch.spec),
+            user: init::container_user(&launch.spec),
             container: launch.id.clone(),
             nofile: super::container_nofile(),
         })
@@ -429,18 +415,6 @@ fn forward_signals(child: nix::unistd::Pid) {
     }
 }
 
-/// berthd's side: the running helper and the ends of its stdio.
-pub struct ExecProcess {
-    pub child: tokio::process::Child,
-    /// Where to write the process's stdin (a pipe, or the pty master).
-    pub stdin: Option<OwnedFd>,
-    /// Its stdout (or the pty master).
-    pub stdout: OwnedFd,
-    pub stderr: Option<OwnedFd>,
-    /// The pty master, for resizes.
-    pub pty: Option<OwnedFd>,
-}
-
 /// A pty in the container's own devpts, as runc makes exec consoles, so
 /// that the process's terminal is a `/dev/pts/N` it can see (`tty` names
 /// it). The master is opened inside the container's root; the slave comes
@@ -514,7 +488,7 @@ fn pty_pair(master: OwnedFd, ws: Option<&nix::pty::Winsize>) -> Option<(OwnedFd,
 pub fn spawn(
     sealed: &Path,
     shim: &Path,
-    launch: &super::super::Launch,
+    launch: &crate::Launch,
     id: &str,
     spec: &ExecSpec,
     stdin: bool,

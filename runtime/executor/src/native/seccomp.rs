@@ -81,6 +81,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
+/// Which seccomp filter the container gets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompChoice {
+    Default,
+    Unconfined,
+    /// A profile in Docker's JSON format.
+    Profile(String),
+}
+
 /// Docker's default profile, as JSON (see the module docs for its source).
 pub const DEFAULT_PROFILE_JSON: &str = include_str!("seccomp-default.json");
 
@@ -1574,7 +1584,7 @@ static AARCH64: &[(&str, u32)] = &[
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-    use crate::executor::native::caps::docker_default;
+    use crate::native::caps::docker_default;
     use std::process::Command;
 
     const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
