@@ -416,22 +416,6 @@ fn registry_auth(headers: &HeaderMap) -> ApiResult<AuthConfig> {
     }
 }
 
-/// A registry failure as a plain response: 401 when the registry refused
-/// (or wanted) credentials, as Docker answers.
-fn registry_error(e: RegistryError) -> Response {
-    if e.unauthorized {
-        tracing::debug!(error = %e, "registry refused the credentials");
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(berth_api_types::ErrorResponse {
-                message: e.to_string(),
-            }),
-        )
-            .into_response();
-    }
-    ApiError(e.error).into_response()
-}
-
 fn json_line(m: &JsonMessage) -> Bytes {
     let mut v = serde_json::to_vec(m).expect("serializes");
     v.extend_from_slice(b"\r\n");
@@ -466,7 +450,7 @@ where
             let handle = task.0.take().expect("not yet awaited");
             return match handle.await {
                 Ok(Ok(())) => StatusCode::OK.into_response(),
-                Ok(Err(e)) => registry_error(e),
+                Ok(Err(e)) => ApiError(e).into_response(),
                 Err(e) => {
                     ApiError(Error::internal(format!("the task failed: {e}"))).into_response()
                 }
@@ -525,7 +509,7 @@ async fn auth(State(engine): State<AppState>, body: Bytes) -> ApiResult<Response
             axum::Json(berth_api_types::ErrorResponse { message }),
         )
             .into_response(),
-        Err(e) => registry_error(e),
+        Err(e) => ApiError(e).into_response(),
     })
 }
 

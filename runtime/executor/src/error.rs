@@ -19,6 +19,9 @@ pub enum ErrorKind {
     NotModified,
     /// A feature berth does not implement (yet). (HTTP 501)
     NotImplemented,
+    /// A registry refused the credentials, or wanted some. (HTTP 401, as
+    /// Docker answers; clients then ask the user to log in.)
+    Unauthorized,
     /// Something broke inside berthd. (HTTP 500)
     Internal,
 }
@@ -54,6 +57,9 @@ impl Error {
     }
     pub fn not_implemented(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::NotImplemented, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Unauthorized, message)
     }
     pub fn internal(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Internal, message)

@@ -51,7 +51,7 @@ impl Fetch {
         let mut rx = self.done.clone();
         match rx.wait_for(Option::is_some).await {
             Ok(v) => v.clone().expect("checked"),
-            Err(_) => Err(Error::internal("the download was cancelled").into()),
+            Err(_) => Err(Error::internal("the download was cancelled")),
         }
     }
 }
@@ -154,8 +154,7 @@ pub(crate) async fn download(
     {
         return Err(Error::invalid(format!(
             "the registry {host} sends {n} bytes for blob {digest}, whose descriptor says {size}"
-        ))
-        .into());
+        )));
     }
     let (tx, mut rx) = mpsc::channel::<Chunk>(32);
     let want = digest.clone();
@@ -186,16 +185,14 @@ pub(crate) async fn download(
                     return Err(Error::internal(format!(
                         "{}; nothing was stored, and the next pull downloads it again",
                         e.describe(&format!("downloading blob {digest} from {host}"))
-                    ))
-                    .into());
+                    )));
                 }
             };
             received += data.len() as u64;
             if received > size {
                 return Err(Error::invalid(format!(
                     "the registry {host} sends more than the {size} bytes of blob {digest}"
-                ))
-                .into());
+                )));
             }
             if tx.send(Chunk::Data(data)).await.is_err() {
                 // The writer failed; it says why below.
@@ -216,13 +213,12 @@ pub(crate) async fn download(
     streamed?;
     match written {
         Ok(true) => Ok(()),
-        Ok(false) => Err(Error::internal(format!("writing blob {digest} stopped")).into()),
+        Ok(false) => Err(Error::internal(format!("writing blob {digest} stopped"))),
         Err(e) if e.kind() == crate::ErrorKind::InvalidArgument => Err(Error::invalid(format!(
             "blob {digest} from {host} is corrupt, nothing was stored: {}",
             e.message()
-        ))
-        .into()),
-        Err(e) => Err(e.context(format!("storing blob {digest}")).into()),
+        ))),
+        Err(e) => Err(e.context(format!("storing blob {digest}"))),
     }
 }
 
@@ -324,7 +320,7 @@ mod tests {
                 &d,
                 false,
                 || false,
-                |_p| async { Err(Error::invalid("corrupt").into()) },
+                |_p| async { Err(Error::invalid("corrupt")) },
             )
             .unwrap();
         assert!(a.wait().await.unwrap_err().to_string().contains("corrupt"));

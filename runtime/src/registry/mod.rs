@@ -33,11 +33,10 @@ pub use transport::{
     RegistryTimeouts,
 };
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::image::Images;
 use crate::store::BlobStore;
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 /// Blobs of one pull or push moved at once.
 pub const PARALLEL_TRANSFERS: usize = 3;
@@ -45,61 +44,10 @@ pub const PARALLEL_TRANSFERS: usize = 3;
 const MAX_CLIENTS: usize = 64;
 const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 
-/// What a registry operation failed with: a runtime error, marked when the
-/// registry refused the credentials (or wanted some), which the API
-/// answers with 401 as Docker does.
-#[derive(Debug, Clone)]
-pub struct RegistryError {
-    pub error: Error,
-    pub unauthorized: bool,
-}
-
-impl RegistryError {
-    pub fn unauthorized(message: impl Into<String>) -> RegistryError {
-        RegistryError {
-            error: Error::invalid(message),
-            unauthorized: true,
-        }
-    }
-
-    pub fn kind(&self) -> ErrorKind {
-        self.error.kind()
-    }
-
-    pub fn message(&self) -> &str {
-        self.error.message()
-    }
-
-    pub fn context(self, what: impl fmt::Display) -> RegistryError {
-        RegistryError {
-            error: self.error.context(what),
-            unauthorized: self.unauthorized,
-        }
-    }
-}
-
-impl From<Error> for RegistryError {
-    fn from(error: Error) -> RegistryError {
-        RegistryError {
-            error,
-            unauthorized: false,
-        }
-    }
-}
-
-impl From<RegistryError> for Error {
-    fn from(e: RegistryError) -> Error {
-        e.error
-    }
-}
-
-impl fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.error.message())
-    }
-}
-
-impl std::error::Error for RegistryError {}
+/// What a registry operation failed with: a runtime error, of kind
+/// [`ErrorKind::Unauthorized`](crate::error::ErrorKind::Unauthorized) when the registry refused the credentials
+/// (or wanted some), which the API answers with 401 as Docker does.
+pub type RegistryError = Error;
 
 pub type RegistryResult<T> = std::result::Result<T, RegistryError>;
 

@@ -105,8 +105,7 @@ impl Registry {
                      platform: wanted {}, actual: {}",
                     want.name(),
                     have.name()
-                ))
-                .into());
+                )));
             }
         }
         let unpack = match kind::select(&manifest, &config) {
@@ -160,7 +159,7 @@ impl Registry {
                     tracing::info!(error = %e, "a blob of the image went during the pull; fetching it again");
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         };
         let updated = !before.is_some_and(|b| b.id == record.id && b.manifest.digest == mdigest);
@@ -231,8 +230,7 @@ impl Registry {
                 return Err(Error::invalid(format!(
                     "index {} lists manifest {} with size {}, outside 0..={MAX_MANIFEST_SIZE}",
                     cur.digest, chosen.digest, chosen.size
-                ))
-                .into());
+                )));
             }
             let child = session.manifest(&chosen.digest.to_string()).await?;
             if child.bytes.len() as u64 != chosen.size as u64 {
@@ -242,8 +240,7 @@ impl Registry {
                     child.bytes.len(),
                     cur.digest,
                     chosen.size
-                ))
-                .into());
+                )));
             }
             pointed = Some((
                 format!("the descriptor in index {}", cur.digest),
@@ -252,7 +249,9 @@ impl Registry {
             cur = child;
             from_index = true;
         }
-        Err(Error::invalid(format!("indexes nest more than {MAX_INDEX_DEPTH} deep")).into())
+        Err(Error::invalid(format!(
+            "indexes nest more than {MAX_INDEX_DEPTH} deep"
+        )))
     }
 
     /// Downloads the layers not yet stored, [`PARALLEL_TRANSFERS`] at once,
@@ -409,11 +408,13 @@ fn check_descriptors(m: &Manifest, max_layer: Option<u64>) -> RegistryResult<()>
                 "the image config {} has size {}, outside 0..={MAX_CONFIG_SIZE}",
                 m.config.digest, m.config.size
             ),
-        )
-        .into());
+        ));
     }
     if let Some(l) = m.layers.iter().find(|l| l.size < 0) {
-        return Err(Error::invalid(format!("layer {} has a negative size", l.digest)).into());
+        return Err(Error::invalid(format!(
+            "layer {} has a negative size",
+            l.digest
+        )));
     }
     if let Some(max) = max_layer
         && let Some(l) = m.layers.iter().find(|l| l.size as u64 > max)
@@ -422,8 +423,7 @@ fn check_descriptors(m: &Manifest, max_layer: Option<u64>) -> RegistryResult<()>
             "layer {} is {} bytes, more than berthd's limit of {max} bytes for a layer \
              (raise it with berthd --max-layer-size)",
             l.digest, l.size
-        ))
-        .into());
+        )));
     }
     Ok(())
 }

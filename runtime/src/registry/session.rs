@@ -335,7 +335,6 @@ impl Registry {
                         let res = t
                             .send(req, &realm, |e| {
                                 Error::internal(format!("token service {realm}: {}", chain(&e)))
-                                    .into()
                             })
                             .await?;
                         if res.status().is_success() {
@@ -353,7 +352,9 @@ impl Registry {
                         };
                         match t.token(&host, &src, None).await {
                             Ok(_) => Ok(LoginStatus::Succeeded),
-                            Err(e) if e.unauthorized => Ok(LoginStatus::Denied(e.to_string())),
+                            Err(e) if e.kind() == ErrorKind::Unauthorized => {
+                                Ok(LoginStatus::Denied(e.to_string()))
+                            }
                             Err(e) => Err(e),
                         }
                     }
@@ -407,9 +408,8 @@ impl Transport {
                 self.http.get(realm).query(&q)
             }
         };
-        let failed = |m: String| -> RegistryError {
-            Error::internal(format!("token service {realm}: {m}")).into()
-        };
+        let failed =
+            |m: String| -> RegistryError { Error::internal(format!("token service {realm}: {m}")) };
         let mut res = self
             .send(req, &format!("token service {realm}"), |e| {
                 failed(chain(&e))
@@ -489,7 +489,7 @@ pub(crate) fn unreachable(host: &str, scheme: &str, e: &reqwest::Error) -> Regis
             " (if {host} serves plain HTTP, start berthd with --insecure-registry {host})"
         ));
     }
-    Error::internal(msg).into()
+    Error::internal(msg)
 }
 
 /// An oci-client error in berth's words.
@@ -543,9 +543,9 @@ pub(crate) fn map_oci(
             if codes.iter().any(|c| c == "UNAUTHORIZED" || c == "DENIED") {
                 RegistryError::unauthorized(with_note(msg))
             } else if codes.iter().any(|c| c.ends_with("UNKNOWN")) {
-                Error::not_found(msg).into()
+                Error::not_found(msg)
             } else {
-                Error::internal(msg).into()
+                Error::internal(msg)
             }
         }
         OciDistributionError::ServerError { code, url, message } => {
@@ -555,14 +555,13 @@ pub(crate) fn map_oci(
             );
             match code {
                 401 | 403 => RegistryError::unauthorized(with_note(msg)),
-                404 => Error::not_found(msg).into(),
-                _ => Error::internal(msg).into(),
+                404 => Error::not_found(msg),
+                _ => Error::internal(msg),
             }
         }
         OciDistributionError::DigestError(d) => Error::invalid(format!(
             "content from {host} does not match its digest: {d}"
-        ))
-        .into(),
+        )),
         OciDistributionError::RequestError(r) => match r.status() {
             Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
                 RegistryError::unauthorized(with_note(format!(
@@ -574,9 +573,9 @@ pub(crate) fn map_oci(
                 let scheme = r.url().map(|u| u.scheme().to_string());
                 unreachable(host, scheme.as_deref().unwrap_or("https"), &r)
             }
-            _ => Error::internal(format!("registry {host}: {}", chain(&r))).into(),
+            _ => Error::internal(format!("registry {host}: {}", chain(&r))),
         },
-        other => Error::internal(format!("registry {host}: {}", chain(&other))).into(),
+        other => Error::internal(format!("registry {host}: {}", chain(&other))),
     }
 }
 
@@ -656,7 +655,7 @@ impl Session {
             .await
             .map_err(|e| match e {
                 ReadError::TooBig => too_big(&url),
-                e => Error::internal(e.describe(&format!("the manifest {url}"))).into(),
+                e => Error::internal(e.describe(&format!("the manifest {url}"))),
             })?;
         let digest = Digest::of(&bytes);
         if let Ok(want) = tag_or_digest.parse::<Digest>()
@@ -664,8 +663,7 @@ impl Session {
         {
             return Err(Error::invalid(format!(
                 "the manifest {url} does not match its digest: expected {want}, got {digest}"
-            ))
-            .into());
+            )));
         }
         if let Some(h) = header_digest
             && h.starts_with("sha256:")
@@ -674,8 +672,7 @@ impl Session {
             return Err(Error::invalid(format!(
                 "the manifest {url} does not match the digest the registry gives for it: \
                  expected {h}, got {digest}"
-            ))
-            .into());
+            )));
         }
         Ok(Fetched {
             bytes,
@@ -767,8 +764,8 @@ impl Session {
                     self.host
                 )))
             }
-            StatusCode::NOT_FOUND => Error::not_found(format!("{noun} not found: {detail}")).into(),
-            _ => Error::new(ErrorKind::Internal, format!("{url}: {detail}")).into(),
+            StatusCode::NOT_FOUND => Error::not_found(format!("{noun} not found: {detail}")),
+            _ => Error::new(ErrorKind::Internal, format!("{url}: {detail}")),
         }
     }
 }
@@ -777,5 +774,4 @@ fn too_big(url: &str) -> RegistryError {
     Error::invalid(format!(
         "the manifest {url} is larger than the {MAX_MANIFEST_SIZE}-byte limit"
     ))
-    .into()
 }

@@ -97,8 +97,7 @@ impl Transport {
             Err(_) => Err(Error::internal(format!(
                 "{what}: no response within {} (berthd --registry-response-timeout)",
                 secs(self.timeouts.response)
-            ))
-            .into()),
+            ))),
         }
     }
 
