@@ -1501,9 +1501,10 @@ fn run_as_init(path: &CStr, argv: &[CString], envp: &[CString]) -> Result<Never,
                         // SAFETY: PID 1 ends; the kernel ends the rest.
                         unsafe { libc::_exit(code) }
                     }
-                    Ok(nix::sys::wait::WaitStatus::Signaled(pid, s, _)) if pid == child => unsafe {
-                        libc::_exit(128 + s as i32)
-                    },
+                    Ok(nix::sys::wait::WaitStatus::Signaled(pid, s, _)) if pid == child => {
+                        // SAFETY: as above.
+                        unsafe { libc::_exit(128 + s as i32) }
+                    }
                     Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => break,
                     Ok(_) => continue,
                 }

@@ -181,10 +181,15 @@ pub fn main() -> ! {
     // into the container; nothing else berthd had open may reach this
     // process's children (an external runtime) either.
     for fd in [3, 4, 6] {
+        // SAFETY: fcntl on a descriptor number changes only its flags; one
+        // that is not open fails with EBADF.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     super::close_from(7);
+    // SAFETY: berthd opened fds 3 and 4 for this process (see above), and
+    // nothing else here owns them.
     let report = unsafe { std::fs::File::from_raw_fd(3) };
+    // SAFETY: as above.
     let daemon = unsafe { std::os::unix::net::UnixStream::from_raw_fd(4) };
     let code = match Shim::start(&bundle, report, daemon, None, None, None) {
         Ok(shim) => shim.run(),
@@ -1538,6 +1543,7 @@ fn start_external(
         if d < 0 {
             return Err((format!("dup: {}", std::io::Error::last_os_error()), 1));
         }
+        // SAFETY: `d` is the new descriptor just made, owned by no one else.
         Ok(unsafe { std::process::Stdio::from_raw_fd(d) })
     };
     let mut create = runtime_command(runtime, bundle);
