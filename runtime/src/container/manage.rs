@@ -83,6 +83,7 @@ impl Containers {
     /// record change together, under the registry lock: the new name is
     /// durable before either is visible, and a failed write changes
     /// neither.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = name))]
     pub fn rename(&self, name: &str, new_name: &str) -> Result<()> {
         if new_name.trim_start_matches('/').is_empty() {
             return Err(Error::invalid("Neither old nor new names may be empty"));
@@ -126,6 +127,7 @@ impl Containers {
     }
 
     /// `POST /containers/{id}/pause`.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = name))]
     pub async fn pause(&self, name: &str) -> Result<()> {
         let c = self.get(name)?;
         let _op = c.ops.lock().await;
@@ -183,6 +185,7 @@ impl Containers {
     }
 
     /// `POST /containers/{id}/unpause`.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = name))]
     pub async fn unpause(&self, name: &str) -> Result<()> {
         let c = self.get(name)?;
         let _op = c.ops.lock().await;
@@ -264,6 +267,7 @@ impl Containers {
     /// policy. A running native container gets the new limits in its
     /// cgroup at once; a Wasm container's memory cap applies to the running
     /// guest. The record's `HostConfig` keeps them for the next start.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = name))]
     pub async fn update(&self, name: &str, req: UpdateRequest) -> Result<UpdateResponse> {
         let c = self.get(name)?;
         let _op = c.ops.lock().await;

@@ -922,6 +922,7 @@ impl Containers {
     }
 
     /// `POST /containers/create`.
+    #[tracing::instrument(level = "debug", skip_all, fields(name = name.unwrap_or_default(), image = %request.config.image))]
     pub async fn create(
         &self,
         name: Option<&str>,
@@ -1179,6 +1180,7 @@ impl Containers {
     }
 
     /// `POST /containers/{id}/start`.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = name))]
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.get(name)?;
         let _op = c.ops.lock().await;
@@ -1420,6 +1422,7 @@ impl Containers {
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after
     /// the timeout (-1 waits forever).
+    #[tracing::instrument(level = "debug", skip_all, fields(container = name))]
     pub async fn stop(&self, name: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
         let c = self.get(name)?;
         let _op = c.ops.lock().await;
@@ -1490,6 +1493,7 @@ impl Containers {
     /// is recorded, as Docker's: a client that inspects or removes the
     /// container right after finds it stopped. An exit not recorded within
     /// [`KILL_EXIT_WAIT`] is an error, as Docker's.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = name))]
     pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<()> {
         let c = self.get(name)?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
@@ -1552,6 +1556,7 @@ impl Containers {
     }
 
     /// `POST /containers/{id}/restart`.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = name))]
     pub async fn restart(
         self: &Arc<Self>,
         name: &str,
@@ -1576,6 +1581,7 @@ impl Containers {
     }
 
     /// `DELETE /containers/{id}`.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = name))]
     pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
         let c = self.get(name)?;
         let _op = c.ops.lock().await;
