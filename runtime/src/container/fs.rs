@@ -55,22 +55,16 @@ use super::{Container, Containers, Status};
 use crate::error::{Error, Result, ResultExt};
 use crate::executor::ExecutorKind;
 use crate::image::manifest::{Descriptor, Manifest, media};
+use crate::image::unpack::{self, CopyTarget, UnpackLimits, open_in_root};
 use crate::image::{Reference, import};
-use crate::util::dirfd::{
-    cstring, dir_flags, file_type, lstat_at, read_dir_names, remove_tree, set_xattr_fd,
-};
+use crate::util::dirfd::{cstring, dir_flags, file_type, lstat_at, read_dir_names};
 use crate::util::{self, Digest, digest::Hasher};
 use berth_api_types::archive::{Change, PathStat, go_file_mode};
 use berth_api_types::container as wire;
 use bytes::Bytes;
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
-use nix::sys::stat::{
-    FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, fstat, fstatat,
-    futimens, mkdirat, mknodat, utimensat,
-};
-use nix::sys::time::TimeSpec;
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
+use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, mkdirat};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -200,13 +194,14 @@ impl Containers {
         let cname = name.to_string();
         let user = (opts.copy_uid_gid && rec.executor == ExecutorKind::Native)
             .then(|| rec.config.user.clone());
+        let limits = *self.native.layers.limits();
         self.with_root(&c, move |root| {
             let owner = match &user {
                 Some(spec) => Some(container_user(&root.fd, spec)?),
                 None => None,
             };
             let reader = decompress(body)?;
-            Extractor::new(&root.fd, &p, &cname, opts, owner)?.run(reader)
+            extract_tar(&root.fd, &p, &cname, opts, owner, &limits, reader)
         })
         .await
     }
@@ -661,30 +656,6 @@ impl CPath {
     /// The name the path stat gives: the base name, `/` for the root.
     fn stat_name(&self) -> String {
         String::from_utf8_lossy(&self.base).into_owned()
-    }
-}
-
-fn join(comps: &[Vec<u8>]) -> Vec<u8> {
-    if comps.is_empty() {
-        b".".to_vec()
-    } else {
-        comps.join(&b'/')
-    }
-}
-
-/// Opens `comps` below `root` as a chroot at `root` would resolve it.
-fn open_in_root(root: BorrowedFd<'_>, comps: &[Vec<u8>], flags: OFlag) -> nix::Result<OwnedFd> {
-    let path = join(comps);
-    let how = OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let mut tries = 0;
-    loop {
-        match openat2(root, path.as_slice(), how) {
-            // A rename or mount raced the lookup: the kernel asks to retry.
-            Err(Errno::EAGAIN) if tries < 16 => tries += 1,
-            r => return r,
-        }
     }
 }
 
@@ -1313,524 +1284,63 @@ fn container_user(root: &OwnedFd, spec: &str) -> Result<(u32, u32)> {
 
 /// The body as an uncompressed tar: plain, gzip or zstd, told apart by
 /// the first bytes.
-fn decompress(mut body: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>> {
-    let mut head = [0u8; 4];
-    let mut n = 0;
-    while n < head.len() {
-        match body.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::invalid(format!("reading the archive: {e}"))),
-        }
-    }
-    let head = head[..n].to_vec();
-    let whole: Box<dyn Read + Send> = Box::new(io::Cursor::new(head.clone()).chain(body));
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(whole))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(
-            zstd::Decoder::new(whole)
-                .map_err(|e| Error::invalid(format!("opening the zstd archive: {e}")))?,
-        )
-    } else {
-        whole
-    })
+fn decompress<R: Read>(body: R) -> Result<impl Read> {
+    Ok(crate::image::compress::Decoder::sniff(body, "the archive")?.1)
 }
 
-/// Metadata of an archive entry, PAX records applied.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: TimeSpec,
-    xattrs: Vec<(String, Vec<u8>)>,
-}
-
-/// Extracts a tar into a directory of a container's root.
-struct Extractor<'a> {
-    root: &'a OwnedFd,
-    /// The extraction directory, as the client named it (resolved again
-    /// inside the root for each entry's parent).
-    dest: Vec<Vec<u8>>,
-    shown: String,
-    opts: ExtractOptions,
-    owner: Option<(u32, u32)>,
-    /// The last parent directory resolved.
-    cache: Option<(Vec<Vec<u8>>, OwnedFd)>,
-    dir_times: Vec<(Vec<Vec<u8>>, TimeSpec)>,
-    buf: Vec<u8>,
-}
-
-impl<'a> Extractor<'a> {
-    fn new(
-        root: &'a OwnedFd,
-        p: &CPath,
-        cname: &str,
-        opts: ExtractOptions,
-        owner: Option<(u32, u32)>,
-    ) -> Result<Extractor<'a>> {
-        // The destination must exist and be a directory.
-        match open_in_root(root.as_fd(), &p.comps, OFlag::O_PATH) {
-            Ok(fd) => {
-                let st = fstat(&fd).map_err(|e| errno("reading the destination", e))?;
-                if !is_dir(&st) {
-                    return Err(Error::invalid(format!(
-                        "extraction point is not a directory: {} in container {cname}",
-                        p.shown
-                    )));
-                }
-                if let Some(kind) = kernel_fs(fd.as_fd()) {
-                    return Err(Error::invalid(format!(
-                        "cannot copy into {}: it is on the container's {kind}, which is not a \
-                         filesystem of files",
-                        p.shown
-                    )));
-                }
-            }
-            Err(Errno::ENOENT) => {
-                return Err(Error::not_found(format!(
-                    "Could not find the file {} in container {cname}",
-                    p.shown
-                )));
-            }
-            Err(Errno::ENOTDIR) => {
+/// The directory an upload goes to: it must exist and be a directory on
+/// a filesystem of files.
+fn check_extraction_point(root: &OwnedFd, p: &CPath, cname: &str) -> Result<()> {
+    match open_in_root(root.as_fd(), &p.comps, OFlag::O_PATH) {
+        Ok(fd) => {
+            let st = fstat(&fd).map_err(|e| errno("reading the destination", e))?;
+            if !is_dir(&st) {
                 return Err(Error::invalid(format!(
                     "extraction point is not a directory: {} in container {cname}",
                     p.shown
                 )));
             }
-            Err(e) => return Err(errno(&format!("resolving {}", p.shown), e)),
-        }
-        Ok(Extractor {
-            root,
-            dest: p.comps.clone(),
-            shown: p.shown.clone(),
-            opts,
-            owner,
-            cache: None,
-            dir_times: Vec::new(),
-            buf: vec![0u8; 256 << 10],
-        })
-    }
-
-    fn run(mut self, reader: impl Read) -> Result<()> {
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive
-            .entries()
-            .map_err(|e| Error::invalid(format!("not a tar archive: {e}")))?;
-        let mut last = String::new();
-        for entry in entries {
-            let mut entry = entry.map_err(|e| {
-                if last.is_empty() {
-                    Error::invalid(format!("the body is not a tar archive: {e}"))
-                } else {
-                    Error::invalid(format!(
-                        "the archive is truncated or corrupt after {last:?}: {e}"
-                    ))
-                }
-            })?;
-            let raw = entry.path_bytes().into_owned();
-            last = String::from_utf8_lossy(&raw).into_owned();
-            self.entry(&mut entry, &raw)
-                .map_err(|e| e.context(format!("extracting {last:?} into {}", self.shown)))?;
-        }
-        self.finish_dir_times();
-        Ok(())
-    }
-
-    /// The entry's path below the destination: leading `/` dropped (as
-    /// Docker does), `..` that climbs out of the destination refused.
-    fn clean(&self, raw: &[u8]) -> Result<Vec<Vec<u8>>> {
-        if raw.contains(&0) {
-            return Err(Error::invalid("the entry's name holds a NUL byte"));
-        }
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        for c in raw.split(|b| *b == b'/') {
-            match c {
-                b"" | b"." => {}
-                b".." => {
-                    if out.pop().is_none() {
-                        return Err(Error::invalid(format!(
-                            "refusing the archive: the entry {:?} climbs out of {} with `..`",
-                            String::from_utf8_lossy(raw),
-                            self.shown
-                        )));
-                    }
-                }
-                c => out.push(c.to_vec()),
-            }
-        }
-        Ok(out)
-    }
-
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<()> {
-        use tar::EntryType as T;
-        let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink
-        ) {
-            return Ok(());
-        }
-        let comps = self.clean(raw)?;
-        let Some((name, parent)) = comps.split_last() else {
-            // The destination itself (`./`): left as it is, as Docker does.
-            return Ok(());
-        };
-        if name.starts_with(WHITEOUT_PREFIX) {
-            return Err(Error::invalid(
-                "berth refuses names starting with .wh.: image layers use them to mark deleted \
-                 files",
-            ));
-        }
-        let meta = self.meta(entry)?;
-        let dir = self.parent(parent)?;
-        let existing = lstat_at(dir.as_fd(), name).map_err(|e| errno("reading the target", e))?;
-        let path = show(&comps.join(&b'/'));
-        match kind {
-            T::Directory => {
-                match &existing {
-                    Some(st) if is_dir(st) => {}
-                    Some(_) if self.opts.no_overwrite_dir_non_dir => {
-                        return Err(Error::invalid(format!(
-                            "cannot overwrite non-directory {path:?} with directory {path:?}"
-                        )));
-                    }
-                    Some(_) => self.clear(dir.as_fd(), name, false)?,
-                    None => {}
-                }
-                if !existing.as_ref().is_some_and(is_dir) {
-                    mkdirat(
-                        dir.as_fd(),
-                        name.as_slice(),
-                        Mode::from_bits_truncate(0o700),
-                    )
-                    .map_err(|e| errno("creating a directory", e))?;
-                }
-                let fd = openat(dir.as_fd(), name.as_slice(), dir_flags(), Mode::empty())
-                    .map_err(|e| errno("opening a directory", e))?;
-                self.apply_fd(&fd, &meta, false)?;
-                let mut full = parent.to_vec();
-                full.push(name.clone());
-                self.dir_times.push((full, meta.mtime));
-            }
-            T::Regular
-            | T::Continuous
-            | T::GNUSparse
-            | T::Link
-            | T::Symlink
-            | T::Char
-            | T::Block
-            | T::Fifo => {
-                if let Some(st) = &existing {
-                    if is_dir(st) && self.opts.no_overwrite_dir_non_dir {
-                        return Err(Error::invalid(format!(
-                            "cannot overwrite directory {path:?} with non-directory {path:?}"
-                        )));
-                    }
-                    self.clear(dir.as_fd(), name, is_dir(st))?;
-                }
-                match kind {
-                    T::Symlink => {
-                        let target = entry
-                            .link_name_bytes()
-                            .map(|t| t.into_owned())
-                            .unwrap_or_default();
-                        if target.is_empty() || target.contains(&0) {
-                            return Err(Error::invalid(
-                                "a symlink with an empty or invalid target",
-                            ));
-                        }
-                        symlinkat(target.as_slice(), dir.as_fd(), name.as_slice())
-                            .map_err(|e| errno("creating a symlink", e))?;
-                        self.apply_at(dir.as_fd(), name, &meta, true)?;
-                    }
-                    T::Link => {
-                        let raw_target = entry
-                            .link_name_bytes()
-                            .map(|t| t.into_owned())
-                            .unwrap_or_default();
-                        let t = self.clean(&raw_target)?;
-                        let Some((tname, tparent)) = t.split_last() else {
-                            return Err(Error::invalid("a hardlink to the destination directory"));
-                        };
-                        let tdir = self.parent(tparent)?;
-                        linkat(
-                            tdir.as_fd(),
-                            tname.as_slice(),
-                            dir.as_fd(),
-                            name.as_slice(),
-                            AtFlags::empty(),
-                        )
-                        .map_err(|e| errno("creating a hardlink", e))?;
-                    }
-                    T::Char | T::Block | T::Fifo => {
-                        let (sflag, dev) = match kind {
-                            T::Fifo => (SFlag::S_IFIFO, 0),
-                            _ => {
-                                let h = entry.header();
-                                let major = h.device_major().ok().flatten().unwrap_or(0);
-                                let minor = h.device_minor().ok().flatten().unwrap_or(0);
-                                let s = if kind == T::Char {
-                                    SFlag::S_IFCHR
-                                } else {
-                                    SFlag::S_IFBLK
-                                };
-                                (s, libc::makedev(major, minor))
-                            }
-                        };
-                        mknodat(
-                            dir.as_fd(),
-                            name.as_slice(),
-                            sflag,
-                            Mode::from_bits_truncate(0o600),
-                            dev,
-                        )
-                        .map_err(|e| errno("creating a device node", e))?;
-                        self.apply_at(dir.as_fd(), name, &meta, false)?;
-                    }
-                    _ => {
-                        let fd = openat(
-                            dir.as_fd(),
-                            name.as_slice(),
-                            OFlag::O_WRONLY
-                                | OFlag::O_CREAT
-                                | OFlag::O_EXCL
-                                | OFlag::O_NOFOLLOW
-                                | OFlag::O_CLOEXEC,
-                            Mode::from_bits_truncate(0o600),
-                        )
-                        .map_err(|e| errno("creating a file", e))?;
-                        let mut file = std::fs::File::from(fd);
-                        loop {
-                            let n = match entry.read(&mut self.buf) {
-                                Ok(0) => break,
-                                Ok(n) => n,
-                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                                Err(e) => {
-                                    return Err(Error::invalid(format!(
-                                        "the archive is truncated or corrupt: {e}"
-                                    )));
-                                }
-                            };
-                            file.write_all(&self.buf[..n])
-                                .map_err(|e| io_error("writing a file", e))?;
-                        }
-                        self.apply_fd(&OwnedFd::from(file), &meta, true)?;
-                    }
-                }
-            }
-            other => {
+            if let Some(kind) = kernel_fs(fd.as_fd()) {
                 return Err(Error::invalid(format!(
-                    "the tar entry type {other:?} cannot be copied into a container"
+                    "cannot copy into {}: it is on the container's {kind}, which is not a \
+                     filesystem of files",
+                    p.shown
                 )));
             }
+            Ok(())
         }
-        Ok(())
-    }
-
-    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<Meta> {
-        let h = entry.header();
-        let bad = |what: &str, e: io::Error| Error::invalid(format!("unreadable {what}: {e}"));
-        let mode = h.mode().map_err(|e| bad("mode", e))? & 0o7777;
-        let mut uid = h.uid().map_err(|e| bad("uid", e))?;
-        let mut gid = h.gid().map_err(|e| bad("gid", e))?;
-        let mut mtime = TimeSpec::new(h.mtime().map_err(|e| bad("mtime", e))? as i64, 0);
-        let mut xattrs = Vec::new();
-        if let Some(pax) = entry
-            .pax_extensions()
-            .map_err(|e| Error::invalid(format!("unreadable PAX records: {e}")))?
-        {
-            for ext in pax {
-                let ext =
-                    ext.map_err(|e| Error::invalid(format!("a malformed PAX record: {e}")))?;
-                let Ok(key) = ext.key() else { continue };
-                let value = ext.value_bytes();
-                let num = || std::str::from_utf8(value).ok()?.trim().parse::<u64>().ok();
-                match key {
-                    "uid" => uid = num().ok_or_else(|| Error::invalid("a bad PAX uid"))?,
-                    "gid" => gid = num().ok_or_else(|| Error::invalid("a bad PAX gid"))?,
-                    "mtime" => {
-                        if let Some(secs) = std::str::from_utf8(value)
-                            .ok()
-                            .and_then(|s| s.trim().split('.').next()?.parse::<i64>().ok())
-                        {
-                            mtime = TimeSpec::new(secs, 0);
-                        }
-                    }
-                    _ => {
-                        if let Some(name) = key.strip_prefix("SCHILY.xattr.")
-                            && !name.starts_with("trusted.")
-                            && name != "security.selinux"
-                        {
-                            xattrs.push((name.to_string(), value.to_vec()));
-                        }
-                    }
-                }
-            }
-        }
-        let id = |v: u64, what: &str| {
-            u32::try_from(v).map_err(|_| Error::invalid(format!("an out-of-range {what} {v}")))
-        };
-        let (uid, gid) = match self.owner {
-            Some(o) => o,
-            None => (id(uid, "uid")?, id(gid, "gid")?),
-        };
-        Ok(Meta {
-            mode,
-            uid,
-            gid,
-            mtime,
-            xattrs,
-        })
-    }
-
-    fn apply_fd(&self, fd: &OwnedFd, meta: &Meta, times: bool) -> Result<()> {
-        fchown(
-            fd.as_fd(),
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-        )
-        .map_err(|e| errno("chown", e))?;
-        fchmod(fd.as_fd(), Mode::from_bits_truncate(meta.mode)).map_err(|e| errno("chmod", e))?;
-        for (k, v) in &meta.xattrs {
-            if let Err(e) = set_xattr_fd(fd.as_fd(), k, v) {
-                tracing::debug!(xattr = %k, error = %e, "ignoring an xattr the container's filesystem refuses");
-            }
-        }
-        if times {
-            futimens(fd.as_fd(), &meta.mtime, &meta.mtime)
-                .map_err(|e| errno("setting times", e))?;
-        }
-        Ok(())
-    }
-
-    fn apply_at(&self, dir: BorrowedFd<'_>, name: &[u8], meta: &Meta, symlink: bool) -> Result<()> {
-        fchownat(
-            dir,
-            name,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| errno("chown", e))?;
-        if !symlink {
-            fchmodat(
-                dir,
-                name,
-                Mode::from_bits_truncate(meta.mode),
-                FchmodatFlags::NoFollowSymlink,
-            )
-            .map_err(|e| errno("chmod", e))?;
-        }
-        utimensat(
-            dir,
-            name,
-            &meta.mtime,
-            &meta.mtime,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| errno("setting times", e))?;
-        Ok(())
-    }
-
-    /// Removes what is at `name` (a whole tree for a directory).
-    fn clear(&mut self, dir: BorrowedFd<'_>, name: &[u8], is_dir: bool) -> Result<()> {
-        if is_dir {
-            self.cache = None;
-            remove_tree(dir, name).map_err(|e| io_error("removing a replaced directory", e))
-        } else {
-            unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
-                .map_err(|e| errno("removing a replaced file", e))
-        }
-    }
-
-    /// The directory `comps` below the destination, resolved inside the
-    /// root; missing directories are created (0755, root's, as Docker
-    /// does).
-    fn parent(&mut self, comps: &[Vec<u8>]) -> Result<OwnedFd> {
-        if let Some((p, fd)) = &self.cache
-            && p.as_slice() == comps
-        {
-            return fd.try_clone().ctx("dup");
-        }
-        let mut full = self.dest.clone();
-        full.extend(comps.iter().cloned());
-        let base = self.dest.len();
-        let fd = match open_in_root(
-            self.root.as_fd(),
-            &full,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => {
-                // Create what is missing, one level at a time.
-                let mut fd = open_in_root(
-                    self.root.as_fd(),
-                    &full[..base],
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                )
-                .map_err(|e| errno("opening the destination", e))?;
-                for i in base..full.len() {
-                    let next = match open_in_root(
-                        self.root.as_fd(),
-                        &full[..=i],
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                    ) {
-                        Ok(f) => f,
-                        Err(Errno::ENOENT) => {
-                            match mkdirat(
-                                fd.as_fd(),
-                                full[i].as_slice(),
-                                Mode::from_bits_truncate(0o755),
-                            ) {
-                                Ok(()) | Err(Errno::EEXIST) => {}
-                                Err(e) => return Err(errno("creating a parent directory", e)),
-                            }
-                            open_in_root(
-                                self.root.as_fd(),
-                                &full[..=i],
-                                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                            )
-                            .map_err(|e| errno("opening a parent directory", e))?
-                        }
-                        Err(e) => return Err(parent_error(e, &full[base..=i])),
-                    };
-                    fd = next;
-                }
-                fd
-            }
-            Err(e) => return Err(parent_error(e, comps)),
-        };
-        self.cache = Some((comps.to_vec(), fd.try_clone().ctx("dup")?));
-        Ok(fd)
-    }
-
-    /// Directory times last, since creating their contents changed them.
-    fn finish_dir_times(&mut self) {
-        self.cache = None;
-        for (comps, t) in std::mem::take(&mut self.dir_times) {
-            let mut full = self.dest.clone();
-            full.extend(comps);
-            if let Ok(fd) = open_in_root(
-                self.root.as_fd(),
-                &full,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-            ) {
-                let _ = futimens(fd.as_fd(), &t, &t);
-            }
-        }
+        Err(Errno::ENOENT) => Err(Error::not_found(format!(
+            "Could not find the file {} in container {cname}",
+            p.shown
+        ))),
+        Err(Errno::ENOTDIR) => Err(Error::invalid(format!(
+            "extraction point is not a directory: {} in container {cname}",
+            p.shown
+        ))),
+        Err(e) => Err(errno(&format!("resolving {}", p.shown), e)),
     }
 }
 
-fn parent_error(e: Errno, comps: &[Vec<u8>]) -> Error {
-    match e {
-        Errno::ENOTDIR => {
-            Error::invalid(format!("{} is not a directory", show(&comps.join(&b'/'))))
-        }
-        e => errno(&format!("opening {}", show(&comps.join(&b'/'))), e),
-    }
+/// Extracts an uncompressed tar into the directory `p` of a container's
+/// root, with the one extractor of the image pipeline.
+fn extract_tar(
+    root: &OwnedFd,
+    p: &CPath,
+    cname: &str,
+    opts: ExtractOptions,
+    owner: Option<(u32, u32)>,
+    limits: &UnpackLimits,
+    reader: impl Read,
+) -> Result<()> {
+    check_extraction_point(root, p, cname)?;
+    let target = CopyTarget {
+        root: root.as_fd(),
+        dest: &p.comps,
+        shown: &p.shown,
+        owner,
+        no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+    };
+    unpack::extract_into(reader, target, limits).map(|_| ())
 }
 
 // ---------------------------------------------------------------------------
@@ -2319,6 +1829,8 @@ impl<W: Write> Write for HashingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::dirfd::set_xattr_fd;
+    use nix::sys::stat::mknodat;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn root_of(dir: &Path) -> OwnedFd {
@@ -2356,8 +1868,15 @@ mod tests {
     fn extract(root: &Path, dest: &str, tar: Vec<u8>) -> Result<()> {
         let fd = root_of(root);
         let p = CPath::parse(dest).unwrap();
-        let x = Extractor::new(&fd, &p, "ctr", ExtractOptions::default(), None)?;
-        x.run(decompress(Box::new(io::Cursor::new(tar)))?)
+        extract_tar(
+            &fd,
+            &p,
+            "ctr",
+            ExtractOptions::default(),
+            None,
+            &UnpackLimits::default(),
+            decompress(io::Cursor::new(tar))?,
+        )
     }
 
     fn archive(root: &Path, path: &str) -> Result<Vec<(String, Vec<u8>, String)>> {
@@ -2577,9 +2096,15 @@ mod tests {
             copy_uid_gid: false,
         };
         let run = |entries: &[(&str, tar::EntryType, &[u8], &str)]| {
-            Extractor::new(&fd, &p, "c", opts, None)
-                .unwrap()
-                .run(io::Cursor::new(tar_of(entries)))
+            extract_tar(
+                &fd,
+                &p,
+                "c",
+                opts,
+                None,
+                &UnpackLimits::default(),
+                io::Cursor::new(tar_of(entries)),
+            )
         };
         assert!(run(&[("sub", tar::EntryType::Regular, b"x", "")]).is_err());
         assert!(run(&[("file/", tar::EntryType::Directory, b"", "")]).is_err());

@@ -25,6 +25,7 @@
 //! at once); this module must not know about containers (callers say which
 //! layers are in use).
 
+use super::compress::Decoder;
 use super::config::ImageConfigFile;
 use super::manifest::{Compression, Descriptor, Manifest, media};
 use super::unpack::{UnpackLimits, UnpackStats, unpack_layer};
@@ -190,7 +191,7 @@ impl LayerStore {
             let file = blobs.open_read(digest)?;
             let compressed = file.metadata().ok().map(|m| m.len());
             let blob = BufReader::with_capacity(256 << 10, file);
-            let mut reader = HashingReader::new(decompressor(blob, compression)?);
+            let mut reader = HashingReader::new(Decoder::new(blob, compression)?);
             // The diff_id covers the whole uncompressed stream, padding
             // after the end-of-archive blocks included: unpack_layer reads
             // it all.
@@ -474,18 +475,6 @@ impl LayerStore {
             locks.remove(digest);
         }
     }
-}
-
-/// The decompressing reader for a layer.
-pub fn decompressor<'a>(
-    reader: impl Read + 'a,
-    compression: Compression,
-) -> Result<Box<dyn Read + 'a>> {
-    Ok(match compression {
-        Compression::None => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-        Compression::Zstd => Box::new(zstd::Decoder::new(reader).ctx("opening a zstd stream")?),
-    })
 }
 
 /// Hashes what passes through it.

@@ -8,6 +8,7 @@
 //! containers: callers pass in what uses an image when they remove one.
 
 pub mod archive;
+pub mod compress;
 pub mod config;
 pub mod filter;
 pub mod import;
