@@ -381,7 +381,7 @@ async fn finish_stream<T>(
     let result = match result {
         Ok(mut out) => tokio::task::spawn_blocking(move || {
             out.finish()?;
-            out.w
+            out.get_mut()
                 .flush()
                 .map_err(|e| io_error("sending the archive", e))
         })
@@ -559,8 +559,7 @@ mod tests {
         let found = locate(&fd, &p, "ctr")?;
         let mut out = TarOut::new(Vec::new());
         write_found(&mut out, found, &p.base)?;
-        out.finish()?;
-        let mut a = tar::Archive::new(io::Cursor::new(out.w));
+        let mut a = tar::Archive::new(io::Cursor::new(out.into_inner()?));
         let mut v = Vec::new();
         for e in a.entries().unwrap() {
             let mut e = e.unwrap();

@@ -538,8 +538,7 @@ fn commit_native(
         if let Ok(fd) = nix::fcntl::open(upper, dir_flags(), Mode::empty()) {
             emit_layer(&mut out, fd.as_fd(), &tree, b"")?;
         }
-        out.finish()?;
-        let HashingWriter { inner, hasher } = out.w;
+        let HashingWriter { inner, hasher } = out.into_inner()?;
         inner
             .finish()
             .map_err(|e| io_error("compressing the layer", e))?;
@@ -738,8 +737,7 @@ mod tests {
         let mut out = TarOut::new(Vec::new());
         let fd = open_dir(&up).unwrap();
         emit_layer(&mut out, fd.as_fd(), &tree, b"").unwrap();
-        out.finish().unwrap();
-        let mut a = tar::Archive::new(io::Cursor::new(out.w));
+        let mut a = tar::Archive::new(io::Cursor::new(out.into_inner().unwrap()));
         let names: Vec<String> = a
             .entries()
             .unwrap()

@@ -28,37 +28,107 @@ pub(crate) fn io_error(what: &str, e: io::Error) -> Error {
 /// names where they do not fit), hardlinks kept, directories of other
 /// devices not descended into.
 pub struct TarOut<W: Write> {
-    /// Where the archive goes.
-    pub w: W,
+    /// `None` once the archive is finished and handed back.
+    b: Option<tar::Builder<Gate<W>>>,
     /// First archive name of each multiply-linked file.
     links: HashMap<(u64, u64), Vec<u8>>,
     /// Directories not on this device are archived without contents.
     pub dev: Option<u64>,
-    buf: Vec<u8>,
+}
+
+/// Lets writes through until it is closed. The `tar` crate's builder ends
+/// its archive when dropped; a [`TarOut`] dropped unfinished (an error
+/// cut the archive short) closes the gate first, so a broken archive
+/// never ends as if it were whole.
+struct Gate<W> {
+    inner: W,
+    open: bool,
+}
+
+impl<W: Write> Write for Gate<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.open {
+            return Err(io::Error::other("the archive was abandoned"));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.open {
+            return Ok(());
+        }
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Drop for TarOut<W> {
+    fn drop(&mut self) {
+        if let Some(b) = &mut self.b {
+            b.get_mut().open = false;
+        }
+    }
+}
+
+/// Exactly `left` bytes of a file, whatever it does meanwhile: cut if it
+/// grew, zeros if it shrank.
+struct ExactSize<'p, R> {
+    inner: R,
+    left: u64,
+    /// Past the file's end: zeros.
+    ended: bool,
+    path: &'p [u8],
+}
+
+impl<R: Read> Read for ExactSize<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = self.left.min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = if self.ended {
+            buf[..want].fill(0);
+            want
+        } else {
+            match self.inner.read(&mut buf[..want]) {
+                Ok(0) => {
+                    self.ended = true;
+                    buf[..want].fill(0);
+                    want
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("reading {}: {e}", show(self.path)),
+                    ));
+                }
+            }
+        };
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 impl<W: Write> TarOut<W> {
     pub fn new(w: W) -> TarOut<W> {
         TarOut {
-            w,
+            b: Some(tar::Builder::new(Gate {
+                inner: w,
+                open: true,
+            })),
             links: HashMap::new(),
             dev: None,
-            buf: vec![0u8; 128 << 10],
         }
     }
 
-    fn put(&mut self, data: &[u8]) -> Result<()> {
-        self.w
-            .write_all(data)
+    fn builder(&mut self) -> &mut tar::Builder<Gate<W>> {
+        self.b.as_mut().expect("the archive is not finished")
+    }
+
+    /// One header and its data, padded.
+    fn append(&mut self, h: &tar::Header, data: impl Read) -> Result<()> {
+        self.builder()
+            .append(h, data)
             .map_err(|e| io_error("writing the archive", e))
-    }
-
-    fn pad(&mut self, len: u64) -> Result<()> {
-        let rem = (len % 512) as usize;
-        if rem != 0 {
-            self.put(&[0u8; 512][..512 - rem])?;
-        }
-        Ok(())
     }
 
     /// A GNU long-name (`L`) or long-link (`K`) record.
@@ -69,40 +139,14 @@ impl<W: Write> TarOut<W> {
         h.set_mode(0o644);
         h.set_size(value.len() as u64 + 1);
         h.set_cksum();
-        self.put(h.as_bytes())?;
-        self.put(value)?;
-        self.put(&[0])?;
-        self.pad(value.len() as u64 + 1)
+        self.append(&h, value.chain(&[0u8][..]))
     }
 
-    /// A PAX record block carrying xattrs.
-    fn pax(&mut self, xattrs: &[(String, Vec<u8>)]) -> Result<()> {
-        let mut data = Vec::new();
-        for (k, v) in xattrs {
-            let key = format!("SCHILY.xattr.{k}");
-            // "LEN key=value\n", LEN counting itself.
-            let rest = key.len() + v.len() + 3;
-            let mut len = rest + 1;
-            while len.to_string().len() + rest != len {
-                len = len.to_string().len() + rest;
-            }
-            data.extend_from_slice(format!("{len} {key}=").as_bytes());
-            data.extend_from_slice(v);
-            data.push(b'\n');
-        }
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(tar::EntryType::XHeader);
-        set_name(&mut h, b"PaxHeader");
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        h.set_cksum();
-        self.put(h.as_bytes())?;
-        self.put(&data)?;
-        self.pad(data.len() as u64)
-    }
-
+    /// An entry: its xattrs as PAX records, GNU long name and link records
+    /// where they do not fit the header, the header, then `data` (`size`
+    /// bytes).
     #[allow(clippy::too_many_arguments)]
-    fn header(
+    fn entry(
         &mut self,
         name: &[u8],
         link: Option<&[u8]>,
@@ -110,9 +154,20 @@ impl<W: Write> TarOut<W> {
         st: &FileStat,
         size: u64,
         xattrs: &[(String, Vec<u8>)],
+        data: impl Read,
     ) -> Result<()> {
         if !xattrs.is_empty() {
-            self.pax(xattrs)?;
+            let keys: Vec<String> = xattrs
+                .iter()
+                .map(|(k, _)| format!("SCHILY.xattr.{k}"))
+                .collect();
+            self.builder()
+                .append_pax_extensions(
+                    keys.iter()
+                        .map(String::as_str)
+                        .zip(xattrs.iter().map(|(_, v)| v.as_slice())),
+                )
+                .map_err(|e| io_error("writing the archive", e))?;
         }
         if name.len() > 100 {
             self.long(tar::EntryType::GNULongName, name)?;
@@ -140,7 +195,18 @@ impl<W: Write> TarOut<W> {
             let _ = h.set_device_minor(libc::minor(st.st_rdev));
         }
         h.set_cksum();
-        self.put(h.as_bytes())
+        self.append(&h, data)
+    }
+
+    /// An entry without data.
+    fn header(
+        &mut self,
+        name: &[u8],
+        link: Option<&[u8]>,
+        kind: tar::EntryType,
+        st: &FileStat,
+    ) -> Result<()> {
+        self.entry(name, link, kind, st, 0, &[], io::empty())
     }
 
     /// An entry for `name` in `dir` (whose stat is `st`), named `path`;
@@ -172,13 +238,13 @@ impl<W: Write> TarOut<W> {
                 Err(e) => return Err(errno("reading a symlink", e)),
             };
             let target = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec();
-            self.header(path, Some(&target), tar::EntryType::Symlink, st, 0, &[])
+            self.header(path, Some(&target), tar::EntryType::Symlink, st)
         } else if t == SFlag::S_IFCHR {
-            self.header(path, None, tar::EntryType::Char, st, 0, &[])
+            self.header(path, None, tar::EntryType::Char, st)
         } else if t == SFlag::S_IFBLK {
-            self.header(path, None, tar::EntryType::Block, st, 0, &[])
+            self.header(path, None, tar::EntryType::Block, st)
         } else if t == SFlag::S_IFIFO {
-            self.header(path, None, tar::EntryType::Fifo, st, 0, &[])
+            self.header(path, None, tar::EntryType::Fifo, st)
         } else {
             Ok(())
         }
@@ -187,7 +253,7 @@ impl<W: Write> TarOut<W> {
     /// A directory entry (`path` ends in `/`), then, with `recurse`, its
     /// contents.
     pub fn dir(&mut self, fd: &OwnedFd, st: &FileStat, path: &[u8], recurse: bool) -> Result<()> {
-        self.header(path, None, tar::EntryType::Directory, st, 0, &[])?;
+        self.header(path, None, tar::EntryType::Directory, st)?;
         if !recurse || self.dev.is_some_and(|d| d != st.st_dev) {
             return Ok(());
         }
@@ -214,7 +280,7 @@ impl<W: Write> TarOut<W> {
         if st.st_nlink > 1 {
             let key = (st.st_dev, st.st_ino);
             if let Some(first) = self.links.get(&key).cloned() {
-                return self.header(path, Some(&first), tar::EntryType::Link, st, 0, &[]);
+                return self.header(path, Some(&first), tar::EntryType::Link, st);
             }
             self.links.insert(key, path.to_vec());
         }
@@ -241,45 +307,49 @@ impl<W: Write> TarOut<W> {
             .map(|v| vec![(CAPABILITY_XATTR.to_string(), v)])
             .unwrap_or_default();
         let size = st.st_size.max(0) as u64;
-        self.header(path, None, tar::EntryType::Regular, &st, size, &xattrs)?;
-        // Exactly `size` bytes, whatever the file does meanwhile.
-        let mut file = std::fs::File::from(fd);
-        let mut left = size;
-        let mut buf = std::mem::take(&mut self.buf);
-        let copied = (|| {
-            while left > 0 {
-                let want = left.min(buf.len() as u64) as usize;
-                let n = match file.read(&mut buf[..want]) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(io_error(&format!("reading {}", show(path)), e)),
-                };
-                self.put(&buf[..n])?;
-                left -= n as u64;
-            }
-            Ok(())
-        })();
-        self.buf = buf;
-        copied?;
-        while left > 0 {
-            let n = left.min(512) as usize;
-            self.put(&[0u8; 512][..n])?;
-            left -= n as u64;
-        }
-        self.pad(size)
+        let data = ExactSize {
+            inner: std::fs::File::from(fd),
+            left: size,
+            ended: false,
+            path,
+        };
+        self.entry(
+            path,
+            None,
+            tar::EntryType::Regular,
+            &st,
+            size,
+            &xattrs,
+            data,
+        )
     }
 
     /// An empty regular file entry (whiteouts).
     pub fn marker(&mut self, path: &[u8], st: &FileStat) -> Result<()> {
         let mut st = *st;
         st.st_mode = (st.st_mode & 0o7777) | SFlag::S_IFREG.bits();
-        self.header(path, None, tar::EntryType::Regular, &st, 0, &[])
+        self.header(path, None, tar::EntryType::Regular, &st)
     }
 
     /// The end-of-archive blocks.
     pub fn finish(&mut self) -> Result<()> {
-        self.put(&[0u8; 1024])
+        self.builder()
+            .finish()
+            .map_err(|e| io_error("writing the archive", e))
+    }
+
+    /// Where the archive goes.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.builder().get_mut().inner
+    }
+
+    /// Ends the archive and hands back where it went.
+    pub fn into_inner(mut self) -> Result<W> {
+        let b = self.b.take().expect("the archive is not finished");
+        let gate = b
+            .into_inner()
+            .map_err(|e| io_error("writing the archive", e))?;
+        Ok(gate.inner)
     }
 }
 
