@@ -390,3 +390,61 @@ pub fn get_xattr(fd: BorrowedFd<'_>, key: &str) -> Option<Vec<u8>> {
         return None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A writer whose bytes outlive it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn root_stat() -> FileStat {
+        nix::sys::stat::stat("/").unwrap()
+    }
+
+    #[test]
+    fn an_abandoned_archive_gets_no_end() {
+        let w = Shared::default();
+        let mut out = TarOut::new(w.clone());
+        out.header(b"d/", None, tar::EntryType::Directory, &root_stat())
+            .unwrap();
+        drop(out);
+        assert_eq!(
+            w.0.lock().unwrap().len(),
+            512,
+            "the header, and no end blocks"
+        );
+
+        let mut out = TarOut::new(Vec::new());
+        let long = format!("{}/", "x".repeat(150));
+        out.header(
+            long.as_bytes(),
+            None,
+            tar::EntryType::Directory,
+            &root_stat(),
+        )
+        .unwrap();
+        let bytes = out.into_inner().unwrap();
+        assert_eq!(bytes.len() % 512, 0);
+        assert!(bytes.ends_with(&[0u8; 1024]));
+        let mut a = tar::Archive::new(bytes.as_slice());
+        let names: Vec<Vec<u8>> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path_bytes().into_owned())
+            .collect();
+        assert_eq!(names, [long.into_bytes()], "a GNU long name");
+    }
+}

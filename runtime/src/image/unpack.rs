@@ -2151,4 +2151,80 @@ mod tests {
         let m = std::fs::metadata(dir.path().join("a")).unwrap();
         assert_eq!(m.mtime(), 1000);
     }
+
+    /// The same extractor serves `docker cp` uploads: parents resolve
+    /// inside the container's root, a leading `/` is taken from the
+    /// destination, `.wh.` names and hardlinks to files the archive did
+    /// not extract are refused, and the limits hold.
+    #[test]
+    fn uploads_resolve_in_the_root_and_keep_the_limits() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("dest")).unwrap();
+        std::fs::write(root.join("secret"), b"the container's").unwrap();
+        std::os::unix::fs::symlink("/", root.join("dest/toroot")).unwrap();
+        let owner = Some((
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        ));
+        let dest = vec![b"dest".to_vec()];
+        let rootfd = nix::fcntl::open(
+            &root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let upload = |tar: Vec<u8>, limits: &UnpackLimits| {
+            let target = CopyTarget {
+                root: rootfd.as_fd(),
+                dest: &dest,
+                shown: "/dest",
+                owner,
+                no_overwrite_dir_non_dir: false,
+            };
+            extract_into(tar.as_slice(), target, limits)
+        };
+        let mut tar = Tar::new();
+        tar.file("/abs", b"a", 0o644)
+            .file("toroot/through", b"t", 0o644)
+            .file("new/deep/f", b"f", 0o644)
+            .hardlink("new/h", "new/deep/f");
+        upload(tar.bytes(), &UnpackLimits::default()).unwrap();
+        assert_eq!(std::fs::read(root.join("dest/abs")).unwrap(), b"a");
+        assert_eq!(std::fs::read(root.join("through")).unwrap(), b"t");
+        assert_eq!(std::fs::read(root.join("dest/new/h")).unwrap(), b"f");
+
+        let e = upload(
+            Tar::new().file(".wh.x", b"", 0o644).bytes(),
+            &UnpackLimits::default(),
+        )
+        .unwrap_err();
+        assert!(e.message().contains(".wh."), "{e}");
+        let e = upload(
+            Tar::new().hardlink("stolen", "../secret").bytes(),
+            &UnpackLimits::default(),
+        )
+        .unwrap_err();
+        assert!(e.message().contains("climbs out of /dest"), "{e}");
+        let e = upload(
+            Tar::new().hardlink("stolen", "toroot/secret").bytes(),
+            &UnpackLimits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("not a file this archive extracted"),
+            "{e}"
+        );
+        assert!(!root.join("dest/stolen").exists());
+        let few = UnpackLimits {
+            max_entries: 2,
+            ..UnpackLimits::default()
+        };
+        let mut tar = Tar::new();
+        tar.file("1", b"", 0o644)
+            .file("2", b"", 0o644)
+            .file("3", b"", 0o644);
+        let e = upload(tar.bytes(), &few).unwrap_err();
+        assert!(e.message().contains("--max-layer-entries"), "{e}");
+    }
 }
