@@ -9,9 +9,16 @@
 //! The compression is either known (a layer's media type) or told from
 //! the stream's first bytes ([`Decoder::sniff`]).
 
-use super::manifest::Compression;
 use crate::error::{Error, Result};
 use std::io::{self, BufReader, Chain, Cursor, Read};
+
+/// How a tar stream (a layer, an archive) is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
 
 /// The first bytes of a gzip stream.
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];

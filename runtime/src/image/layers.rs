@@ -52,8 +52,9 @@ const SIZE_FILE: &str = "size";
 const TMP_DIR: &str = "tmp";
 const EMPTY_DIR: &str = "empty";
 
-/// overlayfs refuses more lower layers than this (`OVL_MAX_STACK`).
-pub const MAX_LOWERS: usize = 500;
+/// overlayfs refuses more lower layers than this (`OVL_MAX_STACK`); a
+/// manifest may list no more.
+pub const MAX_LOWERS: usize = super::manifest::MAX_LAYERS;
 
 pub struct LayerStore {
     /// `ROOT/layers`.

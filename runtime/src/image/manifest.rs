@@ -73,13 +73,8 @@ pub mod media {
     }
 }
 
-/// Layer compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
+/// Layer compression: the decompressor's (`compress.rs`).
+pub use super::compress::Compression;
 
 /// Size limits for JSON documents, so a hostile archive or registry cannot
 /// make berthd read unbounded data into memory.
@@ -87,7 +82,7 @@ pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
 pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
 /// Layers an image manifest may list: as many as overlayfs can stack
 /// (`OVL_MAX_STACK`), so no image berth could never run is downloaded.
-pub const MAX_LAYERS: usize = super::layers::MAX_LOWERS;
+pub const MAX_LAYERS: usize = 500;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Platform {
