@@ -4,7 +4,7 @@
 //! time by [`Transport`]), and the oci-client a push uses.
 
 use super::auth::{AuthConfig, Challenge, Creds, LoginStatus, parse_challenge, realm_allowed};
-use super::transport::{ReadError, Transport};
+use super::transport::{ReadError, Transport, chain};
 use super::{MAX_CLIENTS, Registry, RegistryError, RegistryResult, USER_AGENT, registry_host};
 use crate::error::{Error, ErrorKind};
 use crate::image::Reference;
@@ -490,21 +490,6 @@ pub(crate) fn unreachable(host: &str, scheme: &str, e: &reqwest::Error) -> Regis
         ));
     }
     Error::internal(msg).into()
-}
-
-/// An error and its causes on one line.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let cs = c.to_string();
-        if !s.contains(&cs) {
-            s.push_str(": ");
-            s.push_str(&cs);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// An oci-client error in berth's words.

@@ -150,7 +150,7 @@ impl ReadError {
                  --registry-stall-timeout and --registry-min-rate set how slow a registry may be)",
                 secs(*window)
             ),
-            ReadError::Io(e) => format!("reading {what}: {}", super::session::chain(e)),
+            ReadError::Io(e) => format!("reading {what}: {}", chain(e)),
         }
     }
 }
@@ -208,6 +208,21 @@ impl Pace {
             }
         }
     }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let cs = c.to_string();
+        if !s.contains(&cs) {
+            s.push_str(": ");
+            s.push_str(&cs);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 #[cfg(test)]
