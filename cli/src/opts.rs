@@ -114,11 +114,8 @@ pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
     if reference.contains('@') {
         return (reference, None);
     }
-    let slash = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[slash..].rfind(':') {
-        Some(i) => (&reference[..slash + i], Some(&reference[slash + i + 1..])),
-        None => (reference, None),
-    }
+    let parts = berth_api_types::reference::split(reference);
+    (parts.name, parts.tag)
 }
 
 /// The reference as Docker shows it in "Unable to find image 'x:latest'

@@ -488,3 +488,38 @@ fn names_and_references_have_dockers_rules_and_a_length_cap() {
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(text.contains("invalid reference format"), "{text}");
 }
+
+/// A Wasm image whose tar layer is gzipped in two members (as `pigz` and
+/// some registries write it), the module split across them: `load` stores
+/// it and `run` reads the module whole.
+#[test]
+fn a_wasm_layer_gzipped_in_several_members_loads_and_runs() {
+    let d = Daemon::start();
+    let module = std::fs::read(sample("hello.wasm")).unwrap();
+    let tar = tar_with_file("hello.wasm", &module);
+    let member = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    // The first member ends in the middle of the module.
+    let (first, second) = tar.split_at(512 + module.len() / 2);
+    let mut layer = member(first);
+    layer.extend(member(second));
+    let archive = oci_layout(
+        "docker.io/library/pigz-wasm:latest",
+        OCI_CONFIG,
+        &json!({
+            "architecture": "wasm", "os": "wasip1",
+            "config": {"Entrypoint": ["/hello.wasm"]},
+            "rootfs": {"type": "layers", "diff_ids": [sha(&tar)]},
+        }),
+        &[Layer::new(OCI_LAYER_GZIP, layer)],
+        json!({}),
+    );
+    let file = d.dir.path().join("pigz-wasm.tar");
+    std::fs::write(&file, archive).unwrap();
+    d.ok(&["load", "-i", file.to_str().unwrap()]);
+    let out = d.ok(&["run", "--rm", "pigz-wasm"]);
+    assert!(out.starts_with("Hello from Wasm!"), "{out}");
+}

@@ -13,6 +13,7 @@ pub mod archive;
 pub mod container;
 pub mod detach;
 pub mod image;
+pub mod reference;
 pub mod stream;
 pub mod system;
 pub mod units;

@@ -4,6 +4,7 @@
 //! holds files, which a Wasm image cannot carry).
 
 use anyhow::{Result, bail};
+use berth_api_types::reference;
 use clap::{ArgAction, Args};
 
 use crate::client::{Client, CommitOptions};
@@ -41,16 +42,6 @@ pub struct CommitCommand {
     pub reference: Option<String>,
 }
 
-/// `REPOSITORY[:TAG]` apart, as the docker CLI sends them: the tag is
-/// after the last `:` that follows the last `/`.
-pub fn split_reference(r: &str) -> (&str, Option<&str>) {
-    let slash = r.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match r[slash..].rfind(':') {
-        Some(i) => (&r[..slash + i], Some(&r[slash + i + 1..])),
-        None => (r, None),
-    }
-}
-
 impl CommitCommand {
     pub async fn execute(self, client: &Client) -> Result<i32> {
         let (repo, tag) = match &self.reference {
@@ -58,8 +49,9 @@ impl CommitCommand {
                 bail!("refusing to create a tag with a digest reference: {r}")
             }
             Some(r) => {
-                let (repo, tag) = split_reference(r);
-                (Some(repo), tag)
+                // `REPOSITORY[:TAG]` apart, as the docker CLI sends them.
+                let parts = reference::split(r);
+                (Some(parts.name), parts.tag)
             }
             None => (None, None),
         };
@@ -75,24 +67,5 @@ impl CommitCommand {
         let id = client.container_commit(&opts).await?;
         println!("{id}");
         Ok(0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_split_at_the_tag() {
-        assert_eq!(split_reference("app"), ("app", None));
-        assert_eq!(split_reference("app:v1"), ("app", Some("v1")));
-        assert_eq!(
-            split_reference("localhost:5000/app"),
-            ("localhost:5000/app", None)
-        );
-        assert_eq!(
-            split_reference("localhost:5000/app:v2"),
-            ("localhost:5000/app", Some("v2"))
-        );
     }
 }

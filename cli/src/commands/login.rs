@@ -21,8 +21,9 @@ use serde_json::{Map, Value, json};
 
 use crate::client::Client;
 
-/// Docker Hub's key in `config.json`, and its server address for `/auth`.
-pub const HUB_SERVER: &str = "https://index.docker.io/v1/";
+/// Docker Hub's key in `config.json` (its server address for `/auth`)
+/// and its registry host: the runtime's, from the wire-types crate.
+pub use berth_api_types::reference::{HUB_HOST, HUB_SERVER};
 
 /// Log in to a registry
 #[derive(Args, Debug)]
@@ -159,29 +160,13 @@ pub struct Credentials {
     pub identity_token: String,
 }
 
-/// The registry host a server address or reference domain names: scheme
-/// and path dropped, Docker Hub's aliases as one.
-pub fn registry_host(server: &str) -> String {
-    let s = server.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
-    match host.as_str() {
-        ""
-        | "docker.io"
-        | "index.docker.io"
-        | "registry-1.docker.io"
-        | "registry.hub.docker.com" => "index.docker.io".into(),
-        _ => host,
-    }
-}
+/// The registry host a server address or reference domain names.
+pub use berth_api_types::reference::registry_host;
 
 /// The `config.json` key for a registry, as `docker login` writes it.
 pub fn server_key(server: &str) -> String {
     let host = registry_host(server);
-    if host == "index.docker.io" {
+    if host == HUB_HOST {
         HUB_SERVER.to_string()
     } else {
         host

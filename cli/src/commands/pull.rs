@@ -8,6 +8,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use berth_api_types::image::JsonMessage;
+use berth_api_types::reference;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -126,27 +127,19 @@ impl CliRef {
         if s.is_empty() || s.contains(char::is_whitespace) {
             bail!("invalid reference format: {s:?}");
         }
-        let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(d.to_string())),
-            None => (s, None),
-        };
-        let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (
-                &rest[..last_slash + i],
-                Some(rest[last_slash + i + 1..].to_string()),
-            ),
-            None => (rest, None),
-        };
+        let parts = reference::split(s);
+        let (name, tag, digest) = (
+            parts.name,
+            parts.tag.map(String::from),
+            parts.digest.map(String::from),
+        );
         if name.is_empty() || tag.as_deref() == Some("") {
             bail!("invalid reference format: {s:?}");
         }
-        let domain = match name.split_once('/') {
-            Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => {
-                first.to_string()
-            }
-            _ => "docker.io".to_string(),
-        };
+        let domain = reference::split_domain(name)
+            .0
+            .unwrap_or(reference::DEFAULT_DOMAIN)
+            .to_string();
         Ok(CliRef {
             name: name.to_string(),
             domain,

@@ -29,51 +29,41 @@
 //! (`/proc`, `/sys`, `/dev`) are archived as empty directories; a path on
 //! procfs, sysfs or cgroupfs cannot be archived at all.
 //!
-//! `diff` and `commit` read a native container's `upper` directly (it
-//! holds only what the container changed) and look paths up in the
-//! image's layers with overlayfs's rules (whiteouts, opaque directories).
-//! The mount points berth's runtime creates (`/proc`, `/sys`, `/dev`,
-//! `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`) are left out of
-//! both, as Docker's init layer leaves them out. A commit turns the upper
-//! directory into one OCI layer (overlayfs whiteouts become `.wh.NAME`,
-//! opaque directories `.wh..wh..opq`), gzipped into the blob store, and
-//! stores an image of the parent's layers plus that one, with the parent's
-//! config updated from the container's and from `--change` instructions.
+//! `diff` and `commit` are image work (`image::changes`): this module
+//! finds the container's directories, holds it still, and hands them over.
+//! The tar writer is `image::tarwrite`, the extractor of uploads the image
+//! pipeline's one (`image::unpack`), behind its one decompressor.
 //!
-//! A Wasm container's changes are its whole directory (all "added"). A Wasm
-//! image carries its module, not a filesystem, so a Wasm commit stores the
-//! same module with the updated config, and is refused while the
-//! container's directory holds files, rather than silently dropping them.
-//!
-//! `pause` of `docker commit` is accepted and ignored: the upper directory
-//! of a running container is read as it is.
+//! Split along those lines: `root.rs` opens a container's root (running,
+//! stopped, Wasm), `paths.rs` resolves and stats the paths a client names
+//! inside it (and makes `Config.Volumes` directories).
 //!
 //! This module reads container records through `Containers`' accessors and
 //! never changes them; it does not start, stop or signal containers.
 
+mod paths;
+mod root;
+
 use super::{Container, Containers, Status};
 use crate::error::{Error, Result, ResultExt};
 use crate::executor::ExecutorKind;
-use crate::image::manifest::{Descriptor, Manifest, media};
-use crate::image::{Reference, import};
-use crate::util::dirfd::{
-    cstring, dir_flags, file_type, lstat_at, read_dir_names, remove_tree, set_xattr_fd,
-};
-use crate::util::{self, Digest, digest::Hasher};
-use berth_api_types::archive::{Change, PathStat, go_file_mode};
+use crate::image::changes::{self, CommitMeta};
+use crate::image::import;
+use crate::image::tarwrite::{TarOut, errno, io_error};
+use crate::image::unpack::{self, CopyTarget, UnpackLimits, open_in_root};
+use crate::util::{self, Digest};
+use berth_api_types::archive::{Change, PathStat};
 use berth_api_types::container as wire;
 use bytes::Bytes;
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
-use nix::sys::stat::{
-    FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, fstat, fstatat,
-    futimens, mkdirat, mknodat, utimensat,
-};
-use nix::sys::time::TimeSpec;
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
-use std::collections::{BTreeMap, HashMap};
+use nix::fcntl::OFlag;
+use nix::sys::stat::fstat;
+use paths::{CPath, Found, check_archivable, is_dir, kernel_fs, locate, path_stat};
+pub(super) use paths::{make_volume_dirs, volume_paths};
+pub use root::sweep_temp_mounts;
+use root::{Root, TempMount, open_dir, running_root};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -106,25 +96,6 @@ pub struct CommitOptions {
     /// Config fields the request body sets over the container's.
     pub config: Option<wire::Config>,
 }
-
-/// The runtime's own mount points, relative to the root: not changes of
-/// the container's, and never committed.
-const RUNTIME_PATHS: &[&[u8]] = &[
-    b"proc",
-    b"sys",
-    b"dev",
-    b"etc/hostname",
-    b"etc/hosts",
-    b"etc/resolv.conf",
-];
-
-const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-const REDIRECT_XATTR: &str = "trusted.overlay.redirect";
-const CAPABILITY_XATTR: &str = "security.capability";
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
-const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
-/// Symlinks followed at most while resolving a link target (Linux's limit).
-const MAX_LINK_HOPS: usize = 40;
 
 // ---------------------------------------------------------------------------
 // the operations
@@ -200,13 +171,14 @@ impl Containers {
         let cname = name.to_string();
         let user = (opts.copy_uid_gid && rec.executor == ExecutorKind::Native)
             .then(|| rec.config.user.clone());
+        let limits = *self.native.layers.limits();
         self.with_root(&c, move |root| {
             let owner = match &user {
                 Some(spec) => Some(container_user(&root.fd, spec)?),
                 None => None,
             };
             let reader = decompress(body)?;
-            Extractor::new(&root.fd, &p, &cname, opts, owner)?.run(reader)
+            extract_tar(&root.fd, &p, &cname, opts, owner, &limits, reader)
         })
         .await
     }
@@ -246,17 +218,9 @@ impl Containers {
     pub async fn changes(self: &Arc<Self>, name: &str) -> Result<Vec<Change>> {
         let c = self.get(name)?;
         let (top, lowers) = self.change_sources(&c)?;
-        tokio::task::spawn_blocking(move || {
-            let Some(tree) = scan_tree(&top, &lowers)? else {
-                return Ok(Vec::new());
-            };
-            let mut out = Vec::new();
-            list_changes(&tree, b"", &mut out);
-            out.sort_by(|a, b| a.path.cmp(&b.path));
-            Ok(out)
-        })
-        .await
-        .ctx("listing changes")?
+        tokio::task::spawn_blocking(move || changes::changes(&top, &lowers))
+            .await
+            .ctx("listing changes")?
     }
 
     /// `POST /commit`: a new image from the container's changes; returns
@@ -265,7 +229,7 @@ impl Containers {
         let c = self.get(name)?;
         // Everything that can be refused without reading files, first.
         let changes = import::parse_changes(&opts.changes)?;
-        let tags = commit_tags(&opts.repo, &opts.tag)?;
+        let tags = changes::commit_tags(&opts.repo, &opts.tag)?;
         let rec = c.record();
         let parent = self
             .images
@@ -280,20 +244,12 @@ impl Containers {
         let parent_config: serde_json::Value =
             serde_json::from_slice(&self.images.blobs().read(&parent.manifest.config.digest)?)
                 .map_err(|e| Error::internal(format!("reading the image config: {e}")))?;
-        let mut config = rec.config.clone();
-        if let Some(body) = &opts.config {
-            overlay_config(&mut config, body);
-        }
-        apply_changes(&mut config, &changes);
-        config.hostname.clear();
-        config.domainname.clear();
-        config.attach_stdin = false;
-        config.attach_stdout = false;
-        config.attach_stderr = false;
-        config.tty = false;
-        config.open_stdin = false;
-        config.stdin_once = false;
-        config.image = rec.image_id.to_string();
+        let config = changes::commit_config(
+            &rec.config,
+            opts.config.as_ref(),
+            &changes,
+            &rec.image_id.to_string(),
+        );
         let mut created_by = vec![rec.path.clone()];
         created_by.extend(rec.args.iter().cloned());
         let meta = CommitMeta {
@@ -314,25 +270,15 @@ impl Containers {
         let (top, lowers) = self.change_sources(&c)?;
         let wasm = rec.executor == ExecutorKind::Wasm;
         let record = tokio::task::spawn_blocking(move || {
-            let tree = scan_tree(&top, &lowers)?;
-            if wasm {
-                if tree.as_ref().is_some_and(|t| !t.is_empty()) {
-                    return Err(Error::invalid(
-                        "cannot commit the files of a Wasm container: a Wasm image carries its \
-                         module, not a filesystem. Copy them out with `berth cp`, remove them from \
-                         the container, and commit again to store the module with the new config",
-                    ));
-                }
-                return commit_wasm(&images, &parent.manifest, parent_config, &meta, &tags);
-            }
-            commit_native(
+            changes::commit(
                 &images,
                 &parent.manifest,
                 parent_config,
                 &meta,
                 &tags,
                 &top,
-                tree.unwrap_or_default(),
+                &lowers,
+                wasm,
             )
         })
         .await
@@ -416,11 +362,6 @@ impl Container {
     }
 }
 
-/// A container's root directory, opened for one operation.
-struct Root {
-    fd: OwnedFd,
-}
-
 fn send_once<T>(slot: &Mutex<Option<oneshot::Sender<T>>>, value: T) {
     if let Some(tx) = slot.lock().unwrap().take() {
         let _ = tx.send(value);
@@ -440,7 +381,7 @@ async fn finish_stream<T>(
     let result = match result {
         Ok(mut out) => tokio::task::spawn_blocking(move || {
             out.finish()?;
-            out.w
+            out.get_mut()
                 .flush()
                 .map_err(|e| io_error("sending the archive", e))
         })
@@ -453,524 +394,6 @@ async fn finish_stream<T>(
         send_once(first, Err(e.clone()));
         let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
     }
-}
-
-fn errno(what: &str, e: Errno) -> Error {
-    Error::internal(format!("{what}: {}", io::Error::from(e)))
-}
-
-fn io_error(what: &str, e: io::Error) -> Error {
-    Error::internal(format!("{what}: {e}"))
-}
-
-fn open_dir(path: &Path) -> Result<OwnedFd> {
-    nix::fcntl::open(
-        path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| errno(&format!("opening {}", path.display()), e))
-}
-
-/// The root of a running native container, as its init sees it; `None`
-/// if it is not running.
-fn running_root(c: &Container) -> Result<Option<OwnedFd>> {
-    let rec = c.record();
-    if !matches!(rec.state.status, Status::Running | Status::Paused) {
-        return Ok(None);
-    }
-    let not_running = || Error::conflict(format!("container {} is not running", c.id));
-    let pid = rec.state.pid;
-    if pid <= 0 {
-        return Err(Error::conflict(format!(
-            "container {} is starting; try again in a moment",
-            c.id
-        )));
-    }
-    // SAFETY: pidfd_open has no memory arguments.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if raw < 0 {
-        return Err(not_running());
-    }
-    // SAFETY: the call returned a new descriptor that we own.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
-    // The pid still belongs to this container now that it is pinned.
-    let again = c.record();
-    if again.state.pid != pid || !matches!(again.state.status, Status::Running | Status::Paused) {
-        return Err(not_running());
-    }
-    let ns = |p: &str| nix::sys::stat::stat(p).map(|s| (s.st_dev, s.st_ino));
-    let theirs = ns(&format!("/proc/{pid}/ns/mnt")).map_err(|_| not_running())?;
-    let ours = ns("/proc/self/ns/mnt").map_err(|e| errno("reading berthd's mount namespace", e))?;
-    if theirs == ours {
-        return Err(Error::internal(format!(
-            "the process {pid} of container {} shares berthd's mount namespace; refusing to \
-             use its root",
-            c.id
-        )));
-    }
-    let fd = open_dir(Path::new(&format!("/proc/{pid}/root"))).map_err(|_| not_running())?;
-    // Still alive after the open: the root is that process's.
-    // SAFETY: pidfd_send_signal with signal 0 and no siginfo.
-    let alive = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    } == 0;
-    if !alive {
-        return Err(not_running());
-    }
-    Ok(Some(fd))
-}
-
-/// A stopped native container's overlay, mounted for one operation.
-struct TempMount {
-    path: PathBuf,
-}
-
-impl TempMount {
-    fn new(
-        root: &Path,
-        id: &str,
-        lowers: &[PathBuf],
-        upper: &Path,
-        work: &Path,
-    ) -> Result<TempMount> {
-        let base = root.join("tmp-mounts");
-        sweep_temp_mounts_once(&base);
-        std::fs::create_dir_all(&base).ctx(format!("creating {}", base.display()))?;
-        for d in [upper, work] {
-            std::fs::create_dir_all(d).ctx(format!("creating {}", d.display()))?;
-        }
-        let path = base.join(format!(
-            "{}-{}",
-            &id[..12.min(id.len())],
-            &util::random_id()[..8]
-        ));
-        std::fs::create_dir(&path).ctx(format!("creating {}", path.display()))?;
-        if let Err(e) = crate::image::layers::mount_rootfs(lowers, upper, work, &path) {
-            let _ = std::fs::remove_dir(&path);
-            return Err(e);
-        }
-        // Containers started meanwhile must not get a copy of it.
-        let _ = nix::mount::mount(
-            None::<&str>,
-            &path,
-            None::<&str>,
-            nix::mount::MsFlags::MS_PRIVATE,
-            None::<&str>,
-        );
-        Ok(TempMount { path })
-    }
-}
-
-impl Drop for TempMount {
-    fn drop(&mut self) {
-        if let Err(e) = crate::image::layers::unmount(&self.path) {
-            tracing::warn!(path = %self.path.display(), error = %e, "unmounting a container's filesystem");
-            return;
-        }
-        let _ = std::fs::remove_dir(&self.path);
-    }
-}
-
-/// Unmounts and removes what earlier daemons left in `ROOT/tmp-mounts`
-/// (a daemon that died during a copy). Safe only before this daemon
-/// mounts anything there; [`TempMount`] calls it once per process.
-pub fn sweep_temp_mounts(root: &Path) {
-    let base = root.join("tmp-mounts");
-    let Ok(entries) = std::fs::read_dir(&base) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let _ = crate::image::layers::unmount(&p);
-        if std::fs::remove_dir(&p).is_err() {
-            tracing::warn!(path = %p.display(), "could not remove a stale temporary mount");
-        }
-    }
-}
-
-fn sweep_temp_mounts_once(base: &Path) {
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    SWEPT.call_once(|| {
-        if let Some(root) = base.parent() {
-            sweep_temp_mounts(root);
-        }
-    });
-}
-
-// ---------------------------------------------------------------------------
-// paths
-
-/// A path in a container as a client names it: absolute, `.` and `..`
-/// applied lexically (never above `/`, as in a chroot).
-#[derive(Debug, Clone, PartialEq)]
-struct CPath {
-    comps: Vec<Vec<u8>>,
-    /// It ends in `/` or `/.`: it names a directory, followed if a symlink.
-    dir: bool,
-    /// The first component of archive entries: the last component, `.`
-    /// for a path ending in `/.`, and `/` for the root, whose entries are
-    /// named `/bin`, `/etc/...` as Docker names them (the docker CLI
-    /// renames them by prefixing).
-    base: Vec<u8>,
-    /// As the client gave it, for messages.
-    shown: String,
-}
-
-impl CPath {
-    fn parse(p: &str) -> Result<CPath> {
-        if p.is_empty() {
-            return Err(Error::invalid("path cannot be empty"));
-        }
-        if p.contains('\0') {
-            return Err(Error::invalid(format!(
-                "invalid path {p:?}: it holds a NUL byte"
-            )));
-        }
-        let mut comps: Vec<Vec<u8>> = Vec::new();
-        for c in p.split('/') {
-            match c {
-                "" | "." => {}
-                ".." => {
-                    comps.pop();
-                }
-                c => comps.push(c.as_bytes().to_vec()),
-            }
-        }
-        let dot = p == "." || p.ends_with("/.");
-        let dir = dot || p.ends_with('/');
-        let base = match comps.last() {
-            _ if dot => b".".to_vec(),
-            Some(last) => last.clone(),
-            None => b"/".to_vec(),
-        };
-        Ok(CPath {
-            comps,
-            dir,
-            base,
-            shown: p.to_string(),
-        })
-    }
-
-    /// The name the path stat gives: the base name, `/` for the root.
-    fn stat_name(&self) -> String {
-        String::from_utf8_lossy(&self.base).into_owned()
-    }
-}
-
-fn join(comps: &[Vec<u8>]) -> Vec<u8> {
-    if comps.is_empty() {
-        b".".to_vec()
-    } else {
-        comps.join(&b'/')
-    }
-}
-
-/// Opens `comps` below `root` as a chroot at `root` would resolve it.
-fn open_in_root(root: BorrowedFd<'_>, comps: &[Vec<u8>], flags: OFlag) -> nix::Result<OwnedFd> {
-    let path = join(comps);
-    let how = OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let mut tries = 0;
-    loop {
-        match openat2(root, path.as_slice(), how) {
-            // A rename or mount raced the lookup: the kernel asks to retry.
-            Err(Errno::EAGAIN) if tries < 16 => tries += 1,
-            r => return r,
-        }
-    }
-}
-
-fn is_dir(st: &FileStat) -> bool {
-    file_type(st) == SFlag::S_IFDIR
-}
-
-/// overlayfs's whiteout: a character device 0/0.
-fn is_whiteout(st: &FileStat) -> bool {
-    file_type(st) == SFlag::S_IFCHR && st.st_rdev == 0
-}
-
-/// What a client's path names.
-enum Found {
-    /// A directory, opened (the root, or a path ending in `/`).
-    Dir(OwnedFd, FileStat),
-    /// Anything else, or a directory named without a trailing `/`: by name
-    /// in its opened parent, not followed if a symlink.
-    Entry {
-        parent: OwnedFd,
-        name: Vec<u8>,
-        stat: FileStat,
-    },
-}
-
-impl Found {
-    fn stat(&self) -> &FileStat {
-        match self {
-            Found::Dir(_, st) => st,
-            Found::Entry { stat, .. } => stat,
-        }
-    }
-}
-
-fn locate(root: &OwnedFd, p: &CPath, cname: &str) -> Result<Found> {
-    let fail = |e: Errno| match e {
-        Errno::ENOENT => Error::not_found(format!(
-            "Could not find the file {} in container {cname}",
-            p.shown
-        )),
-        Errno::ENOTDIR => Error::invalid(format!("{}: not a directory", p.shown)),
-        Errno::ELOOP => Error::invalid(format!("{}: too many levels of symbolic links", p.shown)),
-        Errno::EACCES | Errno::EPERM => Error::invalid(format!("{}: permission denied", p.shown)),
-        e => errno(&format!("resolving {} in the container", p.shown), e),
-    };
-    if p.comps.is_empty() || p.dir {
-        let fd = open_in_root(root.as_fd(), &p.comps, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-            .map_err(fail)?;
-        let st = fstat(&fd).map_err(fail)?;
-        return Ok(Found::Dir(fd, st));
-    }
-    let (name, parent) = p.comps.split_last().expect("not empty");
-    let parent =
-        open_in_root(root.as_fd(), parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(fail)?;
-    let stat = fstatat(&parent, name.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(fail)?;
-    Ok(Found::Entry {
-        parent,
-        name: name.clone(),
-        stat,
-    })
-}
-
-/// The path stat Docker's clients expect.
-fn path_stat(root: &OwnedFd, p: &CPath, st: &FileStat) -> Result<PathStat> {
-    let link_target = if file_type(st) == SFlag::S_IFLNK {
-        resolve_link(root.as_fd(), &p.comps)?
-    } else {
-        String::new()
-    };
-    Ok(PathStat {
-        name: p.stat_name(),
-        size: st.st_size,
-        mode: go_file_mode(st.st_mode),
-        mtime: mtime_rfc3339(st.st_mtime, st.st_mtime_nsec),
-        link_target,
-    })
-}
-
-fn mtime_rfc3339(secs: i64, nanos: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, nanos.clamp(0, 999_999_999) as u32)
-        .map(util::rfc3339)
-        .unwrap_or_else(|| util::ZERO_TIME.to_string())
-}
-
-/// Where a symlink at `comps` finally leads, every link on the way
-/// followed inside the root; an absolute path in the container.
-fn resolve_link(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<String> {
-    let done = resolve_comps(root, comps)?;
-    let mut out = String::from("/");
-    out.push_str(&String::from_utf8_lossy(&done.join(&b'/')));
-    Ok(out)
-}
-
-/// The components of where `comps` leads, every symlink on the way
-/// followed inside the root; what does not exist is kept as named.
-fn resolve_comps(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
-    let mut pending: Vec<Vec<u8>> = comps.iter().rev().cloned().collect();
-    let mut done: Vec<Vec<u8>> = Vec::new();
-    let mut hops = 0;
-    while let Some(c) = pending.pop() {
-        match c.as_slice() {
-            b"" | b"." => continue,
-            b".." => {
-                done.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let dir = match open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY) {
-            Ok(d) => d,
-            Err(_) => {
-                done.push(c);
-                continue;
-            }
-        };
-        match lstat_at(dir.as_fd(), &c) {
-            Ok(Some(st)) if file_type(&st) == SFlag::S_IFLNK => {
-                hops += 1;
-                if hops > MAX_LINK_HOPS {
-                    return Err(Error::invalid("too many levels of symbolic links"));
-                }
-                let target = readlinkat(dir.as_fd(), c.as_slice())
-                    .map_err(|e| errno("reading a symlink", e))?;
-                let target = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec();
-                if target.first() == Some(&b'/') {
-                    done.clear();
-                }
-                for t in target.split(|b| *b == b'/').rev() {
-                    pending.push(t.to_vec());
-                }
-            }
-            _ => done.push(c),
-        }
-    }
-    Ok(done)
-}
-
-/// Refuses paths on kernel filesystems, whose files are endless or
-/// change as they are read (Docker cannot copy them either).
-fn check_archivable(found: &Found, p: &CPath) -> Result<()> {
-    let fd = match found {
-        Found::Dir(fd, _) => fd.try_clone().ctx("dup")?,
-        Found::Entry { parent, name, .. } => openat(
-            parent,
-            name.as_slice(),
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| errno(&format!("opening {}", p.shown), e))?,
-    };
-    let Some(kind) = kernel_fs(fd.as_fd()) else {
-        return Ok(());
-    };
-    Err(Error::invalid(format!(
-        "cannot copy {}: it is on the container's {kind}, which is not a filesystem of files",
-        p.shown
-    )))
-}
-
-/// The kind of kernel filesystem `fd` is on (procfs, sysfs, cgroupfs), if
-/// it is on one.
-fn kernel_fs(fd: BorrowedFd<'_>) -> Option<&'static str> {
-    use nix::sys::statfs::{
-        CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, PROC_SUPER_MAGIC, SYSFS_MAGIC,
-    };
-    let fs = nix::sys::statfs::fstatfs(fd).ok()?.filesystem_type();
-    if fs == PROC_SUPER_MAGIC {
-        Some("procfs")
-    } else if fs == SYSFS_MAGIC {
-        Some("sysfs")
-    } else if fs == CGROUP_SUPER_MAGIC || fs == CGROUP2_SUPER_MAGIC {
-        Some("cgroupfs")
-    } else {
-        None
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Config.Volumes
-
-/// The most `Config.Volumes` paths a container may have: far above what
-/// real images declare, low enough that a create stays cheap.
-pub const MAX_VOLUMES: usize = 256;
-
-/// The `Config.Volumes` paths of a create (request and image merged),
-/// checked: each is a path in the container (relative ones are taken from
-/// `/`, `..` stops at `/`, as Docker cleans them), not `/` itself, without
-/// a NUL byte, and at most `PATH_MAX` long.
-pub(super) fn volume_paths(config: &wire::Config) -> Result<Vec<String>> {
-    let Some(volumes) = &config.volumes else {
-        return Ok(Vec::new());
-    };
-    if volumes.len() > MAX_VOLUMES {
-        return Err(Error::invalid(format!(
-            "too many volumes in Config.Volumes ({}): berth allows at most {MAX_VOLUMES}",
-            volumes.len()
-        )));
-    }
-    let mut out = Vec::with_capacity(volumes.len());
-    for v in volumes.keys() {
-        let bad =
-            |why: &str| Error::invalid(format!("invalid volume {v:?} in Config.Volumes: {why}"));
-        if v.len() > libc::PATH_MAX as usize {
-            return Err(bad("the path is too long"));
-        }
-        let p = CPath::parse(v).map_err(|e| bad(e.message()))?;
-        if p.comps.is_empty() {
-            return Err(bad("a volume cannot be mounted over /"));
-        }
-        out.push(v.clone());
-    }
-    Ok(out)
-}
-
-/// Makes the `Config.Volumes` directories of a native container just
-/// created, in its writable layer: its overlay is mounted for the
-/// operation (see [`TempMount`]) and each path resolved inside it as a
-/// chroot would, so a symlink in the image leads where it leads in the
-/// container and never out of it. Until berth has volumes, the path at
-/// least exists (Docker mounts an anonymous volume there). A file in the
-/// way is refused, as in Docker.
-pub(super) fn make_volume_dirs(
-    containers_dir: &Path,
-    id: &str,
-    lowers: &[PathBuf],
-    container_dir: &Path,
-    paths: &[String],
-) -> Result<()> {
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let root_dir = containers_dir.parent().unwrap_or(containers_dir);
-    let (upper, work) = (container_dir.join("upper"), container_dir.join("work"));
-    let mount = TempMount::new(root_dir, id, lowers, &upper, &work)?;
-    let root = open_dir(&mount.path)?;
-    for v in paths {
-        make_dir_in_root(root.as_fd(), &CPath::parse(v)?)?;
-    }
-    drop(root);
-    drop(mount);
-    Ok(())
-}
-
-/// `mkdir -p` of `p` below `root`, each component resolved inside the
-/// root: a symlink on the way, even one to a path that does not exist
-/// yet, leads where it leads in the container (as Docker follows it in
-/// scope and makes the rest).
-fn make_dir_in_root(root: BorrowedFd<'_>, p: &CPath) -> Result<()> {
-    let comps = resolve_comps(root, &p.comps)?;
-    let fail = |e: Errno| match e {
-        Errno::ENOTDIR | Errno::EEXIST => Error::invalid(format!(
-            "cannot mount volume over existing file, file exists {}",
-            p.shown
-        )),
-        Errno::ENOENT => Error::conflict(format!(
-            "cannot make the volume directory {}: the path changed while it was made",
-            p.shown
-        )),
-        Errno::ELOOP => Error::invalid(format!(
-            "cannot make the volume directory {}: too many levels of symbolic links",
-            p.shown
-        )),
-        e => errno(&format!("making the volume directory {}", p.shown), e),
-    };
-    let dir_path = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    for i in 1..=comps.len() {
-        match open_in_root(root, &comps[..i], dir_path) {
-            Ok(_) => continue,
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(fail(e)),
-        }
-        let parent = open_in_root(root, &comps[..i - 1], OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-            .map_err(fail)?;
-        match mkdirat(
-            parent.as_fd(),
-            comps[i - 1].as_slice(),
-            Mode::from_bits_truncate(0o755),
-        ) {
-            // EEXIST: made meanwhile, or something that does not resolve
-            // to a directory: the check below says which.
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(fail(e)),
-        }
-        open_in_root(root, &comps[..i], dir_path).map_err(fail)?;
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -989,269 +412,6 @@ impl Write for ChannelWriter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// A tar writer over descriptors: entries named exactly as given (GNU long
-/// names where they do not fit), hardlinks kept, directories of other
-/// devices not descended into.
-struct TarOut<W: Write> {
-    w: W,
-    /// First archive name of each multiply-linked file.
-    links: HashMap<(u64, u64), Vec<u8>>,
-    /// Directories not on this device are archived without contents.
-    dev: Option<u64>,
-    buf: Vec<u8>,
-}
-
-impl<W: Write> TarOut<W> {
-    fn new(w: W) -> TarOut<W> {
-        TarOut {
-            w,
-            links: HashMap::new(),
-            dev: None,
-            buf: vec![0u8; 128 << 10],
-        }
-    }
-
-    fn put(&mut self, data: &[u8]) -> Result<()> {
-        self.w
-            .write_all(data)
-            .map_err(|e| io_error("writing the archive", e))
-    }
-
-    fn pad(&mut self, len: u64) -> Result<()> {
-        let rem = (len % 512) as usize;
-        if rem != 0 {
-            self.put(&[0u8; 512][..512 - rem])?;
-        }
-        Ok(())
-    }
-
-    /// A GNU long-name (`L`) or long-link (`K`) record.
-    fn long(&mut self, kind: tar::EntryType, value: &[u8]) -> Result<()> {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        set_name(&mut h, b"././@LongLink");
-        h.set_mode(0o644);
-        h.set_size(value.len() as u64 + 1);
-        h.set_cksum();
-        self.put(h.as_bytes())?;
-        self.put(value)?;
-        self.put(&[0])?;
-        self.pad(value.len() as u64 + 1)
-    }
-
-    /// A PAX record block carrying xattrs.
-    fn pax(&mut self, xattrs: &[(String, Vec<u8>)]) -> Result<()> {
-        let mut data = Vec::new();
-        for (k, v) in xattrs {
-            let key = format!("SCHILY.xattr.{k}");
-            // "LEN key=value\n", LEN counting itself.
-            let rest = key.len() + v.len() + 3;
-            let mut len = rest + 1;
-            while len.to_string().len() + rest != len {
-                len = len.to_string().len() + rest;
-            }
-            data.extend_from_slice(format!("{len} {key}=").as_bytes());
-            data.extend_from_slice(v);
-            data.push(b'\n');
-        }
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(tar::EntryType::XHeader);
-        set_name(&mut h, b"PaxHeader");
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        h.set_cksum();
-        self.put(h.as_bytes())?;
-        self.put(&data)?;
-        self.pad(data.len() as u64)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn header(
-        &mut self,
-        name: &[u8],
-        link: Option<&[u8]>,
-        kind: tar::EntryType,
-        st: &FileStat,
-        size: u64,
-        xattrs: &[(String, Vec<u8>)],
-    ) -> Result<()> {
-        if !xattrs.is_empty() {
-            self.pax(xattrs)?;
-        }
-        if name.len() > 100 {
-            self.long(tar::EntryType::GNULongName, name)?;
-        }
-        if let Some(l) = link
-            && l.len() > 100
-        {
-            self.long(tar::EntryType::GNULongLink, l)?;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        set_name(&mut h, name);
-        if let Some(l) = link {
-            let g = h.as_gnu_mut().expect("a GNU header");
-            let n = l.len().min(g.linkname.len());
-            g.linkname[..n].copy_from_slice(&l[..n]);
-        }
-        h.set_mode(st.st_mode & 0o7777);
-        h.set_uid(u64::from(st.st_uid));
-        h.set_gid(u64::from(st.st_gid));
-        h.set_mtime(st.st_mtime.max(0) as u64);
-        h.set_size(size);
-        if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
-            let _ = h.set_device_major(libc::major(st.st_rdev));
-            let _ = h.set_device_minor(libc::minor(st.st_rdev));
-        }
-        h.set_cksum();
-        self.put(h.as_bytes())
-    }
-
-    /// An entry for `name` in `dir` (whose stat is `st`), named `path`;
-    /// directories with their contents. Sockets are skipped, as Docker
-    /// does; a node that vanished meanwhile is left out.
-    fn node(&mut self, dir: BorrowedFd<'_>, name: &[u8], st: &FileStat, path: &[u8]) -> Result<()> {
-        let t = file_type(st);
-        if t == SFlag::S_IFDIR {
-            let fd = match openat(dir, name, dir_flags(), Mode::empty()) {
-                Ok(fd) => fd,
-                Err(Errno::ENOENT) => return Ok(()),
-                Err(e) => return Err(errno(&format!("opening {}", show(path)), e)),
-            };
-            let mut p = path.to_vec();
-            p.push(b'/');
-            self.dir(&fd, st, &p, true)
-        } else if t == SFlag::S_IFREG {
-            self.file(dir, name, st, path)
-        } else if t == SFlag::S_IFLNK {
-            let target = match readlinkat(dir, name) {
-                Ok(t) => t,
-                Err(Errno::ENOENT) => return Ok(()),
-                Err(e) => return Err(errno("reading a symlink", e)),
-            };
-            let target = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec();
-            self.header(path, Some(&target), tar::EntryType::Symlink, st, 0, &[])
-        } else if t == SFlag::S_IFCHR {
-            self.header(path, None, tar::EntryType::Char, st, 0, &[])
-        } else if t == SFlag::S_IFBLK {
-            self.header(path, None, tar::EntryType::Block, st, 0, &[])
-        } else if t == SFlag::S_IFIFO {
-            self.header(path, None, tar::EntryType::Fifo, st, 0, &[])
-        } else {
-            Ok(())
-        }
-    }
-
-    /// A directory entry (`path` ends in `/`), then, with `recurse`, its
-    /// contents.
-    fn dir(&mut self, fd: &OwnedFd, st: &FileStat, path: &[u8], recurse: bool) -> Result<()> {
-        self.header(path, None, tar::EntryType::Directory, st, 0, &[])?;
-        if !recurse || self.dev.is_some_and(|d| d != st.st_dev) {
-            return Ok(());
-        }
-        self.children(fd.as_fd(), path)
-    }
-
-    /// The contents of a directory, each under `prefix` (empty or ending
-    /// in `/`).
-    fn children(&mut self, fd: BorrowedFd<'_>, prefix: &[u8]) -> Result<()> {
-        for name in read_dir_names(fd).map_err(|e| io_error("listing a directory", e))? {
-            let st = match lstat_at(fd, &name) {
-                Ok(Some(st)) => st,
-                Ok(None) => continue,
-                Err(e) => return Err(errno("reading a directory entry", e)),
-            };
-            let mut p = prefix.to_vec();
-            p.extend_from_slice(&name);
-            self.node(fd, &name, &st, &p)?;
-        }
-        Ok(())
-    }
-
-    fn file(&mut self, dir: BorrowedFd<'_>, name: &[u8], st: &FileStat, path: &[u8]) -> Result<()> {
-        if st.st_nlink > 1 {
-            let key = (st.st_dev, st.st_ino);
-            if let Some(first) = self.links.get(&key).cloned() {
-                return self.header(path, Some(&first), tar::EntryType::Link, st, 0, &[]);
-            }
-            self.links.insert(key, path.to_vec());
-        }
-        let fd = match openat(
-            dir,
-            name,
-            OFlag::O_RDONLY
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_NOCTTY
-                | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(()),
-            Err(e) => return Err(errno(&format!("opening {}", show(path)), e)),
-        };
-        let st = fstat(&fd).map_err(|e| errno("reading a file", e))?;
-        if file_type(&st) != SFlag::S_IFREG {
-            // Replaced by something else meanwhile.
-            return Ok(());
-        }
-        let xattrs: Vec<(String, Vec<u8>)> = get_xattr(fd.as_fd(), CAPABILITY_XATTR)
-            .map(|v| vec![(CAPABILITY_XATTR.to_string(), v)])
-            .unwrap_or_default();
-        let size = st.st_size.max(0) as u64;
-        self.header(path, None, tar::EntryType::Regular, &st, size, &xattrs)?;
-        // Exactly `size` bytes, whatever the file does meanwhile.
-        let mut file = std::fs::File::from(fd);
-        let mut left = size;
-        let mut buf = std::mem::take(&mut self.buf);
-        let copied = (|| {
-            while left > 0 {
-                let want = left.min(buf.len() as u64) as usize;
-                let n = match file.read(&mut buf[..want]) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(io_error(&format!("reading {}", show(path)), e)),
-                };
-                self.put(&buf[..n])?;
-                left -= n as u64;
-            }
-            Ok(())
-        })();
-        self.buf = buf;
-        copied?;
-        while left > 0 {
-            let n = left.min(512) as usize;
-            self.put(&[0u8; 512][..n])?;
-            left -= n as u64;
-        }
-        self.pad(size)
-    }
-
-    /// An empty regular file entry (whiteouts).
-    fn marker(&mut self, path: &[u8], st: &FileStat) -> Result<()> {
-        let mut st = *st;
-        st.st_mode = (st.st_mode & 0o7777) | SFlag::S_IFREG.bits();
-        self.header(path, None, tar::EntryType::Regular, &st, 0, &[])
-    }
-
-    /// The end-of-archive blocks.
-    fn finish(&mut self) -> Result<()> {
-        self.put(&[0u8; 1024])
-    }
-}
-
-fn set_name(h: &mut tar::Header, name: &[u8]) {
-    let slot = &mut h.as_old_mut().name;
-    slot.fill(0);
-    let n = name.len().min(slot.len());
-    slot[..n].copy_from_slice(&name[..n]);
-}
-
-fn show(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).into_owned()
 }
 
 /// The archive of what a client's path names, entries under `base`.
@@ -1274,33 +434,6 @@ fn write_found<W: Write>(out: &mut TarOut<W>, found: Found, base: &[u8]) -> Resu
     }
 }
 
-/// One xattr of an open file; `None` if it has none (or cannot say).
-fn get_xattr(fd: BorrowedFd<'_>, key: &str) -> Option<Vec<u8>> {
-    let k = cstring(key.as_bytes()).ok()?;
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: valid descriptor, NUL-terminated name, buffer and its
-        // length from one Vec.
-        let n = unsafe {
-            libc::fgetxattr(
-                fd.as_raw_fd(),
-                k.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Some(buf);
-        }
-        if io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE) && buf.len() < 1 << 16 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        return None;
-    }
-}
-
 // ---------------------------------------------------------------------------
 // extracting tar
 
@@ -1313,1020 +446,73 @@ fn container_user(root: &OwnedFd, spec: &str) -> Result<(u32, u32)> {
 
 /// The body as an uncompressed tar: plain, gzip or zstd, told apart by
 /// the first bytes.
-fn decompress(mut body: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>> {
-    let mut head = [0u8; 4];
-    let mut n = 0;
-    while n < head.len() {
-        match body.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::invalid(format!("reading the archive: {e}"))),
-        }
-    }
-    let head = head[..n].to_vec();
-    let whole: Box<dyn Read + Send> = Box::new(io::Cursor::new(head.clone()).chain(body));
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(whole))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(
-            zstd::Decoder::new(whole)
-                .map_err(|e| Error::invalid(format!("opening the zstd archive: {e}")))?,
-        )
-    } else {
-        whole
-    })
+fn decompress<R: Read>(body: R) -> Result<impl Read> {
+    Ok(crate::image::compress::Decoder::sniff(body, "the archive")?.1)
 }
 
-/// Metadata of an archive entry, PAX records applied.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: TimeSpec,
-    xattrs: Vec<(String, Vec<u8>)>,
-}
-
-/// Extracts a tar into a directory of a container's root.
-struct Extractor<'a> {
-    root: &'a OwnedFd,
-    /// The extraction directory, as the client named it (resolved again
-    /// inside the root for each entry's parent).
-    dest: Vec<Vec<u8>>,
-    shown: String,
-    opts: ExtractOptions,
-    owner: Option<(u32, u32)>,
-    /// The last parent directory resolved.
-    cache: Option<(Vec<Vec<u8>>, OwnedFd)>,
-    dir_times: Vec<(Vec<Vec<u8>>, TimeSpec)>,
-    buf: Vec<u8>,
-}
-
-impl<'a> Extractor<'a> {
-    fn new(
-        root: &'a OwnedFd,
-        p: &CPath,
-        cname: &str,
-        opts: ExtractOptions,
-        owner: Option<(u32, u32)>,
-    ) -> Result<Extractor<'a>> {
-        // The destination must exist and be a directory.
-        match open_in_root(root.as_fd(), &p.comps, OFlag::O_PATH) {
-            Ok(fd) => {
-                let st = fstat(&fd).map_err(|e| errno("reading the destination", e))?;
-                if !is_dir(&st) {
-                    return Err(Error::invalid(format!(
-                        "extraction point is not a directory: {} in container {cname}",
-                        p.shown
-                    )));
-                }
-                if let Some(kind) = kernel_fs(fd.as_fd()) {
-                    return Err(Error::invalid(format!(
-                        "cannot copy into {}: it is on the container's {kind}, which is not a \
-                         filesystem of files",
-                        p.shown
-                    )));
-                }
-            }
-            Err(Errno::ENOENT) => {
-                return Err(Error::not_found(format!(
-                    "Could not find the file {} in container {cname}",
-                    p.shown
-                )));
-            }
-            Err(Errno::ENOTDIR) => {
+/// The directory an upload goes to: it must exist and be a directory on
+/// a filesystem of files.
+fn check_extraction_point(root: &OwnedFd, p: &CPath, cname: &str) -> Result<()> {
+    match open_in_root(root.as_fd(), &p.comps, OFlag::O_PATH) {
+        Ok(fd) => {
+            let st = fstat(&fd).map_err(|e| errno("reading the destination", e))?;
+            if !is_dir(&st) {
                 return Err(Error::invalid(format!(
                     "extraction point is not a directory: {} in container {cname}",
                     p.shown
                 )));
             }
-            Err(e) => return Err(errno(&format!("resolving {}", p.shown), e)),
-        }
-        Ok(Extractor {
-            root,
-            dest: p.comps.clone(),
-            shown: p.shown.clone(),
-            opts,
-            owner,
-            cache: None,
-            dir_times: Vec::new(),
-            buf: vec![0u8; 256 << 10],
-        })
-    }
-
-    fn run(mut self, reader: impl Read) -> Result<()> {
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive
-            .entries()
-            .map_err(|e| Error::invalid(format!("not a tar archive: {e}")))?;
-        let mut last = String::new();
-        for entry in entries {
-            let mut entry = entry.map_err(|e| {
-                if last.is_empty() {
-                    Error::invalid(format!("the body is not a tar archive: {e}"))
-                } else {
-                    Error::invalid(format!(
-                        "the archive is truncated or corrupt after {last:?}: {e}"
-                    ))
-                }
-            })?;
-            let raw = entry.path_bytes().into_owned();
-            last = String::from_utf8_lossy(&raw).into_owned();
-            self.entry(&mut entry, &raw)
-                .map_err(|e| e.context(format!("extracting {last:?} into {}", self.shown)))?;
-        }
-        self.finish_dir_times();
-        Ok(())
-    }
-
-    /// The entry's path below the destination: leading `/` dropped (as
-    /// Docker does), `..` that climbs out of the destination refused.
-    fn clean(&self, raw: &[u8]) -> Result<Vec<Vec<u8>>> {
-        if raw.contains(&0) {
-            return Err(Error::invalid("the entry's name holds a NUL byte"));
-        }
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        for c in raw.split(|b| *b == b'/') {
-            match c {
-                b"" | b"." => {}
-                b".." => {
-                    if out.pop().is_none() {
-                        return Err(Error::invalid(format!(
-                            "refusing the archive: the entry {:?} climbs out of {} with `..`",
-                            String::from_utf8_lossy(raw),
-                            self.shown
-                        )));
-                    }
-                }
-                c => out.push(c.to_vec()),
-            }
-        }
-        Ok(out)
-    }
-
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<()> {
-        use tar::EntryType as T;
-        let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink
-        ) {
-            return Ok(());
-        }
-        let comps = self.clean(raw)?;
-        let Some((name, parent)) = comps.split_last() else {
-            // The destination itself (`./`): left as it is, as Docker does.
-            return Ok(());
-        };
-        if name.starts_with(WHITEOUT_PREFIX) {
-            return Err(Error::invalid(
-                "berth refuses names starting with .wh.: image layers use them to mark deleted \
-                 files",
-            ));
-        }
-        let meta = self.meta(entry)?;
-        let dir = self.parent(parent)?;
-        let existing = lstat_at(dir.as_fd(), name).map_err(|e| errno("reading the target", e))?;
-        let path = show(&comps.join(&b'/'));
-        match kind {
-            T::Directory => {
-                match &existing {
-                    Some(st) if is_dir(st) => {}
-                    Some(_) if self.opts.no_overwrite_dir_non_dir => {
-                        return Err(Error::invalid(format!(
-                            "cannot overwrite non-directory {path:?} with directory {path:?}"
-                        )));
-                    }
-                    Some(_) => self.clear(dir.as_fd(), name, false)?,
-                    None => {}
-                }
-                if !existing.as_ref().is_some_and(is_dir) {
-                    mkdirat(
-                        dir.as_fd(),
-                        name.as_slice(),
-                        Mode::from_bits_truncate(0o700),
-                    )
-                    .map_err(|e| errno("creating a directory", e))?;
-                }
-                let fd = openat(dir.as_fd(), name.as_slice(), dir_flags(), Mode::empty())
-                    .map_err(|e| errno("opening a directory", e))?;
-                self.apply_fd(&fd, &meta, false)?;
-                let mut full = parent.to_vec();
-                full.push(name.clone());
-                self.dir_times.push((full, meta.mtime));
-            }
-            T::Regular
-            | T::Continuous
-            | T::GNUSparse
-            | T::Link
-            | T::Symlink
-            | T::Char
-            | T::Block
-            | T::Fifo => {
-                if let Some(st) = &existing {
-                    if is_dir(st) && self.opts.no_overwrite_dir_non_dir {
-                        return Err(Error::invalid(format!(
-                            "cannot overwrite directory {path:?} with non-directory {path:?}"
-                        )));
-                    }
-                    self.clear(dir.as_fd(), name, is_dir(st))?;
-                }
-                match kind {
-                    T::Symlink => {
-                        let target = entry
-                            .link_name_bytes()
-                            .map(|t| t.into_owned())
-                            .unwrap_or_default();
-                        if target.is_empty() || target.contains(&0) {
-                            return Err(Error::invalid(
-                                "a symlink with an empty or invalid target",
-                            ));
-                        }
-                        symlinkat(target.as_slice(), dir.as_fd(), name.as_slice())
-                            .map_err(|e| errno("creating a symlink", e))?;
-                        self.apply_at(dir.as_fd(), name, &meta, true)?;
-                    }
-                    T::Link => {
-                        let raw_target = entry
-                            .link_name_bytes()
-                            .map(|t| t.into_owned())
-                            .unwrap_or_default();
-                        let t = self.clean(&raw_target)?;
-                        let Some((tname, tparent)) = t.split_last() else {
-                            return Err(Error::invalid("a hardlink to the destination directory"));
-                        };
-                        let tdir = self.parent(tparent)?;
-                        linkat(
-                            tdir.as_fd(),
-                            tname.as_slice(),
-                            dir.as_fd(),
-                            name.as_slice(),
-                            AtFlags::empty(),
-                        )
-                        .map_err(|e| errno("creating a hardlink", e))?;
-                    }
-                    T::Char | T::Block | T::Fifo => {
-                        let (sflag, dev) = match kind {
-                            T::Fifo => (SFlag::S_IFIFO, 0),
-                            _ => {
-                                let h = entry.header();
-                                let major = h.device_major().ok().flatten().unwrap_or(0);
-                                let minor = h.device_minor().ok().flatten().unwrap_or(0);
-                                let s = if kind == T::Char {
-                                    SFlag::S_IFCHR
-                                } else {
-                                    SFlag::S_IFBLK
-                                };
-                                (s, libc::makedev(major, minor))
-                            }
-                        };
-                        mknodat(
-                            dir.as_fd(),
-                            name.as_slice(),
-                            sflag,
-                            Mode::from_bits_truncate(0o600),
-                            dev,
-                        )
-                        .map_err(|e| errno("creating a device node", e))?;
-                        self.apply_at(dir.as_fd(), name, &meta, false)?;
-                    }
-                    _ => {
-                        let fd = openat(
-                            dir.as_fd(),
-                            name.as_slice(),
-                            OFlag::O_WRONLY
-                                | OFlag::O_CREAT
-                                | OFlag::O_EXCL
-                                | OFlag::O_NOFOLLOW
-                                | OFlag::O_CLOEXEC,
-                            Mode::from_bits_truncate(0o600),
-                        )
-                        .map_err(|e| errno("creating a file", e))?;
-                        let mut file = std::fs::File::from(fd);
-                        loop {
-                            let n = match entry.read(&mut self.buf) {
-                                Ok(0) => break,
-                                Ok(n) => n,
-                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                                Err(e) => {
-                                    return Err(Error::invalid(format!(
-                                        "the archive is truncated or corrupt: {e}"
-                                    )));
-                                }
-                            };
-                            file.write_all(&self.buf[..n])
-                                .map_err(|e| io_error("writing a file", e))?;
-                        }
-                        self.apply_fd(&OwnedFd::from(file), &meta, true)?;
-                    }
-                }
-            }
-            other => {
+            if let Some(kind) = kernel_fs(fd.as_fd()) {
                 return Err(Error::invalid(format!(
-                    "the tar entry type {other:?} cannot be copied into a container"
+                    "cannot copy into {}: it is on the container's {kind}, which is not a \
+                     filesystem of files",
+                    p.shown
                 )));
             }
+            Ok(())
         }
-        Ok(())
-    }
-
-    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<Meta> {
-        let h = entry.header();
-        let bad = |what: &str, e: io::Error| Error::invalid(format!("unreadable {what}: {e}"));
-        let mode = h.mode().map_err(|e| bad("mode", e))? & 0o7777;
-        let mut uid = h.uid().map_err(|e| bad("uid", e))?;
-        let mut gid = h.gid().map_err(|e| bad("gid", e))?;
-        let mut mtime = TimeSpec::new(h.mtime().map_err(|e| bad("mtime", e))? as i64, 0);
-        let mut xattrs = Vec::new();
-        if let Some(pax) = entry
-            .pax_extensions()
-            .map_err(|e| Error::invalid(format!("unreadable PAX records: {e}")))?
-        {
-            for ext in pax {
-                let ext =
-                    ext.map_err(|e| Error::invalid(format!("a malformed PAX record: {e}")))?;
-                let Ok(key) = ext.key() else { continue };
-                let value = ext.value_bytes();
-                let num = || std::str::from_utf8(value).ok()?.trim().parse::<u64>().ok();
-                match key {
-                    "uid" => uid = num().ok_or_else(|| Error::invalid("a bad PAX uid"))?,
-                    "gid" => gid = num().ok_or_else(|| Error::invalid("a bad PAX gid"))?,
-                    "mtime" => {
-                        if let Some(secs) = std::str::from_utf8(value)
-                            .ok()
-                            .and_then(|s| s.trim().split('.').next()?.parse::<i64>().ok())
-                        {
-                            mtime = TimeSpec::new(secs, 0);
-                        }
-                    }
-                    _ => {
-                        if let Some(name) = key.strip_prefix("SCHILY.xattr.")
-                            && !name.starts_with("trusted.")
-                            && name != "security.selinux"
-                        {
-                            xattrs.push((name.to_string(), value.to_vec()));
-                        }
-                    }
-                }
-            }
-        }
-        let id = |v: u64, what: &str| {
-            u32::try_from(v).map_err(|_| Error::invalid(format!("an out-of-range {what} {v}")))
-        };
-        let (uid, gid) = match self.owner {
-            Some(o) => o,
-            None => (id(uid, "uid")?, id(gid, "gid")?),
-        };
-        Ok(Meta {
-            mode,
-            uid,
-            gid,
-            mtime,
-            xattrs,
-        })
-    }
-
-    fn apply_fd(&self, fd: &OwnedFd, meta: &Meta, times: bool) -> Result<()> {
-        fchown(
-            fd.as_fd(),
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-        )
-        .map_err(|e| errno("chown", e))?;
-        fchmod(fd.as_fd(), Mode::from_bits_truncate(meta.mode)).map_err(|e| errno("chmod", e))?;
-        for (k, v) in &meta.xattrs {
-            if let Err(e) = set_xattr_fd(fd.as_fd(), k, v) {
-                tracing::debug!(xattr = %k, error = %e, "ignoring an xattr the container's filesystem refuses");
-            }
-        }
-        if times {
-            futimens(fd.as_fd(), &meta.mtime, &meta.mtime)
-                .map_err(|e| errno("setting times", e))?;
-        }
-        Ok(())
-    }
-
-    fn apply_at(&self, dir: BorrowedFd<'_>, name: &[u8], meta: &Meta, symlink: bool) -> Result<()> {
-        fchownat(
-            dir,
-            name,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| errno("chown", e))?;
-        if !symlink {
-            fchmodat(
-                dir,
-                name,
-                Mode::from_bits_truncate(meta.mode),
-                FchmodatFlags::NoFollowSymlink,
-            )
-            .map_err(|e| errno("chmod", e))?;
-        }
-        utimensat(
-            dir,
-            name,
-            &meta.mtime,
-            &meta.mtime,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| errno("setting times", e))?;
-        Ok(())
-    }
-
-    /// Removes what is at `name` (a whole tree for a directory).
-    fn clear(&mut self, dir: BorrowedFd<'_>, name: &[u8], is_dir: bool) -> Result<()> {
-        if is_dir {
-            self.cache = None;
-            remove_tree(dir, name).map_err(|e| io_error("removing a replaced directory", e))
-        } else {
-            unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
-                .map_err(|e| errno("removing a replaced file", e))
-        }
-    }
-
-    /// The directory `comps` below the destination, resolved inside the
-    /// root; missing directories are created (0755, root's, as Docker
-    /// does).
-    fn parent(&mut self, comps: &[Vec<u8>]) -> Result<OwnedFd> {
-        if let Some((p, fd)) = &self.cache
-            && p.as_slice() == comps
-        {
-            return fd.try_clone().ctx("dup");
-        }
-        let mut full = self.dest.clone();
-        full.extend(comps.iter().cloned());
-        let base = self.dest.len();
-        let fd = match open_in_root(
-            self.root.as_fd(),
-            &full,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => {
-                // Create what is missing, one level at a time.
-                let mut fd = open_in_root(
-                    self.root.as_fd(),
-                    &full[..base],
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                )
-                .map_err(|e| errno("opening the destination", e))?;
-                for i in base..full.len() {
-                    let next = match open_in_root(
-                        self.root.as_fd(),
-                        &full[..=i],
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                    ) {
-                        Ok(f) => f,
-                        Err(Errno::ENOENT) => {
-                            match mkdirat(
-                                fd.as_fd(),
-                                full[i].as_slice(),
-                                Mode::from_bits_truncate(0o755),
-                            ) {
-                                Ok(()) | Err(Errno::EEXIST) => {}
-                                Err(e) => return Err(errno("creating a parent directory", e)),
-                            }
-                            open_in_root(
-                                self.root.as_fd(),
-                                &full[..=i],
-                                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                            )
-                            .map_err(|e| errno("opening a parent directory", e))?
-                        }
-                        Err(e) => return Err(parent_error(e, &full[base..=i])),
-                    };
-                    fd = next;
-                }
-                fd
-            }
-            Err(e) => return Err(parent_error(e, comps)),
-        };
-        self.cache = Some((comps.to_vec(), fd.try_clone().ctx("dup")?));
-        Ok(fd)
-    }
-
-    /// Directory times last, since creating their contents changed them.
-    fn finish_dir_times(&mut self) {
-        self.cache = None;
-        for (comps, t) in std::mem::take(&mut self.dir_times) {
-            let mut full = self.dest.clone();
-            full.extend(comps);
-            if let Ok(fd) = open_in_root(
-                self.root.as_fd(),
-                &full,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-            ) {
-                let _ = futimens(fd.as_fd(), &t, &t);
-            }
-        }
+        Err(Errno::ENOENT) => Err(Error::not_found(format!(
+            "Could not find the file {} in container {cname}",
+            p.shown
+        ))),
+        Err(Errno::ENOTDIR) => Err(Error::invalid(format!(
+            "extraction point is not a directory: {} in container {cname}",
+            p.shown
+        ))),
+        Err(e) => Err(errno(&format!("resolving {}", p.shown), e)),
     }
 }
 
-fn parent_error(e: Errno, comps: &[Vec<u8>]) -> Error {
-    match e {
-        Errno::ENOTDIR => {
-            Error::invalid(format!("{} is not a directory", show(&comps.join(&b'/'))))
-        }
-        e => errno(&format!("opening {}", show(&comps.join(&b'/'))), e),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// changes
-
-/// One entry of a container's own files (its upper directory), with what
-/// it means against the image's layers.
-#[derive(Debug)]
-struct Node {
-    name: Vec<u8>,
-    stat: FileStat,
-    kind: NodeKind,
-    /// What `docker diff` reports for it.
-    change: Option<u8>,
-    /// Whether a commit's layer holds it.
-    include: bool,
-}
-
-#[derive(Debug)]
-enum NodeKind {
-    /// An overlayfs whiteout: deleted from the image.
-    Whiteout,
-    Dir {
-        opaque: bool,
-        children: Vec<Node>,
-    },
-    Other,
-}
-
-/// Scans `top` (a container's upper directory, or a Wasm container's
-/// whole directory) against `lowers` (top first); `None` if `top` does
-/// not exist (a container never started).
-fn scan_tree(top: &Path, lowers: &[PathBuf]) -> Result<Option<Vec<Node>>> {
-    let fd = match nix::fcntl::open(top, dir_flags(), Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(errno(&format!("opening {}", top.display()), e)),
-    };
-    let mut cands = Vec::new();
-    for l in lowers {
-        cands.push(
-            nix::fcntl::open(l.as_path(), dir_flags(), Mode::empty())
-                .map_err(|e| errno(&format!("opening layer {}", l.display()), e))?,
-        );
-    }
-    // Only a native container's upper holds the runtime's mount points.
-    let runtime_paths = !lowers.is_empty();
-    scan(fd.as_fd(), &cands, b"", runtime_paths).map(Some)
-}
-
-fn scan(
-    dir: BorrowedFd<'_>,
-    lowers: &[OwnedFd],
-    prefix: &[u8],
-    runtime_paths: bool,
-) -> Result<Vec<Node>> {
-    let mut out = Vec::new();
-    for name in read_dir_names(dir).map_err(|e| io_error("listing the container's changes", e))? {
-        let mut path = prefix.to_vec();
-        path.extend_from_slice(&name);
-        if runtime_paths && RUNTIME_PATHS.contains(&path.as_slice()) {
-            continue;
-        }
-        let Some(st) = lstat_at(dir, &name).map_err(|e| errno("reading a changed file", e))? else {
-            continue;
-        };
-        let (lower, lower_dirs) = lower_lookup(lowers, &name)?;
-        if is_whiteout(&st) {
-            if lower.is_some() {
-                out.push(Node {
-                    name,
-                    stat: st,
-                    kind: NodeKind::Whiteout,
-                    change: Some(Change::DELETED),
-                    include: true,
-                });
-            }
-            continue;
-        }
-        if is_dir(&st) {
-            let fd = openat(dir, name.as_slice(), dir_flags(), Mode::empty())
-                .map_err(|e| errno("opening a changed directory", e))?;
-            if get_xattr(fd.as_fd(), REDIRECT_XATTR).is_some() {
-                return Err(Error::internal(format!(
-                    "/{} was renamed with overlayfs's redirect_dir, which berth cannot read back; \
-                     mount overlayfs with redirect_dir=off",
-                    show(&path)
-                )));
-            }
-            let opaque = get_xattr(fd.as_fd(), OPAQUE_XATTR).is_some_and(|v| v == b"y");
-            let lower_dir = lower.as_ref().is_some_and(is_dir);
-            let below: &[OwnedFd] = if opaque || !lower_dir {
-                &[]
-            } else {
-                &lower_dirs
-            };
-            let mut child_prefix = path.clone();
-            child_prefix.push(b'/');
-            let children = scan(fd.as_fd(), below, &child_prefix, runtime_paths)?;
-            let change = match &lower {
-                None => Some(Change::ADDED),
-                Some(_) if opaque || !lower_dir => Some(Change::MODIFIED),
-                Some(l) => {
-                    // As Docker: a directory changed if its mode or owner
-                    // did, or something was added to or deleted from it.
-                    // Its mtime is not compared: the runtime's own mount
-                    // points (left out above) change it.
-                    let meta_changed =
-                        (l.st_mode, l.st_uid, l.st_gid) != (st.st_mode, st.st_uid, st.st_gid);
-                    let child_added_or_deleted = children
-                        .iter()
-                        .any(|c| matches!(c.change, Some(Change::ADDED | Change::DELETED)));
-                    (meta_changed || child_added_or_deleted).then_some(Change::MODIFIED)
-                }
-            };
-            let include = change.is_some() || children.iter().any(|c| c.include);
-            out.push(Node {
-                name,
-                stat: st,
-                kind: NodeKind::Dir { opaque, children },
-                change,
-                include,
-            });
-            continue;
-        }
-        out.push(Node {
-            name,
-            stat: st,
-            kind: NodeKind::Other,
-            change: Some(if lower.is_some() {
-                Change::MODIFIED
-            } else {
-                Change::ADDED
-            }),
-            include: true,
-        });
-    }
-    Ok(out)
-}
-
-/// Looks `name` up in the lower directories `lowers` (top first) as
-/// overlayfs would: the first hit decides; a whiteout hides it; a
-/// non-directory hides everything below; directories merge down to the
-/// first opaque one. Returns the visible entry's stat and the directories
-/// to look in below it.
-fn lower_lookup(lowers: &[OwnedFd], name: &[u8]) -> Result<(Option<FileStat>, Vec<OwnedFd>)> {
-    let mut first: Option<FileStat> = None;
-    let mut dirs = Vec::new();
-    for l in lowers {
-        let st = match lstat_at(l.as_fd(), name) {
-            Ok(Some(st)) => st,
-            Ok(None) | Err(Errno::ENOTDIR) => continue,
-            Err(e) => return Err(errno("reading an image layer", e)),
-        };
-        if is_whiteout(&st) {
-            break;
-        }
-        match &first {
-            None => first = Some(st),
-            Some(_) if !is_dir(&st) => break,
-            Some(_) => {}
-        }
-        if !is_dir(&st) {
-            break;
-        }
-        let fd = openat(l.as_fd(), name, dir_flags(), Mode::empty())
-            .map_err(|e| errno("opening an image layer's directory", e))?;
-        let opaque = get_xattr(fd.as_fd(), OPAQUE_XATTR).is_some_and(|v| v == b"y");
-        dirs.push(fd);
-        if opaque {
-            break;
-        }
-    }
-    Ok((first, dirs))
-}
-
-fn list_changes(nodes: &[Node], prefix: &[u8], out: &mut Vec<Change>) {
-    for n in nodes {
-        let mut path = prefix.to_vec();
-        path.push(b'/');
-        path.extend_from_slice(&n.name);
-        if let Some(kind) = n.change {
-            out.push(Change {
-                path: show(&path),
-                kind,
-            });
-        }
-        if let NodeKind::Dir { children, .. } = &n.kind {
-            list_changes(children, &path, out);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// commit
-
-/// What a commit records besides the files.
-struct CommitMeta {
-    created: String,
-    created_by: String,
-    comment: String,
-    author: String,
-    config: wire::Config,
-}
-
-fn commit_tags(repo: &str, tag: &str) -> Result<Vec<Reference>> {
-    if repo.is_empty() {
-        if !tag.is_empty() {
-            return Err(Error::invalid(
-                "a tag needs a repository: give repo=NAME&tag=TAG",
-            ));
-        }
-        return Ok(Vec::new());
-    }
-    let r = Reference::parse(repo)?;
-    if r.digest().is_some() {
-        return Err(Error::invalid(format!(
-            "refusing to create a tag with a digest reference: {repo}"
-        )));
-    }
-    Ok(vec![if tag.is_empty() { r } else { r.with_tag(tag)? }])
-}
-
-/// Sets the fields the commit request's body gives over the container's.
-fn overlay_config(config: &mut wire::Config, body: &wire::Config) {
-    if body.cmd.is_some() {
-        config.cmd = body.cmd.clone();
-    }
-    if body.entrypoint.is_some() {
-        config.entrypoint = body.entrypoint.clone();
-    }
-    for e in &body.env {
-        let (k, v) = e.split_once('=').unwrap_or((e, ""));
-        set_env(&mut config.env, k, v);
-    }
-    if !body.working_dir.is_empty() {
-        config.working_dir = body.working_dir.clone();
-    }
-    if !body.user.is_empty() {
-        config.user = body.user.clone();
-    }
-    config
-        .labels
-        .extend(body.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if let Some(p) = &body.exposed_ports {
-        config
-            .exposed_ports
-            .get_or_insert_with(Default::default)
-            .extend(p.clone());
-    }
-    if let Some(v) = &body.volumes {
-        config
-            .volumes
-            .get_or_insert_with(Default::default)
-            .extend(v.clone());
-    }
-    if !body.stop_signal.is_empty() {
-        config.stop_signal = body.stop_signal.clone();
-    }
-}
-
-/// Applies `--change` instructions, as a Dockerfile would on top.
-fn apply_changes(config: &mut wire::Config, ch: &import::ConfigChanges) {
-    if ch.entrypoint.is_some() {
-        config.entrypoint = ch.entrypoint.clone();
-        // A new entrypoint drops the old command unless CMD came too.
-        config.cmd = ch.cmd.clone();
-    } else if ch.cmd.is_some() {
-        config.cmd = ch.cmd.clone();
-    }
-    for e in &ch.env {
-        let (k, v) = e.split_once('=').unwrap_or((e, ""));
-        set_env(&mut config.env, k, v);
-    }
-    if let Some(w) = &ch.working_dir {
-        config.working_dir = w.clone();
-    }
-    if let Some(u) = &ch.user {
-        config.user = u.clone();
-    }
-    config
-        .labels
-        .extend(ch.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if !ch.exposed_ports.is_empty() {
-        let ports = config.exposed_ports.get_or_insert_with(Default::default);
-        for p in &ch.exposed_ports {
-            ports.insert(p.clone(), serde_json::json!({}));
-        }
-    }
-    if !ch.volumes.is_empty() {
-        let vols = config.volumes.get_or_insert_with(Default::default);
-        for v in &ch.volumes {
-            vols.insert(v.clone(), serde_json::json!({}));
-        }
-    }
-    if let Some(s) = &ch.stop_signal {
-        config.stop_signal = s.clone();
-    }
-}
-
-fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
-    let entry = format!("{key}={value}");
-    match env
-        .iter_mut()
-        .find(|e| e.split_once('=').map(|x| x.0).unwrap_or(e) == key)
-    {
-        Some(e) => *e = entry,
-        None => env.push(entry),
-    }
-}
-
-/// The parent's config blob with the commit's changes: `created`,
-/// `author`, the container config, and one more history entry (and, with
-/// a layer, one more diff_id).
-fn new_config(
-    mut config: serde_json::Value,
-    meta: &CommitMeta,
-    diff_id: Option<&Digest>,
-) -> Result<Vec<u8>> {
-    use serde_json::{Value, json};
-    if !config.is_object() {
-        config = json!({});
-    }
-    config["created"] = json!(meta.created);
-    if !meta.author.is_empty() {
-        config["author"] = json!(meta.author);
-    }
-    config["config"] = serde_json::to_value(&meta.config).ctx("encoding the container config")?;
-    let mut entry = json!({"created": meta.created, "created_by": meta.created_by});
-    // The image's comment is this commit's, as Docker's (none: none).
-    match config.as_object_mut() {
-        Some(o) if meta.comment.is_empty() => {
-            o.remove("comment");
-        }
-        _ => config["comment"] = json!(meta.comment),
-    }
-    if !meta.comment.is_empty() {
-        entry["comment"] = json!(meta.comment);
-    }
-    if !meta.author.is_empty() {
-        entry["author"] = json!(meta.author);
-    }
-    if let Some(d) = diff_id {
-        if !config["rootfs"].is_object() {
-            config["rootfs"] = json!({"type": "layers", "diff_ids": []});
-        }
-        match config["rootfs"]["diff_ids"].as_array_mut() {
-            Some(ids) => ids.push(json!(d.to_string())),
-            None => config["rootfs"]["diff_ids"] = json!([d.to_string()]),
-        }
-    } else {
-        entry["empty_layer"] = json!(true);
-    }
-    match config["history"].as_array_mut() {
-        Some(h) => h.push(entry),
-        None => config["history"] = Value::Array(vec![entry]),
-    }
-    serde_json::to_vec(&config).ctx("encoding the image config")
-}
-
-fn commit_tags_and_store(
-    images: &crate::image::Images,
-    manifest: &Manifest,
-    tags: &[Reference],
-) -> Result<crate::image::ImageRecord> {
-    let bytes = serde_json::to_vec(manifest).ctx("encoding the manifest")?;
-    let digest = images.blobs().put(&bytes, None)?;
-    images.commit(&digest, tags, None)
-}
-
-fn commit_wasm(
-    images: &crate::image::Images,
-    parent: &Manifest,
-    parent_config: serde_json::Value,
-    meta: &CommitMeta,
-    tags: &[Reference],
-) -> Result<crate::image::ImageRecord> {
-    let config = new_config(parent_config, meta, None)?;
-    let digest = images.blobs().put(&config, None)?;
-    let mut manifest = parent.clone();
-    manifest.config = Descriptor::new(&parent.config.media_type, digest, config.len() as u64);
-    commit_tags_and_store(images, &manifest, tags)
-}
-
-fn commit_native(
-    images: &crate::image::Images,
-    parent: &Manifest,
-    parent_config: serde_json::Value,
-    meta: &CommitMeta,
-    tags: &[Reference],
-    upper: &Path,
-    tree: Vec<Node>,
-) -> Result<crate::image::ImageRecord> {
-    let blobs = images.blobs();
-    let mut writer = blobs.writer()?;
-    let diff_id = {
-        let gz = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::fast());
-        let mut out = TarOut::new(HashingWriter {
-            inner: gz,
-            hasher: Hasher::new(),
-        });
-        if let Ok(fd) = nix::fcntl::open(upper, dir_flags(), Mode::empty()) {
-            emit_layer(&mut out, fd.as_fd(), &tree, b"")?;
-        }
-        out.finish()?;
-        let HashingWriter { inner, hasher } = out.w;
-        inner
-            .finish()
-            .map_err(|e| io_error("compressing the layer", e))?;
-        hasher.finish().0
-    };
-    let size = writer.written();
-    let layer_digest = writer.commit(None, None)?;
-    let layer = Descriptor::new(media::OCI_LAYER_GZIP, layer_digest, size);
-    let config = new_config(parent_config, meta, Some(&diff_id))?;
-    let config_digest = blobs.put(&config, None)?;
-    let mut layers = parent.layers.clone();
-    layers.push(layer);
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media::OCI_MANIFEST.into()),
-        artifact_type: None,
-        config: Descriptor::new(media::OCI_CONFIG, config_digest, config.len() as u64),
-        layers,
-        annotations: BTreeMap::new(),
-        subject: None,
-    };
-    commit_tags_and_store(images, &manifest, tags)
-}
-
-/// The commit layer: the upper directory's entries that `scan` kept, in
-/// the OCI layer format.
-fn emit_layer<W: Write>(
-    out: &mut TarOut<W>,
-    dir: BorrowedFd<'_>,
-    nodes: &[Node],
-    prefix: &[u8],
+/// Extracts an uncompressed tar into the directory `p` of a container's
+/// root, with the one extractor of the image pipeline.
+fn extract_tar(
+    root: &OwnedFd,
+    p: &CPath,
+    cname: &str,
+    opts: ExtractOptions,
+    owner: Option<(u32, u32)>,
+    limits: &UnpackLimits,
+    reader: impl Read,
 ) -> Result<()> {
-    for n in nodes.iter().filter(|n| n.include) {
-        let mut path = prefix.to_vec();
-        match &n.kind {
-            NodeKind::Whiteout => {
-                path.extend_from_slice(WHITEOUT_PREFIX);
-                path.extend_from_slice(&n.name);
-                out.marker(&path, &n.stat)?;
-            }
-            NodeKind::Dir { opaque, children } => {
-                path.extend_from_slice(&n.name);
-                path.push(b'/');
-                let fd = openat(dir, n.name.as_slice(), dir_flags(), Mode::empty())
-                    .map_err(|e| errno("opening a changed directory", e))?;
-                out.dir(&fd, &n.stat, &path, false)?;
-                if *opaque {
-                    let mut marker = path.clone();
-                    marker.extend_from_slice(WHITEOUT_OPAQUE);
-                    out.marker(&marker, &n.stat)?;
-                }
-                emit_layer(out, fd.as_fd(), children, &path)?;
-            }
-            NodeKind::Other => {
-                path.extend_from_slice(&n.name);
-                out.node(dir, &n.name, &n.stat, &path)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Hashes what passes through on its way to `inner` (a layer's diff_id).
-struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: Hasher,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
+    check_extraction_point(root, p, cname)?;
+    let target = CopyTarget {
+        root: root.as_fd(),
+        dest: &p.comps,
+        shown: &p.shown,
+        owner,
+        no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+    };
+    unpack::extract_into(reader, target, limits).map(|_| ())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use crate::image::tarwrite::set_name;
+    use std::os::unix::fs::symlink;
 
     fn root_of(dir: &Path) -> OwnedFd {
         open_dir(dir).unwrap()
-    }
-
-    fn is_root() -> bool {
-        nix::unistd::Uid::effective().is_root()
     }
 
     fn tar_of(entries: &[(&str, tar::EntryType, &[u8], &str)]) -> Vec<u8> {
@@ -2356,8 +542,15 @@ mod tests {
     fn extract(root: &Path, dest: &str, tar: Vec<u8>) -> Result<()> {
         let fd = root_of(root);
         let p = CPath::parse(dest).unwrap();
-        let x = Extractor::new(&fd, &p, "ctr", ExtractOptions::default(), None)?;
-        x.run(decompress(Box::new(io::Cursor::new(tar)))?)
+        extract_tar(
+            &fd,
+            &p,
+            "ctr",
+            ExtractOptions::default(),
+            None,
+            &UnpackLimits::default(),
+            decompress(io::Cursor::new(tar))?,
+        )
     }
 
     fn archive(root: &Path, path: &str) -> Result<Vec<(String, Vec<u8>, String)>> {
@@ -2366,8 +559,7 @@ mod tests {
         let found = locate(&fd, &p, "ctr")?;
         let mut out = TarOut::new(Vec::new());
         write_found(&mut out, found, &p.base)?;
-        out.finish()?;
-        let mut a = tar::Archive::new(io::Cursor::new(out.w));
+        let mut a = tar::Archive::new(io::Cursor::new(out.into_inner()?));
         let mut v = Vec::new();
         for e in a.entries().unwrap() {
             let mut e = e.unwrap();
@@ -2577,9 +769,15 @@ mod tests {
             copy_uid_gid: false,
         };
         let run = |entries: &[(&str, tar::EntryType, &[u8], &str)]| {
-            Extractor::new(&fd, &p, "c", opts, None)
-                .unwrap()
-                .run(io::Cursor::new(tar_of(entries)))
+            extract_tar(
+                &fd,
+                &p,
+                "c",
+                opts,
+                None,
+                &UnpackLimits::default(),
+                io::Cursor::new(tar_of(entries)),
+            )
         };
         assert!(run(&[("sub", tar::EntryType::Regular, b"x", "")]).is_err());
         assert!(run(&[("file/", tar::EntryType::Directory, b"", "")]).is_err());
@@ -2596,170 +794,5 @@ mod tests {
             .unwrap();
         extract(t.path(), "/", gz.finish().unwrap()).unwrap();
         assert_eq!(std::fs::read(t.path().join("z")).unwrap(), b"zipped");
-    }
-
-    #[test]
-    fn changes_of_a_plain_directory_are_all_additions() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(t.path().join("a/b")).unwrap();
-        std::fs::write(t.path().join("a/b/c"), b"").unwrap();
-        let tree = scan_tree(t.path(), &[]).unwrap().unwrap();
-        let mut out = Vec::new();
-        list_changes(&tree, b"", &mut out);
-        let got: Vec<(char, &str)> = out.iter().map(|c| (c.letter(), c.path.as_str())).collect();
-        assert_eq!(got, [('A', "/a"), ('A', "/a/b"), ('A', "/a/b/c")]);
-        assert!(scan_tree(&t.path().join("nope"), &[]).unwrap().is_none());
-    }
-
-    /// An upper directory over two lowers, with the whiteouts and opaque
-    /// directories overlayfs makes (root needed for both).
-    #[test]
-    fn changes_and_commit_layer_follow_overlay_rules() {
-        if !is_root() {
-            eprintln!("skipping: whiteouts and trusted xattrs need root");
-            return;
-        }
-        let t = tempfile::tempdir().unwrap();
-        let (low1, low2, up) = (
-            t.path().join("l1"),
-            t.path().join("l2"),
-            t.path().join("up"),
-        );
-        for d in ["etc", "bin", "opq/old", "tmp"] {
-            std::fs::create_dir_all(low1.join(d)).unwrap();
-        }
-        std::fs::write(low1.join("etc/passwd"), b"root").unwrap();
-        std::fs::write(low1.join("bin/ls"), b"ls").unwrap();
-        std::fs::write(low1.join("bin/gone-below"), b"").unwrap();
-        std::fs::create_dir_all(low2.join("bin")).unwrap();
-        // The top lower deleted bin/gone-below.
-        mknodat(
-            open_dir(&low2.join("bin")).unwrap().as_fd(),
-            "gone-below",
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o600),
-            0,
-        )
-        .unwrap();
-        for d in ["etc", "bin", "opq", "tmp", "proc"] {
-            std::fs::create_dir_all(up.join(d)).unwrap();
-        }
-        let same_perm = |p: &Path, from: &Path| {
-            let m = std::fs::metadata(from).unwrap().permissions().mode();
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-        };
-        for d in ["etc", "bin", "opq", "tmp"] {
-            same_perm(&up.join(d), &low1.join(d));
-        }
-        std::fs::write(up.join("etc/passwd"), b"root\napp").unwrap();
-        std::fs::write(up.join("etc/hostname"), b"").unwrap();
-        std::fs::write(up.join("tmp/new"), b"new").unwrap();
-        mknodat(
-            open_dir(&up.join("bin")).unwrap().as_fd(),
-            "ls",
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o600),
-            0,
-        )
-        .unwrap();
-        mknodat(
-            open_dir(&up.join("bin")).unwrap().as_fd(),
-            "gone-below",
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o600),
-            0,
-        )
-        .unwrap();
-        set_xattr_fd(
-            open_dir(&up.join("opq")).unwrap().as_fd(),
-            OPAQUE_XATTR,
-            b"y",
-        )
-        .unwrap();
-        std::fs::write(up.join("opq/fresh"), b"").unwrap();
-        let tree = scan_tree(&up, &[low2.clone(), low1.clone()])
-            .unwrap()
-            .unwrap();
-        let mut out = Vec::new();
-        list_changes(&tree, b"", &mut out);
-        let got: Vec<String> = out
-            .iter()
-            .map(|c| format!("{} {}", c.letter(), c.path))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                "C /bin",
-                "D /bin/ls",
-                "C /etc/passwd",
-                "C /opq",
-                "A /opq/fresh",
-                "C /tmp",
-                "A /tmp/new"
-            ],
-            "a whiteout of something already deleted below is no change; runtime paths are left out"
-        );
-        let mut out = TarOut::new(Vec::new());
-        let fd = open_dir(&up).unwrap();
-        emit_layer(&mut out, fd.as_fd(), &tree, b"").unwrap();
-        out.finish().unwrap();
-        let mut a = tar::Archive::new(io::Cursor::new(out.w));
-        let names: Vec<String> = a
-            .entries()
-            .unwrap()
-            .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "bin/",
-                "bin/.wh.ls",
-                "etc/",
-                "etc/passwd",
-                "opq/",
-                "opq/.wh..wh..opq",
-                "opq/fresh",
-                "tmp/",
-                "tmp/new"
-            ]
-        );
-    }
-
-    #[test]
-    fn config_changes_apply_over_the_containers() {
-        let mut c = wire::Config {
-            cmd: Some(vec!["sh".into()]),
-            env: vec!["PATH=/bin".into(), "A=1".into()],
-            ..Default::default()
-        };
-        let ch = import::parse_changes(&[
-            "CMD [\"cat\", \"/hello\"]".to_string(),
-            "ENV A=2 B=3".to_string(),
-            "LABEL x=y".to_string(),
-            "EXPOSE 80".to_string(),
-        ])
-        .unwrap();
-        apply_changes(&mut c, &ch);
-        assert_eq!(c.cmd, Some(vec!["cat".to_string(), "/hello".to_string()]));
-        assert_eq!(c.env, ["PATH=/bin", "A=2", "B=3"]);
-        assert_eq!(c.labels.get("x").map(String::as_str), Some("y"));
-        assert!(c.exposed_ports.unwrap().contains_key("80/tcp"));
-        let meta = CommitMeta {
-            created: "2024-01-01T00:00:00Z".into(),
-            created_by: "sh".into(),
-            comment: "msg".into(),
-            author: "me".into(),
-            config: wire::Config::default(),
-        };
-        let parent = serde_json::json!({"os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:aa"]}, "history": [{"created_by": "x"}]});
-        let d = Digest::of(b"layer");
-        let v: serde_json::Value =
-            serde_json::from_slice(&new_config(parent, &meta, Some(&d)).unwrap()).unwrap();
-        assert_eq!(v["rootfs"]["diff_ids"][1], d.to_string());
-        assert_eq!(v["history"][1]["comment"], "msg");
-        assert_eq!(v["author"], "me");
-        assert_eq!(v["os"], "linux");
-        assert!(commit_tags("", "t").is_err());
-        assert_eq!(commit_tags("app", "v1").unwrap()[0].to_string(), "app:v1");
     }
 }

@@ -16,6 +16,7 @@
 //! This module only reads and writes the image store through [`Images`]; it
 //! knows nothing about containers.
 
+use super::compress::{self, Decoder};
 use super::config::ImageConfigFile;
 use super::layers::LayerStore;
 use super::manifest::{self, Descriptor, DocKind, Index, Manifest, media};
@@ -153,42 +154,16 @@ struct Scan {
     entries: usize,
 }
 
-/// How the archive as a whole is compressed, from its first bytes.
-fn decompress<'a>(mut reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
-    let mut head = [0u8; 6];
-    let mut n = 0;
-    while n < head.len() {
-        match reader.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::invalid(format!("reading the archive: {e}"))),
-        }
-    }
-    if n == 0 {
+/// The archive, decompressed as its first bytes say.
+fn decompress<'a>(reader: impl Read + 'a) -> Result<impl Read + 'a> {
+    let what = "the archive";
+    let (magic, whole) = compress::sniff(reader, what)?;
+    if magic == compress::Magic::Empty {
         return Err(Error::invalid(
             "the archive is empty: expected a tar file written by docker save, or an OCI image layout",
         ));
     }
-    let head = &head[..n];
-    let whole = io::Cursor::new(head.to_vec()).chain(reader);
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(whole)))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok(Box::new(
-            zstd::Decoder::new(whole).ctx("opening the zstd-compressed archive")?,
-        ))
-    } else if head.starts_with(b"BZh") {
-        Err(Error::invalid(
-            "the archive is bzip2-compressed, which berth does not read; decompress it (bunzip2) or use gzip",
-        ))
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Err(Error::invalid(
-            "the archive is xz-compressed, which berth does not read; decompress it (unxz) or use gzip",
-        ))
-    } else {
-        Ok(Box::new(whole))
-    }
+    Decoder::new(whole, magic.compression(what)?)
 }
 
 impl Scan {
@@ -830,9 +805,8 @@ fn unpack_native(images: &Images, store: &LayerStore, p: &Planned) -> Result<()>
     let config = ImageConfigFile::parse(&cfg)?;
     if kind::select(&m, &config) == ImageKind::Native {
         for l in &m.layers {
-            store
-                .ensure(blobs, l)
-                .map_err(|e| e.context(format!("layer {}", l.digest)))?;
+            // Its errors name the layer.
+            store.ensure(blobs, l)?;
         }
     }
     Ok(())

@@ -167,12 +167,7 @@ pub fn familiar_match(pattern: &str, reference: &str) -> bool {
 /// The repository of a familiar reference: without `@digest`, and without
 /// a `:tag` after the last `/` (a registry's port stays).
 fn familiar_name(reference: &str) -> &str {
-    let name = reference.split_once('@').map_or(reference, |(n, _)| n);
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    match name[slash..].rfind(':') {
-        Some(i) => &name[..slash + i],
-        None => name,
-    }
+    berth_api_types::reference::split(reference).name
 }
 
 /// Why a pattern is malformed, if it is.

@@ -13,6 +13,7 @@
 //! This module reads and writes the image store only through [`Images`] and
 //! [`LayerStore`]; it knows nothing about containers or HTTP.
 
+use super::compress;
 use super::layers::{HashingReader, LayerStore};
 use super::manifest::{Compression, Descriptor, Manifest, media};
 use super::{ImageRecord, Images, Reference};
@@ -132,43 +133,16 @@ fn copy(reader: &mut impl Read, writer: &mut impl Write) -> Result<u64> {
 }
 
 /// Tells the compression from the first bytes; the returned reader still
-/// yields them.
-fn sniff<'a>(mut reader: impl Read + 'a) -> Result<(Compression, Box<dyn Read + 'a>)> {
-    let mut head = [0u8; 6];
-    let mut n = 0;
-    while n < head.len() {
-        match reader.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::invalid(format!("reading the tarball: {e}"))),
-        }
-    }
-    if n == 0 {
+/// yields them (the tarball is stored as given).
+fn sniff<'a>(reader: impl Read + 'a) -> Result<(Compression, Box<dyn Read + 'a>)> {
+    let what = "the tarball";
+    let (magic, whole) = compress::sniff(reader, what)?;
+    if magic == compress::Magic::Empty {
         return Err(Error::invalid(
             "the tarball is empty: expected a root filesystem as a tar archive (plain, gzip or zstd)",
         ));
     }
-    let head = &head[..n];
-    let compression = if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else if head.starts_with(b"BZh") {
-        return Err(Error::invalid(
-            "the tarball is bzip2-compressed, which berth does not read; decompress it (bunzip2) or use gzip or zstd",
-        ));
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Err(Error::invalid(
-            "the tarball is xz-compressed, which berth does not read; decompress it (unxz) or use gzip or zstd",
-        ));
-    } else {
-        Compression::None
-    };
-    Ok((
-        compression,
-        Box::new(io::Cursor::new(head.to_vec()).chain(reader)),
-    ))
+    Ok((magic.compression(what)?, Box::new(whole)))
 }
 
 // ---------------------------------------------------------------------------

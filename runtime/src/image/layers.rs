@@ -25,6 +25,7 @@
 //! at once); this module must not know about containers (callers say which
 //! layers are in use).
 
+use super::compress::Decoder;
 use super::config::ImageConfigFile;
 use super::manifest::{Compression, Descriptor, Manifest, media};
 use super::unpack::{UnpackLimits, UnpackStats, unpack_layer};
@@ -49,9 +50,6 @@ const EMPTY_DIR: &str = "empty";
 
 /// overlayfs refuses more lower layers than this (`OVL_MAX_STACK`).
 pub use crate::executor::native::overlay::MAX_LOWERS;
-// The overlay mounting lives with the native executor, which does it;
-// container/fs.rs mounts a stopped container's root through these.
-pub use crate::executor::native::overlay::{mount_rootfs, unmount};
 
 pub struct LayerStore {
     /// `ROOT/layers`.
@@ -189,7 +187,7 @@ impl LayerStore {
             let file = blobs.open_read(digest)?;
             let compressed = file.metadata().ok().map(|m| m.len());
             let blob = BufReader::with_capacity(256 << 10, file);
-            let mut reader = HashingReader::new(decompressor(blob, compression)?);
+            let mut reader = HashingReader::new(Decoder::new(blob, compression)?);
             // The diff_id covers the whole uncompressed stream, padding
             // after the end-of-archive blocks included: unpack_layer reads
             // it all.
@@ -301,7 +299,7 @@ impl LayerStore {
     }
 
     /// The lower directories for an image's layers (`layers` in manifest
-    /// order, base first), as [`mount_rootfs`] wants them: top layer first,
+    /// order, base first), as [`mount_rootfs`](crate::executor::native::overlay::mount_rootfs) wants them: top layer first,
     /// or the empty directory for an image without layers. Every layer must
     /// have been unpacked ([`LayerStore::ensure`]).
     pub fn lowers(&self, layers: &[Descriptor]) -> Result<Vec<PathBuf>> {
@@ -421,7 +419,7 @@ impl LayerStore {
     /// Everything a native container of this image needs from the store:
     /// unpacks each layer once, checks it against the config's `diff_ids`
     /// (a config that lies about its layers is refused), and returns the
-    /// lower directories for [`mount_rootfs`], top layer first.
+    /// lower directories for [`mount_rootfs`](crate::executor::native::overlay::mount_rootfs), top layer first.
     pub fn prepare(
         &self,
         blobs: &BlobStore,
@@ -475,18 +473,6 @@ impl LayerStore {
     }
 }
 
-/// The decompressing reader for a layer.
-pub fn decompressor<'a>(
-    reader: impl Read + 'a,
-    compression: Compression,
-) -> Result<Box<dyn Read + 'a>> {
-    Ok(match compression {
-        Compression::None => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-        Compression::Zstd => Box::new(zstd::Decoder::new(reader).ctx("opening a zstd stream")?),
-    })
-}
-
 /// Hashes what passes through it.
 pub struct HashingReader<R> {
     inner: R,
@@ -537,7 +523,8 @@ fn image_etc(lowers: &[PathBuf]) -> Result<Option<Option<fs::Metadata>>> {
 mod tests {
     use super::*;
     use crate::executor::native::overlay::{
-        attach_premount, mount_rootfs_inner, overlay_options, page_size, premount_rootfs,
+        attach_premount, mount_rootfs, mount_rootfs_inner, overlay_options, page_size,
+        premount_rootfs, unmount,
     };
     use crate::image::unpack::testtar::Tar;
     use std::io::Write;

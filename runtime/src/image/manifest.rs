@@ -73,13 +73,8 @@ pub mod media {
     }
 }
 
-/// Layer compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
+/// Layer compression: the decompressor's (`compress.rs`).
+pub use super::compress::Compression;
 
 /// Size limits for JSON documents, so a hostile archive or registry cannot
 /// make berthd read unbounded data into memory.

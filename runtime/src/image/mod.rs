@@ -8,6 +8,8 @@
 //! containers: callers pass in what uses an image when they remove one.
 
 pub mod archive;
+pub mod changes;
+pub mod compress;
 pub mod config;
 pub mod filter;
 pub mod import;
@@ -15,6 +17,7 @@ pub mod kind;
 pub mod layers;
 pub mod manifest;
 pub mod reference;
+pub mod tarwrite;
 pub mod unpack;
 pub mod wasm;
 
@@ -181,9 +184,8 @@ impl Images {
             // Docker's size of a Linux image: its layers unpacked.
             size = 0;
             for layer in &manifest.layers {
-                store
-                    .ensure(&self.blobs, layer)
-                    .map_err(|e| e.context(format!("layer {}", layer.digest)))?;
+                // Its errors name the layer.
+                store.ensure(&self.blobs, layer)?;
                 size += store
                     .unpacked_size(&layer.digest)
                     .or_else(|| self.blobs.size(&layer.digest))

@@ -1,4 +1,5 @@
-//! Docker-style image references: `name`, `name:tag`, `name@sha256:...`,
+//! Docker-style image references, on the grammar of
+//! `berth_api_types::reference`, which the CLI shares: `name`, `name:tag`, `name@sha256:...`,
 //! `registry.example:5000/team/name:tag`.
 //!
 //! References are normalized as Docker does: no registry means `docker.io`,
@@ -18,17 +19,10 @@
 
 use crate::error::{Error, Result};
 use crate::util::Digest;
-use crate::util::names::excerpt;
+use berth_api_types::reference as grammar;
+pub use berth_api_types::reference::{DEFAULT_DOMAIN, DEFAULT_TAG, NAME_TOTAL_LENGTH_MAX, TAG_MAX};
+use berth_api_types::reference::{excerpt, validate_tag};
 use std::fmt;
-
-pub const DEFAULT_DOMAIN: &str = "docker.io";
-pub const DEFAULT_TAG: &str = "latest";
-/// Distribution's `NameTotalLengthMax`: registry and repository together.
-pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
-/// Longest tag.
-pub const TAG_MAX: usize = 128;
-/// Longest reference text: name, `:tag`, and `@sha256:<64 hex>`.
-const REFERENCE_MAX: usize = NAME_TOTAL_LENGTH_MAX + 1 + TAG_MAX + 1 + 71;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -44,62 +38,18 @@ impl Reference {
     /// Parses a reference as a user typed it. A reference with neither tag
     /// nor digest gets no tag here; see [`Reference::with_default_tag`].
     pub fn parse(s: &str) -> Result<Reference> {
-        let bad =
-            |why: &str| Error::invalid(format!("invalid reference format ({}): {why}", excerpt(s)));
-        if s.is_empty() {
-            return Err(bad("empty"));
-        }
-        if s.len() > REFERENCE_MAX {
-            return Err(bad(&format!(
-                "too long ({} characters); a repository name may be at most \
-                 {NAME_TOTAL_LENGTH_MAX} characters and a tag at most {TAG_MAX}",
-                s.len()
-            )));
-        }
-        let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| bad(e.message()))?)),
-            None => (s, None),
-        };
-        // A tag is after the last ':' that follows the last '/'.
-        let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (
-                &rest[..last_slash + i],
-                Some(rest[last_slash + i + 1..].to_string()),
+        let parsed = grammar::parse(s).map_err(|e| Error::invalid(e.0))?;
+        let digest = match &parsed.digest {
+            Some(d) => Some(
+                d.parse::<Digest>()
+                    .map_err(|e| Error::invalid(grammar::invalid(s, e.message()).0))?,
             ),
-            None => (rest, None),
+            None => None,
         };
-        if let Some(t) = &tag {
-            validate_tag(t).map_err(|why| bad(&why))?;
-        }
-        let (domain, path) = split_domain(name);
-        if path.is_empty() {
-            return Err(bad("missing repository name"));
-        }
-        if path.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(bad("repository name must be lowercase"));
-        }
-        for component in path.split('/') {
-            validate_component(component).map_err(|why| bad(&why))?;
-        }
-        validate_domain(&domain).map_err(|why| bad(&why))?;
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path.to_string()
-        };
-        let full = domain.len() + 1 + path.len();
-        if full > NAME_TOTAL_LENGTH_MAX {
-            return Err(bad(&format!(
-                "repository name must not be longer than {NAME_TOTAL_LENGTH_MAX} characters \
-                 (registry included, {domain}/{}: {full})",
-                excerpt(&path)
-            )));
-        }
         Ok(Reference {
-            domain,
-            path,
-            tag,
+            domain: parsed.domain,
+            path: parsed.path,
+            tag: parsed.tag,
             digest,
         })
     }
@@ -179,113 +129,6 @@ impl fmt::Display for Reference {
         }
         Ok(())
     }
-}
-
-fn split_domain(name: &str) -> (String, &str) {
-    match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            let domain = if first == "index.docker.io" {
-                DEFAULT_DOMAIN
-            } else {
-                first
-            };
-            (domain.to_string(), rest)
-        }
-        _ => (DEFAULT_DOMAIN.to_string(), name),
-    }
-}
-
-/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
-fn validate_component(c: &str) -> std::result::Result<(), String> {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() {
-        return Err("empty path component".into());
-    }
-    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return Err(format!(
-            "path component {c:?} must start and end with a lowercase letter or digit"
-        ));
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator run: ".", "_", "__", or one or more "-".
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return Err(format!("invalid separator {sep:?} in {c:?}"));
-        }
-    }
-    Ok(())
-}
-
-/// `[\w][\w.-]{0,127}`
-fn validate_tag(t: &str) -> std::result::Result<(), String> {
-    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    let b = t.as_bytes();
-    if b.is_empty() || b.len() > TAG_MAX {
-        return Err(format!(
-            "a tag must be 1 to {TAG_MAX} characters, not {}",
-            b.len()
-        ));
-    }
-    if !word(b[0]) || !b.iter().all(|&x| word(x) || x == b'.' || x == b'-') {
-        return Err(format!(
-            "tag {} may contain only letters, digits, '_', '.', '-' and must not start with '.' or '-'",
-            excerpt(t)
-        ));
-    }
-    Ok(())
-}
-
-/// distribution's `domainAndPort`: `host[:port]`, the host a name of
-/// `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?` components joined by dots (an
-/// IPv4 address is one) or `[IPv6]`; the port digits.
-fn validate_domain(d: &str) -> std::result::Result<(), String> {
-    let bad = || format!("invalid registry host {}", excerpt(d));
-    let (host, port) = if let Some(rest) = d.strip_prefix('[') {
-        let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
-        if v6.is_empty() || !v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
-            return Err(bad());
-        }
-        match after {
-            "" => (None, None),
-            p => (None, Some(p.strip_prefix(':').ok_or_else(bad)?)),
-        }
-    } else {
-        match d.split_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(d), None),
-        }
-    };
-    if let Some(p) = port
-        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(bad());
-    }
-    if let Some(h) = host {
-        let component_ok = |c: &str| {
-            let b = c.as_bytes();
-            !b.is_empty()
-                && b[0].is_ascii_alphanumeric()
-                && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'-')
-        };
-        if !h.split('.').all(component_ok) {
-            return Err(bad());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -25,8 +25,18 @@
 //! carried by the tar itself are dropped: only berth decides what overlayfs
 //! sees as a whiteout, redirect or metacopy.
 //!
+//! The same extractor serves `docker cp` uploads ([`extract_into`]): there
+//! the destination is a directory inside a container's root, and parent
+//! directories are resolved inside that root as a chroot would
+//! (`openat2(RESOLVE_IN_ROOT)`): a symlink in the container is followed,
+//! but never out of the container. Leading `/`s are dropped (entries are
+//! relative to the destination, as Docker takes them), names starting
+//! with `.wh.` are refused (they would become whiteouts in a commit), and
+//! the same [`UnpackLimits`], cleaning of paths, hardlink rule and
+//! metadata handling apply.
+//!
 //! This module knows nothing about the layer store, compression or digests
-//! (see `layers.rs`).
+//! (see `layers.rs` and `compress.rs`), nor about containers.
 
 use crate::error::{Error, Result};
 use crate::util::dirfd::{cstring, dir_flags, file_type, remove_tree, set_xattr_fd};
@@ -124,8 +134,9 @@ impl Default for UnpackLimits {
 
 impl UnpackLimits {
     /// The uncompressed bytes a layer whose blob is `compressed` bytes
-    /// may unpack to, and the message that says so when it does more.
-    fn byte_budget(&self, compressed: Option<u64>) -> (u64, String) {
+    /// may unpack to, and the message that says so when it does more
+    /// (`noun`: "layer" or "archive").
+    fn byte_budget(&self, compressed: Option<u64>, noun: &str) -> (u64, String) {
         let absolute = if self.max_bytes == 0 {
             u64::MAX
         } else {
@@ -139,7 +150,7 @@ impl UnpackLimits {
             (
                 relative,
                 format!(
-                    "the layer unpacks to more than {} times its compressed size of {} bytes \
+                    "the {noun} unpacks to more than {} times its compressed size of {} bytes \
                      (berthd's limit, past the first {RATIO_FLOOR} bytes; raise it with \
                      berthd --max-layer-ratio, 0 for none)",
                     self.max_ratio,
@@ -150,7 +161,7 @@ impl UnpackLimits {
             (
                 absolute,
                 format!(
-                    "the layer unpacks to more than {absolute} bytes (berthd's limit; raise it \
+                    "the {noun} unpacks to more than {absolute} bytes (berthd's limit; raise it \
                      with berthd --max-layer-size, 0 for none)"
                 ),
             )
@@ -232,7 +243,99 @@ pub fn unpack_layer(
         Mode::empty(),
     )
     .map_err(|e| Error::internal(format!("opening {}: {e}", dest.display())))?;
-    let (budget, over_budget) = limits.byte_budget(compressed);
+    extract(reader, root, Target::Layer, limits, compressed)
+}
+
+/// Where a `docker cp` upload goes: a directory inside a container's root.
+pub struct CopyTarget<'a> {
+    /// The container's root directory.
+    pub root: BorrowedFd<'a>,
+    /// The destination below the root, cleaned components; it must be a
+    /// directory (the caller checks, with the messages Docker gives).
+    pub dest: &'a [Vec<u8>],
+    /// The destination as the client named it, for messages.
+    pub shown: &'a str,
+    /// The owner every entry gets (`docker cp -a`) instead of the
+    /// archive's.
+    pub owner: Option<(u32, u32)>,
+    /// Refuse to replace a directory with a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+}
+
+/// Extracts an uncompressed tar stream into a directory inside a
+/// container's root (`docker cp`), within `limits`. The whole stream is
+/// read. On error what was extracted so far stays; nothing outside the
+/// container's root has been touched.
+pub fn extract_into(
+    reader: impl Read,
+    target: CopyTarget<'_>,
+    limits: &UnpackLimits,
+) -> Result<UnpackStats> {
+    let root = open_in_root(
+        target.root,
+        target.dest,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+    )
+    .map_err(|e| Error::internal(format!("opening {}: {}", target.shown, io::Error::from(e))))?;
+    extract(reader, root, Target::Copy(target), limits, None)
+}
+
+/// Opens `comps` below `root` as a chroot at `root` would resolve it:
+/// symlinks are followed, but `..` and absolute targets stop at `root`.
+pub fn open_in_root(root: BorrowedFd<'_>, comps: &[Vec<u8>], flags: OFlag) -> nix::Result<OwnedFd> {
+    let path = if comps.is_empty() {
+        b".".to_vec()
+    } else {
+        comps.join(&b'/')
+    };
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let mut tries = 0;
+    loop {
+        match openat2(root, path.as_slice(), how) {
+            // A rename or mount raced the lookup: the kernel asks to retry.
+            Err(Errno::EAGAIN) if tries < 16 => tries += 1,
+            r => return r,
+        }
+    }
+}
+
+/// What is being extracted.
+enum Target<'a> {
+    /// An image layer, into a directory of the layer store.
+    Layer,
+    /// A `docker cp` upload.
+    Copy(CopyTarget<'a>),
+}
+
+impl Target<'_> {
+    fn noun(&self) -> &'static str {
+        match self {
+            Target::Layer => "layer",
+            Target::Copy(_) => "archive",
+        }
+    }
+
+    /// What `..` may not climb out of, for messages.
+    fn place(&self) -> String {
+        match self {
+            Target::Layer => "the layer".to_string(),
+            Target::Copy(t) => t.shown.to_string(),
+        }
+    }
+}
+
+/// The one tar extractor: `root` is the destination directory.
+fn extract(
+    reader: impl Read,
+    root: OwnedFd,
+    target: Target<'_>,
+    limits: &UnpackLimits,
+    compressed: Option<u64>,
+) -> Result<UnpackStats> {
+    let noun = target.noun();
+    let (budget, over_budget) = limits.byte_budget(compressed, noun);
     let meter = Meter {
         read: Cell::new(0),
         budget,
@@ -240,8 +343,19 @@ pub fn unpack_layer(
         header_bytes: Cell::new(0),
         tripped: Cell::new(None),
     };
+    let (refusal, bad) = match &target {
+        Target::Layer => (
+            "a layer may not touch anything outside its own directory".to_string(),
+            "layer entry".to_string(),
+        ),
+        Target::Copy(t) => (
+            format!("an archive may not touch anything outside {}", t.shown),
+            format!("extracting into {}: entry", t.shown),
+        ),
+    };
     let mut u = Unpacker {
         root,
+        target,
         limits: *limits,
         budget,
         seen: 0,
@@ -257,13 +371,13 @@ pub fn unpack_layer(
             Some(Trip::Bytes) => Error::invalid(over_budget.clone()),
             Some(Trip::Headers) => Error::invalid(format!(
                 "the headers of the entry after {last:?} (long names, PAX records) take more \
-                 than {MAX_ENTRY_HEADERS} bytes; refusing the layer"
+                 than {MAX_ENTRY_HEADERS} bytes; refusing the {noun}"
             )),
             None if last.is_empty() => {
-                Error::invalid(format!("the layer is not a tar archive: {e}"))
+                Error::invalid(format!("the {noun} is not a tar archive: {e}"))
             }
             None => Error::invalid(format!(
-                "the layer is truncated or corrupt after entry {last:?}: {e}"
+                "the {noun} is truncated or corrupt after entry {last:?}: {e}"
             )),
         }
     };
@@ -284,20 +398,19 @@ pub fn unpack_layer(
                 // is read here, as data, not later as the next headers.
                 io::copy(&mut entry, &mut io::sink())
                     .map(|_| ())
-                    .map_err(|e| Fail::Bad(format!("the layer is truncated or corrupt: {e}")))
+                    .map_err(|e| Fail::Bad(format!("the {noun} is truncated or corrupt: {e}")))
             });
             applied.map_err(|e| match (meter.tripped.get(), e) {
                 (Some(_), _) => tripped(&"", &last),
                 (None, Fail::Refuse(why)) => Error::invalid(format!(
-                    "refusing the layer: entry {last:?} {why}; \
-                     a layer may not touch anything outside its own directory"
+                    "refusing the {noun}: entry {last:?} {why}; {refusal}"
                 )),
                 (None, Fail::Limit(why)) => {
-                    Error::invalid(format!("refusing the layer at entry {last:?}: {why}"))
+                    Error::invalid(format!("refusing the {noun} at entry {last:?}: {why}"))
                 }
-                (None, Fail::Bad(why)) => Error::invalid(format!("layer entry {last:?}: {why}")),
+                (None, Fail::Bad(why)) => Error::invalid(format!("{bad} {last:?}: {why}")),
                 (None, Fail::Io(what, e)) => {
-                    Error::internal(format!("layer entry {last:?}: {what}: {e}"))
+                    Error::internal(format!("{bad} {last:?}: {what}: {e}"))
                 }
             })?;
             meter.in_headers.set(true);
@@ -345,8 +458,10 @@ struct Meta {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
-struct Unpacker {
+struct Unpacker<'a> {
+    /// The destination directory.
     root: OwnedFd,
+    target: Target<'a>,
     limits: UnpackLimits,
     /// Bytes of file content the layer may write.
     budget: u64,
@@ -373,10 +488,11 @@ struct Unpacker {
 }
 
 /// Splits a tar path into clean components: no empty or `.` components,
-/// `..` applied lexically. Absolute paths and `..` that climbs above the
-/// layer root are refused.
-fn clean(raw: &[u8], limits: &UnpackLimits) -> Res<Vec<Vec<u8>>> {
-    if raw.first() == Some(&b'/') {
+/// `..` applied lexically. `..` that climbs above the destination is
+/// refused (`place` names it), and so are absolute paths unless
+/// `strip_root` (then they are taken from the destination).
+fn clean(raw: &[u8], limits: &UnpackLimits, strip_root: bool, place: &str) -> Res<Vec<Vec<u8>>> {
+    if raw.first() == Some(&b'/') && !strip_root {
         return Err(Fail::Refuse("has an absolute path".into()));
     }
     if raw.contains(&0) {
@@ -396,9 +512,7 @@ fn clean(raw: &[u8], limits: &UnpackLimits) -> Res<Vec<Vec<u8>>> {
             b"" | b"." => {}
             b".." => {
                 if out.pop().is_none() {
-                    return Err(Fail::Refuse(
-                        "climbs out of the layer with `..`".to_string(),
-                    ));
+                    return Err(Fail::Refuse(format!("climbs out of {place} with `..`")));
                 }
             }
             _ => out.push(c.to_vec()),
@@ -422,7 +536,53 @@ fn lstat_at(dir: BorrowedFd<'_>, name: &[u8]) -> Res<Option<FileStat>> {
     crate::util::dirfd::lstat_at(dir, name).map_err(|e| Fail::Io("stat", e.into()))
 }
 
-impl Unpacker {
+impl Unpacker<'_> {
+    fn copy(&self) -> Option<&CopyTarget<'_>> {
+        match &self.target {
+            Target::Layer => None,
+            Target::Copy(t) => Some(t),
+        }
+    }
+
+    /// Cleans an entry's path or hardlink target.
+    fn clean(&self, raw: &[u8]) -> Res<Vec<Vec<u8>>> {
+        clean(
+            raw,
+            &self.limits,
+            self.copy().is_some(),
+            &self.target.place(),
+        )
+    }
+
+    /// Removes what is at `name` for an entry that is a directory or not
+    /// (`dir`), unless the upload refuses to replace a directory with a
+    /// non-directory or the reverse.
+    fn replace(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        comps: &[Vec<u8>],
+        entry_is_dir: bool,
+    ) -> Res<()> {
+        if self.copy().is_some_and(|t| t.no_overwrite_dir_non_dir)
+            && let Some(st) = lstat_at(dir, name)?
+        {
+            let path = show(comps);
+            let is_dir = file_type(&st) == SFlag::S_IFDIR;
+            if is_dir && !entry_is_dir {
+                return Err(Fail::Bad(format!(
+                    "cannot overwrite directory {path:?} with non-directory {path:?}"
+                )));
+            }
+            if !is_dir && entry_is_dir {
+                return Err(Fail::Bad(format!(
+                    "cannot overwrite non-directory {path:?} with directory {path:?}"
+                )));
+            }
+        }
+        self.clear(dir, name, comps)
+    }
+
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Res<()> {
         use tar::EntryType as T;
         self.seen += 1;
@@ -437,8 +597,12 @@ impl Unpacker {
         if matches!(kind, T::XGlobalHeader) {
             return Ok(());
         }
-        let comps = clean(raw, &self.limits)?;
+        let comps = self.clean(raw)?;
         let Some((name, parent)) = comps.split_last() else {
+            if self.copy().is_some() {
+                // The destination itself: left as it is, as Docker does.
+                return Ok(());
+            }
             // The layer root itself (`./`).
             if kind.is_dir() {
                 let meta = self.meta(entry)?;
@@ -453,6 +617,13 @@ impl Unpacker {
             ));
         };
 
+        if self.copy().is_some() && name.starts_with(WHITEOUT_PREFIX) {
+            return Err(Fail::Bad(
+                "berth refuses names starting with .wh.: image layers use them to mark deleted \
+                 files"
+                    .into(),
+            ));
+        }
         // AUFS metadata (`.wh..wh.plnk`, `.wh..wh.aufs`, ...) anywhere in
         // the path is skipped, except the opaque marker.
         if parent.iter().any(|c| c.starts_with(WHITEOUT_META_PREFIX))
@@ -506,7 +677,7 @@ impl Unpacker {
                 let dir = self.parent(parent, true)?;
                 let merge = matches!(lstat_at(dir.as_fd(), name)?, Some(st) if file_type(&st) == SFlag::S_IFDIR);
                 if !merge {
-                    self.clear(dir.as_fd(), name, &comps)?;
+                    self.replace(dir.as_fd(), name, &comps, true)?;
                     mkdirat(
                         dir.as_fd(),
                         name.as_slice(),
@@ -523,7 +694,7 @@ impl Unpacker {
             T::Regular | T::Continuous | T::GNUSparse => {
                 let meta = self.meta(entry)?;
                 let dir = self.parent(parent, true)?;
-                self.clear(dir.as_fd(), name, &comps)?;
+                self.replace(dir.as_fd(), name, &comps, false)?;
                 let fd = openat(
                     dir.as_fd(),
                     name.as_slice(),
@@ -583,7 +754,7 @@ impl Unpacker {
                 }
                 let meta = self.meta(entry)?;
                 let dir = self.parent(parent, true)?;
-                self.clear(dir.as_fd(), name, &comps)?;
+                self.replace(dir.as_fd(), name, &comps, false)?;
                 symlinkat(target.as_slice(), dir.as_fd(), name.as_slice())
                     .map_err(Fail::io("creating the symlink"))?;
                 self.apply_at(dir.as_fd(), name, &meta, true)?;
@@ -595,7 +766,7 @@ impl Unpacker {
                     .link_name_bytes()
                     .map(|t| t.into_owned())
                     .unwrap_or_default();
-                let tcomps = match clean(&raw_target, &self.limits) {
+                let tcomps = match self.clean(&raw_target) {
                     Ok(t) => t,
                     Err(Fail::Refuse(why)) => {
                         return Err(Fail::Refuse(format!(
@@ -612,12 +783,16 @@ impl Unpacker {
                     return Ok(());
                 }
                 let Some((tname, tparent)) = tcomps.split_last() else {
-                    return Err(Fail::Refuse("is a hardlink to the layer root".into()));
+                    return Err(Fail::Refuse(format!(
+                        "is a hardlink to {}",
+                        self.target.place()
+                    )));
                 };
                 if !self.nodes.contains(&self.key(&tpath)) {
                     return Err(Fail::Refuse(format!(
-                        "is a hardlink to {:?}, which is not a file this layer extracted before it",
-                        String::from_utf8_lossy(&raw_target)
+                        "is a hardlink to {:?}, which is not a file this {} extracted before it",
+                        String::from_utf8_lossy(&raw_target),
+                        self.target.noun()
                     )));
                 }
                 let tdir = self.parent(tparent, false)?;
@@ -625,13 +800,14 @@ impl Unpacker {
                     Some(st) if file_type(&st) != SFlag::S_IFDIR => {}
                     _ => {
                         return Err(Fail::Refuse(format!(
-                            "is a hardlink to {:?}, which is not a file of this layer",
-                            show(&tcomps)
+                            "is a hardlink to {:?}, which is not a file of this {}",
+                            show(&tcomps),
+                            self.target.noun()
                         )));
                     }
                 }
                 let dir = self.parent(parent, true)?;
-                self.clear(dir.as_fd(), name, &comps)?;
+                self.replace(dir.as_fd(), name, &comps, false)?;
                 // Hold a descriptor of the target's directory over the
                 // clear (which may drop the cache).
                 linkat(
@@ -662,7 +838,7 @@ impl Unpacker {
                     }
                 };
                 let dir = self.parent(parent, true)?;
-                self.clear(dir.as_fd(), name, &comps)?;
+                self.replace(dir.as_fd(), name, &comps, false)?;
                 mknodat(
                     dir.as_fd(),
                     name.as_slice(),
@@ -677,7 +853,12 @@ impl Unpacker {
             }
             other => {
                 return Err(Fail::Bad(format!(
-                    "has the tar entry type {other:?}, which a layer may not contain"
+                    "has the tar entry type {other:?}, which an {} may not contain",
+                    if self.copy().is_some() {
+                        "archive"
+                    } else {
+                        "image layer"
+                    }
                 )));
             }
         }
@@ -716,6 +897,12 @@ impl Unpacker {
                     }
                     _ => {
                         if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                            if self.copy().is_some()
+                                && (name.starts_with("trusted.") || name == "security.selinux")
+                            {
+                                // Not the client's to set in a container.
+                                continue;
+                            }
                             if name.starts_with("trusted.overlay.") {
                                 tracing::warn!(
                                     xattr = name,
@@ -732,10 +919,14 @@ impl Unpacker {
         let id = |v: u64, what: &str| {
             u32::try_from(v).map_err(|_| Fail::Bad(format!("has an out-of-range {what} {v}")))
         };
+        let (uid, gid) = match self.copy().and_then(|t| t.owner) {
+            Some(owner) => owner,
+            None => (id(uid, "uid")?, id(gid, "gid")?),
+        };
         Ok(Meta {
             mode,
-            uid: id(uid, "uid")?,
-            gid: id(gid, "gid")?,
+            uid,
+            gid,
             mtime,
             xattrs,
         })
@@ -827,9 +1018,13 @@ impl Unpacker {
         {
             return fd.try_clone().map_err(|e| Fail::Io("dup", e));
         }
-        let fd = match self.resolve_beneath(comps) {
-            Some(fd) => fd,
-            None => self.walk(comps, create)?,
+        let fd = if self.copy().is_some() {
+            self.walk_in_root(comps, create)?
+        } else {
+            match self.resolve_beneath(comps) {
+                Some(fd) => fd,
+                None => self.walk(comps, create)?,
+            }
         };
         self.cache = Some((
             comps.to_vec(),
@@ -924,6 +1119,71 @@ impl Unpacker {
                     Err(e) => return Err(Fail::Io("opening a parent directory", e.into())),
                 }
             };
+        }
+        Ok(cur)
+    }
+
+    /// For an upload: the directory `comps` below the destination, resolved
+    /// inside the container's root as a chroot would (a symlink in the
+    /// container is followed, never out of it); missing directories are
+    /// created (0755, root's, as Docker does) when `create`.
+    fn walk_in_root(&mut self, comps: &[Vec<u8>], create: bool) -> Res<OwnedFd> {
+        let Target::Copy(t) = &self.target else {
+            unreachable!("only uploads resolve in a root");
+        };
+        let (root, dest) = (t.root, t.dest);
+        let mut full = dest.to_vec();
+        full.extend(comps.iter().cloned());
+        let base = dest.len();
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
+        let fail = |e: Errno, upto: &[Vec<u8>]| match e {
+            Errno::ENOTDIR => Fail::Bad(format!(
+                "goes through {:?}, which is not a directory",
+                show(upto)
+            )),
+            Errno::ENOENT => Fail::Bad(format!(
+                "needs the directory {:?}, which is missing",
+                show(upto)
+            )),
+            Errno::ELOOP => Fail::Bad(format!(
+                "goes through {:?}: too many levels of symbolic links",
+                show(upto)
+            )),
+            e => Fail::Io("opening a parent directory", e.into()),
+        };
+        match open_in_root(root, &full, flags) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) if create => {}
+            Err(e) => return Err(fail(e, comps)),
+        }
+        // Create what is missing, one level at a time.
+        let mut cur = self.root.try_clone().map_err(|e| Fail::Io("dup", e))?;
+        for i in base..full.len() {
+            let mut made = false;
+            let next = match open_in_root(root, &full[..=i], flags) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => {
+                    match mkdirat(
+                        cur.as_fd(),
+                        full[i].as_slice(),
+                        Mode::from_bits_truncate(0o755),
+                    ) {
+                        Ok(()) => made = true,
+                        Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(Fail::Io("creating a parent directory", e.into())),
+                    }
+                    open_in_root(root, &full[..=i], flags).map_err(|e| fail(e, &full[base..=i]))?
+                }
+                Err(e) => return Err(fail(e, &full[base..=i])),
+            };
+            if made {
+                self.retime(cur.as_fd())?;
+                // A new directory: a time kept for an earlier one with
+                // this inode is not its own.
+                let st = fstat(next.as_fd()).map_err(Fail::io("stat"))?;
+                self.dir_times.remove(&st.st_ino);
+            }
+            cur = next;
         }
         Ok(cur)
     }
@@ -1678,7 +1938,11 @@ mod tests {
     #[test]
     fn cleans_paths() {
         let limits = UnpackLimits::default();
-        let c = |s: &str| clean(s.as_bytes(), &limits).ok().map(|v| show(&v));
+        let c = |s: &str| {
+            clean(s.as_bytes(), &limits, false, "the layer")
+                .ok()
+                .map(|v| show(&v))
+        };
         assert_eq!(c("./a//b/./c/"), Some("a/b/c".into()));
         assert_eq!(c("a/../b"), Some("b".into()));
         assert_eq!(c("./"), Some("".into()));
@@ -1886,5 +2150,81 @@ mod tests {
         unpack(&t.bytes()[..], dir.path()).unwrap();
         let m = std::fs::metadata(dir.path().join("a")).unwrap();
         assert_eq!(m.mtime(), 1000);
+    }
+
+    /// The same extractor serves `docker cp` uploads: parents resolve
+    /// inside the container's root, a leading `/` is taken from the
+    /// destination, `.wh.` names and hardlinks to files the archive did
+    /// not extract are refused, and the limits hold.
+    #[test]
+    fn uploads_resolve_in_the_root_and_keep_the_limits() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("dest")).unwrap();
+        std::fs::write(root.join("secret"), b"the container's").unwrap();
+        std::os::unix::fs::symlink("/", root.join("dest/toroot")).unwrap();
+        let owner = Some((
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        ));
+        let dest = vec![b"dest".to_vec()];
+        let rootfd = nix::fcntl::open(
+            &root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let upload = |tar: Vec<u8>, limits: &UnpackLimits| {
+            let target = CopyTarget {
+                root: rootfd.as_fd(),
+                dest: &dest,
+                shown: "/dest",
+                owner,
+                no_overwrite_dir_non_dir: false,
+            };
+            extract_into(tar.as_slice(), target, limits)
+        };
+        let mut tar = Tar::new();
+        tar.file("/abs", b"a", 0o644)
+            .file("toroot/through", b"t", 0o644)
+            .file("new/deep/f", b"f", 0o644)
+            .hardlink("new/h", "new/deep/f");
+        upload(tar.bytes(), &UnpackLimits::default()).unwrap();
+        assert_eq!(std::fs::read(root.join("dest/abs")).unwrap(), b"a");
+        assert_eq!(std::fs::read(root.join("through")).unwrap(), b"t");
+        assert_eq!(std::fs::read(root.join("dest/new/h")).unwrap(), b"f");
+
+        let e = upload(
+            Tar::new().file(".wh.x", b"", 0o644).bytes(),
+            &UnpackLimits::default(),
+        )
+        .unwrap_err();
+        assert!(e.message().contains(".wh."), "{e}");
+        let e = upload(
+            Tar::new().hardlink("stolen", "../secret").bytes(),
+            &UnpackLimits::default(),
+        )
+        .unwrap_err();
+        assert!(e.message().contains("climbs out of /dest"), "{e}");
+        let e = upload(
+            Tar::new().hardlink("stolen", "toroot/secret").bytes(),
+            &UnpackLimits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("not a file this archive extracted"),
+            "{e}"
+        );
+        assert!(!root.join("dest/stolen").exists());
+        let few = UnpackLimits {
+            max_entries: 2,
+            ..UnpackLimits::default()
+        };
+        let mut tar = Tar::new();
+        tar.file("1", b"", 0o644)
+            .file("2", b"", 0o644)
+            .file("3", b"", 0o644);
+        let e = upload(tar.bytes(), &few).unwrap_err();
+        assert!(e.message().contains("--max-layer-entries"), "{e}");
     }
 }

@@ -7,7 +7,8 @@
 //! Compiling and linking a module is the Wasm executor's business, not this
 //! module's.
 
-use super::manifest::{Compression, Descriptor, Manifest, media};
+use super::compress::Decoder;
+use super::manifest::{Descriptor, Manifest, media};
 use super::{ImageHandle, ImageRecord, Images, Reference, WasmForm};
 use crate::error::{Error, Result, ResultExt};
 use crate::util::digest::Hasher;
@@ -378,11 +379,8 @@ pub fn extract_from_layers(images: &Images, manifest: &Manifest, path: &str) -> 
             ))
         })?;
         let file = images.blobs().open_read(&layer.digest)?;
-        let reader: Box<dyn Read> = match compression {
-            Compression::None => Box::new(file),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
-            Compression::Zstd => Box::new(zstd::Decoder::new(file).ctx("opening zstd layer")?),
-        };
+        // Multi-member gzip (pigz) is read whole, as everywhere else.
+        let reader = Decoder::new(file, compression)?;
         let mut archive = tar::Archive::new(reader);
         let entries = archive
             .entries()
@@ -518,5 +516,47 @@ mod tests {
         assert!(extract_from_layers(&images, &m, "/none.wasm").is_err());
         let e = extract_from_layers(&images, &m, "/text.wasm").unwrap_err();
         assert!(e.to_string().contains("/text.wasm in the image"), "{e}");
+    }
+
+    /// A layer gzipped in two members (as `pigz` writes it), the module
+    /// split across them, is read whole.
+    #[test]
+    fn reads_a_module_from_a_multi_member_gzip_layer() {
+        use std::io::Write;
+        let (_d, images) = crate::image::tests::fixture();
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.extend((0..200_000u32).map(|i| (i * 7 % 251) as u8));
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(module.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "app.wasm", module.as_slice())
+            .unwrap();
+        let tar = b.into_inner().unwrap();
+        let member = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        let (first, second) = tar.split_at(tar.len() / 3);
+        let mut gz = member(first);
+        gz.extend(member(second));
+        let digest = images.blobs().put(&gz, None).unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: None,
+            artifact_type: None,
+            config: Descriptor::new(media::OCI_CONFIG, Digest::of(b"c"), 1),
+            layers: vec![Descriptor::new(
+                media::OCI_LAYER_GZIP,
+                digest,
+                gz.len() as u64,
+            )],
+            annotations: Default::default(),
+            subject: None,
+        };
+        let d = extract_from_layers(&images, &m, "/app.wasm").unwrap();
+        assert_eq!(images.blobs().read(&d).unwrap(), module);
     }
 }

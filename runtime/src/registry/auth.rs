@@ -17,10 +17,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 
-/// Docker Hub's registry host, as oci-client resolves `docker.io`.
-pub const HUB_HOST: &str = "index.docker.io";
-/// The key Docker uses for Docker Hub in `config.json` and `/auth`.
-pub const HUB_SERVER: &str = "https://index.docker.io/v1/";
+/// Docker Hub's registry host (as oci-client resolves `docker.io`) and
+/// the key Docker uses for it in `config.json` and `/auth`.
+pub use berth_api_types::reference::{HUB_HOST, HUB_SERVER};
 
 /// An auth config as Docker clients send it: in the `X-Registry-Auth`
 /// header (base64url JSON) for pull and push, and as the body of
@@ -130,25 +129,9 @@ impl AuthConfig {
     }
 }
 
-/// The registry host (and port) a server address or reference domain
-/// names, as berth contacts it: scheme and path dropped, Docker Hub's
-/// aliases as `index.docker.io`.
-pub fn registry_host(server: &str) -> String {
-    let s = server.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
-    match host.as_str() {
-        ""
-        | "docker.io"
-        | "index.docker.io"
-        | "registry-1.docker.io"
-        | "registry.hub.docker.com" => HUB_HOST.to_string(),
-        _ => host,
-    }
-}
+/// The registry host a server address or reference domain names: the
+/// one function, shared with the CLI.
+pub use berth_api_types::reference::registry_host;
 
 /// The longest `WWW-Authenticate` header berth reads.
 pub(crate) const MAX_CHALLENGE: usize = 8 << 10;
@@ -472,13 +455,5 @@ mod tests {
         ] {
             assert!(!is_loopback(h), "{h}");
         }
-    }
-
-    #[test]
-    fn registry_hosts_normalize() {
-        assert_eq!(registry_host(HUB_SERVER), HUB_HOST);
-        assert_eq!(registry_host("docker.io"), HUB_HOST);
-        assert_eq!(registry_host("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
-        assert_eq!(registry_host("Registry.Example"), "registry.example");
     }
 }

@@ -319,10 +319,10 @@ impl Registry {
             progress.layer(&id, "Extracting");
             let blobs = self.blobs().clone();
             let l = layer.clone();
+            // ensure's errors name the layer.
             tokio::task::spawn_blocking(move || store.ensure(&blobs, &l))
                 .await
-                .map_err(|e| Error::internal(format!("unpacking layer {}: {e}", layer.digest)))?
-                .map_err(|e| e.context(format!("layer {}", layer.digest)))?;
+                .map_err(|e| Error::internal(format!("unpacking layer {}: {e}", layer.digest)))??;
         }
         tracing::debug!(
             layer = %layer.digest,

@@ -19,18 +19,9 @@ use crate::error::{Error, Result};
 /// The longest name accepted, in bytes: `NAME_MAX`, so a name can always
 /// be a directory name.
 pub const MAX_NAME_LEN: usize = 255;
-/// How much of a refused value a message repeats.
-pub const QUOTED: usize = 64;
-
-/// `value` for a message: control characters escaped, and cut to its
-/// first [`QUOTED`] characters and its length when longer.
-pub fn excerpt(value: &str) -> String {
-    if value.chars().count() <= QUOTED {
-        return value.escape_debug().to_string();
-    }
-    let head: String = value.chars().take(QUOTED).collect();
-    format!("{}... ({} bytes)", head.escape_debug(), value.len())
-}
+/// How much of a refused value a message repeats, and the excerpt of it:
+/// shared with the image-reference grammar of the wire-types crate.
+pub use berth_api_types::reference::{QUOTED, excerpt};
 
 /// Checks `name` against Docker's pattern and berth's length cap; `kind`
 /// names the object in the message ("container", "volume", "network").
