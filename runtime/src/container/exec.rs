@@ -119,7 +119,7 @@ impl Containers {
         }
         crate::executor::native::init::check_user_ids(&config.user).map_err(Error::invalid)?;
         berth_api_types::detach::parse_detach_keys(&config.detach_keys).map_err(Error::invalid)?;
-        if rec.executor == crate::executor::ExecutorKind::Wasm {
+        if rec.workload.kind() == crate::executor::ExecutorKind::Wasm {
             return Err(Error::invalid(
                 "exec is not available for Wasm containers: a Wasm container is one module instance, with no process to join",
             ));
@@ -202,7 +202,7 @@ impl Containers {
                 .filter(|[h, w]| *h > 0 && *w > 0)
                 .map(|[h, w]| [h as u16, w as u16])
         });
-        let executor = self.executor(rec.executor)?.clone();
+        let executor = self.executor(rec.workload.kind())?.clone();
         let ExecProcess {
             mut child,
             stdin,

@@ -169,7 +169,7 @@ impl Containers {
         }
         let p = CPath::parse(path)?;
         let cname = name.to_string();
-        let user = (opts.copy_uid_gid && rec.executor == ExecutorKind::Native)
+        let user = (opts.copy_uid_gid && rec.workload.kind() == ExecutorKind::Native)
             .then(|| rec.config.user.clone());
         let limits = *self.native.layers.limits();
         self.with_root(&c, move |root| {
@@ -268,7 +268,7 @@ impl Containers {
         };
         let images = self.images.clone();
         let (top, lowers) = self.change_sources(&c)?;
-        let wasm = rec.executor == ExecutorKind::Wasm;
+        let wasm = rec.workload.kind() == ExecutorKind::Wasm;
         let record = tokio::task::spawn_blocking(move || {
             changes::commit(
                 &images,
@@ -293,7 +293,7 @@ impl Containers {
     /// container, the module's directory and none for a Wasm one.
     fn change_sources(&self, c: &Container) -> Result<(PathBuf, Vec<PathBuf>)> {
         let rec = c.record();
-        match &rec.native {
+        match rec.workload.native() {
             None => Ok((c.dir.join("rootfs"), Vec::new())),
             Some(n) => Ok((c.dir.join("upper"), self.native.layers.lowers(&n.layers)?)),
         }
@@ -311,7 +311,7 @@ impl Containers {
                 .await
                 .ctx("container filesystem operation")?
         };
-        if rec.executor == ExecutorKind::Wasm || rec.native.is_none() {
+        if rec.workload.kind() == ExecutorKind::Wasm || rec.workload.native().is_none() {
             let dir = c.dir.join("rootfs");
             let fd = open_dir(&dir)?;
             return blocking(Box::new(move || f(Root { fd }))).await;
@@ -330,8 +330,8 @@ impl Containers {
         let rec = c.record();
         // The overlay made for its first start uses the same upper and
         // work directories as the mount below would.
-        self.executor(rec.executor)?.release(&c.id).await;
-        let native = rec.native.as_ref().expect("checked above");
+        self.executor(rec.workload.kind())?.release(&c.id).await;
+        let native = rec.workload.native().expect("checked above");
         let lowers = self.native.layers.lowers(&native.layers)?;
         let root_dir = self
             .dir

@@ -150,7 +150,7 @@ impl Containers {
             }
             (inner.record.clone(), inner.control.clone())
         };
-        match rec.executor {
+        match rec.workload.kind() {
             ExecutorKind::Native => {
                 let cg = self.cgroup_of(&rec.id)?;
                 tokio::task::spawn_blocking(move || cg.freeze())
@@ -205,7 +205,7 @@ impl Containers {
             }
             (inner.record.clone(), inner.control.clone())
         };
-        match rec.executor {
+        match rec.workload.kind() {
             ExecutorKind::Native => {
                 let cg = self.cgroup_of(&rec.id)?;
                 tokio::task::spawn_blocking(move || cg.thaw())
@@ -238,7 +238,7 @@ impl Containers {
     pub async fn top(&self, name: &str, ps_args: &str) -> Result<TopResponse> {
         let c = self.get(name)?;
         let rec = c.record();
-        if rec.executor == ExecutorKind::Wasm {
+        if rec.workload.kind() == ExecutorKind::Wasm {
             return Err(Error::invalid(
                 "top is not available for Wasm containers: a Wasm container is one module instance, not processes",
             ));
@@ -296,7 +296,7 @@ impl Containers {
         let cpu_set =
             req.nano_cpus != 0 || req.cpu_quota != 0 || req.cpu_period != 0 || req.cpu_shares != 0;
         let running = matches!(rec.state.status, Status::Running | Status::Paused);
-        match rec.executor {
+        match rec.workload.kind() {
             ExecutorKind::Wasm => {
                 if cpu_set {
                     return Err(Error::not_implemented(
@@ -388,7 +388,7 @@ impl Containers {
             .unwrap()
             .by_id
             .values()
-            .filter_map(|c| c.inner.lock().unwrap().record.native.clone())
+            .filter_map(|c| c.inner.lock().unwrap().record.workload.native().cloned())
             .flat_map(|n| n.layers.into_iter().map(|l| l.digest))
             .collect()
     }

@@ -118,6 +118,78 @@ pub struct NativeRecord {
     pub runtime: Option<String>,
 }
 
+/// What a container runs: a Wasm module in the daemon's engine, or a
+/// Linux process tree on its image's layers. One or the other, never both
+/// nor neither.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkloadRecord {
+    Wasm(WasmRecord),
+    Native(NativeRecord),
+}
+
+impl WorkloadRecord {
+    pub fn kind(&self) -> ExecutorKind {
+        match self {
+            WorkloadRecord::Wasm(_) => ExecutorKind::Wasm,
+            WorkloadRecord::Native(_) => ExecutorKind::Native,
+        }
+    }
+
+    pub fn wasm(&self) -> Option<&WasmRecord> {
+        match self {
+            WorkloadRecord::Wasm(w) => Some(w),
+            WorkloadRecord::Native(_) => None,
+        }
+    }
+
+    pub fn native(&self) -> Option<&NativeRecord> {
+        match self {
+            WorkloadRecord::Native(n) => Some(n),
+            WorkloadRecord::Wasm(_) => None,
+        }
+    }
+}
+
+/// A [`WorkloadRecord`] as records store it: the fields `executor`, `wasm` and
+/// `native` that records have always had, so that records written before
+/// the enum (and by it, for a daemon rolled back) read the same.
+#[derive(Serialize, Deserialize)]
+struct WorkloadFields {
+    executor: ExecutorKind,
+    wasm: Option<WasmRecord>,
+    #[serde(default)]
+    native: Option<NativeRecord>,
+}
+
+impl Serialize for WorkloadRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        WorkloadFields {
+            executor: self.kind(),
+            wasm: self.wasm().cloned(),
+            native: self.native().cloned(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkloadRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<WorkloadRecord, D::Error> {
+        let f = WorkloadFields::deserialize(d)?;
+        match (f.executor, f.wasm, f.native) {
+            (ExecutorKind::Wasm, Some(w), None) => Ok(WorkloadRecord::Wasm(w)),
+            (ExecutorKind::Native, None, Some(n)) => Ok(WorkloadRecord::Native(n)),
+            (kind, w, n) => Err(serde::de::Error::custom(format!(
+                "a {} container record with {} Wasm module and {} native layers",
+                kind.as_str(),
+                if w.is_some() { "a" } else { "no" },
+                if n.is_some() { "its" } else { "no" },
+            ))),
+        }
+    }
+}
+
 /// Everything berth keeps about a container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ContainerRecord {
@@ -132,11 +204,10 @@ pub struct ContainerRecord {
     pub host_config: wire::HostConfig,
     pub path: String,
     pub args: Vec<String>,
-    pub executor: ExecutorKind,
     pub platform: String,
-    pub wasm: Option<WasmRecord>,
-    #[serde(default)]
-    pub native: Option<NativeRecord>,
+    /// Stored as the fields `executor`, `wasm` and `native`.
+    #[serde(flatten)]
+    pub workload: WorkloadRecord,
     pub state: StateRecord,
     pub restart_count: i64,
     /// Stopped by the user (stop, kill): restart policies leave it alone.
@@ -441,7 +512,7 @@ impl Containers {
             match rec.state.status {
                 // A native container outlives the daemon under its shim:
                 // `restore` finds out.
-                Status::Running | Status::Paused if rec.executor == ExecutorKind::Native => {
+                Status::Running | Status::Paused if rec.workload.kind() == ExecutorKind::Native => {
                     to_reattach.push(rec.id.clone());
                 }
                 Status::Running | Status::Paused | Status::Restarting => {
@@ -565,7 +636,7 @@ impl Containers {
             let Ok(c) = self.get(&id) else { continue };
             let rec = c.record();
             let attempt = async {
-                let executor = self.executor(rec.executor)?.clone();
+                let executor = self.executor(rec.workload.kind())?.clone();
                 let launch = self.launch(&c, &rec)?;
                 let stdin = {
                     let mut inner = c.inner.lock().unwrap();
@@ -737,7 +808,7 @@ impl Containers {
     /// once.
     fn persist_exit(&self, rec: &ContainerRecord) {
         let snapshot = self.newest(rec);
-        let wasm = snapshot.native.is_none();
+        let wasm = snapshot.workload.kind() == ExecutorKind::Wasm;
         self.stage(&rec.id, Some(snapshot), wasm);
     }
 
@@ -844,12 +915,16 @@ impl Containers {
         let mut argv = vec![rec.path.clone()];
         argv.extend(rec.args.iter().cloned());
         let rootfs = c.dir.join("rootfs");
-        let (spec, native) = match &rec.native {
-            None => (
+        let (spec, workload) = match &rec.workload {
+            WorkloadRecord::Wasm(w) => (
                 spec::oci_spec(&argv, &rec.config, &rec.host_config, &rootfs)?,
-                None,
+                Workload::Wasm(WasmModule {
+                    digest: w.digest.clone(),
+                    path: c.dir.join("module.wasm"),
+                    target: w.target,
+                }),
             ),
-            Some(n) => {
+            WorkloadRecord::Native(n) => {
                 let spec = spec::native_spec(&spec::NativeSpecInput {
                     id: &rec.id,
                     argv: &argv,
@@ -900,17 +975,8 @@ impl Containers {
                             [h.min(u16::MAX as u64) as u16, w.min(u16::MAX as u64) as u16]
                         }),
                 };
-                (spec, Some(native))
+                (spec, Workload::Native(native))
             }
-        };
-        let workload = match (native, &rec.wasm) {
-            (Some(native), _) => Workload::Native(native),
-            (None, Some(w)) => Workload::Wasm(WasmModule {
-                digest: w.digest.clone(),
-                path: c.dir.join("module.wasm"),
-                target: w.target,
-            }),
-            (None, None) => return Err(Error::internal("a Wasm container without a module")),
         };
         Ok(Launch {
             id: rec.id.clone(),
@@ -1110,9 +1176,23 @@ impl Containers {
                 })
             }
         };
-        let platform = match (&wasm, kind) {
-            (Some(w), _) => w.target.as_str().to_string(),
-            (None, _) => image.os.clone(),
+        let workload = match (wasm, native) {
+            (Some(w), None) => WorkloadRecord::Wasm(w),
+            (None, Some(n)) => WorkloadRecord::Native(n),
+            _ => {
+                return Err(Error::internal(format!(
+                    "a {} container needs {}",
+                    kind.as_str(),
+                    match kind {
+                        ExecutorKind::Wasm => "its module and no native layers",
+                        ExecutorKind::Native => "its layers and no Wasm module",
+                    }
+                )));
+            }
+        };
+        let platform = match &workload {
+            WorkloadRecord::Wasm(w) => w.target.as_str().to_string(),
+            WorkloadRecord::Native(_) => image.os.clone(),
         };
         let mut config = config;
         config.image = request.config.image.clone();
@@ -1132,10 +1212,8 @@ impl Containers {
             host_config,
             path: argv[0].clone(),
             args: argv[1..].to_vec(),
-            executor: kind,
             platform,
-            wasm,
-            native,
+            workload,
             state: StateRecord {
                 status: Status::Created,
                 pid: 0,
@@ -1154,7 +1232,7 @@ impl Containers {
         executor.prepare(&launch).await?;
         // `Config.Volumes` paths exist in a native container (a Wasm
         // container's would be WASI preopens, which wait for volumes).
-        if let Some(n) = &record.native {
+        if let Some(n) = record.workload.native() {
             let paths = fs::volume_paths(&record.config)?;
             if !paths.is_empty() {
                 let lowers = self.native.layers.lowers(&n.layers)?;
@@ -1227,7 +1305,7 @@ impl Containers {
                 }
                 inner.record.clone()
             };
-            let executor = self.executor(rec.executor)?.clone();
+            let executor = self.executor(rec.workload.kind())?.clone();
             let launch = self.launch(c, &rec)?;
             if let Err(e) = executor.prepare(&launch).await {
                 self.remove_after_failed_start(c).await;
@@ -1644,10 +1722,10 @@ impl Containers {
         // also why the removal can wait for a lazy commit.
         self.stage(&rec.id, None, false);
         let dir = c.dir.clone();
-        if let Ok(executor) = self.executor(rec.executor) {
+        if let Ok(executor) = self.executor(rec.workload.kind()) {
             executor.release(&rec.id).await;
         }
-        if rec.native.is_some() {
+        if rec.workload.native().is_some() {
             // The shim unmounts at exit; make sure before moving the files.
             let _ = crate::executor::native::overlay::unmount(&dir.join("rootfs"));
         }
@@ -1883,7 +1961,7 @@ impl Containers {
             mounts: Vec::new(),
             config: rec.config.clone(),
             network_settings: serde_json::json!({"Networks": {}}),
-            executor: rec.executor.as_str().into(),
+            executor: rec.workload.kind().as_str().into(),
             timings,
         })
     }
@@ -1934,7 +2012,7 @@ impl Containers {
                 },
                 network_settings: serde_json::json!({"Networks": {}}),
                 mounts: Vec::new(),
-                executor: rec.executor.as_str().into(),
+                executor: rec.workload.kind().as_str().into(),
             });
         }
         Ok(out)
@@ -1964,7 +2042,7 @@ impl Containers {
                 if !matches!(inner.record.state.status, Status::Running | Status::Paused) {
                     continue;
                 }
-                if live_restore && inner.record.executor == ExecutorKind::Native {
+                if live_restore && inner.record.workload.kind() == ExecutorKind::Native {
                     continue;
                 }
                 (inner.control.clone(), c.snapshot().exits)
@@ -2036,7 +2114,7 @@ fn check_platform(reference: &str, image: &image::ImageRecord, want: &str) -> Re
 /// container, bind-mounted over its own.
 /// Where a native container's `/etc/<name>` comes from; empty for Wasm.
 fn etc_path(rec: &ContainerRecord, dir: &Path, name: &str) -> String {
-    if rec.native.is_some() {
+    if rec.workload.native().is_some() {
         dir.join(name).display().to_string()
     } else {
         String::new()
@@ -2245,5 +2323,93 @@ mod tests {
         p.since = Some(std::time::Instant::now());
         p.urgent = true;
         assert_eq!(p.due_in(), Some(Duration::ZERO), "urgent goes at once");
+    }
+
+    /// A record as berthd wrote them before `WorkloadRecord`: the
+    /// executor's kind beside an optional Wasm module and optional native
+    /// layers (`native` absent from the oldest).
+    fn record_json(
+        executor: &str,
+        wasm: serde_json::Value,
+        native: Option<serde_json::Value>,
+    ) -> String {
+        let mut v = serde_json::json!({
+            "id": "c0ffee", "name": "n", "created": "2026-01-01T00:00:00Z",
+            "image": "app", "image_id": format!("sha256:{}", "a".repeat(64)),
+            "config": serde_json::to_value(wire::Config::default()).unwrap(),
+            "host_config": serde_json::to_value(wire::HostConfig::default()).unwrap(),
+            "path": "/app", "args": ["x"], "executor": executor, "platform": "wasip1",
+            "wasm": wasm,
+            "state": {"status": "exited", "pid": 0, "exit_code": 3, "error": "",
+                      "oom_killed": false, "started_at": "", "finished_at": ""},
+            "restart_count": 0, "manually_stopped": false,
+        });
+        if let Some(n) = native {
+            v["native"] = n;
+        }
+        v.to_string()
+    }
+
+    #[test]
+    fn records_of_before_the_workload_enum_read_and_write_the_same() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let wasm = serde_json::json!({"digest": digest, "target": "wasip1"});
+        // The oldest Wasm records have no `native` at all.
+        for json in [
+            record_json("wasm", wasm.clone(), None),
+            record_json("wasm", wasm.clone(), Some(serde_json::Value::Null)),
+        ] {
+            let rec: ContainerRecord = serde_json::from_str(&json).unwrap();
+            let WorkloadRecord::Wasm(w) = &rec.workload else {
+                panic!("{rec:?}")
+            };
+            assert_eq!(w.digest.to_string(), digest);
+            assert_eq!(w.target, WasiTarget::Wasip1);
+            // Written back in the same shape, which an older berthd reads.
+            let out: serde_json::Value = serde_json::to_value(&rec).unwrap();
+            assert_eq!(out["executor"], "wasm");
+            assert_eq!(out["wasm"], wasm);
+            assert_eq!(out["native"], serde_json::Value::Null);
+            assert_eq!(out["state"]["exit_code"], 3);
+            let again: ContainerRecord = serde_json::from_value(out).unwrap();
+            assert_eq!(again, rec);
+        }
+        let native = serde_json::json!({
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": digest, "size": 10}],
+            "capabilities": ["CAP_CHOWN"], "runtime": null,
+        });
+        let rec: ContainerRecord = serde_json::from_str(&record_json(
+            "native",
+            serde_json::Value::Null,
+            Some(native.clone()),
+        ))
+        .unwrap();
+        let WorkloadRecord::Native(n) = &rec.workload else {
+            panic!("{rec:?}")
+        };
+        assert_eq!(n.capabilities, ["CAP_CHOWN"]);
+        assert_eq!(n.layers.len(), 1);
+        let out = serde_json::to_value(&rec).unwrap();
+        assert_eq!(out["executor"], "native");
+        assert_eq!(out["wasm"], serde_json::Value::Null);
+        assert_eq!(out["native"]["capabilities"], native["capabilities"]);
+        assert_eq!(serde_json::from_value::<ContainerRecord>(out).unwrap(), rec);
+    }
+
+    #[test]
+    fn a_record_with_both_workloads_or_neither_is_refused() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let wasm = serde_json::json!({"digest": digest, "target": "wasip1"});
+        let native = serde_json::json!({"layers": [], "capabilities": [], "runtime": null});
+        for json in [
+            record_json("wasm", wasm.clone(), Some(native.clone())),
+            record_json("native", wasm, Some(native)),
+            record_json("wasm", serde_json::Value::Null, None),
+            record_json("native", serde_json::Value::Null, None),
+        ] {
+            let e = serde_json::from_str::<ContainerRecord>(&json).unwrap_err();
+            assert!(e.to_string().contains("container record with"), "{e}");
+        }
     }
 }

@@ -208,7 +208,7 @@ impl Containers {
     pub fn size_rw(&self, id: &str) -> u64 {
         let dir = self.dir.join(id);
         let Ok(c) = self.get(id) else { return 0 };
-        if c.record().native.is_some() {
+        if c.record().workload.native().is_some() {
             dir_size(&dir.join("upper"))
         } else {
             dir_size(&dir.join("rootfs"))
@@ -246,7 +246,7 @@ impl Containers {
                     Status::Created | Status::Exited | Status::Dead
                 );
                 (stopped && filters.matches(&r.created, &r.config.labels))
-                    .then(|| (r.id.clone(), r.native.is_some()))
+                    .then(|| (r.id.clone(), r.workload.native().is_some()))
             })
             .collect();
         let mut report = ContainerPruneReport::default();

@@ -68,7 +68,7 @@ impl Containers {
         let read = crate::util::now_rfc3339();
         let running = rec.state.status == Status::Running || rec.state.status == Status::Paused;
         let empty_cpu = json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}});
-        let (cpu, memory, pids, blkio) = if rec.executor == ExecutorKind::Wasm {
+        let (cpu, memory, pids, blkio) = if rec.workload.kind() == ExecutorKind::Wasm {
             // The executor's own accounting: the guest's linear memory and
             // the time spent running it.
             let usage = running
