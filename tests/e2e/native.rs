@@ -2075,7 +2075,7 @@ fn programs_are_found_under_a_profile_that_filters_openat2() {
     // falls back to paths, and the command runs as before.
     let Some(d) = daemon() else { return };
     let mut profile: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(repo_root().join("runtime/src/executor/native/seccomp-default.json"))
+        &std::fs::read(repo_root().join("runtime/executor/src/native/seccomp-default.json"))
             .unwrap(),
     )
     .unwrap();

@@ -92,7 +92,6 @@ pub struct NativeLaunch {
     pub lowers: Vec<PathBuf>,
     /// An external OCI runtime (`crun`, `runc`); `None` is berth's own.
     pub runtime: Option<PathBuf>,
-    pub seccomp: native::seccomp::SeccompChoice,
     /// `--init`.
     pub init: bool,
     pub open_stdin: bool,
@@ -103,7 +102,9 @@ pub struct NativeLaunch {
 #[derive(Debug, Clone)]
 pub struct Launch {
     pub id: String,
-    /// The OCI runtime spec: process args, env, cwd, terminal, resources.
+    /// The OCI runtime spec: process args, env, cwd, terminal, resources,
+    /// and for a native container its capabilities and seccomp section,
+    /// which every runtime installs as they are.
     pub spec: oci_spec::runtime::Spec,
     /// The container's state directory.
     pub bundle: PathBuf,

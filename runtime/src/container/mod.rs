@@ -28,7 +28,6 @@ pub mod stats;
 pub mod trash;
 
 use crate::error::{Error, ErrorKind, Result, ResultExt};
-use crate::executor::native::seccomp::SeccompChoice;
 use crate::executor::{
     Control, Executor, ExecutorKind, ExitStatus, Launch, NativeLaunch, OutputSink, Reattached,
     StdinWriter, Stdio, WasiTarget, WasmModule, Workload, parse_signal,
@@ -934,14 +933,6 @@ impl Containers {
                     capabilities: &n.capabilities,
                     cgroups_path: &format!("/{}/{}", self.native.cgroup_parent, rec.id),
                 })?;
-                let security = spec::SecurityOpts::parse(&rec.host_config.security_opt)?;
-                let seccomp = if rec.host_config.privileged || security.seccomp_unconfined {
-                    SeccompChoice::Unconfined
-                } else if let Some(p) = security.seccomp_profile {
-                    SeccompChoice::Profile(p)
-                } else {
-                    SeccompChoice::Default
-                };
                 let runtime = match &n.runtime {
                     None => None,
                     Some(name) => {
@@ -964,7 +955,6 @@ impl Containers {
                 let native = NativeLaunch {
                     lowers,
                     runtime,
-                    seccomp,
                     init: rec.host_config.init.unwrap_or(false),
                     open_stdin: rec.config.open_stdin,
                     console_size: rec

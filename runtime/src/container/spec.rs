@@ -7,8 +7,8 @@ use crate::error::{Error, Result, ResultExt};
 use crate::image::ExecutorKind;
 use berth_api_types::container::{Config, CreateRequest, HostConfig};
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder,
+    LinuxBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, LinuxSeccomp, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder,
 };
 
 /// Restart policies Docker knows.
@@ -447,6 +447,68 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
+    /// A native container's spec for `host`, with Docker's default
+    /// capabilities plus `cap_add`, resolved as the container layer does.
+    fn native(host: serde_json::Value) -> Spec {
+        use crate::executor::native::caps;
+        let host: HostConfig = serde_json::from_value(host).unwrap();
+        let caps: Vec<String> = caps::resolve(&host.cap_add, &host.cap_drop, host.privileged)
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        native_spec(&NativeSpecInput {
+            id: "0123456789abcdef",
+            argv: &["sh".to_string()],
+            config: &Config::default(),
+            host: &host,
+            rootfs: std::path::Path::new("/tmp/rootfs"),
+            capabilities: &caps,
+            cgroups_path: "/berth/0123456789abcdef",
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn native_spec_carries_the_seccomp_section_for_its_capabilities() {
+        use crate::executor::native::caps::{Capability, docker_default};
+        use crate::executor::native::seccomp;
+        let section = |spec: &Spec| spec.linux().as_ref().unwrap().seccomp().clone();
+        // Docker's default profile, for the final capability list.
+        let want = seccomp::to_oci(seccomp::default_profile(), &docker_default()).unwrap();
+        assert_eq!(section(&native(serde_json::json!({}))), Some(want));
+        let mut admin = docker_default();
+        admin.push(Capability::CAP_SYS_ADMIN);
+        let want = seccomp::to_oci(seccomp::default_profile(), &admin).unwrap();
+        let spec = native(serde_json::json!({"CapAdd": ["SYS_ADMIN"]}));
+        assert_eq!(section(&spec), Some(want));
+        assert!(
+            section(&spec)
+                .unwrap()
+                .syscalls()
+                .iter()
+                .flatten()
+                .any(|r| r.names().iter().any(|n| n == "mount"))
+        );
+        // A profile of the user's.
+        let profile = r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        let spec = native(serde_json::json!({"SecurityOpt": [format!("seccomp={profile}")]}));
+        let want = seccomp::to_oci(&seccomp::parse(profile.as_bytes()).unwrap(), &[]).unwrap();
+        assert_eq!(section(&spec), Some(want));
+        // None when unconfined or privileged.
+        let spec = native(serde_json::json!({"SecurityOpt": ["seccomp=unconfined"]}));
+        assert_eq!(section(&spec), None);
+        let spec = native(serde_json::json!({"Privileged": true}));
+        assert_eq!(section(&spec), None);
+        // no-new-privileges stays where it was.
+        let nnp = |spec: &Spec| spec.process().as_ref().unwrap().no_new_privileges();
+        assert_eq!(nnp(&native(serde_json::json!({}))), Some(true));
+        let spec = native(serde_json::json!({"SecurityOpt": ["no-new-privileges=false"]}));
+        assert_eq!(nnp(&spec), Some(false));
+        assert!(section(&spec).is_some());
+    }
+
     #[test]
     fn merge_follows_docker() {
         let image: Config = serde_json::from_value(serde_json::json!({
@@ -746,7 +808,9 @@ pub fn hostname(config: &Config, id: &str) -> String {
 /// namespaces, mounts, masked and read-only paths, devices, capabilities,
 /// resources. The process user is left as `uid 0` here; the runtime
 /// resolves `config.user` inside the container's root (see the native
-/// executor), and seccomp is applied from the Docker profile.
+/// executor). Seccomp is resolved here, once, into `linux.seccomp` (see
+/// [`seccomp_section`]): every runtime, berth's own included, installs what
+/// the spec says.
 pub fn native_spec(input: &NativeSpecInput) -> Result<Spec> {
     let c = input.config;
     let h = input.host;
@@ -875,6 +939,39 @@ pub fn native_spec(input: &NativeSpecInput) -> Result<Spec> {
             "readonlyPaths": readonly,
         },
     });
-    serde_json::from_value(spec)
-        .map_err(|e| Error::internal(format!("building the runtime spec: {e}")))
+    let mut spec: Spec = serde_json::from_value(spec)
+        .map_err(|e| Error::internal(format!("building the runtime spec: {e}")))?;
+    let section = seccomp_section(h, &security, caps)?;
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_seccomp(section);
+    }
+    Ok(spec)
+}
+
+/// The spec's `linux.seccomp` for a native container, as moby's
+/// `setupSeccomp` writes it: none when privileged or `seccomp=unconfined`;
+/// else the user's profile (`seccomp=<profile JSON>`) or Docker's default,
+/// evaluated for the container's final capability list `caps` (the default
+/// profile opens syscalls by capability) on this host.
+pub fn seccomp_section(
+    host: &HostConfig,
+    security: &SecurityOpts,
+    caps: &[String],
+) -> Result<Option<LinuxSeccomp>> {
+    use crate::executor::native::{caps::Capability, seccomp};
+    if host.privileged || security.seccomp_unconfined {
+        return Ok(None);
+    }
+    let caps = caps
+        .iter()
+        .map(|c| {
+            c.parse()
+                .map_err(|_| Error::invalid(format!("unknown capability: {c:?}")))
+        })
+        .collect::<Result<Vec<Capability>>>()?;
+    let section = match &security.seccomp_profile {
+        Some(json) => seccomp::to_oci(&seccomp::parse(json.as_bytes())?, &caps)?,
+        None => seccomp::to_oci(seccomp::default_profile(), &caps)?,
+    };
+    Ok(Some(section))
 }

@@ -11,7 +11,6 @@
 //! container's root (`init::prepare_exec`). This module holds both sides.
 
 use super::init::{self, User};
-use super::seccomp::SeccompChoice;
 use super::{caps, seccomp};
 use crate::error::{Error, Result, ResultExt};
 use crate::{ExecProcess, ExecSpec};
@@ -22,11 +21,14 @@ use std::path::{Path, PathBuf};
 
 /// Everything the helper needs, in the file it is given: the exec and what
 /// it inherits from the container (berthd works it out from the
-/// container's launch; the helper reads nothing else of the bundle).
+/// container's spec; the helper reads nothing else of the bundle).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct HelperInput {
     exec: ExecSpec,
-    seccomp: SeccompChoice,
+    /// The compiled form of the spec's `linux.seccomp`, as
+    /// [`seccomp::Program::to_bytes`] in hex; `None` for an exec with
+    /// `--privileged` or a container without a filter.
+    seccomp: Option<String>,
     capabilities: Option<oci_spec::runtime::LinuxCapabilities>,
     no_new_privileges: bool,
     /// The container's user, for an exec that names none.
@@ -40,17 +42,17 @@ struct HelperInput {
 }
 
 impl HelperInput {
-    fn new(launch: &crate::Launch, exec: &ExecSpec) -> Result<HelperInput> {
+    fn new(launch: &crate::Launch, exec: &ExecSpec, filter: Option<&[u8]>) -> HelperInput {
         let process = launch.spec.process().as_ref();
-        Ok(HelperInput {
+        HelperInput {
             exec: exec.clone(),
-            seccomp: super::native_of(launch)?.seccomp.clone(),
+            seccomp: filter.map(hex::encode),
             capabilities: process.and_then(|p| p.capabilities().clone()),
             no_new_privileges: process.and_then(|p| p.no_new_privileges()).unwrap_or(true),
             user: init::container_user(&launch.spec),
             container: launch.id.clone(),
             nofile: super::container_nofile(),
-        })
+        }
     }
 }
 
@@ -86,16 +88,14 @@ fn run_helper(spec_file: &Path) -> std::result::Result<i32, (i32, String)> {
         (false, Some(c)) => caps::CapSets::from_oci(c).map_err(|x| e(x.to_string()))?,
         (false, None) => caps::CapSets::docker(&[]),
     };
-    let keep: Vec<caps::Capability> = sets.bounding.to_vec();
     let program = match (&input.seccomp, spec.privileged) {
-        (SeccompChoice::Unconfined, _) | (_, true) => None,
-        (SeccompChoice::Default, _) => Some(
-            seccomp::compile(seccomp::default_profile(), &keep).map_err(|x| e(x.to_string()))?,
+        (None, _) | (_, true) => None,
+        (Some(hex), false) => Some(
+            hex::decode(hex)
+                .map_err(|x| x.to_string())
+                .and_then(|b| seccomp::Program::from_bytes(&b).map_err(|x| x.to_string()))
+                .map_err(|x| e(format!("seccomp program: {x}")))?,
         ),
-        (SeccompChoice::Profile(json), _) => {
-            let p = seccomp::parse(json.as_bytes()).map_err(|x| e(x.to_string()))?;
-            Some(seccomp::compile(&p, &keep).map_err(|x| e(x.to_string()))?)
-        }
     };
     let no_new_privs = input.no_new_privileges;
     let user_spec = if spec.user.is_empty() {
@@ -478,7 +478,8 @@ fn pty_pair(master: OwnedFd, ws: Option<&nix::pty::Winsize>) -> Option<(OwnedFd,
 
 /// Starts `berth-shim exec` for a container: `sealed` is the path to
 /// execute (see `super::SealedShim`), `shim` the binary's name for
-/// messages.
+/// messages, `filter` the compiled form of the container spec's
+/// `linux.seccomp` (none for `--privileged`).
 ///
 /// The helper's child lives in the container's pid namespace until it
 /// executes the command, and anyone there may read its command line: it
@@ -489,17 +490,19 @@ pub fn spawn(
     sealed: &Path,
     shim: &Path,
     launch: &crate::Launch,
-    id: &str,
     spec: &ExecSpec,
+    filter: Option<&[u8]>,
     stdin: bool,
     console: Option<[u16; 2]>,
 ) -> Result<ExecProcess> {
     let bundle = &launch.bundle;
-    let spec_name = format!("exec-{id}.json");
+    let id = crate::util::random_id();
+    let spec_name = format!("exec-{}.json", &id[..16]);
     let spec_file = bundle.join(&spec_name);
     std::fs::write(
         &spec_file,
-        serde_json::to_vec(&HelperInput::new(launch, spec)?).ctx("encoding the exec spec")?,
+        serde_json::to_vec(&HelperInput::new(launch, spec, filter))
+            .ctx("encoding the exec spec")?,
     )
     .ctx("writing the exec spec")?;
     let mut cmd = tokio::process::Command::new(sealed);

@@ -20,7 +20,6 @@ use crate::error::{Error, Result, ResultExt};
 use berth_api_types::stream::StreamKind;
 use futures_util::future::BoxFuture;
 use protocol::{ExitFile, StartReport};
-use seccomp::SeccompChoice;
 use shim::ShimConfig;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -41,9 +40,6 @@ pub struct NativeConfig {
 }
 
 /// Runs native containers, each under a `berth-shim`.
-/// A seccomp profile's hash and the capability mask it was compiled for.
-type FilterKey = (u64, u64);
-
 pub struct NativeExecutor {
     config: NativeConfig,
     /// What berthd runs as `berth-shim`: never the host's file itself.
@@ -51,9 +47,10 @@ pub struct NativeExecutor {
     /// Per container, whether its last shim is gone: a new start waits for
     /// the old shim's cleanup (it unmounts the same root).
     shims: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Receiver<bool>>>,
-    /// Compiled seccomp filters by profile and capability mask: compiling
-    /// Docker's profile takes about half a millisecond, on every start.
-    filters: std::sync::Mutex<std::collections::HashMap<FilterKey, Arc<Vec<u8>>>>,
+    /// Compiled seccomp filters by a fingerprint of their spec section (see
+    /// [`fingerprint`]): compiling Docker's profile takes about half a
+    /// millisecond, on every start.
+    filters: std::sync::Mutex<std::collections::HashMap<u64, CompiledFilter>>,
     /// On cgroup v1 hosts, shims started ahead of time, each with a
     /// container child already cloned and in a cgroup (see
     /// `shim::standby_main`); oldest first, at most [`STANDBY_POOL`].
@@ -280,43 +277,31 @@ impl NativeExecutor {
         });
     }
 
-    /// The compiled filter for a profile and capability set, cached.
-    fn compiled_filter(
-        &self,
-        choice: &SeccompChoice,
-        spec: &oci_spec::runtime::Spec,
-    ) -> Result<Option<Arc<Vec<u8>>>> {
-        use std::hash::{Hash, Hasher};
-        let profile = match choice {
-            SeccompChoice::Unconfined => return Ok(None),
-            SeccompChoice::Default => None,
-            SeccompChoice::Profile(json) => Some(json.as_str()),
+    /// The compiled form of the spec's `linux.seccomp` (`None` when it has
+    /// none), cached.
+    fn compiled_filter(&self, spec: &oci_spec::runtime::Spec) -> Result<Option<Arc<Vec<u8>>>> {
+        let Some(section) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+            return Ok(None);
         };
-        let keep: Vec<caps::Capability> = match spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.capabilities().as_ref())
+        let key = fingerprint(section);
+        if let Some(f) = self.filters.lock().unwrap().get(&key)
+            && f.section == *section
         {
-            Some(c) => caps::CapSets::from_oci(c)?.bounding,
-            None => Vec::new(),
-        };
-        let mut h = std::hash::DefaultHasher::new();
-        profile.hash(&mut h);
-        let key = (h.finish(), caps::mask(&keep));
-        if let Some(f) = self.filters.lock().unwrap().get(&key) {
-            return Ok(Some(f.clone()));
+            return Ok(Some(f.program.clone()));
         }
-        let program = match profile {
-            None => seccomp::compile(seccomp::default_profile(), &keep)?,
-            Some(json) => seccomp::compile(&seccomp::parse(json.as_bytes())?, &keep)?,
-        };
-        let bytes = Arc::new(program.to_bytes());
+        let program = Arc::new(seccomp::compile_oci(section)?.to_bytes());
         let mut filters = self.filters.lock().unwrap();
         if filters.len() > 64 {
             filters.clear();
         }
-        filters.insert(key, bytes.clone());
-        Ok(Some(bytes))
+        filters.insert(
+            key,
+            CompiledFilter {
+                section: section.clone(),
+                program: program.clone(),
+            },
+        );
+        Ok(Some(program))
     }
 
     /// Writes the bundle's files for a shim that starts from them: the OCI
@@ -346,7 +331,6 @@ impl NativeExecutor {
             upper: launch.bundle.join("upper"),
             work: launch.bundle.join("work"),
             runtime: native.runtime.clone(),
-            seccomp: native.seccomp.clone(),
             cgroup_parent: self.config.cgroup_parent.clone(),
             init: native.init,
             console_size: native.console_size,
@@ -371,7 +355,7 @@ impl NativeExecutor {
         let native = native_of(launch)?;
         let filter_path = launch.bundle.join(shim::SECCOMP_FILE);
         let filter = match native.runtime {
-            None => self.compiled_filter(&native.seccomp, &launch.spec)?,
+            None => self.compiled_filter(&launch.spec)?,
             Some(_) => None,
         };
         match filter {
@@ -382,7 +366,7 @@ impl NativeExecutor {
         }
         let spec = match &native.runtime {
             None => serde_json::to_vec(&launch.spec),
-            Some(_) => serde_json::to_vec_pretty(&external_spec(&launch.spec, &native.seccomp)?),
+            Some(_) => serde_json::to_vec_pretty(&external_spec(&launch.spec)),
         }
         .ctx("encoding config.json")?;
         std::fs::write(launch.bundle.join(shim::SPEC_FILE), spec).ctx("writing config.json")?;
@@ -397,12 +381,11 @@ impl NativeExecutor {
     /// A standby's job for this container: what its shim would otherwise
     /// read from the bundle and work out on the start path.
     fn standby_job(&self, launch: &Launch, cfg: ShimConfig) -> Result<shim::Job> {
-        let native = native_of(launch)?;
         let mgr = self
             .standby_cgroups
             .as_ref()
             .ok_or_else(|| Error::internal("a standby shim without cgroups"))?;
-        let filter = self.compiled_filter(&native.seccomp, &launch.spec)?;
+        let filter = self.compiled_filter(&launch.spec)?;
         shim::Job::new(
             cfg,
             &launch.spec,
@@ -414,35 +397,50 @@ impl NativeExecutor {
     }
 }
 
-/// The spec as an external OCI runtime (runc, crun) gets it: with
-/// `linux.seccomp` from the container's seccomp choice, for its bounding
-/// capabilities (berth's own runtime compiles the profile in the shim), and
+/// A compiled seccomp filter and the section it was compiled from.
+struct CompiledFilter {
+    section: oci_spec::runtime::LinuxSeccomp,
+    program: Arc<Vec<u8>>,
+}
+
+/// A cheap hash of a seccomp section (its actions, names, arguments,
+/// architectures and flags), to find its compiled filter; a hit is then
+/// compared in full.
+fn fingerprint(section: &oci_spec::runtime::LinuxSeccomp) -> u64 {
+    use std::hash::{Hash, Hasher};
+    use std::mem::discriminant;
+    let mut h = std::hash::DefaultHasher::new();
+    discriminant(&section.default_action()).hash(&mut h);
+    section.default_errno_ret().hash(&mut h);
+    for a in section.architectures().iter().flatten() {
+        discriminant(a).hash(&mut h);
+    }
+    for f in section.flags().iter().flatten() {
+        discriminant(f).hash(&mut h);
+    }
+    for call in section.syscalls().iter().flatten() {
+        call.names().hash(&mut h);
+        discriminant(&call.action()).hash(&mut h);
+        call.errno_ret().hash(&mut h);
+        for a in call.args().iter().flatten() {
+            (a.index(), a.value(), a.value_two()).hash(&mut h);
+            discriminant(&a.op()).hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// The spec as an external OCI runtime (runc, crun) gets it: as berth's
+/// own runtime does (with the `linux.seccomp` the container layer resolved;
+/// berth's runtime compiles it in [`NativeExecutor::compiled_filter`]), but
 /// with `process.terminal` false (the shim hands the runtime a pty of its
 /// own as plain stdio, so the runtime must not ask for a console socket).
-fn external_spec(
-    spec: &oci_spec::runtime::Spec,
-    choice: &SeccompChoice,
-) -> Result<oci_spec::runtime::Spec> {
+fn external_spec(spec: &oci_spec::runtime::Spec) -> oci_spec::runtime::Spec {
     let mut spec = spec.clone();
-    let process = spec.process().as_ref();
-    let caps = match process.and_then(|p| p.capabilities().as_ref()) {
-        Some(c) => caps::CapSets::from_oci(c)?.bounding,
-        None => Vec::new(), // the runtime grants none either
-    };
-    let section = match choice {
-        SeccompChoice::Unconfined => None,
-        SeccompChoice::Default => Some(seccomp::to_oci(seccomp::default_profile(), &caps)?),
-        SeccompChoice::Profile(json) => {
-            Some(seccomp::to_oci(&seccomp::parse(json.as_bytes())?, &caps)?)
-        }
-    };
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(false));
     }
-    let mut linux = spec.linux().clone().unwrap_or_default();
-    linux.set_seccomp(section);
-    spec.set_linux(Some(linux));
-    Ok(spec)
+    spec
 }
 
 impl Executor for NativeExecutor {
@@ -658,13 +656,18 @@ impl Executor for NativeExecutor {
         stdin: bool,
         console: Option<[u16; 2]>,
     ) -> Result<super::ExecProcess> {
-        let id = crate::util::random_id();
+        // The container's filter, as its init got it; `--privileged` runs
+        // without one.
+        let filter = match spec.privileged {
+            true => None,
+            false => self.compiled_filter(&launch.spec)?,
+        };
         exec::spawn(
             &self.sealed.exec_path(),
             &self.config.shim,
             launch,
-            &id[..16],
             &spec,
+            filter.as_deref().map(Vec::as_slice),
             stdin,
             console,
         )

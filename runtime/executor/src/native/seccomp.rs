@@ -1,16 +1,19 @@
 //! Seccomp for native containers: Docker's default profile, Docker's profile
-//! format (what `--security-opt seccomp=FILE` supplies), a compiler from a
-//! profile to the classic-BPF filter that the built-in runtime's container
-//! init installs right before `execve`, and the OCI spec's `linux.seccomp`
-//! section for an external runtime (runc, crun), which compiles it itself.
+//! format (what `--security-opt seccomp=FILE` supplies), its translation to
+//! the OCI spec's `linux.seccomp` section ([`to_oci`], which the container
+//! layer does once per container), and a compiler from such a section to
+//! the classic-BPF filter that the built-in runtime's container init
+//! installs right before `execve` ([`compile_oci`]). An external runtime
+//! (runc, crun) compiles the same section itself.
 //!
 //! Owns: the embedded default profile, profile parsing and validation, the
 //! include/exclude evaluation Docker does when it writes a spec, the
-//! translation to the OCI `linux.seccomp` section ([`to_oci`]), syscall
-//! name → number tables, BPF code generation, and loading a filter into the
-//! calling thread. Must not touch: capabilities (see `caps`), the rest of the
-//! OCI spec, namespaces, or any process but the caller. `unconfined` is the
-//! caller's business: it simply installs nothing (and writes no section).
+//! translation to the OCI `linux.seccomp` section, syscall name → number
+//! tables, BPF code generation from a section, and loading a filter into
+//! the calling thread. Must not touch: capabilities (see `caps`), the rest
+//! of the OCI spec, namespaces, or any process but the caller. `unconfined`
+//! is the caller's business: the spec then has no section, and nothing is
+//! installed.
 //!
 //! # Where the default profile comes from
 //!
@@ -30,14 +33,14 @@
 //!
 //! # From profile to filter (what moby, runc and libseccomp do)
 //!
-//! 1. moby (`setupSeccomp`, at spec time): an entry is dropped when an
-//!    `excludes` matches or an `includes` does not, against the container's
-//!    *bounding* capabilities, the native architecture in Go's spelling
+//! 1. moby (`setupSeccomp`, at spec time; here [`to_oci`]): an entry is
+//!    dropped when an `excludes` matches or an `includes` does not, against
+//!    the container's *bounding* capabilities, the native architecture in Go's spelling
 //!    (`amd64`, `arm64`) and the running kernel's version (`minKernel`). The
 //!    filter's architectures are the native one plus, from `archMap`, the
 //!    sub-architectures listed for it (or the legacy `architectures` list).
-//! 2. runc + libseccomp: a rule whose action equals the default action is
-//!    skipped; a name unknown on an architecture is skipped silently; an
+//! 2. runc + libseccomp (here [`compile_oci`], from the section alone): a
+//!    rule whose action equals the default action is skipped; a name unknown on an architecture is skipped silently; an
 //!    unconditional rule for a syscall wins over conditional ones; the
 //!    conditions of a rule are ANDed, except that when two of them test the
 //!    same argument each becomes its own rule (ORed), as runc does; rules of
@@ -59,10 +62,12 @@
 //!
 //! # Call order
 //!
-//! In the parent, before cloning the container's init: `compile` (allocates,
-//! reads the kernel version). In the child, after `caps::apply` and right
-//! before `execve`: [`set_no_new_privs`] (or `prctl(PR_SET_NO_NEW_PRIVS, 1)`)
-//! then [`install`], which allocates nothing. Without no-new-privileges the
+//! In the container layer, when it renders the spec: [`to_oci`] (reads the
+//! kernel version). In berthd, before starting the container's shim or an
+//! exec: [`compile_oci`] (allocates; cached per section). In the child,
+//! after `caps::apply` and right before `execve`: [`set_no_new_privs`] (or
+//! `prctl(PR_SET_NO_NEW_PRIVS, 1)`) then [`install`], which allocates
+//! nothing. Without no-new-privileges the
 //! kernel only accepts a filter from a thread with CAP_SYS_ADMIN in its
 //! effective set: install before dropping capabilities in that case, as
 //! runc does. The filter covers the calling thread and everything it execs.
@@ -80,16 +85,6 @@ use oci_spec::runtime::{
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-
-/// Which seccomp filter the container gets.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum SeccompChoice {
-    Default,
-    Unconfined,
-    /// A profile in Docker's JSON format.
-    Profile(String),
-}
 
 /// Docker's default profile, as JSON (see the module docs for its source).
 pub const DEFAULT_PROFILE_JSON: &str = include_str!("seccomp-default.json");
@@ -724,11 +719,11 @@ struct Cond {
     value_two: u64,
 }
 
-/// A profile entry that survived Docker's include/exclude step.
-struct Selected<'a> {
+/// One rule of the section being compiled.
+struct Rule<'a> {
     names: Vec<&'a str>,
     ret: u32,
-    args: &'a [Arg],
+    conds: Vec<Cond>,
 }
 
 /// What one syscall number does on one architecture.
@@ -740,51 +735,92 @@ enum Outcome {
 }
 
 /// Compiles `profile` for this host, for a container whose bounding
-/// capability set is `caps` (see the module docs for the semantics).
+/// capability set is `caps`: [`to_oci`], then [`compile_oci`].
 pub fn compile(profile: &Profile, caps: &[Capability]) -> Result<Program> {
     compile_for(profile, caps, &Target::host()?)
 }
 
-/// Compiles `profile` for `target` (another architecture or kernel version
-/// than this host's).
+/// [`compile`] for `target` (another architecture or kernel version than
+/// this host's).
 pub fn compile_for(profile: &Profile, caps: &[Capability], target: &Target) -> Result<Program> {
-    profile.validate()?;
-    let default_ret = profile.default_action.ret(profile.default_errno_ret)?;
-    let flags = profile
-        .flags
-        .iter()
-        .filter_map(|f| filter_flag(f))
-        .fold(0, |a, b| a | b);
-    let selected = select(profile, caps, target)?;
+    compile_oci_for(&to_oci_for(profile, caps, target)?, target.arch)
+}
 
-    // The native architecture always (libseccomp), then what the profile
-    // lists for it.
-    let mut arches = vec![target.arch];
-    let mut add = |name: &str| {
-        if let Some(Some(arch)) = scmp_arch(name)
-            && !arches.contains(&arch)
-        {
-            arches.push(arch);
-        }
-    };
-    for name in &profile.architectures {
-        add(name);
+/// Compiles an OCI `linux.seccomp` section for this host's architecture,
+/// as runc loads it through libseccomp (see the module docs, steps 2 and
+/// 3): what berth's own runtime installs for a container whose spec has
+/// the section.
+pub fn compile_oci(section: &LinuxSeccomp) -> Result<Program> {
+    let native = Arch::native().ok_or_else(|| {
+        Error::not_implemented("seccomp filters are built for x86_64 and aarch64 hosts only")
+    })?;
+    compile_oci_for(section, native)
+}
+
+/// [`compile_oci`] for a host whose native architecture is `native`.
+pub fn compile_oci_for(section: &LinuxSeccomp, native: Arch) -> Result<Program> {
+    let invalid = |msg: String| Error::invalid(format!("seccomp section: {msg}"));
+    if section.listener_path().is_some() {
+        return Err(notify_unsupported());
     }
-    for m in &profile.arch_map {
-        if scmp_arch(&m.arch) == Some(Some(target.arch)) {
-            add(&m.arch);
-            for sub in &m.sub_arches {
-                add(sub);
-            }
+    let default_action = Action::from_oci(section.default_action())?;
+    let default_ret = default_action.ret(section.default_errno_ret())?;
+    let mut flags = 0;
+    for flag in section.flags().iter().flatten() {
+        let name = oci_name(flag);
+        flags |=
+            filter_flag(&name).ok_or_else(|| invalid(format!("flag {name:?} is not known")))?;
+    }
+    let mut rules = Vec::new();
+    for (i, call) in section.syscalls().iter().flatten().enumerate() {
+        if call.names().is_empty() || call.names().iter().any(String::is_empty) {
+            return Err(invalid(format!(
+                "syscalls[{i}]: a rule needs a syscall name"
+            )));
+        }
+        let conds = call
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| match u8::try_from(a.index()) {
+                Ok(index @ 0..=5) => Ok(Cond {
+                    index,
+                    op: Op::from_oci(a.op()),
+                    value: a.value(),
+                    value_two: a.value_two().unwrap_or(0),
+                }),
+                _ => Err(invalid(format!(
+                    "syscalls[{i}]: argument index {} is out of range (0 to 5)",
+                    a.index()
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rules.push(Rule {
+            names: call.names().iter().map(String::as_str).collect(),
+            ret: Action::from_oci(call.action())?.ret(call.errno_ret())?,
+            conds,
+        });
+    }
+
+    // The native architecture always (libseccomp), then the section's.
+    let mut arches = vec![native];
+    for arch in section.architectures().iter().flatten() {
+        let name = oci_name(arch);
+        match scmp_arch(&name) {
+            Some(Some(arch)) if !arches.contains(&arch) => arches.push(arch),
+            // Known but not built: its calls hit the bad-architecture action.
+            Some(_) => {}
+            None if name == "SCMP_ARCH_NATIVE" => {}
+            None => return Err(invalid(format!("unknown architecture {name:?}"))),
         }
     }
 
-    let enosys_stub = !profile.default_action.allows();
+    let enosys_stub = !default_action.allows();
     let mut sections = Vec::with_capacity(arches.len());
     for &arch in &arches {
         sections.push((
             arch.audit(),
-            section(arch, &selected, default_ret, enosys_stub)?,
+            section_code(arch, &rules, default_ret, enosys_stub)?,
         ));
     }
     let mut insns = vec![stmt(LD_W_ABS, DATA_ARCH)];
@@ -803,25 +839,12 @@ pub fn compile_for(profile: &Profile, caps: &[Capability], target: &Target) -> R
     Ok(Program { insns, flags })
 }
 
-/// moby's `setupSeccomp` include/exclude step.
-fn select<'a>(
-    profile: &'a Profile,
-    caps: &[Capability],
-    target: &Target,
-) -> Result<Vec<Selected<'a>>> {
-    let cap_names = cap_names(caps);
-    let mut selected = Vec::new();
-    for rule in &profile.syscalls {
-        if !rule.applies(&cap_names, target) {
-            continue;
-        }
-        selected.push(Selected {
-            names: rule.all_names(),
-            ret: rule.action.ret(rule.errno_ret)?,
-            args: &rule.args,
-        });
+/// The `SCMP_*`/`SECCOMP_*` name of an oci-spec enum (its serde name).
+fn oci_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
     }
-    Ok(selected)
 }
 
 /// Capability names as profiles spell them (`CAP_SYS_ADMIN`).
@@ -857,15 +880,15 @@ impl Syscall {
 
 /// The filter section of one architecture (starts by loading the syscall
 /// number; every path ends in a return).
-fn section(
+fn section_code(
     arch: Arch,
-    selected: &[Selected],
+    rules: &[Rule],
     default_ret: u32,
     enosys_stub: bool,
 ) -> Result<Vec<Insn>> {
     let mut by_nr: BTreeMap<u32, Outcome> = BTreeMap::new();
     let mut largest: Option<u32> = None;
-    for rule in selected {
+    for rule in rules {
         for name in &rule.names {
             let Some(nr) = arch.syscall_number(name) else {
                 continue; // unknown on this architecture: skipped, as libseccomp does
@@ -879,9 +902,9 @@ fn section(
                 .or_insert_with(|| Outcome::Rules(Vec::new()));
             match outcome {
                 Outcome::Ret(_) => {} // an unconditional rule already decides
-                Outcome::Rules(_) if rule.args.is_empty() => *outcome = Outcome::Ret(rule.ret),
+                Outcome::Rules(_) if rule.conds.is_empty() => *outcome = Outcome::Ret(rule.ret),
                 Outcome::Rules(rules) => {
-                    rules.extend(conditions(rule.args).into_iter().map(|c| (c, rule.ret)))
+                    rules.extend(conditions(&rule.conds).into_iter().map(|c| (c, rule.ret)))
                 }
             }
         }
@@ -925,24 +948,15 @@ fn section(
 
 /// runc's rule splitting: all conditions ANDed in one rule, unless two test
 /// the same argument; then each condition is a rule of its own.
-fn conditions(args: &[Arg]) -> Vec<Vec<Cond>> {
-    let conds: Vec<Cond> = args
-        .iter()
-        .map(|a| Cond {
-            index: a.index as u8, // validated to be 0..=5
-            op: a.op,
-            value: a.value,
-            value_two: a.value_two,
-        })
-        .collect();
+fn conditions(conds: &[Cond]) -> Vec<Vec<Cond>> {
     let repeated = conds
         .iter()
         .enumerate()
         .any(|(i, c)| conds[..i].iter().any(|d| d.index == c.index));
     if repeated {
-        conds.into_iter().map(|c| vec![c]).collect()
+        conds.iter().map(|c| vec![*c]).collect()
     } else {
-        vec![conds]
+        vec![conds.to_vec()]
     }
 }
 
@@ -1202,7 +1216,35 @@ impl Action {
     }
 }
 
+impl Action {
+    fn from_oci(action: LinuxSeccompAction) -> Result<Action> {
+        Ok(match action {
+            LinuxSeccompAction::ScmpActKill => Action::Kill,
+            LinuxSeccompAction::ScmpActKillProcess => Action::KillProcess,
+            LinuxSeccompAction::ScmpActKillThread => Action::KillThread,
+            LinuxSeccompAction::ScmpActTrap => Action::Trap,
+            LinuxSeccompAction::ScmpActErrno => Action::Errno,
+            LinuxSeccompAction::ScmpActTrace => Action::Trace,
+            LinuxSeccompAction::ScmpActAllow => Action::Allow,
+            LinuxSeccompAction::ScmpActLog => Action::Log,
+            LinuxSeccompAction::ScmpActNotify => return Err(notify_unsupported()),
+        })
+    }
+}
+
 impl Op {
+    fn from_oci(op: LinuxSeccompOperator) -> Op {
+        match op {
+            LinuxSeccompOperator::ScmpCmpNe => Op::NotEqual,
+            LinuxSeccompOperator::ScmpCmpLt => Op::LessThan,
+            LinuxSeccompOperator::ScmpCmpLe => Op::LessOrEqual,
+            LinuxSeccompOperator::ScmpCmpEq => Op::EqualTo,
+            LinuxSeccompOperator::ScmpCmpGe => Op::GreaterOrEqual,
+            LinuxSeccompOperator::ScmpCmpGt => Op::GreaterThan,
+            LinuxSeccompOperator::ScmpCmpMaskedEq => Op::MaskedEqual,
+        }
+    }
+
     fn to_oci(self) -> LinuxSeccompOperator {
         match self {
             Op::NotEqual => LinuxSeccompOperator::ScmpCmpNe,
@@ -3038,5 +3080,202 @@ mod tests {
             out, "Seccomp:\t2\nmntns=0\nuserns=0\n",
             "CAP_SYS_ADMIN; stderr: {err}"
         );
+    }
+    // ---- the OCI path compiles what the direct path compiled ---------------
+
+    /// Profiles whose compiled programs are pinned: Docker's default and
+    /// custom ones that use every feature `to_oci` carries (legacy
+    /// `architectures`, `archMap`, flags, every action and operator,
+    /// `errnoRet`, `includes`/`excludes` on caps, arches and kernels).
+    fn pinned_profiles() -> Vec<(&'static str, Profile)> {
+        let ops = [
+            "SCMP_CMP_EQ",
+            "SCMP_CMP_NE",
+            "SCMP_CMP_LT",
+            "SCMP_CMP_LE",
+            "SCMP_CMP_GE",
+            "SCMP_CMP_GT",
+            "SCMP_CMP_MASKED_EQ",
+        ];
+        let every_op: Vec<serde_json::Value> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                let name = ["read", "write", "openat", "fchmodat"][i % 4];
+                let action = ["SCMP_ACT_ALLOW", "SCMP_ACT_TRAP", "SCMP_ACT_LOG"][i % 3];
+                serde_json::json!({
+                "names": [name],
+                "action": action,
+                "args": [{"index": i % 6, "value": 0x1_0000_0005u64 + i as u64, "valueTwo": 5, "op": op},
+                         {"index": (i + 1) % 6, "value": 7, "op": op}]
+            })})
+            .collect();
+        vec![
+            ("default", default_profile().clone()),
+            (
+                "legacy",
+                profile(serde_json::json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"],
+                    "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
+                    "syscalls": [
+                        {"name": "mkdir", "action": "SCMP_ACT_ERRNO"},
+                        {"names": ["chmod", "fchmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                         "args": [{"index": 1, "value": 7, "valueTwo": 5, "op": "SCMP_CMP_MASKED_EQ"}],
+                         "includes": {"minKernel": "5.10"}},
+                        {"names": ["kill"], "action": "SCMP_ACT_KILL_PROCESS"},
+                        {"names": ["tkill"], "action": "SCMP_ACT_KILL_THREAD"},
+                        {"names": ["tgkill"], "action": "SCMP_ACT_KILL", "excludes": {"caps": ["CAP_KILL"]}},
+                        {"names": ["getpid"], "action": "SCMP_ACT_TRACE", "errnoRet": 3, "includes": {"arches": ["arm64"]}},
+                        {"names": ["getppid"], "action": "SCMP_ACT_LOG", "excludes": {"minKernel": "6.0"}},
+                        {"names": ["gettid"], "action": "SCMP_ACT_TRAP", "includes": {"caps": ["CAP_SYS_ADMIN"]}}
+                    ]
+                })),
+            ),
+            (
+                "archmap",
+                profile(serde_json::json!({
+                    "defaultAction": "SCMP_ACT_ERRNO",
+                    "defaultErrnoRet": 38,
+                    "archMap": [
+                        {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+                        {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}
+                    ],
+                    "syscalls": every_op
+                })),
+            ),
+            (
+                "kill-default",
+                profile(serde_json::json!({
+                    "defaultAction": "SCMP_ACT_KILL_PROCESS",
+                    "syscalls": [
+                        {"names": ["read", "write", "exit_group", "no_such_call"], "action": "SCMP_ACT_ALLOW"},
+                        {"names": ["close"], "action": "SCMP_ACT_ALLOW",
+                         "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 4, "op": "SCMP_CMP_EQ"}]},
+                        {"names": ["close"], "action": "SCMP_ACT_ERRNO", "errnoRet": 9}
+                    ]
+                })),
+            ),
+        ]
+    }
+
+    /// Each pinned profile compiled for both architectures, five kernels
+    /// and five capability sets, as one digest per profile and
+    /// architecture.
+    fn pinned_digests() -> Vec<String> {
+        use crate::native::caps::all_supported;
+        use sha2::{Digest, Sha256};
+        let kernels = [(4, 4), (4, 8), (5, 10), (6, 8), (6, 18)];
+        let cap_sets = [
+            vec![],
+            docker_default(),
+            with(&[Capability::CAP_SYS_ADMIN]),
+            with(&[
+                Capability::CAP_SYS_PTRACE,
+                Capability::CAP_SYS_BOOT,
+                Capability::CAP_SYS_MODULE,
+            ]),
+            all_supported(),
+        ];
+        let mut out = Vec::new();
+        for (name, p) in pinned_profiles() {
+            for arch in [Arch::X86_64, Arch::Aarch64] {
+                let mut h = Sha256::new();
+                for (major, minor) in kernels {
+                    let t = Target {
+                        arch,
+                        kernel: KernelVersion { major, minor },
+                    };
+                    for caps in &cap_sets {
+                        h.update(compile_for(&p, caps, &t).unwrap().to_bytes());
+                    }
+                }
+                out.push(format!(
+                    "{name} {arch:?} {}",
+                    hex::encode(&h.finalize()[..12])
+                ));
+            }
+        }
+        out
+    }
+
+    /// Docker JSON → OCI section → BPF gives, bit for bit, the programs
+    /// that the compiler gave when it read Docker's format directly
+    /// (digests taken from that compiler, before it read OCI sections).
+    #[test]
+    fn the_oci_path_compiles_what_the_direct_path_compiled() {
+        let want = [
+            "default X86_64 091d084308e510c3c737ce27",
+            "default Aarch64 e3d713191ef4536db785b5d0",
+            "legacy X86_64 d817d3859563eae8d8d82777",
+            "legacy Aarch64 2e47d21bb82d1425083b2770",
+            "archmap X86_64 40f5d12025ed768fdc1c4bed",
+            "archmap Aarch64 d6608b598b4e9c9178ce74d1",
+            "kill-default X86_64 f832bda3747f7ad5ae976bac",
+            "kill-default Aarch64 7702b7f4915a3244bcb47efb",
+        ];
+        assert_eq!(pinned_digests(), want);
+    }
+
+    /// A section as a spec carries it (JSON, as runc reads it).
+    fn oci_section(json: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn oci_sections_compile_as_their_profiles() {
+        let x = Arch::X86_64;
+        for caps in [docker_default(), with(&[Capability::CAP_SYS_ADMIN])] {
+            let oci = to_oci_for(default_profile(), &caps, &target(x)).unwrap();
+            // Through JSON, as the spec reaches the shim and the exec helper.
+            let oci: LinuxSeccomp =
+                serde_json::from_slice(&serde_json::to_vec(&oci).unwrap()).unwrap();
+            assert_eq!(
+                compile_oci_for(&oci, x).unwrap(),
+                compile_for(default_profile(), &caps, &target(x)).unwrap()
+            );
+        }
+        let oci = oci_section(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 38,
+            "architectures": ["SCMP_ARCH_NATIVE", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+            "syscalls": [
+                {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["close"], "action": "SCMP_ACT_ERRNO", "errnoRet": 9,
+                 "args": [{"index": 0, "value": 255, "valueTwo": 3, "op": "SCMP_CMP_MASKED_EQ"}]}
+            ]
+        }));
+        let prog = compile_oci_for(&oci, x).unwrap();
+        assert_eq!(prog.flags, libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as u32);
+        assert_eq!(call(&prog, x, "read", &[]), ALLOW);
+        assert_eq!(call(&prog, x, "close", &[0x103]), ret_errno(9));
+        assert_eq!(call(&prog, x, "close", &[4]), ret_errno(38));
+        assert_eq!(call(&prog, Arch::X86, "write", &[]), ALLOW);
+        assert_eq!(run(&prog, AUDIT_ARCH_AARCH64, 0, [0; 6]), KILL);
+    }
+
+    #[test]
+    fn oci_sections_berth_cannot_run_are_refused() {
+        let x = Arch::X86_64;
+        let refused = |json: serde_json::Value| compile_oci_for(&oci_section(json), x).unwrap_err();
+        let e = refused(serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY"}));
+        assert_eq!(e.kind(), ErrorKind::NotImplemented);
+        let e = refused(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock"}));
+        assert_eq!(e.kind(), ErrorKind::NotImplemented);
+        let e = refused(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}));
+        assert_eq!(e.kind(), ErrorKind::NotImplemented);
+        let e = refused(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}));
+        assert!(e.to_string().contains("argument index 6"), "{e}");
+        let e = refused(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]}));
+        assert!(e.to_string().contains("needs a syscall name"), "{e}");
+        let e = refused(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}));
+        assert!(e.to_string().contains("WAIT_KILLABLE_RECV"), "{e}");
     }
 }

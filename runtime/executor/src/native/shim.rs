@@ -21,8 +21,7 @@
 use super::cgroups::{Cgroup, CgroupManager, Resources};
 use super::init::{self, CgroupMount, InitConfig, MountOp};
 use super::protocol::{self, ExitFile, StartReport, State};
-use super::seccomp::SeccompChoice;
-use super::{caps, seccomp};
+use super::seccomp;
 use crate::OutputSink;
 use crate::log::LogSink;
 use crate::util::fdio::{nonblocking, read_async, write_all_async};
@@ -51,7 +50,6 @@ pub struct ShimConfig {
     pub work: PathBuf,
     /// An external OCI runtime binary; `None` is berth's built-in one.
     pub runtime: Option<PathBuf>,
-    pub seccomp: SeccompChoice,
     /// Parent cgroup name (`berth`).
     pub cgroup_parent: String,
     /// `--init`.
@@ -1365,25 +1363,17 @@ fn init_config(
         });
     }
     let caps = process.capabilities().clone().unwrap_or_default();
-    let keep: Vec<caps::Capability> = caps::CapSets::from_oci(&caps)
-        .map_err(|e| err(e.to_string()))?
-        .bounding;
-    let seccomp = match (&cfg.seccomp, precompiled) {
+    let section = linux.and_then(|l| l.seccomp().as_ref());
+    let seccomp = match (section, precompiled) {
         // An external runtime installs its own filter from config.json.
         _ if cfg.runtime.is_some() => None,
-        (SeccompChoice::Unconfined, _) => None,
+        (None, _) => None,
         // berthd compiled it already (see `NativeExecutor::compiled_filter`).
-        (_, Some(bytes)) => {
+        (Some(_), Some(bytes)) => {
             Some(seccomp::Program::from_bytes(bytes).map_err(|e| err(format!("seccomp: {e}")))?)
         }
-        (SeccompChoice::Default, None) => Some(
-            seccomp::compile(seccomp::default_profile(), &keep)
-                .map_err(|e| err(format!("seccomp: {e}")))?,
-        ),
-        (SeccompChoice::Profile(json), None) => {
-            let p = seccomp::parse(json.as_bytes())
-                .map_err(|e| err(format!("seccomp profile: {e}")))?;
-            Some(seccomp::compile(&p, &keep).map_err(|e| err(format!("seccomp: {e}")))?)
+        (Some(section), None) => {
+            Some(seccomp::compile_oci(section).map_err(|e| err(format!("seccomp: {e}")))?)
         }
     };
     let mut etc_files = Vec::new();
