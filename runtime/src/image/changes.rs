@@ -629,10 +629,6 @@ mod tests {
         nix::fcntl::open(path, dir_flags(), Mode::empty())
     }
 
-    fn is_root() -> bool {
-        nix::unistd::Uid::effective().is_root()
-    }
-
     #[test]
     fn changes_of_a_plain_directory_are_all_additions() {
         let t = tempfile::tempdir().unwrap();
@@ -650,8 +646,7 @@ mod tests {
     /// directories overlayfs makes (root needed for both).
     #[test]
     fn changes_and_commit_layer_follow_overlay_rules() {
-        if !is_root() {
-            eprintln!("skipping: whiteouts and trusted xattrs need root");
+        if !crate::util::testing::have_root() {
             return;
         }
         let t = tempfile::tempdir().unwrap();

@@ -597,18 +597,7 @@ mod tests {
     use crate::image::config::ImageConfigFile;
     use crate::image::unpack::testtar::Tar;
     use crate::util::Digest;
-
-    fn require_root() -> bool {
-        if nix::unistd::geteuid().is_root() {
-            return true;
-        }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "this test needs root"
-        );
-        eprintln!("skipping: needs root");
-        false
-    }
+    use crate::util::testing::have_root;
 
     fn rootfs() -> Vec<u8> {
         let mut t = Tar::new();
@@ -628,7 +617,7 @@ mod tests {
 
     #[test]
     fn imports_plain_and_gzip_rootfs_as_native_images() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (dir, images) = crate::image::tests::fixture();
@@ -707,7 +696,7 @@ mod tests {
 
     #[test]
     fn an_untagged_import_and_a_platform() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (dir, images) = crate::image::tests::fixture();
@@ -732,7 +721,7 @@ mod tests {
 
     #[test]
     fn a_hostile_tarball_records_nothing() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (dir, images) = crate::image::tests::fixture();

@@ -527,21 +527,10 @@ mod tests {
         premount_rootfs, unmount,
     };
     use crate::image::unpack::testtar::Tar;
+    use crate::util::testing::have_root;
     use std::io::Write;
     use std::os::unix::fs::FileTypeExt;
     use std::time::Instant;
-
-    fn require_root() -> bool {
-        if nix::unistd::geteuid().is_root() {
-            return true;
-        }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "this test needs root"
-        );
-        eprintln!("skipping: needs root");
-        false
-    }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -581,7 +570,7 @@ mod tests {
 
     #[test]
     fn ensure_unpacks_each_compression_and_records_the_diff_id() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (_d, blobs, layers) = store();
@@ -613,7 +602,7 @@ mod tests {
 
     #[test]
     fn concurrent_ensure_unpacks_once() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (_d, blobs, layers) = store();
@@ -636,7 +625,7 @@ mod tests {
 
     #[test]
     fn a_refused_layer_leaves_nothing_behind() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (_d, blobs, layers) = store();
@@ -667,7 +656,7 @@ mod tests {
 
     #[test]
     fn prepare_checks_diff_ids_and_orders_lowers() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (_d, blobs, layers) = store();
@@ -731,7 +720,7 @@ mod tests {
 
     #[test]
     fn remove_list_and_sweep() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (d, blobs, layers) = store();
@@ -764,7 +753,7 @@ mod tests {
     /// and makes a directory opaque.
     #[test]
     fn overlay_of_two_layers_applies_whiteouts() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (d, blobs, layers) = store();
@@ -840,7 +829,7 @@ mod tests {
 
     #[test]
     fn premounted_overlay_is_attached_where_the_child_wants_it() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (d, blobs, layers) = store();
@@ -892,7 +881,7 @@ mod tests {
 
     #[test]
     fn zero_layers_mount_the_empty_lower() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (d, _blobs, layers) = store();
@@ -914,7 +903,7 @@ mod tests {
     /// page: the `/proc/self/fd` form takes over.
     #[test]
     fn many_layers_under_a_long_root_still_mount() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let base = tempfile::tempdir().unwrap();
@@ -954,7 +943,7 @@ mod tests {
     /// overlay mount and unmount cost here, as on every container start.
     #[test]
     fn mount_and_unmount_cost() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (d, blobs, layers) = store();
@@ -990,7 +979,7 @@ mod tests {
 
     #[test]
     fn unpacked_size_is_the_files_bytes() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (_d, blobs, layers) = store();
@@ -1089,7 +1078,7 @@ mod tests {
 
     #[test]
     fn init_layer_treats_a_whiteout_etc_as_absent() {
-        if !require_root() {
+        if !have_root() {
             return;
         }
         let (_d, _blobs, layers) = store();

@@ -566,19 +566,10 @@ mod tests {
 
     const CHILD_ENV: &str = "BERTH_CAPS_TEST_CHILD";
 
-    fn is_root() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() == 0 }
-    }
-
     /// Runs this test binary again, only `test`, with `CHILD_ENV=mode`, and
     /// returns its stdout; `None` when not root (skipped; a failure on CI).
     fn run_child(test: &str, mode: &str) -> Option<String> {
-        if !is_root() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{test} needs root (CI=true)");
-            }
-            eprintln!("skipping {test}: needs root");
+        if !crate::util::testing::have_root() {
             return None;
         }
         let name = format!(

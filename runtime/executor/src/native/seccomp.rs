@@ -2680,20 +2680,11 @@ mod tests {
 
     const CHILD_ENV: &str = "BERTH_SECCOMP_TEST_CHILD";
 
-    fn is_root() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() == 0 }
-    }
-
     /// Runs this test binary again, only `test`, with `CHILD_ENV=mode`, and
     /// returns `name -> result` from its `SYSCALL name result` lines; `None`
     /// when not root (skipped; a failure on CI).
     fn run_child(test: &str, mode: &str) -> Option<BTreeMap<String, String>> {
-        if !is_root() {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{test} needs root (CI=true)");
-            }
-            eprintln!("skipping {test}: needs root");
+        if !crate::util::testing::have_root() {
             return None;
         }
         let name = format!(
@@ -2967,14 +2958,13 @@ mod tests {
         caps: &[Capability],
         script: &str,
     ) -> Option<(String, String, i32)> {
-        let ci = std::env::var("CI").as_deref() == Ok("true");
         let runc = std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
                 .map(|p| p.join("runc"))
                 .find(|p| p.is_file())
         });
         let busybox = std::path::Path::new("/bin/busybox");
-        let missing = if !is_root() {
+        let missing = if !nix::unistd::geteuid().is_root() {
             Some("root")
         } else if runc.is_none() {
             Some("runc")
@@ -2984,10 +2974,7 @@ mod tests {
             None
         };
         if let Some(what) = missing {
-            if ci {
-                panic!("the runc round trip needs {what} (CI=true)");
-            }
-            eprintln!("skipping the runc round trip: needs {what}");
+            crate::util::testing::skip(format!("(the runc round trip) needs {what}"));
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

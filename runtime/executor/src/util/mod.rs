@@ -7,6 +7,8 @@ pub mod dirfd;
 pub mod fdio;
 pub mod fsutil;
 pub mod names;
+#[doc(hidden)]
+pub mod testing;
 
 pub use digest::Digest;
 
