@@ -569,28 +569,7 @@ mod tests {
     /// Runs this test binary again, only `test`, with `CHILD_ENV=mode`, and
     /// returns its stdout; `None` when not root (skipped; a failure on CI).
     fn run_child(test: &str, mode: &str) -> Option<String> {
-        if !crate::util::testing::have_root() {
-            return None;
-        }
-        let name = format!(
-            "{}::{test}",
-            module_path!()
-                .split_once("::")
-                .map_or(module_path!(), |(_, rest)| rest)
-        );
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, mode)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "child {mode} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(stdout)
+        crate::util::testing::rerun_as_child(module_path!(), test, (CHILD_ENV, mode))
     }
 
     /// The `Cap*:` masks of `/proc/.../status` lines that start with `prefix`.

@@ -2684,27 +2684,7 @@ mod tests {
     /// returns `name -> result` from its `SYSCALL name result` lines; `None`
     /// when not root (skipped; a failure on CI).
     fn run_child(test: &str, mode: &str) -> Option<BTreeMap<String, String>> {
-        if !crate::util::testing::have_root() {
-            return None;
-        }
-        let name = format!(
-            "{}::{test}",
-            module_path!()
-                .split_once("::")
-                .map_or(module_path!(), |(_, rest)| rest)
-        );
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, mode)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "child {mode} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = crate::util::testing::rerun_as_child(module_path!(), test, (CHILD_ENV, mode))?;
         let results: BTreeMap<String, String> = stdout
             .lines()
             // The first line may follow libtest's "test name ... ".
